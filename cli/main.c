@@ -1,0 +1,280 @@
+/*
+ * main.c — deltadct command-line tool: argument parsing and dispatch.
+ * Exit status: 0 success, 1 failure (one-line message on stderr), 2 usage error.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char *USAGE =
+    "deltadct " DDCT_VERSION_STRING " — store a fine-tuned model as a compressed delta against its base\n"
+    "\n"
+    "usage:\n"
+    "  deltadct compress   BASE.safetensors FINETUNED.safetensors -o OUT.ddct [options]\n"
+    "  deltadct decompress BASE.safetensors IN.ddct -o REBUILT.safetensors [options]\n"
+    "  deltadct info       IN.ddct [--json]\n"
+    "  deltadct eval       BASE.safetensors FINETUNED.safetensors IN.ddct [--json]\n"
+    "  deltadct verify     IN.ddct [--base BASE.safetensors]\n"
+    "  deltadct sweep      BASE.safetensors FINETUNED.safetensors [grid options]\n"
+    "\n"
+    "Run 'deltadct COMMAND --help' for a command's options. -V/--version prints the version.\n";
+
+static const char *COMPRESS_HELP =
+    "usage: deltadct compress BASE.safetensors FINETUNED.safetensors -o OUT.ddct [options]\n"
+    "\n"
+    "Stores FINETUNED as a delta against BASE. Floating tensors of >= 2 dims with >= p*p elements\n"
+    "(not embeddings, heads, classifiers, poolers or norms) are coded lossily; all others losslessly.\n"
+    "\n"
+    "  -o, --output FILE     output file (default: FINETUNED with .ddct)\n"
+    "  -f, --force           overwrite an existing output\n"
+    "  --method M            patch (Delta-DCT family, default) | bitdelta | svd\n"
+    "  --transform T         dct (default) | dwt | none\n"
+    "  --patch P             patch size p, 2..128 (default 16)\n"
+    "  --bits SPEC           bit-widths by importance rank, e.g. 2:0.5,0:0.5 (default),\n"
+    "                        4:0.34,2:0.33,0:0.33; widths 0..8, fractions sum to 1\n"
+    "  --importance I        l2 (default: patch L2 norm) | lowfreq (energy of the k x k lowest\n"
+    "                        frequencies after the transform)\n"
+    "  --lowfreq-k K         k for --importance lowfreq (default 4)\n"
+    "  --qtable Q            flat (default) | jpeg (JPEG luminance table as per-frequency steps)\n"
+    "  --wavelet W           haar (default) | cdf97, for --transform dwt\n"
+    "  --dwt-levels N        wavelet levels (default 1)\n"
+    "  --dwt-keep K          all (default) | ll_lh_hl | ll_only: bands kept by --transform dwt\n"
+    "  --bpp X               target bits per lossy parameter (svd: sets the rank)\n"
+    "  --no-rescale          store without the per-layer mean |delta| rescale\n"
+    "  --include REGEX       tensors matching REGEX are lossy even if excluded by default\n"
+    "  --exclude REGEX       replace the default exclusions (POSIX extended, case-insensitive)\n"
+    "  --zstd-level N        zstd level for lossless tensors (default 3)\n"
+    "  -T, --threads N       threads (default: all cores; output is identical for any N)\n"
+    "  -q, --quiet           no progress or summary\n"
+    "  --json                print the summary as JSON\n";
+
+static const char *DECOMPRESS_HELP =
+    "usage: deltadct decompress BASE.safetensors IN.ddct -o REBUILT.safetensors [options]\n"
+    "\n"
+    "Rebuilds the fine-tune: same tensor names, order, shapes, dtypes and __metadata__.\n"
+    "\n"
+    "  -o, --output FILE     output file (default: IN without .ddct, plus .safetensors)\n"
+    "  -f, --force           overwrite an existing output\n"
+    "  --no-rescale          rebuild without the rescale step (ablation)\n"
+    "  --rescale             force the rescale step on\n"
+    "  -T, --threads N       threads (default: all cores)\n"
+    "  -q, --quiet           no progress\n";
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(USAGE, stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+        fputs(USAGE, stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version")) {
+        printf("deltadct %s (format %d)\n", ddct_versionString(), 1);
+        return 0;
+    }
+    if (!strcmp(cmd, "compress")) return cmd_compress(argc - 1, argv + 1);
+    if (!strcmp(cmd, "decompress")) return cmd_decompress(argc - 1, argv + 1);
+    if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
+    if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
+    if (!strcmp(cmd, "verify")) return cmd_verify(argc - 1, argv + 1);
+    if (!strcmp(cmd, "sweep")) return cmd_sweep(argc - 1, argv + 1);
+    cli_error("unknown command '%s' (try 'deltadct --help')", cmd);
+    return EXIT_USAGE;
+}
+
+static int wants_help(int argc, char **argv, const char *help)
+{
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            fputs(help, stdout);
+            return 1;
+        }
+    return 0;
+}
+
+/* Options common to several commands. Returns 1 if argv[*i] was consumed, -1 on error. */
+static int common_opt(int argc, char **argv, int *i, cli_common *c)
+{
+    const char *a = argv[*i], *v;
+    int m;
+    if (!strcmp(a, "-f") || !strcmp(a, "--force")) return c->force = 1;
+    if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) return c->quiet = 1;
+    if (!strcmp(a, "--json")) return c->json = 1;
+    if (!strcmp(a, "--no-rescale")) return (c->rescale = 0), 1;
+    if (!strcmp(a, "--rescale")) return c->rescale = 1;
+    v = cli_optval(argc, argv, i, !strcmp(a, "-o") ? "-o" : "--output", &m);
+    if (m) {
+        if (!v) return cli_error("--output needs a file name"), -1;
+        c->output = v;
+        return 1;
+    }
+    v = cli_optval(argc, argv, i, !strcmp(a, "-T") ? "-T" : "--threads", &m);
+    if (m) {
+        char *end;
+        long t = v ? strtol(v, &end, 10) : -1;
+        if (!v || *end || t < 0 || t > 1024) return cli_error("--threads needs a number 0..1024"), -1;
+        c->threads = (int)t;
+        return 1;
+    }
+    return 0;
+}
+
+static char *default_name(const char *in, const char *strip, const char *add)
+{
+    size_t n = strlen(in), s = strlen(strip);
+    if (n > s && !strcmp(in + n - s, strip)) n -= s;
+    char *o = malloc(n + strlen(add) + 1);
+    if (!o) return NULL;
+    memcpy(o, in, n);
+    strcpy(o + n, add);
+    return o;
+}
+
+static void print_notes(const ddct_CCtx *c, int quiet)
+{
+    if (quiet) return;
+    for (size_t i = 0; i < ddct_CCtx_noteCount(c); i++) fprintf(stderr, "deltadct: note: %s\n", ddct_CCtx_note(c, i));
+}
+
+/* Summary of a freshly written file (shared with info's totals). */
+void cli_info_summary(const char *path, int json);
+
+int cmd_compress(int argc, char **argv)
+{
+    if (wants_help(argc, argv, COMPRESS_HELP)) return 0;
+    cli_common c = {.rescale = -1};
+    ddct_params p;
+    ddct_params_default(&p);
+    const char *pos[2];
+    int npos = 0;
+    char err[512];
+    for (int i = 1; i < argc; i++) {
+        int r = common_opt(argc, argv, &i, &c);
+        if (r < 0) return EXIT_USAGE;
+        if (r) continue;
+        const char *a = argv[i];
+        if (a[0] == '-' && a[1] == '-' && a[2]) {
+            static const char *const names[] = {"method", "transform", "patch", "bits", "importance", "lowfreq-k",
+                                                "qtable", "wavelet", "dwt-levels", "dwt-keep", "bpp", "zstd-level",
+                                                "include", "exclude", NULL};
+            int done = 0;
+            for (int k = 0; names[k] && !done; k++) {
+                char opt[32];
+                snprintf(opt, sizeof opt, "--%s", names[k]);
+                int m;
+                const char *v = cli_optval(argc, argv, &i, opt, &m);
+                if (!m) continue;
+                done = 1;
+                if (!v) return cli_error("%s needs a value", opt), EXIT_USAGE;
+                if (!strcmp(names[k], "include")) p.include_regex = v;
+                else if (!strcmp(names[k], "exclude")) p.exclude_regex = v;
+                else if (ddct_params_set(&p, names[k], v, err, sizeof err)) return cli_error("%s", err), EXIT_USAGE;
+            }
+            if (!done) return cli_error("unknown option '%s' (see 'deltadct compress --help')", a), EXIT_USAGE;
+        } else if (a[0] == '-' && a[1]) {
+            return cli_error("unknown option '%s' (see 'deltadct compress --help')", a), EXIT_USAGE;
+        } else if (npos < 2) {
+            pos[npos++] = a;
+        } else {
+            return cli_error("too many arguments (see 'deltadct compress --help')"), EXIT_USAGE;
+        }
+    }
+    if (npos != 2) return cli_error("compress needs BASE and FINETUNED (see 'deltadct compress --help')"), EXIT_USAGE;
+    if (c.rescale == 0) p.rescale = 0;
+    p.threads = c.threads;
+    char *dflt = c.output ? NULL : default_name(pos[1], ".safetensors", ".ddct");
+    const char *out = c.output ? c.output : dflt;
+    ddct_CCtx *cc = ddct_createCCtx();
+    if (!cc || !out) return cli_error("out of memory"), 1;
+    cli_progress pr;
+    cli_progress_init(&pr, c.quiet, "compress");
+    ddct_CCtx_setProgress(cc, cli_progress_cb, &pr);
+    double t0 = cli_now();
+    ddct_ErrorCode rc = ddct_compressFiles(cc, pos[0], pos[1], out, &p, c.force);
+    cli_progress_end(&pr);
+    if (rc) cli_error("%s", ddct_CCtx_getErrorMessage(cc));
+    else {
+        print_notes(cc, c.quiet);
+        if (!c.quiet || c.json) {
+            if (!c.json) fprintf(stderr, "%s: written in %.2f s\n", out, cli_now() - t0);
+            cli_info_summary(out, c.json);
+        }
+    }
+    ddct_freeCCtx(cc);
+    free(dflt);
+    return rc ? 1 : 0;
+}
+
+int cmd_decompress(int argc, char **argv)
+{
+    if (wants_help(argc, argv, DECOMPRESS_HELP)) return 0;
+    cli_common c = {.rescale = -1};
+    const char *pos[2];
+    int npos = 0;
+    for (int i = 1; i < argc; i++) {
+        int r = common_opt(argc, argv, &i, &c);
+        if (r < 0) return EXIT_USAGE;
+        if (r) continue;
+        if (argv[i][0] == '-' && argv[i][1])
+            return cli_error("unknown option '%s' (see 'deltadct decompress --help')", argv[i]), EXIT_USAGE;
+        if (npos == 2) return cli_error("too many arguments"), EXIT_USAGE;
+        pos[npos++] = argv[i];
+    }
+    if (npos != 2) return cli_error("decompress needs BASE and IN.ddct (see 'deltadct decompress --help')"), EXIT_USAGE;
+    char *dflt = c.output ? NULL : default_name(pos[1], ".ddct", ".safetensors");
+    const char *out = c.output ? c.output : dflt;
+    ddct_DCtx *d = ddct_createDCtx();
+    if (!d || !out) return cli_error("out of memory"), 1;
+    ddct_DCtx_setThreads(d, c.threads);
+    ddct_DCtx_setRescale(d, c.rescale);
+    cli_progress pr;
+    cli_progress_init(&pr, c.quiet, "decompress");
+    ddct_DCtx_setProgress(d, cli_progress_cb, &pr);
+    double t0 = cli_now();
+    ddct_ErrorCode rc = ddct_decompressFile(d, pos[0], pos[1], out, c.force);
+    cli_progress_end(&pr);
+    if (rc) cli_error("%s", ddct_DCtx_getErrorMessage(d));
+    else if (!c.quiet) fprintf(stderr, "%s: rebuilt in %.2f s\n", out, cli_now() - t0);
+    ddct_freeDCtx(d);
+    free(dflt);
+    return rc ? 1 : 0;
+}
+
+int cmd_verify(int argc, char **argv)
+{
+    if (wants_help(argc, argv,
+                   "usage: deltadct verify IN.ddct [--base BASE.safetensors]\n\n"
+                   "Checks every checksum of IN.ddct (and, with --base, that BASE is the model the delta\n"
+                   "was made against). Writes nothing. Exit 0 when everything checks.\n"))
+        return 0;
+    const char *file = NULL, *base = NULL;
+    int quiet = 0;
+    for (int i = 1; i < argc; i++) {
+        int m;
+        const char *v = cli_optval(argc, argv, &i, "--base", &m);
+        if (m) {
+            if (!v) return cli_error("--base needs a file"), EXIT_USAGE;
+            base = v;
+        } else if (!strcmp(argv[i], "-q") || !strcmp(argv[i], "--quiet")) {
+            quiet = 1;
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            return cli_error("unknown option '%s'", argv[i]), EXIT_USAGE;
+        } else if (!file) {
+            file = argv[i];
+        } else {
+            return cli_error("too many arguments"), EXIT_USAGE;
+        }
+    }
+    if (!file) return cli_error("verify needs IN.ddct"), EXIT_USAGE;
+    ddct_DCtx *d = ddct_createDCtx();
+    if (!d) return cli_error("out of memory"), 1;
+    ddct_ErrorCode rc = ddct_verifyFile(d, file, base);
+    if (rc) cli_error("%s", ddct_DCtx_getErrorMessage(d));
+    else if (!quiet) printf("%s: OK%s\n", file, base ? " (base matches)" : "");
+    ddct_freeDCtx(d);
+    return rc ? 1 : 0;
+}

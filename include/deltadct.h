@@ -1,0 +1,177 @@
+/*
+ * deltadct.h — the one public header of libdeltadct.
+ *
+ * deltadct stores a fine-tuned model as a compressed delta against its base
+ * (Delta-DCT, Huang et al. 2025, "Seeing Delta Parameters as JPEG Images"),
+ * and rebuilds the fine-tune from the base and that delta.
+ *
+ * Conventions (those of zstd.h):
+ *   - opaque contexts with create/free;
+ *   - a params struct with defaults (ddct_params_default());
+ *   - every call returns a ddct_ErrorCode (0 = DDCT_OK); ddct_getErrorName() names
+ *     it and the context keeps a message naming the file, tensor and offset;
+ *   - the library never prints, never exits and never aborts on bad input.
+ *
+ * The container layout is specified in docs/FORMAT.md.
+ */
+#ifndef DELTADCT_H
+#define DELTADCT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DDCT_VERSION_MAJOR 0
+#define DDCT_VERSION_MINOR 3
+#define DDCT_VERSION_PATCH 0
+#define DDCT_VERSION_STRING "0.3.0"
+
+/* ---------------------------------------------------------------- errors */
+typedef enum {
+    DDCT_OK = 0,
+    DDCT_ERR_IO,             /* open/read/write/rename failed (disk full included) */
+    DDCT_ERR_NOMEM,          /* allocation failed */
+    DDCT_ERR_FORMAT,         /* input file malformed or truncated */
+    DDCT_ERR_CHECKSUM,       /* a checksum in a .ddct file does not match */
+    DDCT_ERR_VERSION,        /* .ddct written by an incompatible format version */
+    DDCT_ERR_BASE_MISMATCH,  /* the base given is not the one the delta was made against */
+    DDCT_ERR_PARAM,          /* invalid option or parameter */
+    DDCT_ERR_EXISTS,         /* output exists (and overwrite not allowed) or equals an input */
+    DDCT_ERR_UNSUPPORTED,    /* valid but not supported (e.g. unknown codec id) */
+    DDCT_ERR_INTERNAL,       /* a bug: please report */
+    DDCT_ERR_COUNT
+} ddct_ErrorCode;
+
+const char *ddct_getErrorName(ddct_ErrorCode code);
+unsigned ddct_versionNumber(void); /* MAJOR*10000 + MINOR*100 + PATCH */
+const char *ddct_versionString(void);
+
+/* ---------------------------------------------------------------- params */
+typedef enum { DDCT_METHOD_PATCH = 0, DDCT_METHOD_BITDELTA, DDCT_METHOD_SVD, DDCT_METHOD_COUNT } ddct_method;
+typedef enum { DDCT_TRANSFORM_DCT = 0, DDCT_TRANSFORM_DWT, DDCT_TRANSFORM_NONE, DDCT_TRANSFORM_COUNT } ddct_transform;
+typedef enum { DDCT_WAVELET_HAAR = 0, DDCT_WAVELET_CDF97, DDCT_WAVELET_COUNT } ddct_wavelet;
+typedef enum { DDCT_KEEP_ALL = 0, DDCT_KEEP_LL_LH_HL, DDCT_KEEP_LL_ONLY, DDCT_KEEP_COUNT } ddct_dwt_keep;
+typedef enum { DDCT_IMPORTANCE_L2 = 0, DDCT_IMPORTANCE_LOWFREQ, DDCT_IMPORTANCE_COUNT } ddct_importance;
+typedef enum { DDCT_QTABLE_FLAT = 0, DDCT_QTABLE_JPEG, DDCT_QTABLE_COUNT } ddct_qtable;
+
+#define DDCT_MAX_BITS_LEVELS 16
+#define DDCT_MAX_BITWIDTH 8
+
+/* A mixed-precision strategy: `n` classes, patches ranked by importance get
+ * bits[0] for the first frac[0] of them, bits[1] for the next, ... */
+typedef struct {
+    int n;
+    int bits[DDCT_MAX_BITS_LEVELS];
+    double frac[DDCT_MAX_BITS_LEVELS];
+} ddct_strategy;
+
+typedef struct {
+    ddct_method method;         /* default DDCT_METHOD_PATCH */
+    ddct_transform transform;   /* default DDCT_TRANSFORM_DCT */
+    int patch;                  /* p, 2..128, default 16 */
+    ddct_strategy bits;         /* default 2:0.5,0:0.5 */
+    ddct_importance importance; /* default L2 */
+    int lowfreq_k;              /* default 4 */
+    ddct_qtable qtable;         /* default FLAT */
+    ddct_wavelet wavelet;       /* default HAAR */
+    int dwt_levels;             /* default 1 */
+    ddct_dwt_keep dwt_keep;     /* default ALL */
+    int rescale;                /* 1 (default): rebuild with per-layer mean |delta| */
+    double bpp;                 /* target bits per lossy parameter (svd method, and >0: budget); 0 = unset */
+    const char *include_regex;  /* POSIX ERE; NULL = default rule */
+    const char *exclude_regex;  /* POSIX ERE; NULL = default exclusions */
+    int threads;                /* 0 = all cores */
+    int zstd_level;             /* lossless tensors, default 19 */
+} ddct_params;
+
+void ddct_params_default(ddct_params *p);
+/* Parse "2:0.5,0:0.5" into a strategy. Returns DDCT_ERR_PARAM with a message in err (may be NULL). */
+ddct_ErrorCode ddct_strategy_parse(const char *spec, ddct_strategy *out, char *err, size_t errlen);
+/* Parse an option value by name ("transform", "wavelet", "dwt-keep", "importance", "qtable", "method"). */
+ddct_ErrorCode ddct_params_set(ddct_params *p, const char *name, const char *value, char *err, size_t errlen);
+/* Write a canonical one-line description of p (as stored in the file header). */
+void ddct_params_describe(const ddct_params *p, char *out, size_t outlen);
+
+/* ---------------------------------------------------------------- progress */
+/* Called after each tensor. Return non-zero to cancel (the call then fails with DDCT_ERR_PARAM). */
+typedef int (*ddct_progress_fn)(void *opaque, size_t tensors_done, size_t tensors_total,
+                                uint64_t bytes_done, uint64_t bytes_total, const char *tensor_name);
+
+/* ---------------------------------------------------------------- compress */
+typedef struct ddct_CCtx_s ddct_CCtx;
+ddct_CCtx *ddct_createCCtx(void);
+void ddct_freeCCtx(ddct_CCtx *cctx);
+void ddct_CCtx_setProgress(ddct_CCtx *cctx, ddct_progress_fn fn, void *opaque);
+/* BASE and FINETUNED: .safetensors files (F32/F16/BF16 lossy; other dtypes lossless).
+ * Writes OUT atomically (temporary name, renamed when complete). overwrite=0 refuses an existing OUT. */
+ddct_ErrorCode ddct_compressFiles(ddct_CCtx *cctx, const char *base_path, const char *ft_path,
+                                  const char *out_path, const ddct_params *params, int overwrite);
+const char *ddct_CCtx_getErrorMessage(const ddct_CCtx *cctx);
+/* Notes from the last compression (e.g. "tensor 'x': holds NaN/Inf, stored losslessly"). */
+size_t ddct_CCtx_noteCount(const ddct_CCtx *cctx);
+const char *ddct_CCtx_note(const ddct_CCtx *cctx, size_t i);
+
+/* ---------------------------------------------------------------- decompress */
+typedef struct ddct_DCtx_s ddct_DCtx;
+ddct_DCtx *ddct_createDCtx(void);
+void ddct_freeDCtx(ddct_DCtx *dctx);
+void ddct_DCtx_setProgress(ddct_DCtx *dctx, ddct_progress_fn fn, void *opaque);
+void ddct_DCtx_setThreads(ddct_DCtx *dctx, int threads);
+/* Override the rescale flag stored in the file: -1 = as stored (default), 0 = off, 1 = on. */
+void ddct_DCtx_setRescale(ddct_DCtx *dctx, int rescale);
+ddct_ErrorCode ddct_decompressFile(ddct_DCtx *dctx, const char *base_path, const char *ddct_path,
+                                   const char *out_path, int overwrite);
+/* Check every checksum of a .ddct; with base_path also the base fingerprints. Writes nothing. */
+ddct_ErrorCode ddct_verifyFile(ddct_DCtx *dctx, const char *ddct_path, const char *base_path);
+const char *ddct_DCtx_getErrorMessage(const ddct_DCtx *dctx);
+
+/* ---------------------------------------------------------------- info */
+typedef struct {
+    const char *name;
+    const char *dtype;       /* safetensors dtype name */
+    int ndim;
+    const uint64_t *shape;
+    uint64_t nparams;
+    const char *codec;       /* "same", "raw", "xor", "patch", "bitdelta", "svd", ... */
+    int lossy;
+    uint64_t record_bytes;   /* whole record on disk */
+    uint64_t payload_bytes;  /* coded values */
+    uint64_t side_bytes;     /* record_bytes - payload_bytes: headers, ranges, maps, checksums */
+} ddct_tensor_info;
+
+typedef struct ddct_Info_s ddct_Info;
+ddct_ErrorCode ddct_openInfo(ddct_Info **out, const char *ddct_path, char *err, size_t errlen);
+void ddct_freeInfo(ddct_Info *info);
+size_t ddct_Info_count(const ddct_Info *info);
+const ddct_tensor_info *ddct_Info_tensor(const ddct_Info *info, size_t i);
+uint64_t ddct_Info_fileBytes(const ddct_Info *info);
+uint64_t ddct_Info_containerBytes(const ddct_Info *info); /* header + index + footer */
+const char *ddct_Info_header(const ddct_Info *info);     /* the header's JSON text */
+size_t ddct_Info_removedCount(const ddct_Info *info);
+const char *ddct_Info_removed(const ddct_Info *info, size_t i);
+
+/* ---------------------------------------------------------------- eval */
+typedef struct {
+    const char *name;
+    int lossy;
+    uint64_t nparams;
+    double err2;      /* sum (d_hat - d)^2 over the tensor, d = ft - base in float */
+    double ref2;      /* sum d^2 */
+    double dot;       /* sum d_hat * d */
+    double hat2;      /* sum d_hat^2 */
+    double max_abs_err;
+} ddct_tensor_eval;
+
+/* Rebuild each tensor in memory (nothing written) and compare it with the fine-tune.
+ * cb is called once per tensor in file order; it may be NULL. */
+typedef void (*ddct_eval_fn)(void *opaque, const ddct_tensor_eval *ev);
+ddct_ErrorCode ddct_evaluate(ddct_DCtx *dctx, const char *base_path, const char *ft_path,
+                             const char *ddct_path, ddct_eval_fn cb, void *opaque);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DELTADCT_H */

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs the Debian packages deltadct builds and tests with (idempotent; needs root or sudo).
+set -euo pipefail
+PKGS="build-essential cmake pkg-config libzstd-dev libjansson-dev libxxhash-dev liblapacke-dev libopenblas-dev zstd clang libclang-rt-14-dev"
+if [ "${1:-}" = "--bench" ]; then PKGS="$PKGS python3-numpy python3-scipy python3-torch libopenblas0-pthread"; fi
+missing=""
+for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+if [ -n "$missing" ]; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
+fi

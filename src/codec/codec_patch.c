@@ -1,0 +1,484 @@
+/*
+ * codec_patch.c — the Delta-DCT family (Huang et al. 2025, "Seeing Delta Parameters as JPEG
+ * Images"), with the DWT, JPEG-table and importance variants.
+ *
+ * Encode, per tensor (viewed as rows x cols, see ddct_view_cols):
+ *   1. cut the view into p x p patches (edges zero-padded), score each (L2 norm of the patch,
+ *      or energy of the k x k lowest-frequency coefficients after the transform);
+ *   2. give bit-widths by rank from the strategy (quant/alloc.c);
+ *   3. 0-bit patch: store the mean of its real elements (bf16). b-bit patch: transform,
+ *      divide each kept coefficient by its quantization-table weight, store the range
+ *      [lo, hi] (bf16, rounded outward) and round-quantize every kept value to b bits;
+ *   4. record mean |delta| for the rebuild's rescale.
+ * Decode reverses it and, if rescale is on, scales the tensor so mean |delta^| = mean |delta|.
+ *
+ * Streams (all sizes follow from params + map, and are checked exactly):
+ *   params: u8 version(0) u8 transform u8 p u8 wavelet u8 levels u8 keep u8 qtable u8 flags(bit0 rescale)
+ *           varint cols  f32 mean_abs  u8 nclasses  u8 width[nclasses]
+ *   side:   class map (ceil(log2 nclasses) bits per patch, LSB-first, padded to a byte), then per
+ *           patch in raster order: b > 0: u16 lo_bf16, u16 hi_bf16; b = 0: u16 mean_bf16
+ *   data:   per strip of p rows of patches, byte-aligned: per patch in order, nkept values of b bits.
+ * Strips are independent: threads encode and decode them in parallel, byte-identically.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "common/dtype.h"
+#include "quant/quant.h"
+#include "transform/transform.h"
+
+typedef struct {
+    int transform, p, wavelet, levels, keep, qtable, rescale;
+    uint64_t n, cols, rows, prow, pcol, npatch;
+    float mean_abs;
+    int nclasses;
+    int widths[DDCT_MAX_BITS_LEVELS];
+    int mapbits;
+    ddct_xform *xf;
+    float *qw;       /* p*p quantization weights (1 = flat) */
+    uint32_t *kept;  /* indices of kept coefficients */
+    size_t nkept;
+} layout;
+
+static void layout_free(layout *L)
+{
+    ddct_xform_free(L->xf);
+    free(L->qw);
+    free(L->kept);
+}
+
+static int ceil_log2(int n)
+{
+    int b = 0;
+    while ((1 << b) < n) b++;
+    return b;
+}
+
+/* Derive everything from the stored parameters (shared by encoder and decoder). */
+static int layout_init(layout *L, uint64_t n, ddct_err *e)
+{
+    int p = L->p;
+    RETURN_ERROR_IF(p < 2 || p > DDCT_MAX_PATCH, e, DDCT_ERR_FORMAT, "patch size %d out of range", p);
+    RETURN_ERROR_IF(L->cols == 0 || (n && L->cols > n), e, DDCT_ERR_FORMAT, "bad 2-D view width %llu",
+                    (unsigned long long)L->cols);
+    L->n = n;
+    L->rows = n ? (n + L->cols - 1) / L->cols : 0;
+    L->prow = (L->rows + (uint64_t)p - 1) / (uint64_t)p;
+    L->pcol = (L->cols + (uint64_t)p - 1) / (uint64_t)p;
+    L->npatch = L->prow * L->pcol;
+    L->mapbits = ceil_log2(L->nclasses);
+    FORWARD_IF_ERROR(ddct_xform_create(&L->xf, (ddct_transform)L->transform, p, (ddct_wavelet)L->wavelet,
+                                       L->levels, e));
+    size_t pp = (size_t)p * (size_t)p;
+    L->qw = malloc(pp * sizeof *L->qw);
+    L->kept = malloc(pp * sizeof *L->kept);
+    RETURN_ERROR_IF(!L->qw || !L->kept, e, DDCT_ERR_NOMEM, "out of memory");
+    if (L->qtable == DDCT_QTABLE_JPEG) ddct_qtable_jpeg(p, L->qw);
+    else
+        for (size_t i = 0; i < pp; i++) L->qw[i] = 1.0f;
+    L->nkept = 0;
+    for (size_t i = 0; i < pp; i++)
+        if (ddct_xform_kept(L->xf, (ddct_dwt_keep)L->keep, i)) L->kept[L->nkept++] = (uint32_t)i;
+    return 0;
+}
+
+/* Copy patch (pr, pc) of the view into buf (p*p, zero-padded); returns the real element count. */
+static uint64_t load_patch(const layout *L, const float *x, uint64_t pr, uint64_t pc, float *buf)
+{
+    int p = L->p;
+    uint64_t real = 0;
+    for (int r = 0; r < p; r++) {
+        uint64_t row = pr * (uint64_t)p + (uint64_t)r;
+        float *dst = buf + (size_t)r * (size_t)p;
+        uint64_t start = row * L->cols + pc * (uint64_t)p;
+        int cnt = 0;
+        if (row < L->rows) {
+            uint64_t c0 = pc * (uint64_t)p;
+            uint64_t lim = L->cols - c0 < (uint64_t)p ? L->cols - c0 : (uint64_t)p;
+            if (start < L->n) cnt = (int)(L->n - start < lim ? L->n - start : lim);
+        }
+        if (cnt > 0) memcpy(dst, x + start, (size_t)cnt * sizeof *dst);
+        memset(dst + cnt, 0, (size_t)(p - cnt) * sizeof *dst);
+        real += (uint64_t)cnt;
+    }
+    return real;
+}
+
+/* Write the real region of patch (pr, pc) from buf into x. */
+static void store_patch(const layout *L, float *x, uint64_t pr, uint64_t pc, const float *buf)
+{
+    int p = L->p;
+    for (int r = 0; r < p; r++) {
+        uint64_t row = pr * (uint64_t)p + (uint64_t)r;
+        if (row >= L->rows) break;
+        uint64_t c0 = pc * (uint64_t)p, start = row * L->cols + c0;
+        if (start >= L->n) break;
+        uint64_t lim = L->cols - c0 < (uint64_t)p ? L->cols - c0 : (uint64_t)p;
+        uint64_t cnt = L->n - start < lim ? L->n - start : lim;
+        memcpy(x + start, buf + (size_t)r * (size_t)p, (size_t)cnt * sizeof *x);
+    }
+}
+
+typedef struct {
+    float *a, *b, *scratch, *vals;
+    uint16_t *q;
+} work;
+
+static int work_alloc(work *w, const layout *L)
+{
+    size_t pp = (size_t)L->p * (size_t)L->p;
+    w->a = malloc(pp * sizeof(float));
+    w->b = malloc(pp * sizeof(float));
+    w->vals = malloc(pp * sizeof(float));
+    w->scratch = malloc((ddct_xform_scratch_floats(L->xf) + 1) * sizeof(float));
+    w->q = malloc(pp * sizeof(uint16_t));
+    return w->a && w->b && w->vals && w->scratch && w->q ? 0 : -1;
+}
+
+static void work_free(work *w)
+{
+    free(w->a);
+    free(w->b);
+    free(w->vals);
+    free(w->scratch);
+    free(w->q);
+}
+
+static uint64_t patch_bits(const layout *L, int width) { return (uint64_t)L->nkept * (uint64_t)width; }
+
+/* Byte offsets of each strip's data, from the per-patch widths. off has prow+1 entries. */
+static int strip_offsets(const layout *L, const uint8_t *wid, uint64_t *off)
+{
+    off[0] = 0;
+    for (uint64_t s = 0; s < L->prow; s++) {
+        uint64_t bits = 0;
+        for (uint64_t c = 0; c < L->pcol; c++) bits += patch_bits(L, wid[s * L->pcol + c]);
+        off[s + 1] = off[s] + ddct_bitpack_bytes(bits);
+    }
+    return 0;
+}
+
+/* Byte offsets of each patch's side record (after the map). off has npatch+1 entries. */
+static uint64_t side_offsets(const layout *L, const uint8_t *wid, uint64_t *off)
+{
+    uint64_t o = ddct_bitpack_bytes((uint64_t)L->mapbits * L->npatch);
+    for (uint64_t i = 0; i < L->npatch; i++) {
+        off[i] = o;
+        o += wid[i] ? 4 : 2;
+    }
+    off[L->npatch] = o;
+    return o;
+}
+
+static void put16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+
+/* ------------------------------------------------------------------ encode */
+
+static int patch_encode(const ddct_lossy_in *in, ddct_enc_out *out, ddct_err *e)
+{
+    const ddct_params *P = in->params;
+    layout L;
+    memset(&L, 0, sizeof L);
+    L.transform = P->transform;
+    L.p = P->patch;
+    L.wavelet = P->wavelet;
+    L.levels = P->transform == DDCT_TRANSFORM_DWT ? P->dwt_levels : 1;
+    L.keep = P->transform == DDCT_TRANSFORM_DWT ? P->dwt_keep : DDCT_KEEP_ALL;
+    L.qtable = P->qtable;
+    L.rescale = P->rescale ? 1 : 0;
+    L.cols = ddct_view_cols(in->ndim, in->shape, in->nelem, P->patch);
+    L.mean_abs = (float)ddct_mean_abs(in->delta, in->nelem, in->threads);
+    L.nclasses = P->bits.n;
+    for (int i = 0; i < P->bits.n; i++) L.widths[i] = P->bits.bits[i];
+    int rc = layout_init(&L, in->nelem, e);
+    float *score = NULL, *mean = NULL;
+    uint8_t *wid = NULL, *cls = NULL;
+    uint64_t *soff = NULL, *doff = NULL;
+    uint8_t *lowmask = NULL;
+    if (rc) goto done;
+    size_t np = (size_t)L.npatch;
+    score = malloc((np + 1) * sizeof *score);
+    mean = malloc((np + 1) * sizeof *mean);
+    wid = malloc(np + 1);
+    cls = malloc(np + 1);
+    soff = malloc((np + 1) * sizeof *soff);
+    doff = malloc((L.prow + 1) * sizeof *doff);
+    lowmask = malloc((size_t)L.p * (size_t)L.p);
+    if (!score || !mean || !wid || !cls || !soff || !doff || !lowmask) {
+        rc = ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory (%zu patches)", np);
+        goto done;
+    }
+    int lowfreq = P->importance == DDCT_IMPORTANCE_LOWFREQ;
+    if (lowfreq) ddct_xform_lowfreq_mask(L.xf, P->lowfreq_k, lowmask);
+    int failed = 0;
+    /* pass 1: importance and means */
+#pragma omp parallel num_threads(in->threads)
+    {
+        work w;
+        int ok = work_alloc(&w, &L) == 0;
+        if (!ok) {
+#pragma omp atomic write
+            failed = 1;
+        }
+#pragma omp for schedule(dynamic)
+        for (uint64_t s = 0; s < L.prow; s++) {
+            if (!ok) continue;
+            for (uint64_t c = 0; c < L.pcol; c++) {
+                uint64_t real = load_patch(&L, in->delta, s, c, w.a);
+                size_t pp = (size_t)L.p * (size_t)L.p;
+                double sum = 0, sq = 0;
+                for (size_t i = 0; i < pp; i++) {
+                    sum += w.a[i];
+                    sq += (double)w.a[i] * w.a[i];
+                }
+                if (lowfreq) {
+                    ddct_xform_forward(L.xf, w.a, w.b, w.scratch);
+                    sq = 0;
+                    for (size_t i = 0; i < pp; i++)
+                        if (lowmask[i]) sq += (double)w.b[i] * w.b[i];
+                }
+                score[s * L.pcol + c] = (float)sqrt(sq);
+                mean[s * L.pcol + c] = real ? (float)(sum / (double)real) : 0.0f;
+            }
+        }
+        work_free(&w);
+    }
+    if (failed) {
+        rc = ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory (patch buffers)");
+        goto done;
+    }
+    /* allocation */
+    rc = ddct_alloc_by_rank(&P->bits, score, np, wid, e);
+    if (rc) goto done;
+    for (size_t i = 0; i < np; i++)
+        for (int k = 0; k < L.nclasses; k++)
+            if (L.widths[k] == wid[i]) {
+                cls[i] = (uint8_t)k;
+                break;
+            }
+    /* params */
+    ddct_buf *pb = &out->params;
+    ddct_buf_u8(pb, 0);
+    ddct_buf_u8(pb, (uint8_t)L.transform);
+    ddct_buf_u8(pb, (uint8_t)L.p);
+    ddct_buf_u8(pb, (uint8_t)L.wavelet);
+    ddct_buf_u8(pb, (uint8_t)L.levels);
+    ddct_buf_u8(pb, (uint8_t)L.keep);
+    ddct_buf_u8(pb, (uint8_t)L.qtable);
+    ddct_buf_u8(pb, (uint8_t)L.rescale);
+    ddct_buf_varint(pb, L.cols);
+    ddct_buf_f32(pb, L.mean_abs);
+    ddct_buf_u8(pb, (uint8_t)L.nclasses);
+    for (int k = 0; k < L.nclasses; k++) ddct_buf_u8(pb, (uint8_t)L.widths[k]);
+    /* side + data layout */
+    uint64_t side_len = side_offsets(&L, wid, soff);
+    strip_offsets(&L, wid, doff);
+    if (ddct_buf_reserve(&out->side, (size_t)side_len) || ddct_buf_reserve(&out->data, (size_t)doff[L.prow])) {
+        rc = ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    uint8_t *side = out->side.p, *data = out->data.p;
+    memset(side, 0, (size_t)side_len);
+    ddct_bitw mw;
+    ddct_bitw_init(&mw, side);
+    for (size_t i = 0; i < np; i++) ddct_bitw_put(&mw, cls[i], L.mapbits);
+    ddct_bitw_finish(&mw);
+    /* pass 2: transform + quantize */
+#pragma omp parallel num_threads(in->threads)
+    {
+        work w;
+        int ok = work_alloc(&w, &L) == 0;
+        if (!ok) {
+#pragma omp atomic write
+            failed = 1;
+        }
+#pragma omp for schedule(dynamic)
+        for (uint64_t s = 0; s < L.prow; s++) {
+            if (!ok) continue;
+            ddct_bitw bw;
+            ddct_bitw_init(&bw, data + doff[s]);
+            for (uint64_t c = 0; c < L.pcol; c++) {
+                uint64_t i = s * L.pcol + c;
+                int b = wid[i];
+                if (b == 0) {
+                    put16(side + soff[i], ddct_f32_to_bf16(mean[i]));
+                    continue;
+                }
+                load_patch(&L, in->delta, s, c, w.a);
+                ddct_xform_forward(L.xf, w.a, w.b, w.scratch);
+                float lo = INFINITY, hi = -INFINITY;
+                for (size_t k = 0; k < L.nkept; k++) {
+                    float v = w.b[L.kept[k]] / L.qw[L.kept[k]];
+                    w.vals[k] = v;
+                    lo = v < lo ? v : lo;
+                    hi = v > hi ? v : hi;
+                }
+                if (!(lo <= hi)) lo = hi = 0;
+                uint16_t lb = ddct_bf16_down(lo), hb = ddct_bf16_up(hi);
+                put16(side + soff[i], lb);
+                put16(side + soff[i] + 2, hb);
+                ddct_quant_uniform(w.vals, L.nkept, b, ddct_bf16_to_f32(lb), ddct_bf16_to_f32(hb), w.q);
+                ddct_bitw_pack(&bw, w.q, L.nkept, b);
+            }
+            ddct_bitw_finish(&bw);
+        }
+        work_free(&w);
+    }
+    if (failed) {
+        rc = ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory (patch buffers)");
+        goto done;
+    }
+    out->side.len = (size_t)side_len;
+    out->data.len = (size_t)doff[L.prow];
+done:
+    free(score);
+    free(mean);
+    free(wid);
+    free(cls);
+    free(soff);
+    free(doff);
+    free(lowmask);
+    layout_free(&L);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ decode */
+
+static int parse_params(const ddct_record *rec, layout *L, ddct_err *e)
+{
+    ddct_rd r;
+    ddct_rd_init(&r, rec->params, rec->params_len);
+    int ver = ddct_rd_u8(&r);
+    L->transform = ddct_rd_u8(&r);
+    L->p = ddct_rd_u8(&r);
+    L->wavelet = ddct_rd_u8(&r);
+    L->levels = ddct_rd_u8(&r);
+    L->keep = ddct_rd_u8(&r);
+    L->qtable = ddct_rd_u8(&r);
+    int flags = ddct_rd_u8(&r);
+    L->cols = ddct_rd_varint(&r);
+    L->mean_abs = ddct_rd_f32(&r);
+    L->nclasses = ddct_rd_u8(&r);
+    RETURN_ERROR_IF(r.failed, e, DDCT_ERR_FORMAT, "patch codec: parameters truncated");
+    RETURN_ERROR_IF(ver != 0, e, DDCT_ERR_UNSUPPORTED, "patch codec: parameter version %d unknown", ver);
+    RETURN_ERROR_IF(L->transform >= DDCT_TRANSFORM_COUNT || L->wavelet >= DDCT_WAVELET_COUNT ||
+                        L->keep >= DDCT_KEEP_COUNT || L->qtable >= DDCT_QTABLE_COUNT || flags > 1,
+                    e, DDCT_ERR_FORMAT, "patch codec: bad transform/wavelet/keep/qtable/flags");
+    RETURN_ERROR_IF(L->nclasses < 1 || L->nclasses > DDCT_MAX_BITS_LEVELS, e, DDCT_ERR_FORMAT,
+                    "patch codec: %d classes", L->nclasses);
+    RETURN_ERROR_IF(!isfinite(L->mean_abs) || L->mean_abs < 0, e, DDCT_ERR_FORMAT, "patch codec: bad mean |delta|");
+    for (int k = 0; k < L->nclasses; k++) {
+        L->widths[k] = ddct_rd_u8(&r);
+        RETURN_ERROR_IF(L->widths[k] > DDCT_MAX_BITWIDTH, e, DDCT_ERR_FORMAT, "patch codec: width %d",
+                        L->widths[k]);
+    }
+    RETURN_ERROR_IF(r.failed || r.pos != r.len, e, DDCT_ERR_FORMAT, "patch codec: parameter length mismatch");
+    L->rescale = flags & 1;
+    return 0;
+}
+
+static int patch_decode(const ddct_record *rec, uint64_t n, int threads, int rescale, float *out, ddct_err *e)
+{
+    layout L;
+    memset(&L, 0, sizeof L);
+    uint8_t *wid = NULL;
+    uint64_t *soff = NULL, *doff = NULL;
+    int rc = parse_params(rec, &L, e);
+    if (!rc) rc = layout_init(&L, n, e);
+    if (rc) goto done;
+    size_t np = (size_t)L.npatch;
+    /* every patch costs at least 2 side bytes: bounds allocations by the record's real size */
+    if (L.npatch > rec->side_len / 2) {
+        rc = ddct_seterr(e, DDCT_ERR_FORMAT, "patch codec: %llu patches cannot fit a %zu-byte side stream",
+                         (unsigned long long)L.npatch, rec->side_len);
+        goto done;
+    }
+    uint64_t mapbytes = ddct_bitpack_bytes((uint64_t)L.mapbits * L.npatch);
+    if (rec->side_len < mapbytes) {
+        rc = ddct_seterr(e, DDCT_ERR_FORMAT, "patch codec: side stream too short for the map");
+        goto done;
+    }
+    wid = malloc(np + 1);
+    soff = malloc((np + 1) * sizeof *soff);
+    doff = malloc((L.prow + 1) * sizeof *doff);
+    if (!wid || !soff || !doff) {
+        rc = ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory (%zu patches)", np);
+        goto done;
+    }
+    ddct_bitr mr;
+    ddct_bitr_init(&mr, rec->side, (size_t)mapbytes);
+    for (size_t i = 0; i < np; i++) {
+        uint32_t k = ddct_bitr_get(&mr, L.mapbits);
+        if (k >= (uint32_t)L.nclasses) {
+            rc = ddct_seterr(e, DDCT_ERR_FORMAT, "patch codec: class %u of patch %zu out of range", k, i);
+            goto done;
+        }
+        wid[i] = (uint8_t)L.widths[k];
+    }
+    uint64_t side_len = side_offsets(&L, wid, soff);
+    strip_offsets(&L, wid, doff);
+    if (side_len != rec->side_len || doff[L.prow] != rec->data_len) {
+        rc = ddct_seterr(e, DDCT_ERR_FORMAT, "patch codec: stream sizes %zu/%zu, expected %llu/%llu", rec->side_len,
+                         rec->data_len, (unsigned long long)side_len, (unsigned long long)doff[L.prow]);
+        goto done;
+    }
+    const uint8_t *side = rec->side;
+    int failed = 0;
+#pragma omp parallel num_threads(threads)
+    {
+        work w;
+        int ok = work_alloc(&w, &L) == 0;
+        if (!ok) {
+#pragma omp atomic write
+            failed = 1;
+        }
+        size_t pp = (size_t)L.p * (size_t)L.p;
+#pragma omp for schedule(dynamic)
+        for (uint64_t s = 0; s < L.prow; s++) {
+            if (!ok) continue;
+            ddct_bitr br;
+            ddct_bitr_init(&br, rec->data + doff[s], (size_t)(doff[s + 1] - doff[s]));
+            for (uint64_t c = 0; c < L.pcol; c++) {
+                uint64_t i = s * L.pcol + c;
+                int b = wid[i];
+                const uint8_t *sp = side + soff[i];
+                if (b == 0) {
+                    float m = ddct_bf16_to_f32(ddct_le16(sp));
+                    if (!isfinite(m)) m = 0;
+                    for (size_t k = 0; k < pp; k++) w.b[k] = m;
+                    store_patch(&L, out, s, c, w.b);
+                    continue;
+                }
+                float lo = ddct_bf16_to_f32(ddct_le16(sp)), hi = ddct_bf16_to_f32(ddct_le16(sp + 2));
+                if (!isfinite(lo) || !isfinite(hi)) lo = hi = 0;
+                ddct_bitr_unpack(&br, w.q, L.nkept, b);
+                ddct_dequant_uniform(w.q, L.nkept, b, lo, hi, w.vals);
+                memset(w.a, 0, pp * sizeof(float));
+                for (size_t k = 0; k < L.nkept; k++) w.a[L.kept[k]] = w.vals[k] * L.qw[L.kept[k]];
+                ddct_xform_inverse(L.xf, w.a, w.b, w.scratch);
+                store_patch(&L, out, s, c, w.b);
+            }
+        }
+        work_free(&w);
+    }
+    if (failed) {
+        rc = ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory (patch buffers)");
+        goto done;
+    }
+    if (rescale < 0 ? L.rescale : rescale) ddct_rescale_to(out, n, L.mean_abs, threads);
+done:
+    free(wid);
+    free(soff);
+    free(doff);
+    layout_free(&L);
+    return rc;
+}
+
+const ddct_codec_traits ddct_codec_patch = {
+    .name = "patch", .id = DDCT_CODEC_PATCH, .lossy = 1, .encode_lossy = patch_encode, .decode_lossy = patch_decode};

@@ -1,0 +1,195 @@
+/*
+ * dtype.c — safetensors dtype table and F16/BF16 <-> F32 conversions (see dtype.h).
+ *
+ * Conversions are branch-free bit manipulation, so the bulk loops vectorize. The only
+ * floating-point operations are exact, except F32->F16 subnormals, which rely on the
+ * default rounding mode (nearest-even; flush-to-zero modes do not matter). Narrowing
+ * rounds to nearest, ties to even; overflow gives Inf; every NaN comes out as a quiet
+ * NaN with its sign and top payload bits kept.
+ */
+#include "dtype.h"
+
+#include <string.h>
+
+typedef struct {
+    const char *name;
+    size_t size;
+    int lossy;
+} dtype_info;
+
+static const dtype_info dtype_table[DDCT_DT_COUNT] = {
+    [DDCT_DT_INVALID] = {"?", 0, 0},
+    [DDCT_DT_F64] = {"F64", 8, 0},
+    [DDCT_DT_F32] = {"F32", 4, 1},
+    [DDCT_DT_F16] = {"F16", 2, 1},
+    [DDCT_DT_BF16] = {"BF16", 2, 1},
+    [DDCT_DT_I64] = {"I64", 8, 0},
+    [DDCT_DT_I32] = {"I32", 4, 0},
+    [DDCT_DT_I16] = {"I16", 2, 0},
+    [DDCT_DT_I8] = {"I8", 1, 0},
+    [DDCT_DT_U64] = {"U64", 8, 0},
+    [DDCT_DT_U32] = {"U32", 4, 0},
+    [DDCT_DT_U16] = {"U16", 2, 0},
+    [DDCT_DT_U8] = {"U8", 1, 0},
+    [DDCT_DT_BOOL] = {"BOOL", 1, 0},
+    [DDCT_DT_F8_E4M3] = {"F8_E4M3", 1, 0},
+    [DDCT_DT_F8_E5M2] = {"F8_E5M2", 1, 0},
+};
+
+static const dtype_info *info_of(ddct_dtype t)
+{
+    if ((int)t <= DDCT_DT_INVALID || t >= DDCT_DT_COUNT) return &dtype_table[DDCT_DT_INVALID];
+    return &dtype_table[t];
+}
+
+ddct_dtype ddct_dtype_from_name(const char *name, size_t len)
+{
+    if (!name) return DDCT_DT_INVALID;
+    for (int t = DDCT_DT_INVALID + 1; t < DDCT_DT_COUNT; t++) {
+        const char *n = dtype_table[t].name;
+        if (strlen(n) == len && memcmp(n, name, len) == 0) return (ddct_dtype)t;
+    }
+    return DDCT_DT_INVALID;
+}
+
+const char *ddct_dtype_name(ddct_dtype t) { return info_of(t)->name; }
+size_t ddct_dtype_size(ddct_dtype t) { return info_of(t)->size; }
+int ddct_dtype_is_lossy_float(ddct_dtype t) { return info_of(t)->lossy; }
+
+/* ---------------------------------------------------------------- scalar kernels */
+
+static inline uint32_t f2u(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+static inline float u2f(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* all-ones if c, else 0: lets the compiler select without branches (and vectorize) */
+static inline uint32_t mask_if(int c) { return (uint32_t)0 - (uint32_t)(c != 0); }
+
+static inline float h2f(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t exp = (h >> 10) & 0x1fu, man = h & 0x3ffu;
+    /* subnormal/zero: man * 2^-24 is exact in f32 and normal (or zero) */
+    uint32_t sub = f2u((float)(int32_t)man * 0x1p-24f);
+    uint32_t norm = ((exp + 112u) << 23) | (man << 13);
+    uint32_t special = 0x7f800000u | (man << 13) | (mask_if(man) & 0x00400000u);
+    uint32_t is_sub = mask_if(exp == 0), is_special = mask_if(exp == 31);
+    uint32_t r = (sub & is_sub) | (special & is_special) | (norm & ~(is_sub | is_special));
+    return u2f(r | sign);
+}
+
+static inline uint16_t f2h(float f)
+{
+    uint32_t x = f2u(f);
+    uint32_t sign = (x >> 16) & 0x8000u;
+    x &= 0x7fffffffu;
+    /* normal f16 range [2^-14, 65520): add the rounding bias then drop 13 bits */
+    uint32_t norm = (x + 0xfffu + ((x >> 13) & 1u) - (112u << 23)) >> 13;
+    /* subnormal f16 range (0, 2^-14): in 0.5 + |f| the f32 ulp is 2^-24, the f16 subnormal
+     * step, so the (exact-or-RNE) addition rounds |f| to it; may round up to 0x400 */
+    uint32_t sub = f2u(u2f(x) + 0.5f) - 0x3f000000u;
+    uint32_t nan = 0x7e00u | ((x >> 13) & 0x3ffu);
+    uint32_t is_nan = mask_if(x > 0x7f800000u), is_inf = mask_if(x >= 0x477ff000u) & ~is_nan;
+    uint32_t is_norm = mask_if(x >= 0x38800000u) & ~(is_nan | is_inf);
+    uint32_t r = (nan & is_nan) | (0x7c00u & is_inf) | (norm & is_norm) | (sub & ~(is_nan | is_inf | is_norm));
+    return (uint16_t)(r | sign);
+}
+
+static inline float b2f(uint16_t h)
+{
+    uint32_t quiet = mask_if((h & 0x7fffu) > 0x7f80u) & 0x00400000u;
+    return u2f(((uint32_t)h << 16) | quiet);
+}
+
+static inline uint16_t f2b(float f)
+{
+    uint32_t x = f2u(f);
+    uint32_t rounded = (x + 0x7fffu + ((x >> 16) & 1u)) >> 16;
+    uint32_t nan = (x >> 16) | 0x0040u;
+    uint32_t is_nan = mask_if((x & 0x7fffffffu) > 0x7f800000u);
+    return (uint16_t)((nan & is_nan) | (rounded & ~is_nan));
+}
+
+float ddct_f16_to_f32(uint16_t h) { return h2f(h); }
+uint16_t ddct_f32_to_f16(float f) { return f2h(f); }
+float ddct_bf16_to_f32(uint16_t h) { return b2f(h); }
+uint16_t ddct_f32_to_bf16(float f) { return f2b(f); }
+
+/* ---------------------------------------------------------------- bulk, little-endian */
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define LE16(v) __builtin_bswap16(v)
+#define LE32(v) __builtin_bswap32(v)
+#else
+#define LE16(v) (v)
+#define LE32(v) (v)
+#endif
+
+static inline uint16_t ld16(const uint8_t *p)
+{
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return LE16(v);
+}
+static inline uint32_t ld32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return LE32(v);
+}
+static inline void st16(uint8_t *p, uint16_t v)
+{
+    v = LE16(v);
+    memcpy(p, &v, 2);
+}
+static inline void st32(uint8_t *p, uint32_t v)
+{
+    v = LE32(v);
+    memcpy(p, &v, 4);
+}
+
+void ddct_to_f32(ddct_dtype t, const void *src, size_t n, float *dst)
+{
+    const uint8_t *s = src;
+    switch (t) {
+    case DDCT_DT_F32:
+        for (size_t i = 0; i < n; i++) dst[i] = u2f(ld32(s + 4 * i));
+        break;
+    case DDCT_DT_F16:
+        for (size_t i = 0; i < n; i++) dst[i] = h2f(ld16(s + 2 * i));
+        break;
+    case DDCT_DT_BF16:
+        for (size_t i = 0; i < n; i++) dst[i] = b2f(ld16(s + 2 * i));
+        break;
+    default:
+        if (n) memset(dst, 0, n * sizeof *dst);
+        break;
+    }
+}
+
+void ddct_from_f32(ddct_dtype t, const float *src, size_t n, void *dst)
+{
+    uint8_t *d = dst;
+    switch (t) {
+    case DDCT_DT_F32:
+        for (size_t i = 0; i < n; i++) st32(d + 4 * i, f2u(src[i]));
+        break;
+    case DDCT_DT_F16:
+        for (size_t i = 0; i < n; i++) st16(d + 2 * i, f2h(src[i]));
+        break;
+    case DDCT_DT_BF16:
+        for (size_t i = 0; i < n; i++) st16(d + 2 * i, f2b(src[i]));
+        break;
+    default:
+        break;
+    }
+}

@@ -1,0 +1,38 @@
+/*
+ * dtype.h — safetensors element types and float conversions.
+ *
+ * F32/F16/BF16 are the lossy-capable types. Conversions to narrower types round to
+ * nearest, ties to even (IEEE 754 default), NaN stays NaN (quiet), overflow gives Inf.
+ */
+#ifndef DDCT_DTYPE_H
+#define DDCT_DTYPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    DDCT_DT_INVALID = 0,
+    DDCT_DT_F64, DDCT_DT_F32, DDCT_DT_F16, DDCT_DT_BF16,
+    DDCT_DT_I64, DDCT_DT_I32, DDCT_DT_I16, DDCT_DT_I8,
+    DDCT_DT_U64, DDCT_DT_U32, DDCT_DT_U16, DDCT_DT_U8,
+    DDCT_DT_BOOL, DDCT_DT_F8_E4M3, DDCT_DT_F8_E5M2,
+    DDCT_DT_COUNT
+} ddct_dtype;
+
+/* "F32" -> DDCT_DT_F32; unknown -> DDCT_DT_INVALID */
+ddct_dtype ddct_dtype_from_name(const char *name, size_t len);
+const char *ddct_dtype_name(ddct_dtype t);   /* "?" for invalid */
+size_t ddct_dtype_size(ddct_dtype t);        /* bytes per element, 0 for invalid */
+int ddct_dtype_is_lossy_float(ddct_dtype t); /* F32, F16, BF16 */
+
+float ddct_f16_to_f32(uint16_t h);
+uint16_t ddct_f32_to_f16(float f);
+float ddct_bf16_to_f32(uint16_t h);
+uint16_t ddct_f32_to_bf16(float f);
+
+/* src (n elements of t, little-endian, possibly unaligned) -> float. t must be lossy float. */
+void ddct_to_f32(ddct_dtype t, const void *src, size_t n, float *dst);
+/* float -> dst (n elements of t, little-endian). t must be lossy float. */
+void ddct_from_f32(ddct_dtype t, const float *src, size_t n, void *dst);
+
+#endif

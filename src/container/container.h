@@ -1,0 +1,95 @@
+/*
+ * container.h — the .ddct container: header, tensor records, index, footer.
+ * docs/FORMAT.md is the normative specification; this is its implementation.
+ *
+ *   file   := header record* index footer
+ *   header := magic[8] u16 major u16 minor u32 flags u32 json_len json[json_len] u64 xxh3(header so far)
+ *   record := u8 codec u8 flags [u64 base_fp if flags&1]
+ *             varint params_len params  varint side_len side  varint data_len data
+ *             u64 xxh3(record so far)
+ *   index  := varint count, count x entry, where
+ *   entry  := varint name_len name u8 dtype u8 ndim varint dim[ndim] varint offset varint length
+ *   footer := u64 index_offset u64 index_len u64 xxh3(index) u64 count u64 xxh3(footer so far) magic_end[8]
+ *
+ * The reader maps the file and checks, before any use: footer magic and checksum, index
+ * bounds and checksum, that records tile [end of header, index) exactly in index order,
+ * every length against what is left. Record checksums are checked when a record is read.
+ */
+#ifndef DDCT_CONTAINER_H
+#define DDCT_CONTAINER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "common/buf.h"
+#include "common/dtype.h"
+#include "common/error_private.h"
+#include "io/safetensors.h"
+
+#define DDCT_FORMAT_MAJOR 1
+#define DDCT_FORMAT_MINOR 0
+#define DDCT_FOOTER_SIZE 48
+#define DDCT_REC_HAS_BASE 1u
+
+/* Codec ids (stable: stored in files). */
+enum {
+    DDCT_CODEC_SAME = 0,     /* equal to the base tensor; no payload */
+    DDCT_CODEC_RAW = 1,      /* lossless: optional xor with base, optional byte shuffle, zstd */
+    DDCT_CODEC_PATCH = 2,    /* Delta-DCT family: patches, transform, mixed-precision quantization */
+    DDCT_CODEC_BITDELTA = 3, /* sign(delta) * scale */
+    DDCT_CODEC_SVD = 4,      /* quantized truncated SVD */
+    DDCT_CODEC_MAX = 32
+};
+
+typedef struct {
+    char *name;
+    ddct_dtype dtype;
+    int ndim;
+    uint64_t shape[DDCT_MAX_DIMS];
+    uint64_t nelem;
+    uint64_t offset, length; /* record position in the file */
+} ddct_ctr_entry;
+
+typedef struct {
+    uint8_t codec;
+    uint8_t flags;
+    uint64_t base_fp;
+    const uint8_t *params;
+    size_t params_len;
+    const uint8_t *side;
+    size_t side_len;
+    const uint8_t *data;
+    size_t data_len;
+} ddct_record;
+
+/* ------------------------------------------------------------ writer */
+typedef struct ddct_ctr_writer ddct_ctr_writer;
+int ddct_ctrw_open(ddct_ctr_writer **out, const char *path, int overwrite, const char *const *inputs,
+                   const char *header_json, ddct_err *e);
+/* Append one record; entry gives name/dtype/shape (offset/length are filled in). */
+int ddct_ctrw_add(ddct_ctr_writer *w, const ddct_ctr_entry *entry, const ddct_record *rec, ddct_err *e);
+int ddct_ctrw_commit(ddct_ctr_writer *w, ddct_err *e); /* writes index + footer, renames; frees w */
+void ddct_ctrw_abort(ddct_ctr_writer *w);
+
+/* Serialize a record into b (used by the writer and by tests). */
+void ddct_record_serialize(const ddct_record *rec, ddct_buf *b);
+
+/* ------------------------------------------------------------ reader */
+typedef struct ddct_ctr_reader ddct_ctr_reader;
+int ddct_ctr_open(ddct_ctr_reader **out, const char *path, ddct_err *e);
+/* Open from memory (not copied; must outlive the reader). name is used in messages. */
+int ddct_ctr_open_mem(ddct_ctr_reader **out, const void *p, size_t len, const char *name, ddct_err *e);
+void ddct_ctr_close(ddct_ctr_reader *r);
+const char *ddct_ctr_path(const ddct_ctr_reader *r);
+uint64_t ddct_ctr_file_size(const ddct_ctr_reader *r);
+uint64_t ddct_ctr_header_size(const ddct_ctr_reader *r);
+uint64_t ddct_ctr_index_size(const ddct_ctr_reader *r);
+const char *ddct_ctr_header_json(const ddct_ctr_reader *r); /* NUL-terminated copy */
+size_t ddct_ctr_count(const ddct_ctr_reader *r);
+const ddct_ctr_entry *ddct_ctr_entry_at(const ddct_ctr_reader *r, size_t i);
+/* Parse record i. verify=1 checks its checksum first. */
+int ddct_ctr_record(const ddct_ctr_reader *r, size_t i, int verify, ddct_record *rec, ddct_err *e);
+
+/* Fingerprint of a base tensor: xxh3-64 over dtype, shape and bytes. */
+uint64_t ddct_tensor_fingerprint(ddct_dtype dt, int ndim, const uint64_t *shape, const void *data, uint64_t nbytes);
+
+#endif

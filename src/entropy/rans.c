@@ -1,0 +1,394 @@
+/*
+ * rans.c — static rANS coder, see rans.h for the format.
+ *
+ * Encoder step (symbol with frequency f, start c, precision 2^pb), state x in [L, 256 L),
+ * L = 2^23:
+ *     while (x >= ((L >> pb) << 8) * f) emit x & 0xff, x >>= 8;
+ *     x = (x / f) * 2^pb + x % f + c
+ * Decoder step: s = sym(x mod 2^pb); x = f (x >> pb) + (x mod 2^pb) - c;
+ *     while (x < L) x = (x << 8) | next byte.
+ * Symbols are encoded last to first so they decode first to last. A single-symbol table
+ * (f = 2^pb) leaves x unchanged and emits nothing.
+ *
+ * Frequency normalisation (integer only, deterministic):
+ *   1. counts are scaled down (c >> k, at least 1) until the largest is <= 2^40, so every
+ *      product below fits in 64 bits;
+ *   2. symbols whose proportional share c * Mrem / Crem is below 1 get frequency 1 and
+ *      leave the pool (Mrem, Crem exclude them); repeat until no more leave;
+ *   3. the others get floor(c * Mrem / Crem) and the leftover units go to the largest
+ *      remainders (c * Mrem mod Crem), ties to the lower symbol.
+ */
+#include "entropy/rans.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RANS_L (1u << 23)
+
+/* ------------------------------------------------------------ tables */
+typedef struct {
+    uint64_t rem;
+    int sym;
+} rem_item;
+
+static int rem_cmp(const void *a, const void *b)
+{
+    const rem_item *x = a, *y = b;
+    if (x->rem != y->rem) return x->rem > y->rem ? -1 : 1;
+    return (x->sym > y->sym) - (x->sym < y->sym);
+}
+
+static void table_finish(ddct_rans_table *t)
+{
+    uint32_t c = 0;
+    for (int s = 0; s < t->nsym; s++) {
+        t->cum[s] = (uint16_t)c;
+        c += t->freq[s];
+    }
+    t->cum[t->nsym] = (uint16_t)c;
+}
+
+int ddct_rans_table_build(ddct_rans_table *t, const uint64_t *counts, int nsym, int prob_bits, ddct_err *e)
+{
+    if (prob_bits == 0) prob_bits = DDCT_RANS_PROB_BITS_DEFAULT;
+    RETURN_ERROR_IF(nsym < 0 || nsym > DDCT_RANS_MAX_SYMBOLS, e, DDCT_ERR_PARAM, "rANS: alphabet of %d symbols", nsym);
+    RETURN_ERROR_IF(prob_bits < DDCT_RANS_PROB_BITS_MIN || prob_bits > DDCT_RANS_PROB_BITS_MAX, e, DDCT_ERR_PARAM,
+                    "rANS: probability precision %d bits (12..15)", prob_bits);
+    RETURN_ERROR_IF(nsym > 0 && !counts, e, DDCT_ERR_PARAM, "rANS: NULL counts");
+    const uint32_t M = 1u << prob_bits;
+    memset(t, 0, sizeof *t);
+    t->prob_bits = prob_bits;
+    int A = nsym, present = 0;
+    while (A > 0 && counts[A - 1] == 0) A--;
+    uint64_t cmax = 0;
+    for (int s = 0; s < A; s++) {
+        if (counts[s]) present++;
+        if (counts[s] > cmax) cmax = counts[s];
+    }
+    t->nsym = A;
+    if (present == 0) {
+        t->kind = DDCT_RANS_EMPTY;
+        return DDCT_OK;
+    }
+    if (present == 1) {
+        t->kind = DDCT_RANS_SINGLE;
+        t->freq[A - 1] = (uint16_t)M; /* M <= 2^15 fits */
+        table_finish(t);
+        return DDCT_OK;
+    }
+    t->kind = DDCT_RANS_GENERAL;
+    /* 1. scale counts to <= 2^40 */
+    int k = 0;
+    while ((cmax >> k) > ((uint64_t)1 << 40)) k++;
+    /* scratch on the heap (about 100 KiB at 4096 symbols: too much for a thread's stack) */
+    uint64_t *c = malloc((size_t)A * sizeof *c);
+    uint8_t *out_of_pool = malloc((size_t)A);
+    rem_item *items = malloc((size_t)A * sizeof *items);
+    if (!c || !out_of_pool || !items) {
+        free(c);
+        free(out_of_pool);
+        free(items);
+        RETURN_ERROR(e, DDCT_ERR_NOMEM, "rANS: out of memory (table build)");
+    }
+    uint64_t Crem = 0;
+    for (int s = 0; s < A; s++) {
+        c[s] = counts[s] ? ((counts[s] >> k) ? (counts[s] >> k) : 1) : 0;
+        Crem += c[s];
+        out_of_pool[s] = 0;
+    }
+    /* 2. symbols below one unit get 1 and leave the pool */
+    uint64_t Mrem = M;
+    for (;;) {
+        int moved = 0;
+        for (int s = 0; s < A; s++)
+            if (c[s] && !out_of_pool[s] && c[s] * Mrem < Crem) {
+                out_of_pool[s] = 1;
+                t->freq[s] = 1;
+                moved = 1;
+            }
+        if (!moved) break;
+        Mrem = M;
+        Crem = 0;
+        for (int s = 0; s < A; s++) {
+            if (!c[s]) continue;
+            if (out_of_pool[s]) Mrem--;
+            else Crem += c[s];
+        }
+    }
+    /* 3. floor shares + largest remainder (the most frequent symbol never leaves the pool,
+     * since present <= M, so Crem > 0) */
+    int ni = 0;
+    uint64_t used = 0;
+    for (int s = 0; s < A; s++) {
+        if (!c[s] || out_of_pool[s]) continue;
+        uint64_t num = c[s] * Mrem;
+        uint64_t f = num / Crem;
+        t->freq[s] = (uint16_t)f;
+        used += f;
+        items[ni].rem = num % Crem;
+        items[ni].sym = s;
+        ni++;
+    }
+    uint64_t left = Mrem - used; /* < ni */
+    qsort(items, (size_t)ni, sizeof *items, rem_cmp);
+    for (uint64_t i = 0; i < left && i < (uint64_t)ni; i++) t->freq[items[i].sym]++;
+    free(c);
+    free(out_of_pool);
+    free(items);
+    table_finish(t);
+    if (t->cum[A] != M) /* cannot happen; keeps a bug from producing a broken stream */
+        return ddct_seterr(e, DDCT_ERR_INTERNAL, "rANS: frequencies sum to %u, not %u", t->cum[A], M);
+    return DDCT_OK;
+}
+
+void ddct_rans_table_write(const ddct_rans_table *t, ddct_buf *b)
+{
+    uint8_t head = (uint8_t)(t->kind | ((t->prob_bits - DDCT_RANS_PROB_BITS_MIN) << 2));
+    if (t->kind == DDCT_RANS_EMPTY) head = 0;
+    ddct_buf_u8(b, head);
+    if (t->kind == DDCT_RANS_SINGLE) {
+        ddct_buf_varint(b, (uint64_t)(t->nsym - 1));
+    } else if (t->kind == DDCT_RANS_GENERAL) {
+        ddct_buf_varint(b, (uint64_t)(t->nsym - 2));
+        int s = 0;
+        while (s < t->nsym - 1) {
+            if (t->freq[s]) {
+                ddct_buf_varint(b, t->freq[s]);
+                s++;
+                continue;
+            }
+            int z = 0;
+            while (s + 1 + z < t->nsym - 1 && t->freq[s + 1 + z] == 0) z++;
+            ddct_buf_varint(b, 0);
+            ddct_buf_varint(b, (uint64_t)z);
+            s += 1 + z;
+        }
+    }
+}
+
+int ddct_rans_table_read(ddct_rans_table *t, ddct_rd *r, ddct_err *e)
+{
+    memset(t, 0, sizeof *t);
+    uint8_t head = ddct_rd_u8(r);
+    int kind = head & 3, pb = DDCT_RANS_PROB_BITS_MIN + ((head >> 2) & 3);
+    if (r->failed || (head >> 4) || kind == 3 || (kind == DDCT_RANS_EMPTY && head != 0)) goto bad;
+    const uint32_t M = 1u << pb;
+    t->kind = kind;
+    t->prob_bits = pb;
+    if (kind == DDCT_RANS_EMPTY) return DDCT_OK;
+    if (kind == DDCT_RANS_SINGLE) {
+        uint64_t s = ddct_rd_varint(r);
+        if (r->failed || s >= DDCT_RANS_MAX_SYMBOLS) goto bad;
+        t->nsym = (int)s + 1;
+        t->freq[s] = (uint16_t)M;
+        table_finish(t);
+        return DDCT_OK;
+    }
+    uint64_t a = ddct_rd_varint(r);
+    if (r->failed || a > DDCT_RANS_MAX_SYMBOLS - 2) goto bad;
+    t->nsym = (int)a + 2;
+    uint32_t sum = 0;
+    int s = 0;
+    while (s < t->nsym - 1) {
+        uint64_t f = ddct_rd_varint(r);
+        if (r->failed) goto bad;
+        if (f == 0) {
+            uint64_t z = ddct_rd_varint(r);
+            if (r->failed || z > (uint64_t)(t->nsym - 2 - s)) goto bad;
+            s += 1 + (int)z; /* freq[] already 0 */
+            continue;
+        }
+        if (f >= M - sum) goto bad; /* keeps sum <= M - 1, so the last symbol gets >= 1 */
+        t->freq[s++] = (uint16_t)f;
+        sum += (uint32_t)f;
+    }
+    t->freq[t->nsym - 1] = (uint16_t)(M - sum);
+    table_finish(t);
+    return DDCT_OK;
+bad:
+    r->failed = 1;
+    return ddct_seterr(e, DDCT_ERR_FORMAT, "rANS: malformed frequency table");
+}
+
+double ddct_rans_table_cost_bits(const ddct_rans_table *t, const uint64_t *counts, int nsym)
+{
+    double bits = 0;
+    const double M = (double)(1u << t->prob_bits);
+    for (int s = 0; s < nsym; s++) {
+        if (!counts[s]) continue;
+        if (s >= t->nsym || t->freq[s] == 0) return -1;
+        bits += (double)counts[s] * -log2((double)t->freq[s] / M);
+    }
+    return bits;
+}
+
+/* ------------------------------------------------------------ encoder */
+int ddct_rans_encode(const uint16_t *sym, const uint8_t *ctx, size_t n, int nctx, int prob_bits, ddct_buf *out,
+                     ddct_err *e)
+{
+    if (prob_bits == 0) prob_bits = DDCT_RANS_PROB_BITS_DEFAULT;
+    RETURN_ERROR_IF(nctx < 1 || nctx > DDCT_RANS_MAX_CONTEXTS, e, DDCT_ERR_PARAM, "rANS: %d contexts (1..%d)", nctx,
+                    DDCT_RANS_MAX_CONTEXTS);
+    RETURN_ERROR_IF(prob_bits < DDCT_RANS_PROB_BITS_MIN || prob_bits > DDCT_RANS_PROB_BITS_MAX, e, DDCT_ERR_PARAM,
+                    "rANS: probability precision %d bits (12..15)", prob_bits);
+    RETURN_ERROR_IF(n > 0 && !sym, e, DDCT_ERR_PARAM, "rANS: NULL symbols");
+    RETURN_ERROR_IF(n > (SIZE_MAX - 64) / 2, e, DDCT_ERR_PARAM, "rANS: %zu symbols is too many", n);
+    int rc = DDCT_OK;
+    uint64_t *counts = calloc((size_t)nctx * DDCT_RANS_MAX_SYMBOLS, sizeof *counts);
+    ddct_rans_table *tab = malloc((size_t)nctx * sizeof *tab);
+    if (!counts || !tab) {
+        rc = ddct_seterr(e, DDCT_ERR_NOMEM, "rANS: out of memory (tables)");
+        goto done;
+    }
+    /* pass 1: counts */
+    for (size_t i = 0; i < n; i++) {
+        unsigned c = ctx ? ctx[i] : 0u, s = sym[i];
+        if (c >= (unsigned)nctx || s >= DDCT_RANS_MAX_SYMBOLS) {
+            rc = ddct_seterr(e, DDCT_ERR_PARAM, "rANS: symbol %zu: %s %u out of range", i,
+                             c >= (unsigned)nctx ? "context" : "value", c >= (unsigned)nctx ? c : s);
+            goto done;
+        }
+        counts[(size_t)c * DDCT_RANS_MAX_SYMBOLS + s]++;
+    }
+    ddct_buf_u8(out, (uint8_t)(nctx - 1));
+    for (int c = 0; c < nctx; c++) {
+        rc = ddct_rans_table_build(&tab[c], counts + (size_t)c * DDCT_RANS_MAX_SYMBOLS, DDCT_RANS_MAX_SYMBOLS,
+                                   prob_bits, e);
+        if (rc) goto done;
+        ddct_rans_table_write(&tab[c], out);
+    }
+    /* pass 2: code backwards into the reserved tail, then move it down */
+    size_t bound = 4 + 2 * n; /* <= 2 bytes per symbol: x < 2^31 and x_max >= 2^16 */
+    if (ddct_buf_reserve(out, bound)) {
+        rc = ddct_buf_check(out, e);
+        goto done;
+    }
+    uint8_t *base = out->p + out->len, *p = base + bound;
+    uint32_t x = RANS_L;
+    for (size_t i = n; i-- > 0;) {
+        const ddct_rans_table *t = &tab[ctx ? ctx[i] : 0];
+        unsigned s = sym[i];
+        uint32_t f = t->freq[s], start = t->cum[s];
+        int pb = t->prob_bits;
+        if (t->kind == DDCT_RANS_SINGLE) continue;
+        uint32_t x_max = ((RANS_L >> pb) << 8) * f;
+        while (x >= x_max) {
+            *--p = (uint8_t)x;
+            x >>= 8;
+        }
+        x = ((x / f) << pb) + x % f + start;
+    }
+    p -= 4;
+    ddct_st32(p, x);
+    size_t len = (size_t)(base + bound - p);
+    memmove(base, p, len);
+    out->len += len;
+    rc = ddct_buf_check(out, e);
+done:
+    free(counts);
+    free(tab);
+    return rc;
+}
+
+/* ------------------------------------------------------------ decoder */
+void ddct_rans_dec_free(ddct_rans_dec *d)
+{
+    if (d->slot)
+        for (int c = 0; c < d->nctx; c++) free(d->slot[c]);
+    free(d->slot);
+    free(d->tab);
+    memset(d, 0, sizeof *d);
+}
+
+int ddct_rans_dec_init(ddct_rans_dec *d, const uint8_t *in, size_t len, ddct_err *e)
+{
+    memset(d, 0, sizeof *d);
+    ddct_rd r;
+    ddct_rd_init(&r, in, in ? len : 0);
+    uint8_t h = ddct_rd_u8(&r);
+    RETURN_ERROR_IF(r.failed || (h >> 6), e, DDCT_ERR_FORMAT, "rANS: bad header");
+    d->nctx = (h & 63) + 1;
+    d->tab = malloc((size_t)d->nctx * sizeof *d->tab);
+    d->slot = calloc((size_t)d->nctx, sizeof *d->slot);
+    if (!d->tab || !d->slot) {
+        ddct_rans_dec_free(d);
+        RETURN_ERROR(e, DDCT_ERR_NOMEM, "rANS: out of memory (tables)");
+    }
+    for (int c = 0; c < d->nctx; c++) {
+        int rc = ddct_rans_table_read(&d->tab[c], &r, e);
+        if (rc) {
+            ddct_rans_dec_free(d);
+            return ddct_err_prefix(e, "context %d: ", c);
+        }
+        const ddct_rans_table *t = &d->tab[c];
+        if (t->kind != DDCT_RANS_GENERAL) continue;
+        uint16_t *sl = malloc(((size_t)1 << t->prob_bits) * sizeof *sl);
+        if (!sl) {
+            ddct_rans_dec_free(d);
+            RETURN_ERROR(e, DDCT_ERR_NOMEM, "rANS: out of memory (decoding table)");
+        }
+        for (int s = 0; s < t->nsym; s++)
+            for (uint32_t j = t->cum[s]; j < t->cum[s + 1]; j++) sl[j] = (uint16_t)s;
+        d->slot[c] = sl;
+    }
+    const uint8_t *st = ddct_rd_bytes(&r, 4);
+    if (!st) {
+        ddct_rans_dec_free(d);
+        RETURN_ERROR(e, DDCT_ERR_FORMAT, "rANS: truncated stream (no state)");
+    }
+    d->x = ddct_le32(st);
+    if (d->x < RANS_L || d->x >= (RANS_L << 8)) {
+        ddct_rans_dec_free(d);
+        RETURN_ERROR(e, DDCT_ERR_FORMAT, "rANS: bad initial state");
+    }
+    d->p = st + 4;
+    d->end = in + len;
+    return DDCT_OK;
+}
+
+uint16_t ddct_rans_dec_get(ddct_rans_dec *d, int ctx)
+{
+    if (d->failed) return 0;
+    if (ctx < 0 || ctx >= d->nctx || d->tab[ctx].kind == DDCT_RANS_EMPTY) {
+        d->failed = 1;
+        return 0;
+    }
+    const ddct_rans_table *t = &d->tab[ctx];
+    if (t->kind == DDCT_RANS_SINGLE) return (uint16_t)(t->nsym - 1);
+    const int pb = t->prob_bits;
+    const uint32_t mask = (1u << pb) - 1u;
+    uint32_t x = d->x, slot = x & mask;
+    uint16_t s = d->slot[ctx][slot];
+    /* x >= 2^23 and f >= 1 give x' >= 2^(23-pb) >= 256: at most two bytes below */
+    x = t->freq[s] * (x >> pb) + slot - t->cum[s];
+    while (x < RANS_L) {
+        if (d->p >= d->end) {
+            d->failed = 1;
+            return 0;
+        }
+        x = (x << 8) | *d->p++;
+    }
+    d->x = x;
+    return s;
+}
+
+int ddct_rans_dec_finish(const ddct_rans_dec *d, ddct_err *e)
+{
+    RETURN_ERROR_IF(d->failed, e, DDCT_ERR_FORMAT, "rANS: corrupt stream or context out of range");
+    RETURN_ERROR_IF(d->x != RANS_L || d->p != d->end, e, DDCT_ERR_FORMAT,
+                    "rANS: stream does not end where expected (%zu bytes left)", (size_t)(d->end - d->p));
+    return DDCT_OK;
+}
+
+int ddct_rans_decode(const uint8_t *in, size_t len, const uint8_t *ctx, size_t n, uint16_t *sym, ddct_err *e)
+{
+    RETURN_ERROR_IF(n > 0 && !sym, e, DDCT_ERR_PARAM, "rANS: NULL output");
+    ddct_rans_dec d;
+    FORWARD_IF_ERROR(ddct_rans_dec_init(&d, in, len, e));
+    for (size_t i = 0; i < n && !d.failed; i++) sym[i] = ddct_rans_dec_get(&d, ctx ? ctx[i] : 0);
+    int rc = ddct_rans_dec_finish(&d, e);
+    ddct_rans_dec_free(&d);
+    if (rc && n > 0) memset(sym, 0, n * sizeof *sym);
+    return rc;
+}

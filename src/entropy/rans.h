@@ -1,0 +1,100 @@
+/*
+ * rans.h — static (two-pass) rANS entropy coder with per-symbol contexts.
+ *
+ * Coder: 32-bit state x in [2^23, 2^31), byte-wise renormalisation (ryg_rans "rans_byte"
+ * scheme), probability precision M = 2^prob_bits with prob_bits 12..15 chosen per table,
+ * alphabet up to 4096 symbols, up to 64 contexts each with its own frequency table. The
+ * encoder counts the symbols per context (pass 1), normalises the counts to frequencies
+ * (every present symbol gets >= 1), writes the tables and then the coded stream (pass 2).
+ * Integer arithmetic only: output is deterministic and machine-independent.
+ *
+ * Blob layout (ddct_rans_encode), all read by ddct_rans_decode / ddct_rans_dec_init:
+ *   u8      nctx - 1 (low 6 bits; the top 2 bits are reserved, 0)
+ *   table[nctx]       one per context, see below
+ *   u32 LE  final encoder state
+ *   bytes   renormalisation bytes, in decoding order
+ * The blob is not self-delimiting: the decoder must be given exactly its length (it checks
+ * that decoding ends with the initial state 2^23 having consumed every byte).
+ *
+ * Table (ddct_rans_table_write):
+ *   u8 head: bits 0-1 kind (0 empty, 1 single symbol, 2 general), bits 2-3 prob_bits - 12,
+ *            bits 4-7 zero.
+ *   kind 0: nothing more (context never used).
+ *   kind 1: varint symbol (< 4096). It has frequency M and costs 0 bits per symbol.
+ *   kind 2: varint (A - 2), A = alphabet size = largest symbol + 1 (2..4096); then, for
+ *           symbols 0..A-2: varint freq (1..M-1), or 0 followed by varint z = number of
+ *           further absent symbols (a run of 1 + z zeros). The frequency of symbol A-1 is
+ *           implied: M minus the others, and must be >= 1.
+ *   A 4-symbol table costs 1 + 1 + 3 varints = 5..11 bytes.
+ *
+ * Decoding is bounds-checked against untrusted input: any malformed table, state, stream,
+ * a context id >= the stored nctx, or a context whose table is empty, gives
+ * DDCT_ERR_FORMAT; decoding does O(1) work per symbol and never reads outside [in, in+len).
+ */
+#ifndef DDCT_RANS_H
+#define DDCT_RANS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "common/buf.h"
+#include "common/error_private.h"
+
+#define DDCT_RANS_MAX_SYMBOLS 4096
+#define DDCT_RANS_MAX_CONTEXTS 64
+#define DDCT_RANS_PROB_BITS_MIN 12
+#define DDCT_RANS_PROB_BITS_MAX 15
+#define DDCT_RANS_PROB_BITS_DEFAULT 15
+
+typedef enum { DDCT_RANS_EMPTY = 0, DDCT_RANS_SINGLE = 1, DDCT_RANS_GENERAL = 2 } ddct_rans_kind;
+
+typedef struct {
+    int kind;       /* ddct_rans_kind */
+    int prob_bits;  /* 12..15 */
+    int nsym;       /* alphabet size A = largest present symbol + 1 (0 when empty) */
+    uint16_t freq[DDCT_RANS_MAX_SYMBOLS];    /* freq[s] for s < nsym, sum = 2^prob_bits */
+    uint16_t cum[DDCT_RANS_MAX_SYMBOLS + 1]; /* cum[s] = sum of freq[0..s) */
+} ddct_rans_table;
+
+/* Normalise counts[0..nsym) (nsym <= 4096) to frequencies summing to 2^prob_bits:
+ * proportional, every symbol with a non-zero count gets >= 1, leftovers by largest
+ * remainder (ties: lower symbol). All-zero counts give an empty table, one present symbol
+ * a single-symbol table. DDCT_ERR_PARAM for nsym or prob_bits out of range. */
+int ddct_rans_table_build(ddct_rans_table *t, const uint64_t *counts, int nsym, int prob_bits, ddct_err *e);
+void ddct_rans_table_write(const ddct_rans_table *t, ddct_buf *b);
+/* Read one table; DDCT_ERR_FORMAT (r latched failed) if malformed or truncated. */
+int ddct_rans_table_read(ddct_rans_table *t, ddct_rd *r, ddct_err *e);
+/* Ideal cost in bits of coding count[s] symbols s with table t (cross-entropy); for tests
+ * and for choosing between coders. Symbols absent from t make it return -1. */
+double ddct_rans_table_cost_bits(const ddct_rans_table *t, const uint64_t *counts, int nsym);
+
+/* Encode sym[0..n) (each < 4096) with context ctx[i] (< nctx <= 64; ctx may be NULL: all
+ * context 0) and append the blob to out. prob_bits 12..15 (0: default 15).
+ * DDCT_ERR_PARAM for bad arguments, DDCT_ERR_NOMEM. */
+int ddct_rans_encode(const uint16_t *sym, const uint8_t *ctx, size_t n, int nctx, int prob_bits, ddct_buf *out,
+                     ddct_err *e);
+/* Decode n symbols from the blob in[0..len) with the same contexts as at encoding
+ * (ctx may be NULL: all context 0). DDCT_ERR_FORMAT if the blob is malformed, does not
+ * hold exactly n symbols, or a context is out of range; DDCT_ERR_NOMEM. */
+int ddct_rans_decode(const uint8_t *in, size_t len, const uint8_t *ctx, size_t n, uint16_t *sym, ddct_err *e);
+
+/* Streaming decoder, for contexts that depend on symbols already decoded. */
+typedef struct {
+    const uint8_t *p, *end;
+    uint32_t x;
+    int nctx;
+    int failed;
+    ddct_rans_table *tab;  /* [nctx] */
+    uint16_t **slot;       /* [nctx]: slot -> symbol for general tables, else NULL */
+} ddct_rans_dec;
+
+/* Parse tables and the initial state. On failure the decoder holds nothing to free. */
+int ddct_rans_dec_init(ddct_rans_dec *d, const uint8_t *in, size_t len, ddct_err *e);
+/* Next symbol in context ctx; on a bad context / stream returns 0 and latches failed
+ * (later calls return 0). */
+uint16_t ddct_rans_dec_get(ddct_rans_dec *d, int ctx);
+/* DDCT_ERR_FORMAT if anything failed or the stream did not end exactly (state back to
+ * 2^23, every byte consumed). Does not free. */
+int ddct_rans_dec_finish(const ddct_rans_dec *d, ddct_err *e);
+void ddct_rans_dec_free(ddct_rans_dec *d);
+
+#endif

@@ -1,0 +1,65 @@
+/*
+ * safetensors.h — safetensors reader (memory-mapped, fully validated) and streaming writer.
+ *
+ * Layout (https://github.com/huggingface/safetensors): u64 little-endian N, then N bytes of
+ * UTF-8 JSON {"name": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, ...,
+ * "__metadata__": {"k": "v"}}, then the data buffer; offsets are relative to the buffer.
+ *
+ * The reader validates before anything is used: N <= file size - 8 and <= 100 MB, JSON valid
+ * with no duplicate keys, known dtypes, non-negative shapes whose product * element size
+ * neither overflows nor differs from end - begin, offsets within the buffer, tensors
+ * covering the buffer contiguously with no overlap and no gap. Errors name the file,
+ * the tensor and the byte offset.
+ */
+#ifndef DDCT_SAFETENSORS_H
+#define DDCT_SAFETENSORS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "common/dtype.h"
+#include "common/error_private.h"
+
+#define DDCT_MAX_DIMS 8
+
+typedef struct {
+    char *name;                  /* NUL-terminated */
+    ddct_dtype dtype;
+    int ndim;
+    uint64_t shape[DDCT_MAX_DIMS];
+    uint64_t nelem;
+    uint64_t nbytes;
+    uint64_t offset;             /* absolute file offset of the data */
+    const uint8_t *data;         /* into the mapping */
+} ddct_st_tensor;
+
+typedef struct ddct_st_file ddct_st_file;
+
+int ddct_st_open(ddct_st_file **out, const char *path, ddct_err *e);
+void ddct_st_close(ddct_st_file *f);
+const char *ddct_st_path(const ddct_st_file *f);
+size_t ddct_st_count(const ddct_st_file *f);
+/* Tensors in header order (the JSON object's key order). */
+const ddct_st_tensor *ddct_st_get(const ddct_st_file *f, size_t i);
+const ddct_st_tensor *ddct_st_find(const ddct_st_file *f, const char *name);
+/* The "__metadata__" object serialized as compact JSON, or NULL if absent. */
+const char *ddct_st_metadata_json(const ddct_st_file *f);
+
+/* Streaming writer: the header is written from the entries first, then each tensor's
+ * bytes in entry order. Data offsets are assigned contiguously in entry order. */
+typedef struct {
+    const char *name;
+    ddct_dtype dtype;
+    int ndim;
+    const uint64_t *shape;
+} ddct_st_entry;
+
+typedef struct ddct_st_writer ddct_st_writer;
+/* metadata_json: a JSON object text or NULL. inputs: see ddct_ofile_open. */
+int ddct_stw_open(ddct_st_writer **out, const char *path, int overwrite, const char *const *inputs,
+                  const ddct_st_entry *entries, size_t n, const char *metadata_json, ddct_err *e);
+/* Append the next bytes of the current tensor(s); total must equal the header's sizes. */
+int ddct_stw_write(ddct_st_writer *w, const void *p, size_t n, ddct_err *e);
+int ddct_stw_commit(ddct_st_writer *w, ddct_err *e); /* checks all bytes written; frees w */
+void ddct_stw_abort(ddct_st_writer *w);              /* frees w; NULL ok */
+
+#endif

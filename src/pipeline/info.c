@@ -1,0 +1,103 @@
+/*
+ * info.c — what a .ddct holds: per-tensor codec and bytes (payload vs side information),
+ * container overhead, header. Records are parsed (lengths validated) but not decoded.
+ */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/dtype.h"
+#include "pipeline.h"
+
+struct ddct_Info_s {
+    ddct_ctr_reader *r;
+    ddct_tensor_info *t;
+    size_t n;
+    char **removed;
+    size_t nremoved;
+};
+
+void ddct_freeInfo(ddct_Info *info)
+{
+    if (!info) return;
+    for (size_t i = 0; i < info->nremoved; i++) free(info->removed[i]);
+    free(info->removed);
+    free(info->t);
+    ddct_ctr_close(info->r);
+    free(info);
+}
+
+static int load_removed(ddct_Info *info, ddct_err *e)
+{
+    json_error_t je;
+    json_t *h = json_loads(ddct_ctr_header_json(info->r), JSON_REJECT_DUPLICATES, &je);
+    RETURN_ERROR_IF(!h, e, DDCT_ERR_FORMAT, "%s: header JSON invalid: %s", ddct_ctr_path(info->r), je.text);
+    json_t *a = json_object_get(h, "base_only");
+    size_t n = json_is_array(a) ? json_array_size(a) : 0;
+    info->removed = calloc(n + 1, sizeof(char *));
+    int rc = info->removed ? 0 : ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < n && !rc; i++) {
+        const char *s = json_string_value(json_array_get(a, i));
+        if (!s) continue;
+        info->removed[info->nremoved] = strdup(s);
+        if (!info->removed[info->nremoved]) rc = ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory");
+        else info->nremoved++;
+    }
+    json_decref(h);
+    return rc;
+}
+
+static int open_info(ddct_Info *info, const char *path, ddct_err *e)
+{
+    FORWARD_IF_ERROR(ddct_ctr_open(&info->r, path, e));
+    info->n = ddct_ctr_count(info->r);
+    info->t = calloc(info->n + 1, sizeof *info->t);
+    RETURN_ERROR_IF(!info->t, e, DDCT_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < info->n; i++) {
+        const ddct_ctr_entry *en = ddct_ctr_entry_at(info->r, i);
+        ddct_record rec;
+        FORWARD_IF_ERROR(ddct_ctr_record(info->r, i, 0, &rec, e));
+        const ddct_codec_traits *ct = ddct_codec_get(rec.codec);
+        ddct_tensor_info *t = &info->t[i];
+        t->name = en->name;
+        t->dtype = ddct_dtype_name(en->dtype);
+        t->ndim = en->ndim;
+        t->shape = en->shape;
+        t->nparams = en->nelem;
+        t->codec = ct ? ct->name : "unknown";
+        t->lossy = ct ? ct->lossy : 0;
+        t->record_bytes = en->length;
+        t->payload_bytes = rec.data_len;
+        t->side_bytes = en->length - rec.data_len;
+    }
+    return load_removed(info, e);
+}
+
+ddct_ErrorCode ddct_openInfo(ddct_Info **out, const char *path, char *err, size_t errlen)
+{
+    *out = NULL;
+    ddct_err e;
+    ddct_err_clear(&e);
+    ddct_Info *info = calloc(1, sizeof *info);
+    int rc = info ? open_info(info, path, &e) : ddct_seterr(&e, DDCT_ERR_NOMEM, "out of memory");
+    if (rc) {
+        ddct_freeInfo(info);
+        if (err && errlen) snprintf(err, errlen, "%s", e.msg);
+        return (ddct_ErrorCode)rc;
+    }
+    *out = info;
+    return DDCT_OK;
+}
+
+size_t ddct_Info_count(const ddct_Info *info) { return info->n; }
+const ddct_tensor_info *ddct_Info_tensor(const ddct_Info *info, size_t i) { return i < info->n ? &info->t[i] : NULL; }
+uint64_t ddct_Info_fileBytes(const ddct_Info *info) { return ddct_ctr_file_size(info->r); }
+uint64_t ddct_Info_containerBytes(const ddct_Info *info)
+{
+    uint64_t s = ddct_ctr_file_size(info->r);
+    for (size_t i = 0; i < info->n; i++) s -= info->t[i].record_bytes;
+    return s;
+}
+const char *ddct_Info_header(const ddct_Info *info) { return ddct_ctr_header_json(info->r); }
+size_t ddct_Info_removedCount(const ddct_Info *info) { return info->nremoved; }
+const char *ddct_Info_removed(const ddct_Info *info, size_t i) { return i < info->nremoved ? info->removed[i] : NULL; }

@@ -1,0 +1,35 @@
+/*
+ * pipeline.h — internals shared by compress.c, decompress.c and info.c.
+ */
+#ifndef DDCT_PIPELINE_H
+#define DDCT_PIPELINE_H
+
+#include "codec/codec.h"
+#include "container/container.h"
+#include "io/safetensors.h"
+
+struct ddct_CCtx_s {
+    ddct_err err;
+    ddct_progress_fn progress;
+    void *progress_opaque;
+    char **notes;
+    size_t nnotes;
+};
+
+struct ddct_DCtx_s {
+    ddct_err err;
+    ddct_progress_fn progress;
+    void *progress_opaque;
+    int threads;
+    int rescale;
+};
+
+int ddct_resolve_threads(int threads);
+
+/* Check the base fingerprints of every record of r against base (first mismatch fails). */
+int ddct_check_base(const ddct_ctr_reader *r, const ddct_st_file *base, ddct_err *e);
+/* Decode record i into out (the tensor's bytes in its dtype). base may be NULL if unused. */
+int ddct_decode_tensor(const ddct_ctr_reader *r, size_t i, const ddct_st_file *base, int threads, int rescale,
+                       uint8_t *out, ddct_err *e);
+
+#endif

@@ -1,0 +1,219 @@
+/* test_codec.c — the patch codec (sizes, bounds, every transform/keep mode/p), the lossless
+ * codec, and the container written and read back in memory. */
+#include <math.h>
+#include <string.h>
+
+#include "codec/codec.h"
+#include "common/dtype.h"
+#include "quant/quant.h"
+#include "testutil.h"
+
+static float *gen(uint64_t n, double scale)
+{
+    float *x = malloc(n * sizeof *x);
+    for (uint64_t i = 0; i < n; i++) x[i] = (float)(scale * tu_normal());
+    return x;
+}
+
+static double relerr(const float *a, const float *b, uint64_t n)
+{
+    double e = 0, r = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        e += (double)(a[i] - b[i]) * (a[i] - b[i]);
+        r += (double)b[i] * b[i];
+    }
+    return r > 0 ? sqrt(e / r) : sqrt(e);
+}
+
+/* Encode + decode; returns relative error, fills record sizes. */
+static double roundtrip(const ddct_params *p, const float *d, int ndim, const uint64_t *shape, uint64_t n,
+                        int threads, ddct_enc_out *out, int rescale)
+{
+    ddct_enc_out_init(out);
+    ddct_err e;
+    ddct_err_clear(&e);
+    ddct_lossy_in in = {.delta = d, .ndim = ndim, .shape = shape, .nelem = n, .params = p, .threads = threads};
+    int rc = ddct_codec_patch.encode_lossy(&in, out, &e);
+    CHECK(rc == 0, "encode: %s", e.msg);
+    if (rc) return 1e9;
+    ddct_record rec = {.codec = DDCT_CODEC_PATCH, .params = out->params.p, .params_len = out->params.len,
+                       .side = out->side.p, .side_len = out->side.len, .data = out->data.p, .data_len = out->data.len};
+    float *r = malloc(n * sizeof *r + 4);
+    rc = ddct_codec_patch.decode_lossy(&rec, n, threads, rescale, r, &e);
+    CHECK(rc == 0, "decode: %s", e.msg);
+    double err = rc ? 1e9 : relerr(r, d, n);
+    free(r);
+    return err;
+}
+
+static void test_sizes_and_modes(void)
+{
+    uint64_t shape[2] = {67, 45};
+    uint64_t n = shape[0] * shape[1];
+    float *d = gen(n, 0.01);
+    for (int p = 2; p <= 64; p += (p < 16 ? 1 : 7)) {
+        for (int t = 0; t < DDCT_TRANSFORM_COUNT; t++) {
+            for (int keep = 0; keep < (t == DDCT_TRANSFORM_DWT ? DDCT_KEEP_COUNT : 1); keep++) {
+                ddct_params P;
+                ddct_params_default(&P);
+                P.patch = p;
+                P.transform = (ddct_transform)t;
+                P.dwt_keep = (ddct_dwt_keep)keep;
+                P.bits.n = 1;
+                P.bits.bits[0] = 8;
+                P.bits.frac[0] = 1;
+                ddct_enc_out o;
+                double err = roundtrip(&P, d, 2, shape, n, 2, &o, 0);
+                /* 8 bits everywhere: small error unless bands are dropped */
+                if (keep == DDCT_KEEP_ALL) CHECK(err < 0.02, "p=%d t=%d err %.4f", p, t, err);
+                else CHECK(err < 1.0, "p=%d keep=%d err %.4f", p, keep, err);
+                /* data size: per strip ceil(pcol * nkept * 8 / 8) bytes */
+                uint64_t pr = (shape[0] + p - 1) / p, pc = (shape[1] + p - 1) / p;
+                if (keep == DDCT_KEEP_ALL)
+                    CHECK(o.data.len == pr * pc * (uint64_t)p * p, "p=%d data %zu", p, o.data.len);
+                CHECK(o.side.len == pr * pc * 4, "p=%d side %zu", p, o.side.len);
+                ddct_enc_out_free(&o);
+            }
+        }
+    }
+    free(d);
+}
+
+static void test_default_strategy(void)
+{
+    uint64_t shape[2] = {128, 96};
+    uint64_t n = shape[0] * shape[1];
+    float *d = gen(n, 0.003);
+    ddct_params P;
+    ddct_params_default(&P); /* 2:0.5,0:0.5, p = 16 */
+    ddct_enc_out o;
+    double e0 = roundtrip(&P, d, 2, shape, n, 1, &o, 0);
+    /* 48 patches: 24 at 2 bits -> 24 * 256 * 2 bits; map 48 bits; side 24*4 + 24*2 */
+    CHECK(o.data.len == 24 * 256 * 2 / 8, "data %zu", o.data.len);
+    CHECK(o.side.len == 6 + 24 * 4 + 24 * 2, "side %zu", o.side.len);
+    CHECK(e0 > 0.3 && e0 < 1.0, "err %.3f", e0);
+    /* determinism: threads 1 vs 3 */
+    ddct_enc_out o2;
+    roundtrip(&P, d, 2, shape, n, 3, &o2, 0);
+    CHECK(o.data.len == o2.data.len && !memcmp(o.data.p, o2.data.p, o.data.len), "data differs by threads");
+    CHECK(o.side.len == o2.side.len && !memcmp(o.side.p, o2.side.p, o.side.len), "side differs by threads");
+    ddct_enc_out_free(&o);
+    ddct_enc_out_free(&o2);
+    /* rescale restores mean |delta| */
+    ddct_enc_out_init(&o);
+    ddct_err e;
+    ddct_lossy_in in = {.delta = d, .ndim = 2, .shape = shape, .nelem = n, .params = &P, .threads = 1};
+    CHECK(ddct_codec_patch.encode_lossy(&in, &o, &e) == 0, "encode");
+    ddct_record rec = {.codec = DDCT_CODEC_PATCH, .params = o.params.p, .params_len = o.params.len, .side = o.side.p,
+                       .side_len = o.side.len, .data = o.data.p, .data_len = o.data.len};
+    float *r = malloc(n * sizeof *r);
+    CHECK(ddct_codec_patch.decode_lossy(&rec, n, 1, 1, r, &e) == 0, "decode");
+    double ma = ddct_mean_abs(d, n, 1), mb = ddct_mean_abs(r, n, 1);
+    CHECK(fabs(ma - mb) < 1e-4 * ma, "rescale: %g vs %g", ma, mb);
+    /* truncated streams are rejected */
+    rec.data_len--;
+    CHECK(ddct_codec_patch.decode_lossy(&rec, n, 1, 1, r, &e) == DDCT_ERR_FORMAT, "short data accepted");
+    rec.data_len++;
+    rec.side_len--;
+    CHECK(ddct_codec_patch.decode_lossy(&rec, n, 1, 1, r, &e) == DDCT_ERR_FORMAT, "short side accepted");
+    rec.side_len++;
+    for (size_t cut = 0; cut < o.params.len; cut++) {
+        rec.params_len = cut;
+        CHECK(ddct_codec_patch.decode_lossy(&rec, n, 1, 1, r, &e) != 0, "params cut at %zu accepted", cut);
+    }
+    free(r);
+    ddct_enc_out_free(&o);
+    free(d);
+}
+
+static void test_zero_bit_means(void)
+{
+    /* all patches 0-bit: every patch rebuilds as the mean of its real elements */
+    uint64_t shape[2] = {20, 20};
+    uint64_t n = 400;
+    float *d = gen(n, 1);
+    ddct_params P;
+    ddct_params_default(&P);
+    P.patch = 8;
+    P.bits.n = 1;
+    P.bits.bits[0] = 0;
+    P.bits.frac[0] = 1;
+    ddct_enc_out o;
+    ddct_enc_out_init(&o);
+    ddct_err e;
+    ddct_lossy_in in = {.delta = d, .ndim = 2, .shape = shape, .nelem = n, .params = &P, .threads = 1};
+    CHECK(ddct_codec_patch.encode_lossy(&in, &o, &e) == 0, "encode");
+    CHECK(o.data.len == 0, "0-bit data %zu", o.data.len);
+    ddct_record rec = {.codec = DDCT_CODEC_PATCH, .params = o.params.p, .params_len = o.params.len, .side = o.side.p,
+                       .side_len = o.side.len};
+    float *r = malloc(n * sizeof *r);
+    CHECK(ddct_codec_patch.decode_lossy(&rec, n, 1, 0, r, &e) == 0, "decode");
+    /* patch (2,2) covers rows 16..19, cols 16..19: 16 real elements */
+    double m = 0;
+    for (int i = 16; i < 20; i++)
+        for (int j = 16; j < 20; j++) m += d[i * 20 + j];
+    m /= 16;
+    CHECK(fabs(r[19 * 20 + 19] - m) < 0.01 * fabs(m) + 1e-3, "edge mean %g vs %g", r[399], m);
+    free(r);
+    free(d);
+    ddct_enc_out_free(&o);
+}
+
+static void test_views(void)
+{
+    uint64_t conv[4] = {32, 16, 3, 3}, dw[4] = {64, 1, 3, 3}, mat[2] = {37, 53};
+    CHECK(ddct_view_cols(4, conv, 4608, 16) == 144, "conv view %llu",
+          (unsigned long long)ddct_view_cols(4, conv, 4608, 16));
+    uint64_t c = ddct_view_cols(4, dw, 576, 16);
+    uint64_t rows = (576 + c - 1) / c;
+    uint64_t area = (rows + 15) / 16 * 16 * ((c + 15) / 16 * 16);
+    CHECK(area <= 576 * 2, "depthwise view %llu cols, padded area %llu", (unsigned long long)c,
+          (unsigned long long)area);
+    CHECK(ddct_view_cols(2, mat, 37 * 53, 16) == 53, "2-D view keeps columns");
+    /* round trip of a 4-D tensor through the flat view */
+    float *d = gen(576, 0.1);
+    ddct_params P;
+    ddct_params_default(&P);
+    P.bits.n = 1;
+    P.bits.bits[0] = 8;
+    P.bits.frac[0] = 1;
+    ddct_enc_out o;
+    CHECK(roundtrip(&P, d, 4, dw, 576, 1, &o, 0) < 0.02, "4-D round trip");
+    ddct_enc_out_free(&o);
+    free(d);
+}
+
+static void test_raw(void)
+{
+    uint64_t n = 10000;
+    float *a = gen(n, 1), *b = malloc(n * sizeof *b);
+    memcpy(b, a, n * sizeof *b);
+    for (uint64_t i = 0; i < n; i += 7) b[i] += 1;
+    ddct_enc_out o;
+    ddct_enc_out_init(&o);
+    ddct_err e;
+    ddct_lossless_in in = {.ft = (const uint8_t *)b, .base = (const uint8_t *)a, .nbytes = n * 4, .elsize = 4,
+                           .level = 3, .threads = 1};
+    CHECK(ddct_codec_raw.encode_lossless(&in, &o, &e) == 0, "raw encode");
+    CHECK(o.data.len < n * 4 / 2, "xor with base should compress: %zu", o.data.len);
+    ddct_record rec = {.codec = DDCT_CODEC_RAW, .params = o.params.p, .params_len = o.params.len, .data = o.data.p,
+                       .data_len = o.data.len};
+    uint8_t *r = malloc(n * 4);
+    CHECK(ddct_codec_raw.decode_lossless(&rec, (const uint8_t *)a, n * 4, 4, r, &e) == 0, "raw decode");
+    CHECK(!memcmp(r, b, n * 4), "raw bytes differ");
+    CHECK(ddct_codec_raw.decode_lossless(&rec, (const uint8_t *)a, n * 4 - 4, 4, r, &e) != 0, "wrong size accepted");
+    free(r);
+    free(a);
+    free(b);
+    ddct_enc_out_free(&o);
+}
+
+int main(void)
+{
+    test_sizes_and_modes();
+    test_default_strategy();
+    test_zero_bit_means();
+    test_views();
+    test_raw();
+    return TEST_SUMMARY();
+}

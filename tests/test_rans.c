@@ -1,0 +1,366 @@
+/* test_rans.c — static rANS coder (src/entropy/rans.c). */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "entropy/rans.h"
+#include "testutil.h"
+
+static unsigned rnd(unsigned m) { return m ? (unsigned)(tu_next() % m) : 0; }
+
+/* geometric-ish symbol: P(s) ~ q^s over [0, A) */
+static uint16_t geo(double q, unsigned A)
+{
+    double u = tu_unif();
+    unsigned s = (unsigned)(log(1.0 - u) / log(q));
+    return (uint16_t)(s < A ? s : A - 1);
+}
+
+/* empirical entropy (bits) of sym under contexts ctx */
+static double entropy_bits(const uint16_t *sym, const uint8_t *ctx, size_t n, int nctx)
+{
+    uint64_t *cnt = calloc((size_t)nctx * DDCT_RANS_MAX_SYMBOLS, sizeof *cnt);
+    uint64_t tot[DDCT_RANS_MAX_CONTEXTS] = {0};
+    for (size_t i = 0; i < n; i++) {
+        int c = ctx ? ctx[i] : 0;
+        cnt[(size_t)c * DDCT_RANS_MAX_SYMBOLS + sym[i]]++;
+        tot[c]++;
+    }
+    double h = 0;
+    for (int c = 0; c < nctx; c++)
+        for (int s = 0; s < DDCT_RANS_MAX_SYMBOLS; s++) {
+            uint64_t k = cnt[(size_t)c * DDCT_RANS_MAX_SYMBOLS + s];
+            if (k) h += (double)k * -log2((double)k / (double)tot[c]);
+        }
+    free(cnt);
+    return h;
+}
+
+/* bytes of the header + tables that ddct_rans_encode writes for this input */
+static size_t table_bytes(const uint16_t *sym, const uint8_t *ctx, size_t n, int nctx, int pb)
+{
+    uint64_t *cnt = calloc((size_t)nctx * DDCT_RANS_MAX_SYMBOLS, sizeof *cnt);
+    for (size_t i = 0; i < n; i++) cnt[(size_t)(ctx ? ctx[i] : 0) * DDCT_RANS_MAX_SYMBOLS + sym[i]]++;
+    ddct_buf b;
+    ddct_buf_init(&b);
+    ddct_rans_table t;
+    for (int c = 0; c < nctx; c++) {
+        ddct_rans_table_build(&t, cnt + (size_t)c * DDCT_RANS_MAX_SYMBOLS, DDCT_RANS_MAX_SYMBOLS, pb, NULL);
+        ddct_rans_table_write(&t, &b);
+    }
+    size_t len = 1 + b.len;
+    ddct_buf_free(&b);
+    free(cnt);
+    return len;
+}
+
+static void report(const char *what, const uint16_t *sym, const uint8_t *ctx, size_t n, int nctx, size_t len)
+{
+    double h = entropy_bits(sym, ctx, n, nctx) / 8;
+    size_t tb = table_bytes(sym, ctx, n, nctx, 15);
+    double stream = (double)(len - tb);
+    printf("  %-20s n=%zu ctx=%2d  entropy %9.0f B | blob %8zu B (%+.3f%%) = tables %5zu B + stream %8.0f B "
+           "(%+.3f%%)\n",
+           what, n, nctx, h, len, 100.0 * ((double)len - h) / h, tb, stream, 100.0 * (stream - h) / h);
+    CHECK(stream <= h * 1.01 + 8, "%s: stream %.0f bytes vs entropy %.0f", what, stream, h);
+}
+
+/* Encode, check determinism, decode from an exact-size copy, compare. Returns blob size. */
+static size_t round_trip(const char *what, const uint16_t *sym, const uint8_t *ctx, size_t n, int nctx, int pb)
+{
+    ddct_buf b, b2;
+    ddct_buf_init(&b);
+    ddct_buf_init(&b2);
+    ddct_err e;
+    ddct_err_clear(&e);
+    ddct_buf_u8(&b2, 0xAB); /* appending after existing content must work too */
+    int rc = ddct_rans_encode(sym, ctx, n, nctx, pb, &b, &e);
+    int rc2 = ddct_rans_encode(sym, ctx, n, nctx, pb, &b2, &e);
+    CHECK(rc == 0 && rc2 == 0, "%s: encode rc=%d %s", what, rc, e.msg);
+    CHECK(b2.len == b.len + 1 && !memcmp(b.p, b2.p + 1, b.len), "%s: output not deterministic", what);
+    uint8_t *copy = malloc(b.len ? b.len : 1);
+    memcpy(copy, b.p, b.len);
+    uint16_t *out = malloc((n ? n : 1) * sizeof *out);
+    rc = ddct_rans_decode(copy, b.len, ctx, n, out, &e);
+    CHECK(rc == 0, "%s: decode rc=%d %s", what, rc, e.msg);
+    CHECK(!n || !memcmp(out, sym, n * sizeof *out), "%s: decoded symbols differ", what);
+    /* asking for one symbol fewer / more must be detected */
+    if (n > 0) {
+        rc = ddct_rans_decode(copy, b.len, ctx, n - 1, out, &e);
+        CHECK(rc == DDCT_ERR_FORMAT || rc == 0, "%s: n-1 rc=%d", what, rc);
+    }
+    size_t len = b.len;
+    free(out);
+    free(copy);
+    ddct_buf_free(&b);
+    ddct_buf_free(&b2);
+    return len;
+}
+
+static void test_skewed(void)
+{
+    static const struct {
+        double q;
+        unsigned A;
+    } cases[] = {{0.3, 4}, {0.5, 16}, {0.7, 64}, {0.9, 256}, {0.97, 4096}, {0.05, 8}, {0.999, 4096}};
+    size_t n = 400000;
+    uint16_t *sym = malloc(n * sizeof *sym);
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        for (size_t i = 0; i < n; i++) sym[i] = geo(cases[k].q, cases[k].A);
+        char what[64];
+        snprintf(what, sizeof what, "geo q=%.3f A=%u", cases[k].q, cases[k].A);
+        size_t len = round_trip(what, sym, NULL, n, 1, 0);
+        report(what, sym, NULL, n, 1, len);
+        CHECK((double)len <= entropy_bits(sym, NULL, n, 1) / 8 * 1.01, "%s: blob over entropy + 1%%", what);
+    }
+    free(sym);
+}
+
+static void test_contexts(void)
+{
+    size_t n = 300000;
+    uint16_t *sym = malloc(n * sizeof *sym);
+    uint8_t *ctx = malloc(n);
+    /* 64 contexts, each with its own distribution, context from position */
+    for (size_t i = 0; i < n; i++) {
+        ctx[i] = (uint8_t)(tu_next() % 64);
+        sym[i] = (uint16_t)(geo(0.2 + 0.0125 * ctx[i], 300) + ctx[i] * 5);
+    }
+    size_t len = round_trip("64 contexts", sym, ctx, n, 64, 0);
+    report("64 contexts", sym, ctx, n, 64, len);
+    for (size_t i = 0; i < n; i++) sym[i] = (uint16_t)(geo(0.2 + 0.0125 * ctx[i], 16) + ctx[i] * 5);
+    len = round_trip("64 ctx, 16 sym", sym, ctx, n, 64, 0);
+    report("64 ctx, 16 sym", sym, ctx, n, 64, len);
+    /* some contexts unused, one single-symbol */
+    for (size_t i = 0; i < n; i++) {
+        ctx[i] = (uint8_t)(i % 3 == 0 ? 7 : (i % 3 == 1 ? 20 : 63));
+        sym[i] = ctx[i] == 20 ? 4095 : geo(0.6, 40);
+    }
+    round_trip("sparse contexts", sym, ctx, n, 64, 13);
+    /* streaming decoder with contexts from the previous symbol */
+    uint8_t prev = 0;
+    for (size_t i = 0; i < n; i++) {
+        ctx[i] = prev;
+        sym[i] = (uint16_t)(prev == 0 ? geo(0.3, 4) : (prev == 1 ? geo(0.8, 4) : rnd(4)));
+        prev = (uint8_t)sym[i];
+    }
+    ddct_buf b;
+    ddct_buf_init(&b);
+    ddct_err e;
+    CHECK(ddct_rans_encode(sym, ctx, n, 4, 14, &b, &e) == 0, "encode prev-ctx");
+    ddct_rans_dec d;
+    CHECK(ddct_rans_dec_init(&d, b.p, b.len, &e) == 0, "dec_init");
+    int ok = 1;
+    prev = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint16_t s = ddct_rans_dec_get(&d, prev);
+        ok &= s == sym[i];
+        prev = (uint8_t)s;
+    }
+    CHECK(ok && ddct_rans_dec_finish(&d, &e) == 0, "streaming decode with symbol-dependent contexts");
+    ddct_rans_dec_free(&d);
+    ddct_buf_free(&b);
+    /* every precision */
+    for (int pb = 12; pb <= 15; pb++) {
+        for (size_t i = 0; i < 50000; i++) {
+            ctx[i] = (uint8_t)(i & 1);
+            sym[i] = (uint16_t)(i & 1 ? rnd(4096) : geo(0.99, 4096));
+        }
+        char what[32];
+        snprintf(what, sizeof what, "prob_bits=%d", pb);
+        round_trip(what, sym, ctx, 50000, 2, pb);
+    }
+    free(sym);
+    free(ctx);
+}
+
+static void test_small(void)
+{
+    /* empty input */
+    size_t len = round_trip("empty", NULL, NULL, 0, 1, 0);
+    CHECK(len == 1 + 1 + 4, "empty blob is %zu bytes", len);
+    len = round_trip("empty 64 ctx", NULL, NULL, 0, 64, 0);
+    CHECK(len == 1 + 64 + 4, "empty 64-context blob is %zu bytes", len);
+    /* single symbol alphabet: costs nothing per symbol */
+    uint16_t one[1000];
+    for (int i = 0; i < 1000; i++) one[i] = 3000;
+    len = round_trip("single symbol", one, NULL, 1000, 1, 0);
+    CHECK(len == 1 + 1 + 2 + 4, "single-symbol blob is %zu bytes", len);
+    round_trip("n=1", one, NULL, 1, 1, 0);
+    uint16_t two[3] = {0, 4095, 0};
+    round_trip("extremes", two, NULL, 3, 1, 12);
+    /* table sizes */
+    uint64_t cnt[4] = {700, 200, 80, 20};
+    ddct_rans_table t, t2;
+    ddct_err e;
+    CHECK(ddct_rans_table_build(&t, cnt, 4, 15, &e) == 0, "build");
+    ddct_buf b;
+    ddct_buf_init(&b);
+    ddct_rans_table_write(&t, &b);
+    printf("  4-symbol table {700,200,80,20} at 15 bits: %zu bytes; ", b.len);
+    CHECK(b.len <= 11, "4-symbol table %zu bytes", b.len);
+    ddct_rd r;
+    ddct_rd_init(&r, b.p, b.len);
+    CHECK(ddct_rans_table_read(&t2, &r, &e) == 0 && r.pos == b.len && t2.nsym == 4 &&
+              !memcmp(t.freq, t2.freq, sizeof t.freq),
+          "table round trip");
+    ddct_buf_free(&b);
+    ddct_buf_init(&b);
+    CHECK(ddct_rans_table_build(&t, cnt, 4, 12, &e) == 0, "build 12");
+    ddct_rans_table_write(&t, &b);
+    printf("at 12 bits: %zu bytes\n", b.len);
+    ddct_buf_free(&b);
+}
+
+static void test_tables(void)
+{
+    static uint64_t cnt[DDCT_RANS_MAX_SYMBOLS];
+    ddct_rans_table t, t2;
+    ddct_err e;
+    for (int rep = 0; rep < 400; rep++) {
+        int A = 1 + (int)rnd(rep % 4 == 0 ? DDCT_RANS_MAX_SYMBOLS : 50);
+        int pb = 12 + (int)rnd(4);
+        memset(cnt, 0, sizeof cnt);
+        for (int s = 0; s < A; s++) {
+            switch (rep % 5) {
+            case 0: cnt[s] = rnd(3) ? 0 : rnd(1000); break;
+            case 1: cnt[s] = 1; break;
+            case 2: cnt[s] = s == 0 ? (uint64_t)1 << 62 : rnd(2); break; /* huge + tiny */
+            case 3: cnt[s] = tu_next(); break;                            /* full 64-bit */
+            default: cnt[s] = (uint64_t)(1e6 * pow(0.5, s)); break;
+            }
+        }
+        int rc = ddct_rans_table_build(&t, cnt, A, pb, &e);
+        CHECK(rc == 0, "build rep %d: %s", rep, e.msg);
+        uint32_t sum = 0;
+        int ok = 1, present = 0;
+        for (int s = 0; s < t.nsym; s++) {
+            sum += t.freq[s];
+            ok &= (cnt[s] != 0) == (t.freq[s] != 0);
+            present += cnt[s] != 0;
+        }
+        for (int s = t.nsym; s < A; s++) ok &= cnt[s] == 0;
+        CHECK(ok && (present == 0 ? t.kind == DDCT_RANS_EMPTY : sum == (1u << pb)),
+              "rep %d: freqs wrong (sum %u, pb %d)", rep, sum, pb);
+        /* serialise and read back */
+        ddct_buf b;
+        ddct_buf_init(&b);
+        ddct_rans_table_write(&t, &b);
+        ddct_rd r;
+        ddct_rd_init(&r, b.p, b.len);
+        rc = ddct_rans_table_read(&t2, &r, &e);
+        CHECK(rc == 0 && r.pos == b.len && t2.nsym == t.nsym && t2.kind == t.kind &&
+                  !memcmp(t.freq, t2.freq, sizeof t.freq),
+              "rep %d: table round trip", rep);
+        /* normalisation quality: cross-entropy close to entropy for big tables */
+        if (rep % 5 == 4) {
+            double tot = 0, h = 0;
+            for (int s = 0; s < A; s++) tot += (double)cnt[s];
+            for (int s = 0; s < A; s++)
+                if (cnt[s]) h += (double)cnt[s] * -log2((double)cnt[s] / tot);
+            double c = ddct_rans_table_cost_bits(&t, cnt, A);
+            CHECK(c >= h - 1e-6 * h && c <= h * 1.01 + 64, "rep %d: cost %.1f vs entropy %.1f", rep, c, h);
+        }
+        ddct_buf_free(&b);
+    }
+    /* parameter errors */
+    CHECK(ddct_rans_table_build(&t, cnt, 4097, 15, &e) == DDCT_ERR_PARAM, "4097 symbols");
+    CHECK(ddct_rans_table_build(&t, cnt, 4, 11, &e) == DDCT_ERR_PARAM, "11 bits");
+    CHECK(ddct_rans_table_build(&t, cnt, 4, 16, &e) == DDCT_ERR_PARAM, "16 bits");
+    uint16_t s[3] = {1, 4096, 2};
+    uint8_t c[3] = {0, 0, 1};
+    ddct_buf b;
+    ddct_buf_init(&b);
+    CHECK(ddct_rans_encode(s, NULL, 3, 1, 0, &b, &e) == DDCT_ERR_PARAM, "symbol 4096");
+    s[1] = 5;
+    CHECK(ddct_rans_encode(s, c, 3, 1, 0, &b, &e) == DDCT_ERR_PARAM, "context >= nctx");
+    CHECK(ddct_rans_encode(s, c, 3, 0, 0, &b, &e) == DDCT_ERR_PARAM, "0 contexts");
+    CHECK(ddct_rans_encode(s, c, 3, 65, 0, &b, &e) == DDCT_ERR_PARAM, "65 contexts");
+    CHECK(ddct_rans_encode(s, c, 3, 2, 0, &b, &e) == 0, "ok");
+    /* decoding with a context that was never used / out of range */
+    uint16_t out[3];
+    uint8_t c2[3] = {0, 0, 2};
+    CHECK(ddct_rans_decode(b.p, b.len, c2, 3, out, &e) == DDCT_ERR_FORMAT, "ctx out of range at decode");
+    uint8_t c3[3] = {1, 1, 1};
+    int rc = ddct_rans_decode(b.p, b.len, c3, 3, out, &e);
+    CHECK(rc == DDCT_ERR_FORMAT || rc == 0, "wrong contexts: rc %d", rc);
+    ddct_buf_free(&b);
+}
+
+/* corrupt / truncated / random input: error or garbage, never a crash (ASan) */
+static void test_corrupt(void)
+{
+    size_t n = 2000;
+    uint16_t *sym = malloc(n * sizeof *sym), *out = malloc(n * sizeof *out);
+    uint8_t *ctx = malloc(n);
+    for (size_t i = 0; i < n; i++) {
+        ctx[i] = (uint8_t)(i % 5);
+        sym[i] = ctx[i] == 4 ? 9 : geo(0.6 + 0.05 * ctx[i], 100 + 900 * ctx[i]);
+    }
+    ddct_buf b;
+    ddct_buf_init(&b);
+    ddct_err e;
+    CHECK(ddct_rans_encode(sym, ctx, n, 5, 0, &b, &e) == 0, "encode");
+    int errors = 0, trials = 0;
+    /* every truncation */
+    for (size_t t = 0; t < b.len; t++) {
+        uint8_t *cp = malloc(t ? t : 1);
+        memcpy(cp, b.p, t);
+        int rc = ddct_rans_decode(t ? cp : NULL, t, ctx, n, out, &e);
+        CHECK(rc == DDCT_ERR_FORMAT || rc == 0, "truncated rc %d", rc);
+        errors += rc != 0;
+        trials++;
+        free(cp);
+    }
+    printf("  truncated blobs: %d of %d rejected\n", errors, trials);
+    CHECK(errors == trials, "every truncation of this blob should be rejected");
+    /* bit flips and byte overwrites */
+    errors = trials = 0;
+    uint8_t *cp = malloc(b.len);
+    for (int rep = 0; rep < 3000; rep++) {
+        memcpy(cp, b.p, b.len);
+        int k = 1 + (int)rnd(3);
+        for (int j = 0; j < k; j++) {
+            size_t at = rnd((unsigned)b.len);
+            if (rep % 2) cp[at] ^= (uint8_t)(1u << rnd(8));
+            else cp[at] = (uint8_t)tu_next();
+        }
+        int rc = ddct_rans_decode(cp, b.len, ctx, n, out, &e);
+        CHECK(rc == DDCT_ERR_FORMAT || rc == 0, "flipped rc %d", rc);
+        errors += rc != 0;
+        trials++;
+    }
+    printf("  corrupted blobs: %d of %d rejected (the rest decode to garbage)\n", errors, trials);
+    free(cp);
+    /* random blobs of random length, with random contexts and streaming reads */
+    errors = trials = 0;
+    for (int rep = 0; rep < 3000; rep++) {
+        size_t len = rnd(300);
+        uint8_t *rb = malloc(len ? len : 1);
+        for (size_t i = 0; i < len; i++) rb[i] = (uint8_t)tu_next();
+        if (len > 0 && rep % 2) rb[0] &= 63; /* valid header more often */
+        if (len > 1 && rep % 4 == 1) rb[1] = (uint8_t)(2 | (rnd(4) << 2));
+        for (size_t i = 0; i < 50; i++) ctx[i] = (uint8_t)rnd(70);
+        int rc = ddct_rans_decode(len ? rb : NULL, len, ctx, 50, out, &e);
+        CHECK(rc == DDCT_ERR_FORMAT || rc == 0, "random rc %d", rc);
+        errors += rc != 0;
+        trials++;
+        free(rb);
+    }
+    printf("  random blobs: %d of %d rejected\n", errors, trials);
+    ddct_buf_free(&b);
+    free(sym);
+    free(out);
+    free(ctx);
+}
+
+int main(void)
+{
+    test_small();
+    test_tables();
+    test_skewed();
+    test_contexts();
+    test_corrupt();
+    return TEST_SUMMARY();
+}

@@ -1,0 +1,37 @@
+/* testutil.h — minimal test harness: CHECK() counts, TEST_MAIN prints "N passed, N failed". */
+#ifndef DDCT_TESTUTIL_H
+#define DDCT_TESTUTIL_H
+#include <stdio.h>
+#include <stdlib.h>
+
+static int tu_pass, tu_fail;
+#define CHECK(cond, ...)                                                                     \
+    do {                                                                                     \
+        if (cond) tu_pass++;                                                                 \
+        else {                                                                               \
+            tu_fail++;                                                                       \
+            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);         \
+            fprintf(stderr, __VA_ARGS__);                                                    \
+            fputc('\n', stderr);                                                             \
+        }                                                                                    \
+    } while (0)
+#define TEST_SUMMARY()                                                                       \
+    (printf("%d passed, %d failed\n", tu_pass, tu_fail), tu_fail ? 1 : 0)
+
+/* Deterministic generator (splitmix64) and standard normal via Box-Muller. */
+static unsigned long long tu_rng = 0x9E3779B97F4A7C15ull;
+static inline unsigned long long tu_next(void)
+{
+    unsigned long long z = (tu_rng += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+static inline double tu_unif(void) { return (tu_next() >> 11) * (1.0 / 9007199254740992.0); }
+static inline double tu_normal(void)
+{
+    double u = tu_unif(), v = tu_unif();
+    if (u < 1e-300) u = 1e-300;
+    return __builtin_sqrt(-2.0 * __builtin_log(u)) * __builtin_cos(6.283185307179586 * v);
+}
+#endif
