@@ -44,6 +44,16 @@ int cmd_eval(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
 
+/* Totals of a .ddct's records (what `info` prints); shared by info, eval, sweep. */
+typedef struct {
+    uint64_t lossy_params, lossy_bytes, lossy_payload, lossless_params, lossless_bytes;
+} cli_info_totals;
+struct ddct_Info_s;
+void cli_info_totals_of(const struct ddct_Info_s *info, cli_info_totals *t);
+double cli_bpp(uint64_t bytes, uint64_t params);   /* 8 * bytes / params, 0 if no params */
+double cli_rel(double err2, double ref2);          /* sqrt(err2 / ref2) */
+double cli_cos(double dot, double a2, double b2);  /* dot / sqrt(a2 b2) */
+
 /* Shared by eval and sweep: totals over a .ddct's tensors. */
 typedef struct {
     double err2, ref2, dot, hat2, worst_rel;

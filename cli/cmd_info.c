@@ -5,11 +5,7 @@
 
 #include "cli.h"
 
-typedef struct {
-    uint64_t lossy_params, lossy_bytes, lossy_payload, lossless_params, lossless_bytes;
-} info_totals;
-
-static void totals_of(const ddct_Info *info, info_totals *t)
+void cli_info_totals_of(const ddct_Info *info, cli_info_totals *t)
 {
     memset(t, 0, sizeof *t);
     for (size_t i = 0; i < ddct_Info_count(info); i++) {
@@ -25,7 +21,9 @@ static void totals_of(const ddct_Info *info, info_totals *t)
     }
 }
 
-static double bpp(uint64_t bytes, uint64_t params) { return params ? 8.0 * (double)bytes / (double)params : 0; }
+double cli_bpp(uint64_t bytes, uint64_t params) { return params ? 8.0 * (double)bytes / (double)params : 0; }
+double cli_rel(double err2, double ref2) { return ref2 > 0 ? sqrt(err2 / ref2) : (err2 > 0 ? INFINITY : 0); }
+double cli_cos(double dot, double a2, double b2) { return a2 > 0 && b2 > 0 ? dot / sqrt(a2 * b2) : (a2 == b2); }
 
 static void shape_str(const ddct_tensor_info *t, char *buf, size_t n)
 {
@@ -37,17 +35,17 @@ static void shape_str(const ddct_tensor_info *t, char *buf, size_t n)
 
 static void print_json(const ddct_Info *info, int tensors)
 {
-    info_totals t;
-    totals_of(info, &t);
+    cli_info_totals t;
+    cli_info_totals_of(info, &t);
     uint64_t fb = ddct_Info_fileBytes(info);
     printf("{\"file_bytes\":%llu,\"container_bytes\":%llu,\"lossy_params\":%llu,\"lossy_bytes\":%llu,"
            "\"lossy_payload_bytes\":%llu,\"lossy_side_bytes\":%llu,\"bits_per_lossy_param\":%.6f,"
            "\"lossless_params\":%llu,\"lossless_bytes\":%llu,\"bits_per_param\":%.6f,\"header\":%s",
            (unsigned long long)fb, (unsigned long long)ddct_Info_containerBytes(info),
            (unsigned long long)t.lossy_params, (unsigned long long)t.lossy_bytes, (unsigned long long)t.lossy_payload,
-           (unsigned long long)(t.lossy_bytes - t.lossy_payload), bpp(t.lossy_bytes, t.lossy_params),
+           (unsigned long long)(t.lossy_bytes - t.lossy_payload), cli_bpp(t.lossy_bytes, t.lossy_params),
            (unsigned long long)t.lossless_params, (unsigned long long)t.lossless_bytes,
-           bpp(fb, t.lossy_params + t.lossless_params), ddct_Info_header(info));
+           cli_bpp(fb, t.lossy_params + t.lossless_params), ddct_Info_header(info));
     printf(",\"base_only\":[");
     for (size_t i = 0; i < ddct_Info_removedCount(info); i++) {
         if (i) putchar(',');
@@ -66,7 +64,7 @@ static void print_json(const ddct_Info *info, int tensors)
                    "\"payload_bytes\":%llu,\"side_bytes\":%llu,\"bits_per_param\":%.6f}",
                    ti->dtype, sh, (unsigned long long)ti->nparams, ti->codec, ti->lossy ? "true" : "false",
                    (unsigned long long)ti->record_bytes, (unsigned long long)ti->payload_bytes,
-                   (unsigned long long)ti->side_bytes, bpp(ti->record_bytes, ti->nparams));
+                   (unsigned long long)ti->side_bytes, cli_bpp(ti->record_bytes, ti->nparams));
         }
         printf("]");
     }
@@ -75,8 +73,8 @@ static void print_json(const ddct_Info *info, int tensors)
 
 static void print_table(const ddct_Info *info, int tensors)
 {
-    info_totals t;
-    totals_of(info, &t);
+    cli_info_totals t;
+    cli_info_totals_of(info, &t);
     uint64_t fb = ddct_Info_fileBytes(info), cb = ddct_Info_containerBytes(info);
     if (tensors) {
         printf("%-48s %-5s %-16s %-8s %12s %12s %10s %8s\n", "tensor", "dtype", "shape", "codec", "params", "payload",
@@ -87,18 +85,18 @@ static void print_table(const ddct_Info *info, int tensors)
             shape_str(ti, sh, sizeof sh);
             printf("%-48.48s %-5s %-16.16s %-8s %12llu %12llu %10llu %8.3f\n", ti->name, ti->dtype, sh, ti->codec,
                    (unsigned long long)ti->nparams, (unsigned long long)ti->payload_bytes,
-                   (unsigned long long)ti->side_bytes, bpp(ti->record_bytes, ti->nparams));
+                   (unsigned long long)ti->side_bytes, cli_bpp(ti->record_bytes, ti->nparams));
         }
         printf("\n");
     }
     printf("lossy tensors:    %llu params, %llu bytes (payload %llu + side %llu) = %.4f bits/param\n",
            (unsigned long long)t.lossy_params, (unsigned long long)t.lossy_bytes, (unsigned long long)t.lossy_payload,
-           (unsigned long long)(t.lossy_bytes - t.lossy_payload), bpp(t.lossy_bytes, t.lossy_params));
+           (unsigned long long)(t.lossy_bytes - t.lossy_payload), cli_bpp(t.lossy_bytes, t.lossy_params));
     printf("lossless tensors: %llu params, %llu bytes = %.4f bits/param\n", (unsigned long long)t.lossless_params,
-           (unsigned long long)t.lossless_bytes, bpp(t.lossless_bytes, t.lossless_params));
+           (unsigned long long)t.lossless_bytes, cli_bpp(t.lossless_bytes, t.lossless_params));
     printf("container:        %llu bytes (header, index, footer)\n", (unsigned long long)cb);
     printf("total:            %llu bytes = file size, %.4f bits/param overall\n", (unsigned long long)fb,
-           bpp(fb, t.lossy_params + t.lossless_params));
+           cli_bpp(fb, t.lossy_params + t.lossless_params));
     for (size_t i = 0; i < ddct_Info_removedCount(info); i++)
         printf("only in base (dropped): %s\n", ddct_Info_removed(info, i));
 }
@@ -113,10 +111,10 @@ void cli_info_summary(const char *path, int json)
     }
     if (json) print_json(info, 0);
     else {
-        info_totals t;
-        totals_of(info, &t);
+        cli_info_totals t;
+        cli_info_totals_of(info, &t);
         fprintf(stderr, "%s: %llu bytes; lossy %.4f bits/param over %llu params\n", path,
-                (unsigned long long)ddct_Info_fileBytes(info), bpp(t.lossy_bytes, t.lossy_params),
+                (unsigned long long)ddct_Info_fileBytes(info), cli_bpp(t.lossy_bytes, t.lossy_params),
                 (unsigned long long)t.lossy_params);
     }
     ddct_freeInfo(info);
@@ -155,8 +153,6 @@ typedef struct {
     int n;
 } eval_state;
 
-static double rel(double err2, double ref2) { return ref2 > 0 ? sqrt(err2 / ref2) : (err2 > 0 ? INFINITY : 0); }
-static double cosv(double dot, double a2, double b2) { return a2 > 0 && b2 > 0 ? dot / sqrt(a2 * b2) : (a2 == b2); }
 
 static void eval_cb(void *opaque, const ddct_tensor_eval *ev)
 {
@@ -168,7 +164,7 @@ static void eval_cb(void *opaque, const ddct_tensor_eval *ev)
         t->dot += ev->dot;
         t->hat2 += ev->hat2;
         t->lossy_params += ev->nparams;
-        double r = rel(ev->err2, ev->ref2);
+        double r = cli_rel(ev->err2, ev->ref2);
         if (r > t->worst_rel || !t->worst_name) {
             t->worst_rel = r;
             snprintf(t->worst_buf, sizeof t->worst_buf, "%s", ev->name);
@@ -179,8 +175,8 @@ static void eval_cb(void *opaque, const ddct_tensor_eval *ev)
     fprintf(s->json, "%s{\"name\":", s->n++ ? "," : "");
     cli_json_str(s->json, ev->name);
     fprintf(s->json, ",\"lossy\":%s,\"params\":%llu,\"rel_error\":%.6g,\"cosine\":%.8f,\"max_abs_error\":%.6g}",
-            ev->lossy ? "true" : "false", (unsigned long long)ev->nparams, rel(ev->err2, ev->ref2),
-            cosv(ev->dot, ev->ref2, ev->hat2), ev->max_abs_err);
+            ev->lossy ? "true" : "false", (unsigned long long)ev->nparams, cli_rel(ev->err2, ev->ref2),
+            cli_cos(ev->dot, ev->ref2, ev->hat2), ev->max_abs_err);
 }
 
 int cli_eval_run(const char *base, const char *ft, const char *ddct, int threads, int rescale, int per_tensor_json,
@@ -223,8 +219,8 @@ int cmd_eval(int argc, char **argv)
     ddct_Info *info;
     char err[512];
     if (ddct_openInfo(&info, pos[2], err, sizeof err)) return cli_error("%s", err), 1;
-    info_totals it;
-    totals_of(info, &it);
+    cli_info_totals it;
+    cli_info_totals_of(info, &it);
     uint64_t fb = ddct_Info_fileBytes(info);
     ddct_freeInfo(info);
     cli_eval_totals tot;
@@ -234,8 +230,8 @@ int cmd_eval(int argc, char **argv)
         if (json) printf("]}\n");
         return rc;
     }
-    double r = rel(tot.err2, tot.ref2), c = cosv(tot.dot, tot.ref2, tot.hat2);
-    double b = bpp(it.lossy_bytes, it.lossy_params);
+    double r = cli_rel(tot.err2, tot.ref2), c = cli_cos(tot.dot, tot.ref2, tot.hat2);
+    double b = cli_bpp(it.lossy_bytes, it.lossy_params);
     if (json) {
         printf("],\"file_bytes\":%llu,\"lossy_params\":%llu,\"bits_per_lossy_param\":%.6f,\"rel_error\":%.6g,"
                "\"cosine\":%.8f,\"worst_rel_error\":%.6g,\"worst_tensor\":",

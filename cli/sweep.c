@@ -265,8 +265,6 @@ static int build_grid(const grid *g, rowset *rs)
 
 /* ------------------------------------------------------------------ measuring */
 
-static double rel_of(double err2, double ref2) { return ref2 > 0 ? sqrt(err2 / ref2) : (err2 > 0 ? INFINITY : 0); }
-static double cos_of(double dot, double a2, double b2) { return a2 > 0 && b2 > 0 ? dot / sqrt(a2 * b2) : (a2 == b2); }
 
 /* Bytes and bits per lossy parameter of a written file (the totals of `deltadct info`). */
 static int measure_file(const char *path, sweep_row *row)
@@ -274,34 +272,32 @@ static int measure_file(const char *path, sweep_row *row)
     ddct_Info *info;
     char err[512];
     if (ddct_openInfo(&info, path, err, sizeof err)) return cli_error("%s", err), -1;
+    cli_info_totals t;
+    cli_info_totals_of(info, &t);
     row->file_bytes = ddct_Info_fileBytes(info);
-    row->lossy_bytes = row->lossy_params = 0;
-    for (size_t i = 0; i < ddct_Info_count(info); i++) {
-        const ddct_tensor_info *t = ddct_Info_tensor(info, i);
-        if (!t->lossy) continue;
-        row->lossy_bytes += t->record_bytes;
-        row->lossy_params += t->nparams;
-    }
-    row->bpp = row->lossy_params ? 8.0 * (double)row->lossy_bytes / (double)row->lossy_params : 0;
+    row->lossy_bytes = t.lossy_bytes;
+    row->lossy_params = t.lossy_params;
+    row->bpp = cli_bpp(t.lossy_bytes, t.lossy_params);
     ddct_freeInfo(info);
     return 0;
 }
 
 static void file_name(char *out, size_t n, const char *dir, const sweep_row *row)
 {
+    /* "003-dct-p_8-bits_2_0.5_0_0.5-qtable_jpeg.ddct": method and config, without the rescale setting */
     char tag[128];
-    size_t k = 0;
-    for (const char *s = method_name[row->method]; *s && k + 1 < sizeof tag; s++) tag[k++] = *s;
-    for (const char *s = row->key + strlen(method_name[row->method]); *s && k + 1 < sizeof tag; s++) {
-        /* the compact part of the description: patch, bits, qtable, ... up to "rescale=" */
-        if (!strncmp(s, " rescale=", 9)) break;
-        if (!strncmp(s, " method=", 8) || !strncmp(s, " transform=", 11)) {
-            while (s[1] && s[1] != ' ') s++;
-            continue;
-        }
-        char c = *s;
-        tag[k++] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ? c : '_';
+    size_t k = (size_t)snprintf(tag, sizeof tag, "%s", method_name[row->method]);
+    const char *c = row->config;
+    if (*c && k + 1 < sizeof tag) tag[k++] = '-';
+    for (; *c && k + 1 < sizeof tag; c++) {
+        if (!strncmp(c, "rescale=", 8)) break;
+        char ch = *c;
+        if (ch == ' ') ch = '-';
+        else if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.'))
+            ch = '_';
+        tag[k++] = ch;
     }
+    while (k && tag[k - 1] == '-') k--;
     tag[k] = 0;
     snprintf(out, n, "%s/%03d-%s.ddct", dir, row->file + 1, tag);
 }
@@ -348,8 +344,8 @@ static int run_file(const char *base, const char *ft, const char *dir, int threa
             fail = 1;
             break;
         }
-        r->rel = rel_of(tot.err2, tot.ref2);
-        r->cos = cos_of(tot.dot, tot.ref2, tot.hat2);
+        r->rel = cli_rel(tot.err2, tot.ref2);
+        r->cos = cli_cos(tot.dot, tot.ref2, tot.hat2);
         r->worst = tot.worst_rel;
         snprintf(r->worst_name, sizeof r->worst_name, "%s", tot.worst_name ? tot.worst_name : "");
         r->ok = 1;
@@ -379,12 +375,17 @@ static void row_cells(const sweep_row *r, char cells[C_COUNT][CELL])
         return;
     }
     snprintf(cells[C_BYTES], CELL, "%llu", (unsigned long long)r->file_bytes);
+    snprintf(cells[C_TC], CELL, "%.2f", r->t_comp);
+    snprintf(cells[C_TD], CELL, "%.2f", r->t_decomp);
+    if (!r->lossy_params) { /* nothing lossy: no rate or error to speak of */
+        for (int c = C_BPP; c <= C_COS; c++) snprintf(cells[c], CELL, "-");
+        snprintf(cells[C_WORST], CELL, "- (no lossy tensor)");
+        return;
+    }
     snprintf(cells[C_BPP], CELL, "%.3f", r->bpp);
     snprintf(cells[C_REL], CELL, "%.4f", r->rel);
     snprintf(cells[C_WORST], CELL, "%.4f (%s)", r->worst, r->worst_name[0] ? r->worst_name : "-");
     snprintf(cells[C_COS], CELL, "%.4f", r->cos);
-    snprintf(cells[C_TC], CELL, "%.2f", r->t_comp);
-    snprintf(cells[C_TD], CELL, "%.2f", r->t_decomp);
 }
 
 static void print_table(FILE *f, const rowset *rs)
@@ -487,7 +488,9 @@ static int write_csv(const char *path, const rowset *rs)
         }
         if (r->method == M_SVD) fprintf(f, "%g", r->p.bpp > 0 ? r->p.bpp : 1.0);
         fprintf(f, ",%s,", r->rescale < 0 ? "" : r->rescale ? "on" : "off");
-        if (r->ok) {
+        if (r->ok && !r->lossy_params) {
+            fprintf(f, "%llu,0,0,,,,,,%.4f,%.4f,ok\n", (unsigned long long)r->file_bytes, r->t_comp, r->t_decomp);
+        } else if (r->ok) {
             fprintf(f, "%llu,%llu,%llu,%.6f,%.6g,%.6g,", (unsigned long long)r->file_bytes,
                     (unsigned long long)r->lossy_params, (unsigned long long)r->lossy_bytes, r->bpp, r->rel, r->worst);
             csv_field(f, r->worst_name);
@@ -601,7 +604,7 @@ static int pt_cmp(const void *a, const void *b)
 /* Marker of method m at (x, y): a distinct shape per method. */
 static void svg_marker(FILE *f, int m, double x, double y, const char *fill, const char *stroke)
 {
-    const double r = 4.6;
+    const double r = 5.0;
     switch (m) {
     case M_DCT: fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%.1f\"", x, y, r); break;
     case M_DWT: fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\"", x - r * 0.85, y - r * 0.85,
@@ -631,7 +634,7 @@ static int write_svg(const char *path, const rowset *rs, const char *base, const
         const sweep_row *r = &rs->r[i];
         if (r->rescale == 0 && r->method != M_BITDELTA)
             for (int j = 0; j < rs->n; j++) both |= rs->r[j].rescale == 1;
-        if (!r->ok || !isfinite(r->bpp) || !isfinite(r->rel)) continue;
+        if (!r->ok || !r->lossy_params || !isfinite(r->bpp) || !isfinite(r->rel)) continue;
         pts[np++] = (pt){r->bpp, r->rel, r};
         if (r->bpp < xmin) xmin = r->bpp;
         if (r->bpp > xmax) xmax = r->bpp;
@@ -644,7 +647,9 @@ static int write_svg(const char *path, const rowset *rs, const char *base, const
     nice_axis(xmin, xmax, &ax);
     nice_axis(ymin, ymax, &ay);
 
-    const int W = 880, H = 540, L = 78, R = 690, T = 64, B = 470; /* plot area [L,R] x [T,B] */
+    /* plot area [L,R] x [T,B]; the legend to its right, as wide as its longest label */
+    const int H = 540, L = 78, R = 690, T = 64, B = 470;
+    int W = R + 22 + 40 + (int)(7.5 * (both ? strlen("none (rescale off)") : strlen("bitdelta"))) + 16;
 #define SX(v) (L + ((v) - ax.lo) / (ax.hi - ax.lo) * (R - L))
 #define SY(v) (B - ((v) - ay.lo) / (ay.hi - ay.lo) * (B - T))
     FILE *f = report_open(path, tmp, sizeof tmp);
@@ -665,7 +670,8 @@ static int write_svg(const char *path, const rowset *rs, const char *base, const
     fprintf(f, "</text>\n<text x=\"%d\" y=\"47\" text-anchor=\"middle\" font-size=\"12\" fill=\"#666\">delta against ",
             (L + R) / 2);
     xml_str(f, base_name(base));
-    fprintf(f, " · %d configuration%s · deltadct %s</text>\n", rs->n, rs->n == 1 ? "" : "s", ddct_versionString());
+    fprintf(f, " · %d configuration%s%s · deltadct %s</text>\n", rs->nfiles, rs->nfiles == 1 ? "" : "s",
+            both ? ", rescale on and off" : "", ddct_versionString());
     /* grid and ticks */
     fprintf(f, "<g stroke=\"#e6e6e6\" stroke-width=\"1\">\n");
     int nxt = (int)floor((ax.hi - ax.lo) / ax.step + 0.5), nyt = (int)floor((ay.hi - ay.lo) / ay.step + 0.5);
@@ -714,10 +720,15 @@ static int write_svg(const char *path, const rowset *rs, const char *base, const
             fprintf(f, "<g class=\"series\" data-method=\"%s\"%s>\n<polyline fill=\"none\" stroke=\"%s\" "
                        "stroke-width=\"2\" stroke-linejoin=\"round\" stroke-linecap=\"round\"%s points=\"",
                     method_name[m], off ? " data-rescale=\"off\"" : "", col, off ? " stroke-dasharray=\"6 4\"" : "");
+            /* several configurations at one rate (e.g. qtable or wavelet axes at equal bits): the line
+             * goes through the best of them (points are sorted by x, then error), the rest are markers */
             int k = 0;
+            double lastx = NAN;
             for (int i = 0; i < np; i++)
-                if (pts[i].row->method == m && (pts[i].row->rescale != 0) == rsc)
+                if (pts[i].row->method == m && (pts[i].row->rescale != 0) == rsc && !(pts[i].x == lastx)) {
                     fprintf(f, "%s%.1f,%.1f", k++ ? " " : "", SX(pts[i].x), SY(pts[i].y));
+                    lastx = pts[i].x;
+                }
             fprintf(f, "\"/>\n");
             for (int i = 0; i < np; i++) {
                 const sweep_row *r = pts[i].row;
@@ -939,11 +950,13 @@ int cmd_sweep(int argc, char **argv)
         if (run_file(pos[0], pos[1], dir, g.threads, keep, r, cnt, path)) {
             failed++;
             cli_error("configuration %d (%s%s%s) failed", r->file + 1, method_name[r->method], cfg[0] ? " " : "", cfg);
+        } else if (!quiet && !r->lossy_params) {
+            fprintf(stderr, "no lossy tensor (compress %.2f s, decompress %.2f s)\n", r->t_comp, r->t_decomp);
         } else if (!quiet) {
             fprintf(stderr, "%.2f bpp, err %.4f", r->bpp, r->rel);
             for (int k = 1; k < cnt; k++)
                 fprintf(stderr, ", rescale %s: err %.4f", r[k].rescale ? "on" : "off", r[k].rel);
-            fprintf(stderr, " (%.1f s + %.1f s)\n", r->t_comp, r->t_decomp);
+            fprintf(stderr, " (compress %.2f s, decompress %.2f s)\n", r->t_comp, r->t_decomp);
         }
         i += cnt;
     }

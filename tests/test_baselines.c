@@ -6,6 +6,12 @@
 #include "common/dtype.h"
 #include "testutil.h"
 
+/* OpenBLAS thread control (weak: the test still links against another BLAS, and then skips). */
+void openblas_set_num_threads(int num_threads);
+int openblas_get_num_threads(void);
+#pragma weak openblas_set_num_threads
+#pragma weak openblas_get_num_threads
+
 /* ------------------------------------------------------------------ helpers */
 
 typedef struct {
@@ -650,6 +656,37 @@ static void test_svd_corrupt(void)
     free(o);
 }
 
+/* Records and rebuilt values must not depend on OpenBLAS's thread count (whose default is the
+ * machine's core count), and the codec must leave that count as it found it. */
+static void test_svd_blas_threads(void)
+{
+    if (!openblas_set_num_threads || !openblas_get_num_threads) {
+        printf("not OpenBLAS: BLAS thread test skipped\n");
+        return;
+    }
+    const ddct_codec_traits *ct = &ddct_codec_svd;
+    uint64_t rows = 300, cols = 420, n = rows * cols, sh[2] = {300, 420};
+    float *d = lowrank(rows, cols, 12, 0.01, 0.002), *o1 = malloc(n * sizeof *o1), *o2 = malloc(n * sizeof *o2);
+    ddct_params p = params_with(2, 1);
+    int saved = openblas_get_num_threads();
+    enc a, b;
+    openblas_set_num_threads(1);
+    int rc = encode(ct, d, 2, sh, n, &p, 2, &a) | decode(ct, &a, n, 2, -1, o1);
+    CHECK(openblas_get_num_threads() == 1, "OpenBLAS thread count not restored (1)");
+    openblas_set_num_threads(4);
+    int t4 = openblas_get_num_threads();
+    rc |= encode(ct, d, 2, sh, n, &p, 2, &b) | decode(ct, &a, n, 2, -1, o2);
+    CHECK(openblas_get_num_threads() == t4, "OpenBLAS thread count not restored (%d)", t4);
+    CHECK(rc == 0 && same_enc(&a, &b), "svd record depends on OpenBLAS threads (1 vs %d)", t4);
+    CHECK(rc == 0 && !memcmp(o1, o2, n * sizeof *o1), "svd decode depends on OpenBLAS threads (1 vs %d)", t4);
+    openblas_set_num_threads(saved);
+    enc_free(&a);
+    enc_free(&b);
+    free(d);
+    free(o1);
+    free(o2);
+}
+
 int main(void)
 {
     test_traits();
@@ -658,5 +695,6 @@ int main(void)
     test_svd_shapes();
     test_svd_budgets();
     test_svd_corrupt();
+    test_svd_blas_threads();
     return TEST_SUMMARY();
 }

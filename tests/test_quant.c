@@ -138,6 +138,24 @@ static void test_bitpack(void)
         free(out);
         free(v);
     }
+    /* widths outside 0..16 do nothing */
+    {
+        uint8_t ob[4] = {0, 0, 0, 0};
+        uint16_t vv[2] = {1, 2};
+        for (int k = 0; k < 3; k++) {
+            ddct_bitw w;
+            ddct_bitw_init(&w, ob);
+            packers[k](&w, vv, 2, 17);
+            packers[k](&w, vv, 2, -1);
+            CHECK(ddct_bitw_finish(&w) == 0 && ob[0] == 0, "%s: width 17 / -1 must write nothing", kname[k]);
+            ddct_bitr r;
+            ddct_bitr_init(&r, ob, 4);
+            unpackers[k](&r, vv, 2, 17);
+            CHECK(vv[0] == 1 && vv[1] == 2 && r.bitpos == 0 && !r.failed, "%s: width 17 must read nothing", kname[k]);
+            unpackers[k](&r, NULL, 0, 3);
+            CHECK(r.bitpos == 0 && !r.failed, "%s: n = 0", kname[k]);
+        }
+    }
     /* reader edge cases: NULL buffer, zero-width reads, latching */
     ddct_bitr r;
     ddct_bitr_init(&r, NULL, 0);

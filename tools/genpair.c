@@ -168,6 +168,7 @@ static int build_demo(spec *v, ddct_dtype dt)
     }
     add(v, &n, "vision.conv1.weight", dt, 4, 32, 16, 3, 3, 0.01);
     add(v, &n, "vision.dwconv.weight", dt, 4, 64, 1, 3, 3, 0.01);
+    add(v, &n, "mixer.conv1d.weight", dt, 3, 48, 24, 5, 0, 0.01);
     add(v, &n, "adapter.odd.weight", dt, 2, 37, 53, 0, 0, 0.02);
     add(v, &n, "adapter.frozen.weight", dt, 2, 64, 64, 0, 0, 0);
     v[n - 1].zero_delta = 1;

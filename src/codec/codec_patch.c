@@ -7,8 +7,9 @@
  *      or energy of the k x k lowest-frequency coefficients after the transform);
  *   2. give bit-widths by rank from the strategy (quant/alloc.c);
  *   3. 0-bit patch: store the mean of its real elements (bf16). b-bit patch: transform,
- *      divide each kept coefficient by its quantization-table weight, store the range
- *      [lo, hi] (bf16, rounded outward) and round-quantize every kept value to b bits;
+ *      store the range [lo, hi] of the kept coefficients (bf16, rounded outward) and
+ *      round-quantize every kept value to b bits (paper); with a quantization table, a
+ *      mid-tread quantizer whose step at frequency i is step * w[i] (see step_mode);
  *   4. record mean |delta| for the rebuild's rescale.
  * Decode reverses it and, if rescale is on, scales the tensor so mean |delta^| = mean |delta|.
  *
@@ -16,7 +17,8 @@
  *   params: u8 version(0) u8 transform u8 p u8 wavelet u8 levels u8 keep u8 qtable u8 flags(bit0 rescale)
  *           varint cols  f32 mean_abs  u8 nclasses  u8 width[nclasses]
  *   side:   class map (ceil(log2 nclasses) bits per patch, LSB-first, padded to a byte), then per
- *           patch in raster order: b > 0: u16 lo_bf16, u16 hi_bf16; b = 0: u16 mean_bf16
+ *           patch in raster order: b > 0: u16 lo_bf16, u16 hi_bf16 (with a quantization table and
+ *           b >= 2: u16 step_bf16 only, see step_mode); b = 0: u16 mean_bf16
  *   data:   per strip of p rows of patches, byte-aligned: per patch in order, nkept values of b bits.
  * Strips are independent: threads encode and decode them in parallel, byte-identically.
  */
@@ -161,12 +163,18 @@ static int strip_offsets(const layout *L, const uint8_t *wid, uint64_t *off)
 }
 
 /* Byte offsets of each patch's side record (after the map). off has npatch+1 entries. */
+/* With a quantization table, patches of >= 2 bits use a mid-tread quantizer with steps
+ * s * w[i]: q = clamp(round(c / (s w)), -L, L) + L, L = 2^(b-1) - 1, s = max |c / w| / L
+ * (stored as one bf16, rounded up). Small high-frequency coefficients go to exactly 0 instead
+ * of being pushed to a min/max level and amplified by w. */
+static int step_mode(const layout *L, int b) { return L->qtable != DDCT_QTABLE_FLAT && b >= 2; }
+
 static uint64_t side_offsets(const layout *L, const uint8_t *wid, uint64_t *off)
 {
     uint64_t o = ddct_bitpack_bytes((uint64_t)L->mapbits * L->npatch);
     for (uint64_t i = 0; i < L->npatch; i++) {
         off[i] = o;
-        o += wid[i] ? 4 : 2;
+        o += wid[i] && !step_mode(L, wid[i]) ? 4 : 2;
     }
     off[L->npatch] = o;
     return o;
@@ -176,6 +184,160 @@ static void put16(uint8_t *p, uint16_t v)
 {
     p[0] = (uint8_t)v;
     p[1] = (uint8_t)(v >> 8);
+}
+
+/* Everything the strip workers share; each strip writes only its own patches' bytes. */
+typedef struct job {
+    const layout *L;
+    const float *x;        /* encode: the delta */
+    float *out;            /* decode: delta^ */
+    float *score, *mean;   /* encode pass 1 */
+    const uint8_t *lowmask; /* encode pass 1: low-frequency importance, or NULL for L2 */
+    const uint8_t *wid;
+    const uint64_t *soff, *doff;
+    uint8_t *side, *data;              /* encode */
+    const uint8_t *cside, *cdata;      /* decode */
+} job;
+
+typedef void (*strip_fn)(const job *j, work *w, uint64_t s);
+
+/* Run fn over every strip on `threads` threads, each with its own work buffers. */
+static int for_each_strip(const job *j, int threads, strip_fn fn, ddct_err *e)
+{
+    int failed = 0;
+#pragma omp parallel num_threads(threads)
+    {
+        work w;
+        int ok = work_alloc(&w, j->L) == 0;
+        if (!ok) {
+#pragma omp atomic write
+            failed = 1;
+        }
+#pragma omp for schedule(dynamic)
+        for (uint64_t s = 0; s < j->L->prow; s++)
+            if (ok) fn(j, &w, s);
+        work_free(&w);
+    }
+    RETURN_ERROR_IF(failed, e, DDCT_ERR_NOMEM, "out of memory (patch buffers)");
+    return 0;
+}
+
+/* Pass 1: per patch, importance score and mean of its real elements. */
+static void strip_score(const job *j, work *w, uint64_t s)
+{
+    const layout *L = j->L;
+    size_t pp = (size_t)L->p * (size_t)L->p;
+    for (uint64_t c = 0; c < L->pcol; c++) {
+        uint64_t real = load_patch(L, j->x, s, c, w->a);
+        double sum = 0, sq = 0;
+        for (size_t i = 0; i < pp; i++) {
+            sum += w->a[i];
+            sq += (double)w->a[i] * w->a[i];
+        }
+        if (j->lowmask) {
+            ddct_xform_forward(L->xf, w->a, w->b, w->scratch);
+            sq = 0;
+            for (size_t i = 0; i < pp; i++)
+                if (j->lowmask[i]) sq += (double)w->b[i] * w->b[i];
+        }
+        j->score[s * L->pcol + c] = (float)sqrt(sq);
+        j->mean[s * L->pcol + c] = real ? (float)(sum / (double)real) : 0.0f;
+    }
+}
+
+/* Quantize w->vals (nkept values) to b bits into w->q, writing the patch's side record. */
+static void quantize_patch(const layout *L, work *w, int b, uint8_t *sp)
+{
+    float lo = INFINITY, hi = -INFINITY;
+    for (size_t k = 0; k < L->nkept; k++) {
+        lo = w->vals[k] < lo ? w->vals[k] : lo;
+        hi = w->vals[k] > hi ? w->vals[k] : hi;
+    }
+    if (!(lo <= hi)) lo = hi = 0;
+    if (step_mode(L, b)) {
+        int lv = (1 << (b - 1)) - 1;
+        float m = fabsf(lo) > fabsf(hi) ? fabsf(lo) : fabsf(hi);
+        uint16_t sb = ddct_bf16_up(m / (float)lv);
+        put16(sp, sb);
+        float st = ddct_bf16_to_f32(sb);
+        for (size_t k = 0; k < L->nkept; k++) {
+            float q = st > 0 ? floorf(w->vals[k] / st + 0.5f) : 0;
+            q = q < (float)-lv ? (float)-lv : (q > (float)lv ? (float)lv : q);
+            w->q[k] = (uint16_t)((int)q + lv);
+        }
+    } else {
+        uint16_t lb = ddct_bf16_down(lo), hb = ddct_bf16_up(hi);
+        put16(sp, lb);
+        put16(sp + 2, hb);
+        ddct_quant_uniform(w->vals, L->nkept, b, ddct_bf16_to_f32(lb), ddct_bf16_to_f32(hb), w->q);
+    }
+}
+
+/* Inverse of quantize_patch: w->q -> w->vals. */
+static void dequantize_patch(const layout *L, work *w, int b, const uint8_t *sp)
+{
+    if (step_mode(L, b)) {
+        int lv = (1 << (b - 1)) - 1;
+        float st = ddct_bf16_to_f32(ddct_le16(sp));
+        if (!isfinite(st)) st = 0;
+        for (size_t k = 0; k < L->nkept; k++) {
+            int q = (int)w->q[k] - lv;
+            w->vals[k] = (float)(q > lv ? lv : q) * st; /* code 2^b - 1 is unused: clamp */
+        }
+    } else {
+        float lo = ddct_bf16_to_f32(ddct_le16(sp)), hi = ddct_bf16_to_f32(ddct_le16(sp + 2));
+        if (!isfinite(lo) || !isfinite(hi)) lo = hi = 0;
+        ddct_dequant_uniform(w->q, L->nkept, b, lo, hi, w->vals);
+    }
+}
+
+/* Pass 2: transform, quantize and pack every patch of strip s. */
+static void strip_encode(const job *j, work *w, uint64_t s)
+{
+    const layout *L = j->L;
+    ddct_bitw bw;
+    ddct_bitw_init(&bw, j->data + j->doff[s]);
+    for (uint64_t c = 0; c < L->pcol; c++) {
+        uint64_t i = s * L->pcol + c;
+        int b = j->wid[i];
+        if (b == 0) {
+            put16(j->side + j->soff[i], ddct_f32_to_bf16(j->mean[i]));
+            continue;
+        }
+        load_patch(L, j->x, s, c, w->a);
+        ddct_xform_forward(L->xf, w->a, w->b, w->scratch);
+        for (size_t k = 0; k < L->nkept; k++) w->vals[k] = w->b[L->kept[k]] / L->qw[L->kept[k]];
+        quantize_patch(L, w, b, j->side + j->soff[i]);
+        ddct_bitw_pack(&bw, w->q, L->nkept, b);
+    }
+    ddct_bitw_finish(&bw);
+}
+
+/* Decode every patch of strip s into j->out. */
+static void strip_decode(const job *j, work *w, uint64_t s)
+{
+    const layout *L = j->L;
+    size_t pp = (size_t)L->p * (size_t)L->p;
+    ddct_bitr br;
+    ddct_bitr_init(&br, j->cdata + j->doff[s], (size_t)(j->doff[s + 1] - j->doff[s]));
+    for (uint64_t c = 0; c < L->pcol; c++) {
+        uint64_t i = s * L->pcol + c;
+        int b = j->wid[i];
+        const uint8_t *sp = j->cside + j->soff[i];
+        if (b == 0) {
+            float m = ddct_bf16_to_f32(ddct_le16(sp));
+            if (!isfinite(m)) m = 0;
+            for (size_t k = 0; k < pp; k++) w->b[k] = m;
+            store_patch(L, j->out, s, c, w->b);
+            continue;
+        }
+        ddct_bitr_unpack(&br, w->q, L->nkept, b);
+        dequantize_patch(L, w, b, sp);
+        memset(w->a, 0, pp * sizeof(float));
+        for (size_t k = 0; k < L->nkept; k++) w->a[L->kept[k]] = w->vals[k] * L->qw[L->kept[k]];
+        ddct_xform_inverse(L->xf, w->a, w->b, w->scratch);
+        store_patch(L, j->out, s, c, w->b);
+    }
 }
 
 /* ------------------------------------------------------------------ encode */
@@ -216,43 +378,10 @@ static int patch_encode(const ddct_lossy_in *in, ddct_enc_out *out, ddct_err *e)
     }
     int lowfreq = P->importance == DDCT_IMPORTANCE_LOWFREQ;
     if (lowfreq) ddct_xform_lowfreq_mask(L.xf, P->lowfreq_k, lowmask);
-    int failed = 0;
+    job j = {.L = &L, .x = in->delta, .score = score, .mean = mean, .lowmask = lowfreq ? lowmask : NULL};
     /* pass 1: importance and means */
-#pragma omp parallel num_threads(in->threads)
-    {
-        work w;
-        int ok = work_alloc(&w, &L) == 0;
-        if (!ok) {
-#pragma omp atomic write
-            failed = 1;
-        }
-#pragma omp for schedule(dynamic)
-        for (uint64_t s = 0; s < L.prow; s++) {
-            if (!ok) continue;
-            for (uint64_t c = 0; c < L.pcol; c++) {
-                uint64_t real = load_patch(&L, in->delta, s, c, w.a);
-                size_t pp = (size_t)L.p * (size_t)L.p;
-                double sum = 0, sq = 0;
-                for (size_t i = 0; i < pp; i++) {
-                    sum += w.a[i];
-                    sq += (double)w.a[i] * w.a[i];
-                }
-                if (lowfreq) {
-                    ddct_xform_forward(L.xf, w.a, w.b, w.scratch);
-                    sq = 0;
-                    for (size_t i = 0; i < pp; i++)
-                        if (lowmask[i]) sq += (double)w.b[i] * w.b[i];
-                }
-                score[s * L.pcol + c] = (float)sqrt(sq);
-                mean[s * L.pcol + c] = real ? (float)(sum / (double)real) : 0.0f;
-            }
-        }
-        work_free(&w);
-    }
-    if (failed) {
-        rc = ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory (patch buffers)");
-        goto done;
-    }
+    rc = for_each_strip(&j, in->threads, strip_score, e);
+    if (rc) goto done;
     /* allocation */
     rc = ddct_alloc_by_rank(&P->bits, score, np, wid, e);
     if (rc) goto done;
@@ -290,50 +419,13 @@ static int patch_encode(const ddct_lossy_in *in, ddct_enc_out *out, ddct_err *e)
     for (size_t i = 0; i < np; i++) ddct_bitw_put(&mw, cls[i], L.mapbits);
     ddct_bitw_finish(&mw);
     /* pass 2: transform + quantize */
-#pragma omp parallel num_threads(in->threads)
-    {
-        work w;
-        int ok = work_alloc(&w, &L) == 0;
-        if (!ok) {
-#pragma omp atomic write
-            failed = 1;
-        }
-#pragma omp for schedule(dynamic)
-        for (uint64_t s = 0; s < L.prow; s++) {
-            if (!ok) continue;
-            ddct_bitw bw;
-            ddct_bitw_init(&bw, data + doff[s]);
-            for (uint64_t c = 0; c < L.pcol; c++) {
-                uint64_t i = s * L.pcol + c;
-                int b = wid[i];
-                if (b == 0) {
-                    put16(side + soff[i], ddct_f32_to_bf16(mean[i]));
-                    continue;
-                }
-                load_patch(&L, in->delta, s, c, w.a);
-                ddct_xform_forward(L.xf, w.a, w.b, w.scratch);
-                float lo = INFINITY, hi = -INFINITY;
-                for (size_t k = 0; k < L.nkept; k++) {
-                    float v = w.b[L.kept[k]] / L.qw[L.kept[k]];
-                    w.vals[k] = v;
-                    lo = v < lo ? v : lo;
-                    hi = v > hi ? v : hi;
-                }
-                if (!(lo <= hi)) lo = hi = 0;
-                uint16_t lb = ddct_bf16_down(lo), hb = ddct_bf16_up(hi);
-                put16(side + soff[i], lb);
-                put16(side + soff[i] + 2, hb);
-                ddct_quant_uniform(w.vals, L.nkept, b, ddct_bf16_to_f32(lb), ddct_bf16_to_f32(hb), w.q);
-                ddct_bitw_pack(&bw, w.q, L.nkept, b);
-            }
-            ddct_bitw_finish(&bw);
-        }
-        work_free(&w);
-    }
-    if (failed) {
-        rc = ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory (patch buffers)");
-        goto done;
-    }
+    j.wid = wid;
+    j.soff = soff;
+    j.doff = doff;
+    j.side = side;
+    j.data = data;
+    rc = for_each_strip(&j, in->threads, strip_encode, e);
+    if (rc) goto done;
     out->side.len = (size_t)side_len;
     out->data.len = (size_t)doff[L.prow];
 done:
@@ -391,6 +483,7 @@ static int patch_decode(const ddct_record *rec, uint64_t n, int threads, int res
     uint64_t *soff = NULL, *doff = NULL;
     int rc = parse_params(rec, &L, e);
     if (!rc) rc = layout_init(&L, n, e);
+    if (rc == DDCT_ERR_PARAM) rc = e->code = DDCT_ERR_FORMAT; /* bad stored parameters: a corrupt file */
     if (rc) goto done;
     size_t np = (size_t)L.npatch;
     /* every patch costs at least 2 side bytes: bounds allocations by the record's real size */
@@ -428,49 +521,9 @@ static int patch_decode(const ddct_record *rec, uint64_t n, int threads, int res
                          rec->data_len, (unsigned long long)side_len, (unsigned long long)doff[L.prow]);
         goto done;
     }
-    const uint8_t *side = rec->side;
-    int failed = 0;
-#pragma omp parallel num_threads(threads)
-    {
-        work w;
-        int ok = work_alloc(&w, &L) == 0;
-        if (!ok) {
-#pragma omp atomic write
-            failed = 1;
-        }
-        size_t pp = (size_t)L.p * (size_t)L.p;
-#pragma omp for schedule(dynamic)
-        for (uint64_t s = 0; s < L.prow; s++) {
-            if (!ok) continue;
-            ddct_bitr br;
-            ddct_bitr_init(&br, rec->data + doff[s], (size_t)(doff[s + 1] - doff[s]));
-            for (uint64_t c = 0; c < L.pcol; c++) {
-                uint64_t i = s * L.pcol + c;
-                int b = wid[i];
-                const uint8_t *sp = side + soff[i];
-                if (b == 0) {
-                    float m = ddct_bf16_to_f32(ddct_le16(sp));
-                    if (!isfinite(m)) m = 0;
-                    for (size_t k = 0; k < pp; k++) w.b[k] = m;
-                    store_patch(&L, out, s, c, w.b);
-                    continue;
-                }
-                float lo = ddct_bf16_to_f32(ddct_le16(sp)), hi = ddct_bf16_to_f32(ddct_le16(sp + 2));
-                if (!isfinite(lo) || !isfinite(hi)) lo = hi = 0;
-                ddct_bitr_unpack(&br, w.q, L.nkept, b);
-                ddct_dequant_uniform(w.q, L.nkept, b, lo, hi, w.vals);
-                memset(w.a, 0, pp * sizeof(float));
-                for (size_t k = 0; k < L.nkept; k++) w.a[L.kept[k]] = w.vals[k] * L.qw[L.kept[k]];
-                ddct_xform_inverse(L.xf, w.a, w.b, w.scratch);
-                store_patch(&L, out, s, c, w.b);
-            }
-        }
-        work_free(&w);
-    }
-    if (failed) {
-        rc = ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory (patch buffers)");
-        goto done;
-    }
+    job j = {.L = &L, .out = out, .wid = wid, .soff = soff, .doff = doff, .cside = rec->side, .cdata = rec->data};
+    rc = for_each_strip(&j, threads, strip_decode, e);
+    if (rc) goto done;
     if (rescale < 0 ? L.rescale : rescale) ddct_rescale_to(out, n, L.mean_abs, threads);
 done:
     free(wid);

@@ -12,11 +12,13 @@
  *   3. thin SVD delta = U S V^T (LAPACK sgesdd on a float copy);
  *   4. triplet i keeps u_i sqrt(s_i) and v_i sqrt(s_i); the triplets, by decreasing s_i, fall in
  *      groups of bit-widths "8:2,3:32,2:rest" (2 at 8 bits, the next 32 at 3 bits, the rest at
- *      2 bits); each vector x gets its own scale m = max |x| rounded up to bf16, and every element
- *      is quantized with quant.h's uniform quantizer over [-m, +m] (2^b points, no zero level);
+ *      2 bits); each vector x gets its own bf16 scale m and every element is quantized with
+ *      quant.h's uniform quantizer over [-m, +m] (2^b points, no zero level, values beyond m
+ *      clip): m is the clip of max |x| (ratios 1, 0.95, ..., 0.25) with the least squared error;
  *   5. record mean |delta| for the rebuild's rescale.
- * Decode: unpack and dequantize U^ (rows x r) and V^ (cols x r), delta^ = U^ V^T by one BLAS sgemm
- * (the partial last row of a padded view through a one-row sgemm), then rescale if asked.
+ * Decode: unpack and dequantize U^ (rows x r) and V^ (cols x r), delta^ = U^ V^T by BLAS sgemm
+ * (blocks of 64 rows; the partial last row of a padded view through a one-row sgemm), then
+ * rescale if asked (-1 as stored, 0 off, 1 on; mean |delta| is always stored).
  *
  * Streams (all sizes follow from params and are checked exactly, before any allocation):
  *   params: u8 version(0) u8 flags(bit0 rescale) varint rows varint cols varint r f32 mean_abs
@@ -27,15 +29,20 @@
  *           LSB-first and padded with zero bits to a byte boundary.
  *
  * Complexity: the SVD of an m x k matrix (m >= k) costs O(m k^2) time and about
- * (2 m k + 5 k^2) floats of memory besides the input copy, e.g. 4096 x 11008 takes ~1 GB and
- * tens of seconds to minutes: acceptable for a baseline. Decoding costs O(rows cols r).
+ * (2 m k + 5 k^2) floats of memory besides the input copy: 4096 x 11008 took ~30-45 s (serial
+ * sgesdd, one x86 core) and ~850 MB peak. The rank search is O(k), quantization O(r (m + k)) with
+ * 16 clip trials per vector, decoding O(rows cols r) in sgemm.
  *
- * Threads and determinism: the codec's OpenMP threads only quantize/pack (encode) and
- * unpack/dequantize (decode) whole vectors into fixed offsets, so the bytes never depend on
- * `threads`. LAPACK and BLAS run with OpenBLAS's own thread pool (the codec does not touch
- * OpenBLAS's global settings); their results are deterministic for a given library build, CPU
- * kernel and OPENBLAS_NUM_THREADS, but not guaranteed identical across different CPUs or
- * BLAS builds.
+ * Threads and determinism: OpenBLAS's results change with its own thread count (measured for
+ * sgesdd and sgemm), and that count defaults to the machine's cores. So the codec runs LAPACK and
+ * BLAS on one OpenBLAS thread (openblas_set_num_threads(1), the previous count restored after the
+ * call; a process-global setting, see blas_serial_begin) and does its own parallel work with
+ * OpenMP over fixed pieces: whole vectors (quantize/pack, unpack/dequantize, into fixed offsets)
+ * and fixed blocks of 64 output rows (one serial sgemm each). Records and rebuilt values are then
+ * the same for any `threads` and any OPENBLAS_NUM_THREADS; they may still differ in the last bits
+ * across CPU kernels (OpenBLAS picks SIMD kernels at run time: measured, AVX-512 vs AVX2 sgemm
+ * round differently) or BLAS/LAPACK builds. The SVD itself runs serially: that is the price of
+ * records that do not depend on the core count.
  */
 #include <cblas.h>
 #include <lapacke.h>
@@ -47,6 +54,32 @@
 #include "codec.h"
 #include "common/dtype.h"
 #include "quant/quant.h"
+
+/* OpenBLAS's thread control, declared weak so that another BLAS still links (then BLAS threading
+ * is whatever that library does). */
+void openblas_set_num_threads(int num_threads);
+int openblas_get_num_threads(void);
+#pragma weak openblas_set_num_threads
+#pragma weak openblas_get_num_threads
+
+/* Run the following BLAS/LAPACK calls on one OpenBLAS thread: OpenBLAS's results change with its
+ * thread count (measured: sgesdd and sgemm), which by default is the machine's core count.
+ * Returns the previous count for blas_serial_end. The setting is process-global: while a call
+ * of this codec runs, other threads of the process calling OpenBLAS also run serially. */
+static int blas_serial_begin(void)
+{
+    if (!openblas_get_num_threads || !openblas_set_num_threads) return 0;
+    int prev = openblas_get_num_threads();
+    if (prev != 1) openblas_set_num_threads(1);
+    return prev;
+}
+
+static void blas_serial_end(int prev)
+{
+    if (prev > 1 && openblas_set_num_threads) openblas_set_num_threads(prev);
+}
+
+#define DECODE_BLOCK_ROWS 64 /* rows of delta^ per sgemm call: fixed, so results do not depend on threads */
 
 #define SVD_VERSION 0
 #define SVD_MAX_GROUPS DDCT_MAX_BITS_LEVELS
@@ -142,9 +175,11 @@ static int svd_thin(float *a, uint64_t rows, uint64_t cols, float *s, float *vec
     float wq = 0;
     lapack_int *iwork = malloc((size_t)8 * (size_t)k * sizeof *iwork);
     RETURN_ERROR_IF(!iwork, e, DDCT_ERR_NOMEM, "svd codec: out of memory");
+    int prev = blas_serial_begin();
     lapack_int info = LAPACKE_sgesdd_work(LAPACK_COL_MAJOR, 'S', m, nn, a, m, s, vecs_v, m, ut, k, &wq, -1, iwork);
     /* the workspace size comes back as a float; it must fit LAPACK's 32-bit integers */
     if (info != 0 || !(wq >= 1) || wq >= (float)INT_MAX / 2) {
+        blas_serial_end(prev);
         free(iwork);
         RETURN_ERROR(e, DDCT_ERR_UNSUPPORTED, "svd codec: %llu x %llu matrix too large for LAPACK's workspace",
                      (unsigned long long)rows, (unsigned long long)cols);
@@ -152,14 +187,41 @@ static int svd_thin(float *a, uint64_t rows, uint64_t cols, float *s, float *vec
     lapack_int lwork = (lapack_int)wq + 64;
     float *work = malloc((size_t)lwork * sizeof *work);
     if (!work) {
+        blas_serial_end(prev);
         free(iwork);
         RETURN_ERROR(e, DDCT_ERR_NOMEM, "svd codec: out of memory (SVD workspace of %d floats)", (int)lwork);
     }
     info = LAPACKE_sgesdd_work(LAPACK_COL_MAJOR, 'S', m, nn, a, m, s, vecs_v, m, ut, k, work, lwork, iwork);
+    blas_serial_end(prev);
     free(work);
     free(iwork);
     RETURN_ERROR_IF(info != 0, e, DDCT_ERR_INTERNAL, "svd codec: LAPACK sgesdd failed (info %d)", (int)info);
     return 0;
+}
+
+/* The bf16 scale m of a vector: among the clip ratios f = 1, 0.95, ..., 0.25 of max |x| (f = 1
+ * rounded up, so nothing clips; the others rounded to nearest), the one whose quantization over
+ * [-m, +m] has the least squared error; ties go to the larger m. q, xh: len scratch values. */
+#define CLIP_STEPS 16
+static uint16_t best_scale(const float *x, size_t len, int b, uint16_t hmax, float mxabs, uint16_t *q, float *xh)
+{
+    uint16_t best = hmax, last = 0xffff;
+    double best_err = INFINITY;
+    for (int c = 0; c < CLIP_STEPS; c++) {
+        uint16_t h = c ? ddct_f32_to_bf16(mxabs * (float)(1.0 - c / 20.0)) : hmax;
+        if (h == last) continue;
+        last = h;
+        float m = ddct_bf16_to_f32(h);
+        ddct_quant_uniform(x, len, b, -m, m, q);
+        ddct_dequant_uniform(q, len, b, -m, m, xh);
+        double err = 0;
+        for (size_t j = 0; j < len; j++) err += ((double)x[j] - xh[j]) * ((double)x[j] - xh[j]);
+        if (err < best_err) {
+            best_err = err;
+            best = h;
+        }
+    }
+    return best;
 }
 
 static int svd_encode(const ddct_lossy_in *in, ddct_enc_out *out, ddct_err *e)
@@ -236,9 +298,9 @@ static int svd_encode(const ddct_lossy_in *in, ddct_enc_out *out, ddct_err *e)
 #pragma omp parallel num_threads(threads)
     {
         size_t mx = rows > cols ? rows : cols;
-        float *x = malloc(mx * sizeof *x);
+        float *x = malloc(mx * sizeof *x), *xh = malloc(mx * sizeof *xh);
         uint16_t *q = malloc(mx * sizeof *q);
-        int ok = x && q;
+        int ok = x && xh && q;
         if (!ok) {
 #pragma omp atomic write
             failed = 1;
@@ -256,13 +318,14 @@ static int svd_encode(const ddct_lossy_in *in, ddct_enc_out *out, ddct_err *e)
                     mxabs = ax > mxabs ? ax : mxabs;
                 }
                 uint16_t h = ddct_bf16_up(mxabs);
-                float m = ddct_bf16_to_f32(h);
-                if (!isfinite(m) || !isfinite(mxabs)) {
+                if (!isfinite(ddct_bf16_to_f32(h)) || !isfinite(mxabs)) {
 #pragma omp atomic write
                     failed = 2;
                     h = 0;
-                    m = 0;
+                } else {
+                    h = best_scale(x, len, wid[i], h, mxabs, q, xh);
                 }
+                float m = ddct_bf16_to_f32(h);
                 side[4 * i + 2 * (size_t)which] = (uint8_t)h;
                 side[4 * i + 2 * (size_t)which + 1] = (uint8_t)(h >> 8);
                 ddct_quant_uniform(x, len, wid[i], -m, m, q);
@@ -273,6 +336,7 @@ static int svd_encode(const ddct_lossy_in *in, ddct_enc_out *out, ddct_err *e)
             }
         }
         free(x);
+        free(xh);
         free(q);
     }
     if (failed) {
@@ -417,22 +481,31 @@ static int svd_decode(const ddct_record *rec, uint64_t n, int threads, int resca
                          : ddct_seterr(e, DDCT_ERR_FORMAT, "svd codec: padding bits are not zero");
         goto done;
     }
-    /* delta^ (row-major rows x cols) = U^ V^T, i.e. column-major cols x rows = V^ U^T */
+    /* delta^ (row-major rows x cols) = U^ V^T, i.e. column-major cols x rows = V^ U^T: one serial
+     * sgemm per block of DECODE_BLOCK_ROWS full rows, blocks spread over the codec's threads, and
+     * the partial last row of a padded view through a temporary row. */
     size_t full = (size_t)n / cols, tail = (size_t)n % cols;
-    if (full)
-        cblas_sgemm(CblasColMajor, CblasNoTrans, CblasTrans, (int)cols, (int)full, (int)rr, 1.0f, vc, (int)cols, uc,
-                    (int)rows, 0.0f, out, (int)cols);
+    size_t nblk = (full + DECODE_BLOCK_ROWS - 1) / DECODE_BLOCK_ROWS;
+    int prev = blas_serial_begin();
+#pragma omp parallel for num_threads(threads) schedule(dynamic) if (nblk > 1)
+    for (size_t bk = 0; bk < nblk; bk++) {
+        size_t r0 = bk * DECODE_BLOCK_ROWS, nr = full - r0 < DECODE_BLOCK_ROWS ? full - r0 : DECODE_BLOCK_ROWS;
+        cblas_sgemm(CblasColMajor, CblasNoTrans, CblasTrans, (int)cols, (int)nr, (int)rr, 1.0f, vc, (int)cols,
+                    uc + r0, (int)rows, 0.0f, out + r0 * cols, (int)cols);
+    }
     if (tail) {
         float *row = malloc(cols * sizeof *row);
-        if (!row) {
+        if (row) {
+            cblas_sgemm(CblasColMajor, CblasNoTrans, CblasTrans, (int)cols, 1, (int)rr, 1.0f, vc, (int)cols,
+                        uc + full, (int)rows, 0.0f, row, (int)cols);
+            memcpy(out + full * cols, row, tail * sizeof *row);
+            free(row);
+        } else {
             rc = ddct_seterr(e, DDCT_ERR_NOMEM, "svd codec: out of memory");
-            goto done;
         }
-        cblas_sgemm(CblasColMajor, CblasNoTrans, CblasTrans, (int)cols, 1, (int)rr, 1.0f, vc, (int)cols, uc + full,
-                    (int)rows, 0.0f, row, (int)cols);
-        memcpy(out + full * cols, row, tail * sizeof *row);
-        free(row);
     }
+    blas_serial_end(prev);
+    if (rc) goto done;
     if (rescale < 0 ? L.rescale : rescale) ddct_rescale_to(out, n, L.mean_abs, threads);
 done:
     free(uc);

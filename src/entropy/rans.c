@@ -386,7 +386,36 @@ int ddct_rans_decode(const uint8_t *in, size_t len, const uint8_t *ctx, size_t n
     RETURN_ERROR_IF(n > 0 && !sym, e, DDCT_ERR_PARAM, "rANS: NULL output");
     ddct_rans_dec d;
     FORWARD_IF_ERROR(ddct_rans_dec_init(&d, in, len, e));
-    for (size_t i = 0; i < n && !d.failed; i++) sym[i] = ddct_rans_dec_get(&d, ctx ? ctx[i] : 0);
+    /* the ddct_rans_dec_get step with the state in locals */
+    uint32_t x = d.x;
+    const uint8_t *p = d.p, *end = d.end;
+    for (size_t i = 0; i < n; i++) {
+        unsigned c = ctx ? ctx[i] : 0u;
+        if (c >= (unsigned)d.nctx || d.tab[c].kind == DDCT_RANS_EMPTY) {
+            d.failed = 1;
+            break;
+        }
+        const ddct_rans_table *t = &d.tab[c];
+        if (t->kind == DDCT_RANS_SINGLE) {
+            sym[i] = (uint16_t)(t->nsym - 1);
+            continue;
+        }
+        const int pb = t->prob_bits;
+        const uint32_t slot = x & ((1u << pb) - 1u);
+        const uint16_t s = d.slot[c][slot];
+        sym[i] = s;
+        x = t->freq[s] * (x >> pb) + slot - t->cum[s];
+        if (x < RANS_L) {
+            if (end - p < 2 && (p == end || (x << 8 | *p) < RANS_L)) {
+                d.failed = 1;
+                break;
+            }
+            x = (x << 8) | *p++;
+            if (x < RANS_L) x = (x << 8) | *p++;
+        }
+    }
+    d.x = x;
+    d.p = p;
     int rc = ddct_rans_dec_finish(&d, e);
     ddct_rans_dec_free(&d);
     if (rc && n > 0) memset(sym, 0, n * sizeof *sym);

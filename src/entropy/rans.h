@@ -74,7 +74,8 @@ int ddct_rans_encode(const uint16_t *sym, const uint8_t *ctx, size_t n, int nctx
                      ddct_err *e);
 /* Decode n symbols from the blob in[0..len) with the same contexts as at encoding
  * (ctx may be NULL: all context 0). DDCT_ERR_FORMAT if the blob is malformed, does not
- * hold exactly n symbols, or a context is out of range; DDCT_ERR_NOMEM. */
+ * hold exactly n symbols, or a context is out of range (sym[] is then zeroed);
+ * DDCT_ERR_NOMEM. */
 int ddct_rans_decode(const uint8_t *in, size_t len, const uint8_t *ctx, size_t n, uint16_t *sym, ddct_err *e);
 
 /* Streaming decoder, for contexts that depend on symbols already decoded. */

@@ -244,7 +244,6 @@ __attribute__((target("avx2"))) static size_t w_words2_avx2(wstate *s, const uin
 
 static int have_avx2(void)
 {
-    __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") != 0;
 }
 #endif
@@ -449,7 +448,7 @@ __attribute__((target("avx2"))) static size_t r_words2_avx2(ddct_bitr *r, uint16
 
 static void unpack_impl(ddct_bitr *r, uint16_t *v, size_t n, int bits, int simd)
 {
-    if (bits < 0 || bits > 16) return;
+    if (bits < 0 || bits > 16 || n == 0) return;
     if (bits == 0) {
         memset(v, 0, n * sizeof *v);
         return;

@@ -140,7 +140,6 @@ __attribute__((target("avx2"))) static void dequant_avx2(const uint16_t *q, size
 }
 static int have_avx2(void)
 {
-    __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") != 0;
 }
 #endif

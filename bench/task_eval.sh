@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Task-level evidence on the GPT fixture pairs: for each method at about 1 bit per lossy
+# parameter, rebuild the fine-tune and measure its loss on held-out prose with
+# ../shared/tools/gpt_eval.py; report the share of the fine-tune's loss gain that survives,
+#   kept = (loss_base - loss_rebuilt) / (loss_base - loss_finetuned).
+# Needs Debian's python3-numpy, python3-torch, libopenblas0-pthread (./scripts/setup.sh --bench).
+# usage: bench/task_eval.sh [SHARED_DIR] [MAX_BYTES]      (writes a Markdown table to stdout)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SHARED=${1:-../shared}; MAXB=${2:-65536}
+DDCT=build/deltadct; EVAL="$SHARED/tools/gpt_eval.py"; F=$SHARED/fixtures/gpt-prose
+[ -f "$EVAL" ] && [ -d "$F" ] || { echo "skip: GPT fixture or gpt_eval.py absent under $SHARED" >&2; exit 0; }
+/usr/bin/python3 -c "import numpy, torch" 2>/dev/null || { echo "skip: python3-numpy/python3-torch missing (./scripts/setup.sh --bench)" >&2; exit 0; }
+T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
+loss() { /usr/bin/python3 "$EVAL" "$1" "$F/prose_eval.txt" --max-bytes "$MAXB" | sed -n 's/^cross-entropy: \([0-9.]*\) nats.*/\1/p'; }
+configs=(
+  "paper default (dct, 2:0.5,0:0.5)|"
+  "paper default, no rescale|--no-rescale"
+  "dct 2:0.45,0:0.55|--bits 2:0.45,0:0.55"
+  "none (ablation)|--transform none"
+  "dwt haar ll_lh_hl|--transform dwt --dwt-keep ll_lh_hl"
+  "bitdelta|--method bitdelta"
+  "svd @1.0|--method svd --bpp 1.0"
+  "svd @0.5|--method svd --bpp 0.5"
+)
+echo "| pair | method | bits / lossy param | loss (nats/byte) | share of the fine-tune's gain kept |"
+echo "|---|---|---|---|---|"
+for pair in "gpt-prose:base.safetensors:finetuned.safetensors" "gpt-prose-gentle:base.bf16.safetensors:finetuned_gentle.bf16.safetensors"; do
+  IFS=: read -r name b f <<< "$pair"
+  lb=$(loss "$F/$b"); lf=$(loss "$F/$f")
+  echo "| $name | base | – | $lb | 0 % |"
+  echo "| $name | fine-tune | – | $lf | 100 % |"
+  for c in "${configs[@]}"; do
+    label=${c%%|*}; opts=${c#*|}
+    $DDCT compress "$F/$b" "$F/$f" -o "$T/m.ddct" -q -f $opts
+    $DDCT decompress "$F/$b" "$T/m.ddct" -o "$T/r.safetensors" -q -f
+    bpp=$($DDCT info "$T/m.ddct" --json | python3 -c "import json,sys; print('%.3f' % json.load(sys.stdin)['bits_per_lossy_param'])")
+    lr=$(loss "$T/r.safetensors")
+    kept=$(python3 -c "print('%.1f %%' % (100*($lb-$lr)/($lb-$lf)))")
+    echo "| $name | $label | $bpp | $lr | $kept |"
+  done
+done

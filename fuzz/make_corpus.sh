@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# make_corpus.sh — regenerates fuzz/corpus/<target>/ with deltadct's own code (no ctest needed).
+#
+#   fuzz/make_corpus.sh [BUILD_DIR]        (default: build; needs BUILD_DIR/deltadct and
+#                                           BUILD_DIR/fuzz/gen_corpus, i.e. `make` at the root)
+#
+# fuzz_safetensors  gen_corpus safetensors (every dtype incl. BF16/F16/I64, metadata, scalars,
+#                   empty tensors, no tensors, 8 dims, some invalid headers) + the tiny pair
+# fuzz_container    the tiny pair (gen_corpus pair) compressed by the CLI with several methods
+#                   and options, plus hand-built containers (gen_corpus container)
+# fuzz_codecs       every record of those .ddct files + encoder output for many options
+# fuzz_bitreader    every width, aligned / unaligned, whole / truncated streams
+# fuzz_params       strategies and NAME\0VALUE option strings
+# Every file must stay below 64 KiB and the whole corpus below 2 MiB (checked at the end).
+# Output is deterministic: re-running on the same build rewrites identical files.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+B=$(cd "${1:-$HERE/../build}" && pwd)
+DDCT=$B/deltadct
+GEN=$B/fuzz/gen_corpus
+for x in "$DDCT" "$GEN"; do
+  [ -x "$x" ] || { echo "make_corpus.sh: $x not built (run 'make' at the repository root)" >&2; exit 1; }
+done
+T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
+C=$HERE/corpus
+TARGETS="fuzz_safetensors fuzz_container fuzz_codecs fuzz_bitreader fuzz_params"
+for t in $TARGETS; do rm -rf "${C:?}/$t"; mkdir -p "$C/$t"; done
+
+"$GEN" safetensors "$C/fuzz_safetensors"
+mkdir -p "$T/pair"
+"$GEN" pair "$T/pair"
+cp "$T/pair/base.safetensors" "$C/fuzz_safetensors/tiny-base"
+cp "$T/pair/finetuned.safetensors" "$C/fuzz_safetensors/tiny-finetuned"
+
+# name|options (one .ddct per line; -T 1 only for speed, output is the same for any -T)
+while IFS='|' read -r name opts; do
+  [ -n "$name" ] || continue
+  # shellcheck disable=SC2086
+  "$DDCT" compress "$T/pair/base.safetensors" "$T/pair/finetuned.safetensors" -o "$T/$name.ddct" -q -T 1 $opts
+  "$DDCT" verify "$T/$name.ddct" --base "$T/pair/base.safetensors" -q
+  cp "$T/$name.ddct" "$C/fuzz_container/ddct-$name"
+done <<'EOF'
+default|
+dwt|--transform dwt
+dwt-cdf97|--transform dwt --wavelet cdf97 --dwt-levels 2 --dwt-keep ll_lh_hl
+dwt-llonly|--transform dwt --dwt-keep ll_only --patch 8
+none|--transform none
+bitdelta|--method bitdelta
+svd|--method svd
+svd-bpp4|--method svd --bpp 4
+jpeg|--qtable jpeg
+lowfreq|--importance lowfreq --lowfreq-k 3
+p8-three|--patch 8 --bits 4:0.34,2:0.33,0:0.33
+p7|--patch 7 --bits 8:0.1,3:0.3,2:0.6
+norescale|--no-rescale --patch 4
+lossless|--exclude .
+EOF
+"$GEN" container "$C/fuzz_container"
+"$GEN" codecs "$C/fuzz_codecs" "$T"/*.ddct
+"$GEN" bitreader "$C/fuzz_bitreader"
+"$GEN" params "$C/fuzz_params"
+
+big=$(find "$C" -type f -size +64k)
+[ -z "$big" ] || { echo "make_corpus.sh: files of 64 KiB or more: $big" >&2; exit 1; }
+total=$(find "$C" -type f -printf '%s\n' | awk '{s += $1} END {print s + 0}')
+[ "$total" -lt $((2 * 1024 * 1024)) ] || { echo "make_corpus.sh: corpus is $total bytes (limit 2 MiB)" >&2; exit 1; }
+for t in $TARGETS; do echo "$t: $(find "$C/$t" -type f | wc -l) files"; done
+echo "total: $total bytes"
