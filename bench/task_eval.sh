@@ -22,6 +22,8 @@ configs=(
   "bitdelta|--method bitdelta"
   "svd @1.0|--method svd --bpp 1.0"
   "svd @0.5|--method svd --bpp 0.5"
+  "rd @1.0|--method rd --bpp 1.0 --no-rescale"
+  "rd @0.5|--method rd --bpp 0.5 --no-rescale"
 )
 echo "| pair | method | bits / lossy param | loss (nats/byte) | share of the fine-tune's gain kept |"
 echo "|---|---|---|---|---|"

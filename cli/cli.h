@@ -28,6 +28,8 @@ void cli_progress_init(cli_progress *p, int quiet, const char *verb);
 int cli_progress_cb(void *opaque, size_t done, size_t total, uint64_t bytes_done, uint64_t bytes_total,
                     const char *name);
 void cli_progress_end(cli_progress *p);
+/* Re-executes the CLI once with OMP_WAIT_POLICY=passive unless the user set a policy (see util.c). */
+void cli_passive_omp_wait(char **argv);
 double cli_now(void);
 /* Human-readable bytes into buf. */
 const char *cli_bytes(double b, char *buf, size_t n);

@@ -52,6 +52,23 @@ static void print_json(const ddct_Info *info, int tensors)
         cli_json_str(stdout, ddct_Info_removed(info, i));
     }
     printf("]");
+    const ddct_layout_info *L = ddct_Info_layout(info);
+    printf(",\"layout\":{\"directory\":%s,\"index\":", L->directory ? "true" : "false");
+    if (L->index_name) cli_json_str(stdout, L->index_name);
+    else printf("null");
+    printf(",\"shards\":[");
+    for (size_t k = 0; k < L->nshards; k++) {
+        printf("%s{\"name\":", k ? "," : "");
+        cli_json_str(stdout, L->shard_names[k]);
+        printf(",\"tensors\":%zu}", L->shard_tensors[k]);
+    }
+    printf("],\"files\":[");
+    for (size_t k = 0; k < L->nfiles; k++) {
+        printf("%s{\"name\":", k ? "," : "");
+        cli_json_str(stdout, L->file_names[k]);
+        printf(",\"bytes\":%llu}", (unsigned long long)L->file_bytes[k]);
+    }
+    printf("],\"files_record_bytes\":%llu}", (unsigned long long)L->files_record_bytes);
     if (tensors) {
         printf(",\"tensors\":[");
         for (size_t i = 0; i < ddct_Info_count(info); i++) {
@@ -94,11 +111,24 @@ static void print_table(const ddct_Info *info, int tensors)
            (unsigned long long)(t.lossy_bytes - t.lossy_payload), cli_bpp(t.lossy_bytes, t.lossy_params));
     printf("lossless tensors: %llu params, %llu bytes = %.4f bits/param\n", (unsigned long long)t.lossless_params,
            (unsigned long long)t.lossless_bytes, cli_bpp(t.lossless_bytes, t.lossless_params));
+    const ddct_layout_info *L = ddct_Info_layout(info);
+    if (L->nfiles)
+        printf("carried files:    %zu, %llu bytes\n", L->nfiles, (unsigned long long)L->files_record_bytes);
     printf("container:        %llu bytes (header, index, footer)\n", (unsigned long long)cb);
     printf("total:            %llu bytes = file size, %.4f bits/param overall\n", (unsigned long long)fb,
            cli_bpp(fb, t.lossy_params + t.lossless_params));
     for (size_t i = 0; i < ddct_Info_removedCount(info); i++)
         printf("only in base (dropped): %s\n", ddct_Info_removed(info, i));
+    if (L->directory) {
+        printf("layout:           directory, %zu shard%s%s%s\n", L->nshards, L->nshards == 1 ? "" : "s",
+               L->index_name ? ", index " : "", L->index_name ? L->index_name : "");
+        for (size_t k = 0; k < L->nshards; k++)
+            printf("  shard %-40s %zu tensors\n", L->shard_names[k], L->shard_tensors[k]);
+        for (size_t k = 0; k < L->nfiles; k++)
+            printf("  file  %-40s %llu bytes\n", L->file_names[k], (unsigned long long)L->file_bytes[k]);
+    } else {
+        printf("layout:           one file (%s)\n", L->nshards ? L->shard_names[0] : "?");
+    }
 }
 
 void cli_info_summary(const char *path, int json)

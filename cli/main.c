@@ -2,6 +2,7 @@
  * main.c — deltadct command-line tool: argument parsing and dispatch.
  * Exit status: 0 success, 1 failure (one-line message on stderr), 2 usage error.
  */
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,8 +12,9 @@ static const char *USAGE =
     "deltadct " DDCT_VERSION_STRING " — store a fine-tuned model as a compressed delta against its base\n"
     "\n"
     "usage:\n"
-    "  deltadct compress   BASE.safetensors FINETUNED.safetensors -o OUT.ddct [options]\n"
-    "  deltadct decompress BASE.safetensors IN.ddct -o REBUILT.safetensors [options]\n"
+    "  deltadct compress   BASE FINETUNED -o OUT.ddct [options]\n"
+    "  deltadct decompress BASE IN.ddct -o REBUILT [options]\n"
+    "  (BASE, FINETUNED: a .safetensors file, a sharded checkpoint's index or a model directory)\n"
     "  deltadct info       IN.ddct [--json]\n"
     "  deltadct eval       BASE.safetensors FINETUNED.safetensors IN.ddct [--json]\n"
     "  deltadct verify     IN.ddct [--base BASE.safetensors]\n"
@@ -21,14 +23,18 @@ static const char *USAGE =
     "Run 'deltadct COMMAND --help' for a command's options. -V/--version prints the version.\n";
 
 static const char *COMPRESS_HELP =
-    "usage: deltadct compress BASE.safetensors FINETUNED.safetensors -o OUT.ddct [options]\n"
+    "usage: deltadct compress BASE FINETUNED -o OUT.ddct [options]\n"
     "\n"
+    "BASE and FINETUNED: each a .safetensors file, a sharded checkpoint (model.safetensors.index.json)\n"
+    "or a Hugging Face model directory; tensors are matched by name across shards, and the\n"
+    "directory's other files (config, tokenizer, index) are carried losslessly.\n"
     "Stores FINETUNED as a delta against BASE. Floating tensors of >= 2 dims with >= p*p elements\n"
     "(not embeddings, heads, classifiers, poolers or norms) are coded lossily; all others losslessly.\n"
     "\n"
     "  -o, --output FILE     output file (default: FINETUNED with .ddct)\n"
     "  -f, --force           overwrite an existing output\n"
-    "  --method M            patch (Delta-DCT family, default) | bitdelta | svd\n"
+    "  --method M            patch (Delta-DCT family, default) | bitdelta | svd | rd (rate-distortion\n"
+    "                        hybrid: low-rank + transform residual, rANS; with --bpp or --error)\n"
     "  --transform T         dct (default) | dwt | none\n"
     "  --patch P             patch size p, 2..128 (default 16)\n"
     "  --bits SPEC           bit-widths by importance rank, e.g. 2:0.5,0:0.5 (default),\n"
@@ -40,7 +46,9 @@ static const char *COMPRESS_HELP =
     "  --wavelet W           haar (default) | cdf97, for --transform dwt\n"
     "  --dwt-levels N        wavelet levels (default 1)\n"
     "  --dwt-keep K          all (default) | ll_lh_hl | ll_only: bands kept by --transform dwt\n"
-    "  --bpp X               target bits per lossy parameter (svd: sets the rank)\n"
+    "  --bpp X               target bits per lossy parameter (svd: sets the rank; rd: the lossy\n"
+    "                        records total <= X bits per lossy parameter, default 1)\n"
+    "  --error E             rd: the smallest file with relative error <= E for every lossy tensor\n"
     "  --no-rescale          store without the per-layer mean |delta| rescale\n"
     "  --include REGEX       tensors matching REGEX are lossy even if excluded by default\n"
     "  --exclude REGEX       replace the default exclusions (POSIX extended, case-insensitive)\n"
@@ -50,11 +58,14 @@ static const char *COMPRESS_HELP =
     "  --json                print the summary as JSON\n";
 
 static const char *DECOMPRESS_HELP =
-    "usage: deltadct decompress BASE.safetensors IN.ddct -o REBUILT.safetensors [options]\n"
+    "usage: deltadct decompress BASE IN.ddct -o REBUILT [options]\n"
     "\n"
-    "Rebuilds the fine-tune: same tensor names, order, shapes, dtypes and __metadata__.\n"
+    "Rebuilds the fine-tune: same tensor names, order, shapes, dtypes and __metadata__. BASE is a\n"
+    "file, a sharded checkpoint or a model directory. REBUILT is a directory (the shards, index and\n"
+    "other files as they came) when it ends with '/', is an existing directory, or the fine-tune\n"
+    "was a directory and REBUILT does not end in .safetensors; else one .safetensors file.\n"
     "\n"
-    "  -o, --output FILE     output file (default: IN without .ddct, plus .safetensors)\n"
+    "  -o, --output PATH     output (default: IN without .ddct, plus .safetensors or '/')\n"
     "  -f, --force           overwrite an existing output\n"
     "  --no-rescale          rebuild without the rescale step (ablation)\n"
     "  --rescale             force the rescale step on\n"
@@ -67,6 +78,9 @@ int main(int argc, char **argv)
         fputs(USAGE, stderr);
         return EXIT_USAGE;
     }
+    /* A file-size limit (ulimit -f) must give a clean "File too large" error, not a kill. */
+    signal(SIGXFSZ, SIG_IGN);
+    cli_passive_omp_wait(argv);
     const char *cmd = argv[1];
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
         fputs(USAGE, stdout);
@@ -159,7 +173,7 @@ int cmd_compress(int argc, char **argv)
         const char *a = argv[i];
         if (a[0] == '-' && a[1] == '-' && a[2]) {
             static const char *const names[] = {"method", "transform", "patch", "bits", "importance", "lowfreq-k",
-                                                "qtable", "wavelet", "dwt-levels", "dwt-keep", "bpp", "zstd-level",
+                                                "qtable", "wavelet", "dwt-levels", "dwt-keep", "bpp", "error", "zstd-level",
                                                 "include", "exclude", NULL};
             int done = 0;
             for (int k = 0; names[k] && !done; k++) {
@@ -186,7 +200,10 @@ int cmd_compress(int argc, char **argv)
     if (npos != 2) return cli_error("compress needs BASE and FINETUNED (see 'deltadct compress --help')"), EXIT_USAGE;
     if (c.rescale == 0) p.rescale = 0;
     p.threads = c.threads;
-    char *dflt = c.output ? NULL : default_name(pos[1], ".safetensors", ".ddct");
+    char *trimmed = strdup(pos[1]);
+    for (size_t k = trimmed ? strlen(trimmed) : 0; k > 1 && trimmed[k - 1] == '/'; k--) trimmed[k - 1] = 0;
+    char *dflt = c.output || !trimmed ? NULL : default_name(trimmed, ".safetensors", ".ddct");
+    free(trimmed);
     const char *out = c.output ? c.output : dflt;
     ddct_CCtx *cc = ddct_createCCtx();
     if (!cc || !out) return cli_error("out of memory"), 1;
@@ -209,6 +226,17 @@ int cmd_compress(int argc, char **argv)
     return rc ? 1 : 0;
 }
 
+/* 1 if the .ddct at path records a directory layout (then the default output is a directory). */
+static int from_directory(const char *path)
+{
+    ddct_Info *info;
+    char err[256];
+    if (ddct_openInfo(&info, path, err, sizeof err)) return 0; /* decompress reports the error */
+    int dir = ddct_Info_layout(info)->directory;
+    ddct_freeInfo(info);
+    return dir;
+}
+
 int cmd_decompress(int argc, char **argv)
 {
     if (wants_help(argc, argv, DECOMPRESS_HELP)) return 0;
@@ -225,7 +253,7 @@ int cmd_decompress(int argc, char **argv)
         pos[npos++] = argv[i];
     }
     if (npos != 2) return cli_error("decompress needs BASE and IN.ddct (see 'deltadct decompress --help')"), EXIT_USAGE;
-    char *dflt = c.output ? NULL : default_name(pos[1], ".ddct", ".safetensors");
+    char *dflt = c.output ? NULL : default_name(pos[1], ".ddct", from_directory(pos[1]) ? "/" : ".safetensors");
     const char *out = c.output ? c.output : dflt;
     ddct_DCtx *d = ddct_createDCtx();
     if (!d || !out) return cli_error("out of memory"), 1;

@@ -28,7 +28,7 @@ static const char *SWEEP_HELP =
     "||d^-d||/||d|| over lossy tensors, the worst tensor, cosine, compress and decompress seconds.\n"
     "\n"
     "grid (lists are comma-separated, except --bits which is ';'-separated):\n"
-    "  --methods LIST        of dct, dwt, none (the patch codec with that transform), bitdelta, svd\n"
+    "  --methods LIST        of dct, dwt, none (the patch codec with that transform), bitdelta, svd, rd\n"
     "                        (default: dct,dwt,none,bitdelta,svd)\n"
     "  --patch LIST          patch sizes for dct/dwt/none, e.g. 8,16,32 (default 16)\n"
     "  --bits LIST           strategies, e.g. \"2:0.5,0:0.5;4:0.34,2:0.33,0:0.33\" (default 2:0.5,0:0.5)\n"
@@ -36,7 +36,7 @@ static const char *SWEEP_HELP =
     "  --importance LIST     l2, lowfreq (dct/dwt/none; default l2)\n"
     "  --wavelet LIST        haar, cdf97 (dwt only; default haar)\n"
     "  --dwt-keep LIST       all, ll_lh_hl, ll_only (dwt only; default all)\n"
-    "  --bpp LIST            target bits per lossy parameter for svd (default 1)\n"
+    "  --bpp LIST            target bits per lossy parameter for svd and rd (default 1)\n"
     "  --rescale MODE        on (default), off, or both (evaluate every file both ways: two rows)\n"
     "  bitdelta and svd do not depend on the patch axes; they run once (per --bpp for svd) with the\n"
     "  first --patch value, which only decides which tensors are small enough to stay lossless.\n"
@@ -57,10 +57,10 @@ static const char *SWEEP_HELP =
 
 /* ------------------------------------------------------------------ methods */
 
-enum { M_DCT, M_DWT, M_NONE, M_BITDELTA, M_SVD, M_COUNT };
-static const char *const method_name[M_COUNT] = {"dct", "dwt", "none", "bitdelta", "svd"};
+enum { M_DCT, M_DWT, M_NONE, M_BITDELTA, M_SVD, M_RD, M_COUNT };
+static const char *const method_name[M_COUNT] = {"dct", "dwt", "none", "bitdelta", "svd", "rd"};
 /* Tableau 10: readable on white, distinct for most color vision deficiencies with the marker shapes. */
-static const char *const method_color[M_COUNT] = {"#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#b07aa1"};
+static const char *const method_color[M_COUNT] = {"#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#76b7b2"};
 
 static int method_of(const char *s)
 {
@@ -212,15 +212,15 @@ static int build_grid(const grid *g, rowset *rs)
     for (int mi = 0; mi < g->methods.n; mi++) {
         int m = method_of(g->methods.v[mi]);
         sweep_row row;
-        if (m == M_BITDELTA || m == M_SVD) {
-            int nb = m == M_SVD ? g->bpp.n : 1;
+        if (m == M_BITDELTA || m == M_SVD || m == M_RD) {
+            int nb = m != M_BITDELTA ? g->bpp.n : 1;
             for (int b = 0; b < nb; b++) {
                 memset(&row, 0, sizeof row);
                 row.method = m;
                 ddct_params_default(&row.p);
                 row.p.threads = g->threads;
                 if (setp(&row.p, "method", method_name[m]) || setp(&row.p, "patch", g->patch.v[0])) return -1;
-                if (m == M_SVD) {
+                if (m != M_BITDELTA) {
                     if (setp(&row.p, "bpp", g->bpp.v[b])) return -1;
                     snprintf(row.config, sizeof row.config, "bpp=%s", g->bpp.v[b]);
                 }
@@ -486,7 +486,7 @@ static int write_csv(const char *path, const rowset *rs)
         } else {
             fprintf(f, ",,,,,,,");
         }
-        if (r->method == M_SVD) fprintf(f, "%g", r->p.bpp > 0 ? r->p.bpp : 1.0);
+        if (r->method == M_SVD || r->method == M_RD) fprintf(f, "%g", r->p.bpp > 0 ? r->p.bpp : 1.0);
         fprintf(f, ",%s,", r->rescale < 0 ? "" : r->rescale ? "on" : "off");
         if (r->ok && !r->lossy_params) {
             fprintf(f, "%llu,0,0,,,,,,%.4f,%.4f,ok\n", (unsigned long long)r->file_bytes, r->t_comp, r->t_decomp);
@@ -887,7 +887,7 @@ int cmd_sweep(int argc, char **argv)
     if (!g.bits.n && list_split("2:0.5,0:0.5", ';', &g.bits, "--bits")) goto out;
     for (int i = 0; i < g.methods.n; i++)
         if (method_of(g.methods.v[i]) < 0) {
-            cli_error("--methods: unknown method '%s' (dct, dwt, none, bitdelta, svd)", g.methods.v[i]);
+            cli_error("--methods: unknown method '%s' (dct, dwt, none, bitdelta, svd, rd)", g.methods.v[i]);
             goto out;
         }
     if (validate(&g.patch, "patch") || validate(&g.bits, "bits") || validate(&g.qtable, "qtable") ||

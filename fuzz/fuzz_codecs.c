@@ -2,7 +2,8 @@
  * fuzz_codecs.c — every codec decoder fed directly, with no container or checksum in the way.
  *
  * Input layout (FUZZ_CODEC_HDR = 10 bytes, then the streams):
- *   [0]     bits 0-2: codec id (value % 5 + (value == 7 ? 2 : 0): ids 0..4, 7 = an unknown id);
+ *   [0]     bits 0-2: codec, value % (K + 1) where K = number of codecs in the traits table:
+ *           the value-th known id in increasing order (ids 0..K-1 when contiguous), K = unknown;
  *           bit 3: 2 threads instead of 1; bits 4-5: rescale -1 / 0 / 1 / -1; bit 6: lossless
  *           decode with a base; bit 7: record flag "has base"
  *   [1..4]  nelem, u32 little-endian, taken modulo FUZZ_MAX_NELEM + 1
@@ -37,8 +38,12 @@ static uint8_t *dup_exact(const uint8_t *p, size_t n)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < FUZZ_CODEC_HDR) return 0;
-    unsigned sel = data[0] & 7;
-    unsigned id = sel == 7 ? 7 : sel % 5;
+    static unsigned ids[DDCT_CODEC_MAX], nids;
+    if (!nids)
+        for (unsigned i = 0; i < DDCT_CODEC_MAX; i++)
+            if (ddct_codec_get(i)) ids[nids++] = i;
+    unsigned sel = (data[0] & 7u) % (nids + 1);
+    unsigned id = sel < nids ? ids[sel] : DDCT_CODEC_MAX;
     int threads = data[0] & 8 ? 2 : 1;
     static const int rescales[4] = {-1, 0, 1, -1};
     int rescale = rescales[(data[0] >> 4) & 3];
@@ -56,7 +61,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!ct) return 0;
     ddct_record rec;
     memset(&rec, 0, sizeof rec);
-    rec.codec = (uint8_t)id;
+    rec.codec = (uint8_t)(id & 0xff);
     rec.flags = data[0] >> 7;
     rec.params = dup_exact(p, plen);
     rec.params_len = plen;

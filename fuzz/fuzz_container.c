@@ -5,6 +5,8 @@
  * Each input runs twice: as given, and as a copy whose header, index and footer checksums are
  * recomputed (and, once the index is accepted, every record checksum), so mutations of the
  * index and of record lengths get past the checksums into the parsers.
+ * The checksum-fixed copy also goes, as a file (one memfd per process, opened as
+ * /proc/self/fd/N), through the public ddct_openInfo and ddct_verifyFile.
  * Per input: open from memory; parse the header JSON as the pipeline does; for each index
  * entry read the record with verify=0 and verify=1, then feed the record (verify=0, so the
  * checksums are no obstacle) to EVERY decoder of the traits table: lossy decoders with the
@@ -18,8 +20,12 @@
  *   - record streams lie inside the input, inside the entry's [offset, offset + length);
  *   - a lossy decoder that succeeds writes every one of its nelem output values.
  */
+#include <errno.h>
 #include <jansson.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <xxhash.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +33,7 @@
 #include "codec/codec.h"
 #include "common/dtype.h"
 #include "container/container.h"
+#include "deltadct.h"
 #include "fuzz.h"
 
 #define FUZZ_MAX_BYTES ((uint64_t)16 << 20)
@@ -156,6 +163,52 @@ static void run(uint8_t *data, size_t size, int fixed)
     ddct_ctr_close(r);
 }
 
+/* The public file-level readers on the same bytes. */
+static void run_public(const uint8_t *data, size_t size)
+{
+    static int fd = -1;
+    static char path[64];
+    if (fd < 0) {
+        fd = memfd_create("fuzz_container", MFD_CLOEXEC);
+        if (fd < 0) return;
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    }
+    if (ftruncate(fd, 0) != 0) return;
+    for (size_t done = 0; done < size;) {
+        ssize_t w = pwrite(fd, data + done, size - done, (off_t)done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return;
+        done += (size_t)w;
+    }
+    ddct_Info *info = NULL;
+    char err[256];
+    ddct_ErrorCode rc = ddct_openInfo(&info, path, err, sizeof err);
+    if (rc) {
+        FUZZ_ASSERT(!info && rc < DDCT_ERR_COUNT && err[0], "openInfo: code %d, message '%s'", rc, err);
+    } else {
+        uint64_t rec_total = 0;
+        for (size_t i = 0; i < ddct_Info_count(info); i++) {
+            const ddct_tensor_info *t = ddct_Info_tensor(info, i);
+            FUZZ_ASSERT(t && t->name && t->codec && t->dtype, "info tensor %zu", i);
+            FUZZ_ASSERT(t->payload_bytes <= t->record_bytes && t->side_bytes == t->record_bytes - t->payload_bytes,
+                        "info '%s': byte counts", t->name);
+            rec_total += t->record_bytes;
+        }
+        FUZZ_ASSERT(ddct_Info_fileBytes(info) == size && ddct_Info_containerBytes(info) == size - rec_total,
+                    "info: container bytes");
+        for (size_t i = 0; i < ddct_Info_removedCount(info); i++)
+            FUZZ_ASSERT(ddct_Info_removed(info, i) != NULL, "info: removed %zu", i);
+        FUZZ_ASSERT(ddct_Info_header(info) != NULL, "info: header");
+        ddct_freeInfo(info);
+    }
+    ddct_DCtx *d = ddct_createDCtx();
+    if (d) {
+        ddct_ErrorCode vr = ddct_verifyFile(d, path, NULL);
+        if (vr) FUZZ_ASSERT(vr < DDCT_ERR_COUNT && ddct_DCtx_getErrorMessage(d)[0], "verify: code %d", vr);
+        ddct_freeDCtx(d);
+    }
+}
+
 /* Recompute the header, index and footer checksums of p where the layout allows; 1 if any changed. */
 static int fix_checksums(uint8_t *p, size_t size)
 {
@@ -187,6 +240,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size) memcpy(copy, data, size);
     run(copy, size, 0); /* does not write when not fixed */
     if (fix_checksums(copy, size)) run(copy, size, 1);
+    run_public(copy, size); /* record checksums fixed too when the index was accepted */
     free(copy);
     return 0;
 }

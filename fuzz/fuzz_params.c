@@ -23,7 +23,7 @@
 
 static const char *const OPTION_NAMES[] = {"method",    "transform", "patch",    "bits",       "importance",
                                            "lowfreq-k", "qtable",    "wavelet",  "dwt-levels", "dwt-keep",
-                                           "bpp",       "zstd-level", "threads", NULL};
+                                           "bpp",       "error",     "zstd-level", "threads", NULL};
 
 static void check_msg(const char *err, size_t errlen, const char *what)
 {
@@ -56,6 +56,7 @@ static void check_params(const ddct_params *p, const char *what)
     FUZZ_ASSERT(p->threads >= 0 && p->threads <= 1024, "%s: threads %d", what, p->threads);
     FUZZ_ASSERT(p->zstd_level >= 1 && p->zstd_level <= 22, "%s: zstd-level %d", what, p->zstd_level);
     FUZZ_ASSERT(p->bpp == 0 || (isfinite(p->bpp) && p->bpp > 0 && p->bpp <= 32), "%s: bpp %g", what, p->bpp);
+    FUZZ_ASSERT(p->error == 0 || (isfinite(p->error) && p->error > 0 && p->error < 1), "%s: error %g", what, p->error);
     check_strategy(&p->bits, what);
     char desc[1024];
     ddct_params_describe(p, desc, sizeof desc);

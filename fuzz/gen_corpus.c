@@ -439,6 +439,23 @@ static void gen_codecs(const char *dir, int nfiles, char **files)
         if (v == 2) encode_lossy(dir, &ddct_codec_svd, 3, s3, &p, 0x20);
         if (v == 3) encode_lossy(dir, &ddct_codec_svd, 2, sodd, &p, 0);
     }
+    /* rd: budgets and error targets (the codec searches its step), 2-D, 3-D and odd shapes */
+    const double rd_bpp[] = {0.5, 2, 6};
+    for (size_t v = 0; v < 3; v++) {
+        ddct_params_default(&p);
+        p.method = DDCT_METHOD_RD;
+        p.bpp = rd_bpp[v];
+        p.rescale = v != 1;
+        encode_lossy(dir, &ddct_codec_rd, 2, s2, &p, (unsigned)v << 4);
+        if (v == 1) encode_lossy(dir, &ddct_codec_rd, 3, s3, &p, 0x08);
+        if (v == 2) encode_lossy(dir, &ddct_codec_rd, 2, sodd, &p, 0);
+    }
+    ddct_params_default(&p);
+    p.method = DDCT_METHOD_RD;
+    p.error = 0.2;
+    encode_lossy(dir, &ddct_codec_rd, 2, s2, &p, 0);
+    static const uint64_t sbig[2] = {64, 48};
+    encode_lossy(dir, &ddct_codec_rd, 2, sbig, &p, 0x08);
     /* lossless */
     encode_raw(dir, 256, 4, 1);
     encode_raw(dir, 256, 4, 0);
@@ -490,7 +507,8 @@ static void gen_params(const char *dir)
     for (size_t i = 0; i < sizeof strategies / sizeof *strategies; i++)
         write_hashed(dir, "strategy", strategies[i], strlen(strategies[i]));
     static const char *const pairs[][2] = {
-        {"bits", "2:0.5,0:0.5"}, {"method", "svd"},        {"method", "bitdelta"},  {"method", "dct"},
+        {"bits", "2:0.5,0:0.5"}, {"method", "svd"},        {"method", "rd"},        {"error", "0.1"},
+        {"error", "1"},          {"error", "1e-30"},        {"method", "bitdelta"},  {"method", "dct"},
         {"transform", "dwt"},    {"transform", "none"},     {"wavelet", "cdf97"},     {"dwt-keep", "ll_only"},
         {"dwt-keep", "ll_lh_hl"}, {"importance", "lowfreq"}, {"qtable", "jpeg"},       {"qtable", "none"},
         {"patch", "16"},         {"patch", "128"},          {"patch", "1"},           {"patch", "0x10"},

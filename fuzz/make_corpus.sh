@@ -54,6 +54,9 @@ p8-three|--patch 8 --bits 4:0.34,2:0.33,0:0.33
 p7|--patch 7 --bits 8:0.1,3:0.3,2:0.6
 norescale|--no-rescale --patch 4
 lossless|--exclude .
+rd|--method rd
+rd-bpp3|--method rd --bpp 3
+rd-error|--method rd --error 0.25
 EOF
 "$GEN" container "$C/fuzz_container"
 "$GEN" codecs "$C/fuzz_codecs" "$T"/*.ddct

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # run_fuzz.sh — runs every libFuzzer target for SECONDS each, JOBS at a time (fuzz/README.md).
 #
-#   fuzz/run_fuzz.sh [SECONDS] [JOBS]          (defaults: 120 s, 2 at a time)
+#   fuzz/run_fuzz.sh [SECONDS] [JOBS] [TARGET...]   (defaults: 120 s, 2 at a time, all targets)
 #
 # Needs the clang build:  CC=clang cmake -S . -B build-fuzz -DDDCT_FUZZ=ON -DDDCT_WERROR=ON \
 #                             -DCMAKE_BUILD_TYPE=RelWithDebInfo && cmake --build build-fuzz -j
@@ -15,13 +15,14 @@ JOBS=${2:-2}
 BIN=${FUZZ_BUILD:-$HERE/../build-fuzz}/fuzz
 OUT=$HERE/out
 TARGETS="fuzz_safetensors fuzz_container fuzz_codecs fuzz_bitreader fuzz_params"
+[ $# -gt 2 ] && TARGETS="${*:3}"
 mkdir -p "$OUT"
 run_one() {
   local t=$1 dict=()
   [ -f "$HERE/$t.dict" ] && dict=(-dict="$HERE/$t.dict")
   mkdir -p "$OUT/$t"
   "$BIN/$t" -max_total_time="$SECS" -rss_limit_mb=2048 -timeout=30 -print_final_stats=1 \
-    "${dict[@]}" -artifact_prefix="$OUT/$t-" "$OUT/$t" "$HERE/corpus/$t" >"$OUT/$t.log" 2>&1
+    "${dict[@]}" -artifact_prefix="$OUT/$t-" "$OUT/$t" "$HERE/corpus/$t" >>"$OUT/$t.log" 2>&1
   echo "$t: exit $?"
 }
 running=0

@@ -50,7 +50,7 @@ unsigned ddct_versionNumber(void); /* MAJOR*10000 + MINOR*100 + PATCH */
 const char *ddct_versionString(void);
 
 /* ---------------------------------------------------------------- params */
-typedef enum { DDCT_METHOD_PATCH = 0, DDCT_METHOD_BITDELTA, DDCT_METHOD_SVD, DDCT_METHOD_COUNT } ddct_method;
+typedef enum { DDCT_METHOD_PATCH = 0, DDCT_METHOD_BITDELTA, DDCT_METHOD_SVD, DDCT_METHOD_RD, DDCT_METHOD_COUNT } ddct_method;
 typedef enum { DDCT_TRANSFORM_DCT = 0, DDCT_TRANSFORM_DWT, DDCT_TRANSFORM_NONE, DDCT_TRANSFORM_COUNT } ddct_transform;
 typedef enum { DDCT_WAVELET_HAAR = 0, DDCT_WAVELET_CDF97, DDCT_WAVELET_COUNT } ddct_wavelet;
 typedef enum { DDCT_KEEP_ALL = 0, DDCT_KEEP_LL_LH_HL, DDCT_KEEP_LL_ONLY, DDCT_KEEP_COUNT } ddct_dwt_keep;
@@ -81,6 +81,7 @@ typedef struct {
     ddct_dwt_keep dwt_keep;     /* default ALL */
     int rescale;                /* 1 (default): rebuild with per-layer mean |delta| */
     double bpp;                 /* target bits per lossy parameter (svd method, and >0: budget); 0 = unset */
+    double error;               /* rd method: target relative error per tensor (> 0), 0 = unset (then bpp) */
     const char *include_regex;  /* POSIX ERE; NULL = default rule */
     const char *exclude_regex;  /* POSIX ERE; NULL = default exclusions */
     int threads;                /* 0 = all cores */
@@ -105,8 +106,11 @@ typedef struct ddct_CCtx_s ddct_CCtx;
 ddct_CCtx *ddct_createCCtx(void);
 void ddct_freeCCtx(ddct_CCtx *cctx);
 void ddct_CCtx_setProgress(ddct_CCtx *cctx, ddct_progress_fn fn, void *opaque);
-/* BASE and FINETUNED: .safetensors files (F32/F16/BF16 lossy; other dtypes lossless).
- * Writes OUT atomically (temporary name, renamed when complete). overwrite=0 refuses an existing OUT. */
+/* BASE and FINETUNED: each a .safetensors file, a sharded checkpoint (its *.safetensors.index.json)
+ * or a model directory holding either (F32/F16/BF16 lossy; other dtypes lossless). Tensors are
+ * matched by name across shards; a directory's other files (config, tokenizer, the index) are
+ * carried losslessly. Writes OUT atomically (temporary name, renamed when complete).
+ * overwrite=0 refuses an existing OUT. */
 ddct_ErrorCode ddct_compressFiles(ddct_CCtx *cctx, const char *base_path, const char *ft_path,
                                   const char *out_path, const ddct_params *params, int overwrite);
 const char *ddct_CCtx_getErrorMessage(const ddct_CCtx *cctx);
@@ -122,6 +126,10 @@ void ddct_DCtx_setProgress(ddct_DCtx *dctx, ddct_progress_fn fn, void *opaque);
 void ddct_DCtx_setThreads(ddct_DCtx *dctx, int threads);
 /* Override the rescale flag stored in the file: -1 = as stored (default), 0 = off, 1 = on. */
 void ddct_DCtx_setRescale(ddct_DCtx *dctx, int rescale);
+/* BASE as for compression. The output is a directory (shards, index and carried files as they
+ * came, written into a temporary sibling directory renamed at the end) when out_path ends with
+ * '/', is an existing directory, or the fine-tune was a directory and out_path does not end in
+ * ".safetensors"; otherwise one .safetensors file with every tensor in the fine-tune's order. */
 ddct_ErrorCode ddct_decompressFile(ddct_DCtx *dctx, const char *base_path, const char *ddct_path,
                                    const char *out_path, int overwrite);
 /* Check every checksum of a .ddct; with base_path also the base fingerprints. Writes nothing. */
@@ -152,6 +160,23 @@ uint64_t ddct_Info_containerBytes(const ddct_Info *info); /* header + index + fo
 const char *ddct_Info_header(const ddct_Info *info);     /* the header's JSON text */
 size_t ddct_Info_removedCount(const ddct_Info *info);
 const char *ddct_Info_removed(const ddct_Info *info, size_t i);
+/* How the fine-tune was laid out (one file, or a directory of shards, index and other files,
+ * which the .ddct carries). Files written before format 1.1 read as one file. Carried files'
+ * records are not tensors: they are counted in files_record_bytes, not in the tensor list nor
+ * in containerBytes. */
+typedef struct {
+    int directory;                   /* 1: a model directory */
+    const char *index_name;          /* e.g. "model.safetensors.index.json", or NULL */
+    const char *index_metadata;      /* the index's "metadata" as compact JSON, or NULL */
+    size_t nshards;
+    const char *const *shard_names;  /* file names, in order */
+    const size_t *shard_tensors;     /* tensors per shard */
+    size_t nfiles;                   /* carried files (the index included) */
+    const char *const *file_names;
+    const uint64_t *file_bytes;
+    uint64_t files_record_bytes;     /* their records' bytes in the .ddct */
+} ddct_layout_info;
+const ddct_layout_info *ddct_Info_layout(const ddct_Info *info);
 
 /* ---------------------------------------------------------------- eval */
 typedef struct {

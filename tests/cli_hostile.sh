@@ -10,7 +10,7 @@
 #      shape disagreeing with the byte count, bad __metadata__ (as fine-tune and as base);
 #   2. .ddct: truncation at every byte (verify) and at spread points (decompress); every single
 #      bit flipped (verify) and >= 500 spread bits (decompress); format version patched; wrong
-#      base (fails naming the tensor);
+#      base (fails naming the tensor); a .ddct made from inputs not named *.safetensors reads back;
 #   3. NaN / Inf in a lossy-eligible tensor: compresses with a note naming the tensor, rebuilds
 #      bit-identically;
 #   4. faults: disk full (64 KiB tmpfs, skipped when mount is not permitted), file size limit
@@ -220,6 +220,8 @@ size=$(stat -c %s "$P/m.ddct")
 echo "tiny pair: $(stat -c %s "$F")-byte fine-tune, $size-byte .ddct"
 "$DDCT" verify "$P/m.ddct" --base "$B" >/dev/null && ok || bad "verify the untouched .ddct"
 
+section() { echo "[$SECONDS s] $*"; }
+section "1. safetensors reader"
 # ---------------------------------------------------------------- 1. safetensors reader
 H=$T/hostile; mkdir -p "$H"
 mk hostile "$H"
@@ -250,6 +252,7 @@ done
 pass=$((pass+tpass)); fail=$((fail+tfail))
 echo "safetensors: $ssize truncations, $tfail not rejected cleanly"
 
+section "2. .ddct integrity"
 # ---------------------------------------------------------------- 2. .ddct integrity
 W=$T/work; mkdir -p "$W"
 corrupt() {  # MODE SAMPLE LABEL
@@ -276,6 +279,17 @@ expect_reject "wrong base (decompress)" "tensor '" "$DDCT" decompress "$P/otherb
 expect_reject "wrong base (verify --base)" "tensor '" "$DDCT" verify "$P/m.ddct" --base "$P/otherbase.safetensors"
 expect_reject "hostile base (decompress)" "$H/bad-dup-names.safetensors" "$DDCT" decompress "$H/bad-dup-names.safetensors" "$P/m.ddct" -o "$O/r.safetensors" -q
 
+# a file that compresses must come back: inputs whose names do not end in .safetensors
+cp "$B" "$T/base.st"; cp "$F" "$T/finetuned.st"
+if "$DDCT" compress "$T/base.st" "$T/finetuned.st" -o "$T/st.ddct" -q 2>"$T/se"; then
+  "$DDCT" verify "$T/st.ddct" --base "$T/base.st" >/dev/null 2>>"$T/se" \
+    && "$DDCT" decompress "$T/base.st" "$T/st.ddct" -o "$T/st-r.safetensors" -q 2>>"$T/se" \
+    && ok || bad "inputs not named *.safetensors: compress succeeds but the .ddct does not read back: $(cat "$T/se")"
+else
+  grep -q "finetuned.st" "$T/se" && ok || bad "inputs not named *.safetensors: refused without naming the file: $(cat "$T/se")"
+fi
+
+section "3. NaN / Inf"
 # ---------------------------------------------------------------- 3. NaN / Inf
 "$DDCT" compress "$B" "$P/nan.safetensors" -o "$T/nan.ddct" -T 1 >"$T/so" 2>"$T/se"; rc=$?
 if [ $rc -eq 0 ] && grep -q "note: .*tensor 'layers.0.q_proj.weight'.*\(NaN\|Inf\)" "$T/se"; then ok
@@ -284,6 +298,7 @@ else bad "NaN/Inf compress: exit $rc: $(cat "$T/se")"; fi
 python3 "$HERE/tools/stcompare.py" "$P/nan.safetensors" "$T/nan-r.safetensors" layers.0.q_proj.weight model.norm.weight position_ids >/dev/null \
   && ok || bad "NaN/Inf tensor not rebuilt bit-identically"
 
+section "4. faults"
 # ---------------------------------------------------------------- 4. faults
 # a model whose .ddct and rebuild exceed 64 KiB
 D=$T/demo
@@ -331,8 +346,9 @@ done
 [ "$(md5sum "$B" "$F" "$P/m.ddct")" = "$md5_before" ] && ok || bad "an input changed"
 [ -z "$(ls -A "$P" | grep -F .tmp. || true)" ] && [ -z "$(ls -A "$T" | grep -F .tmp. || true)" ] && ok || bad "temporary files left"
 
+section "5. thread counts"
 # ---------------------------------------------------------------- 5. thread counts
-for opts in "" "--transform dwt" "--method bitdelta" "--method svd" "--qtable jpeg" "--importance lowfreq --patch 8"; do
+for opts in "" "--transform dwt" "--method bitdelta" "--method svd" "--method rd" "--qtable jpeg --importance lowfreq --patch 8"; do
   for n in 1 2 8; do
     # shellcheck disable=SC2086
     "$DDCT" compress "$D/base.safetensors" "$D/finetuned.safetensors" -o "$T/t$n.ddct" -q -f -T $n $opts || bad "compress -T $n $opts"
@@ -343,5 +359,6 @@ done
   && "$DDCT" decompress "$D/base.safetensors" "$T/t1.ddct" -o "$T/r8.safetensors" -q -T 8 \
   && cmp -s "$T/r1.safetensors" "$T/r8.safetensors" && ok || bad "decompress threads 1/8 differ"
 
+section "done"
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

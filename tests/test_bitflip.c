@@ -221,7 +221,7 @@ int main(void)
         const char *label, *opt, *val;
     } methods[] = {
         {"default", NULL, NULL}, {"bitdelta", "method", "bitdelta"}, {"svd", "method", "svd"},
-        {"dwt", "transform", "dwt"}, {"jpeg", "qtable", "jpeg"},
+        {"dwt", "transform", "dwt"}, {"jpeg", "qtable", "jpeg"}, {"rd", "method", "rd"},
     };
     for (size_t m = 0; m < sizeof methods / sizeof *methods; m++) {
         ddct_params p;

@@ -219,6 +219,66 @@ static void test_bulk(void)
     CHECK(1, "n = 0 is a no-op");
 }
 
+/* scalar twin of ddct_to_f32 for one element */
+static float one_to_f32(ddct_dtype t, const uint8_t *p)
+{
+    if (t == DDCT_DT_F32) {
+        uint32_t u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+        float f;
+        memcpy(&f, &u, 4);
+        return f;
+    }
+    uint16_t h = (uint16_t)(p[0] | p[1] << 8);
+    return t == DDCT_DT_F16 ? ddct_f16_to_f32(h) : ddct_bf16_to_f32(h);
+}
+
+/* ddct_sub_to_f32 and ddct_add_cast (fused, vectorized) equal the element-by-element composition. */
+static void test_fused(void)
+{
+    enum { N = 2053 };
+    static uint8_t a[4 * N + 1], b[4 * N + 1], o[4 * N + 1], want[4];
+    static float d[N], dd[N];
+    const ddct_dtype types[] = {DDCT_DT_F32, DDCT_DT_F16, DDCT_DT_BF16};
+    const size_t sizes[] = {0, 1, 7, 31, 32, 33, 1000, N};
+    int bad = 0, badflag = 0, badcast = 0;
+    for (int special = 0; special < 2; special++)
+        for (int ia = 0; ia < 3; ia++)
+            for (int ib = 0; ib < 3; ib++) {
+                ddct_dtype ta = types[ia], tb = types[ib];
+                size_t ea = ddct_dtype_size(ta), eb = ddct_dtype_size(tb);
+                for (size_t i = 0; i < N; i++) {
+                    float x = (float)tu_normal(), y = x + (float)(tu_normal() * 0.01);
+                    ddct_from_f32(ta, &x, 1, a + 1 + i * ea);
+                    ddct_from_f32(tb, &y, 1, b + 1 + i * eb);
+                    if (special && tu_next() % 50 == 0) /* random bit patterns: NaN, Inf, subnormals */
+                        for (size_t k = 0; k < ea; k++) a[1 + i * ea + k] = (uint8_t)tu_next();
+                }
+                for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++) {
+                    size_t n = sizes[si];
+                    int fin = 1;
+                    for (size_t i = 0; i < n; i++) {
+                        float x = one_to_f32(ta, a + 1 + i * ea), y = one_to_f32(tb, b + 1 + i * eb);
+                        dd[i] = x - y;
+                        fin &= isfinite(x) && isfinite(y) && isfinite(dd[i]);
+                    }
+                    int got = ddct_sub_to_f32(ta, a + 1, tb, b + 1, n, d);
+                    badflag += got != fin;
+                    for (size_t i = 0; i < n; i++) bad += bits(d[i]) != bits(dd[i]);
+                    /* add_cast: base tb + d -> ta */
+                    for (size_t i = 0; i < n; i++) d[i] = (float)(tu_normal() * 0.01);
+                    ddct_add_cast(tb, b + 1, d, n, ta, o + 1);
+                    for (size_t i = 0; i < n; i++) {
+                        float s = one_to_f32(tb, b + 1 + i * eb) + d[i];
+                        ddct_from_f32(ta, &s, 1, want);
+                        badcast += memcmp(want, o + 1 + i * ea, ea) != 0;
+                    }
+                }
+            }
+    CHECK(bad == 0, "ddct_sub_to_f32: %d values differ", bad);
+    CHECK(badflag == 0, "ddct_sub_to_f32: %d finiteness flags differ", badflag);
+    CHECK(badcast == 0, "ddct_add_cast: %d values differ", badcast);
+}
+
 int main(void)
 {
     test_table();
@@ -228,5 +288,6 @@ int main(void)
     test_f16_random();
     test_bf16_ties();
     test_bulk();
+    test_fused();
     return TEST_SUMMARY();
 }

@@ -491,11 +491,50 @@ static void test_alloc_rank(void)
     free(ww);
 }
 
+/* The radix-sort allocation equals the qsort _ref one: ties, NaN, +-0, +-Inf, every class. */
+static void test_alloc_rank_fast(void)
+{
+    ddct_strategy s2 = strat(2, (const int[]){2, 0}, (const double[]){0.5, 0.5});
+    ddct_strategy s3 = strat(3, (const int[]){1, 8, 4}, (const double[]){0.34, 0.33, 0.33});
+    ddct_strategy s5 = strat(5, (const int[]){0, 3, 16, 2, 1}, (const double[]){0.1, 0.2, 0.3, 0.25, 0.15});
+    const ddct_strategy *ss[3] = {&s2, &s3, &s5};
+    size_t sizes[] = {1, 2, 3, 17, 255, 256, 257, 4096, 65536 + 7, 300000};
+    ddct_err e;
+    int ok = 1;
+    for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++) {
+        size_t n = sizes[si];
+        float *sc = malloc(n * sizeof *sc);
+        uint8_t *a = malloc(n), *b = malloc(n);
+        for (int mode = 0; mode < 4; mode++) {
+            for (size_t i = 0; i < n; i++) {
+                float v = (float)tu_unif();
+                if (mode == 1) v = (float)rnd(7) - 3.0f;             /* many ties, negatives */
+                if (mode == 2) v = ldexpf((float)tu_unif(), -(int)rnd(140)); /* subnormals, wide range */
+                if (mode == 3) v = 1.0f;                             /* all equal: digits skipped */
+                unsigned r = rnd(40);
+                if (mode != 3 && r == 0) v = NAN;
+                if (mode != 3 && r == 1) v = -0.0f;
+                if (mode != 3 && r == 2) v = 0.0f;
+                if (mode != 3 && r == 3) v = rnd(2) ? INFINITY : -INFINITY;
+                sc[i] = v;
+            }
+            const ddct_strategy *s = ss[(si + (size_t)mode) % 3];
+            ok &= ddct_alloc_by_rank(s, sc, n, a, &e) == 0 && ddct_alloc_by_rank_ref(s, sc, n, b, &e) == 0;
+            ok &= memcmp(a, b, n) == 0;
+        }
+        free(sc);
+        free(a);
+        free(b);
+    }
+    CHECK(ok, "radix-sort allocation differs from the qsort _ref");
+}
+
 int main(void)
 {
     test_bitpack();
     test_quant();
     test_alloc_counts();
     test_alloc_rank();
+    test_alloc_rank_fast();
     return TEST_SUMMARY();
 }

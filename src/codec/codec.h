@@ -23,6 +23,7 @@ typedef struct {
     uint64_t nelem;
     const ddct_params *params;
     int threads;
+    double rd_step; /* rd codec: > 0 = the residual step chosen by the pipeline's pre-pass */
 } ddct_lossy_in;
 
 typedef struct {
@@ -36,6 +37,10 @@ typedef struct {
     size_t elsize;
     int level;           /* zstd level */
     int threads;
+    /* optional (streamed coding): told after each chunk that bytes [0, upto) of ft and base are
+     * no longer needed, so a caller reading mapped files can drop their pages */
+    void (*consumed)(void *opaque, uint64_t upto);
+    void *consumed_opaque;
 } ddct_lossless_in;
 
 typedef struct {
@@ -54,6 +59,29 @@ typedef struct {
 /* NULL for an unknown id. */
 const ddct_codec_traits *ddct_codec_get(unsigned id);
 
+/* Streamed lossless coding (codec_raw.c): memory stays at a few DDCT_RAW_CHUNK-byte chunks plus
+ * zstd's windows, whatever the tensor size. A sink receives consecutive pieces of a stream. */
+#define DDCT_RAW_CHUNK ((size_t)4 << 20)
+typedef int (*ddct_sink_fn)(void *opaque, const uint8_t *p, size_t n, ddct_err *e);
+/* Choose the raw variant for in (on a sample) and append the record's params to params. */
+int ddct_raw_params(const ddct_lossless_in *in, ddct_buf *params, ddct_err *e);
+/* Upper bound of the data stream's length for nbytes of input. */
+uint64_t ddct_raw_data_bound(uint64_t nbytes);
+/* The data stream (one zstd frame) for those params, in pieces to sink. */
+int ddct_raw_stream(const ddct_lossless_in *in, const uint8_t *params, size_t params_len, ddct_sink_fn sink,
+                    void *opaque, ddct_err *e);
+/* A sink filling a buffer of n bytes (opaque = ddct_mem_sink*); writing past n is an error. */
+typedef struct {
+    uint8_t *out;
+    uint64_t n, pos;
+} ddct_mem_sink;
+int ddct_mem_sink_write(void *opaque, const uint8_t *p, size_t n, ddct_err *e);
+/* Decode a same or raw record: the tensor's nbytes bytes go to sink in order. consumed (may be
+ * NULL) is told after each chunk how far the base's bytes and the record's data were read. */
+typedef void (*ddct_consumed_fn)(void *opaque, uint64_t base_upto, uint64_t data_upto);
+int ddct_lossless_decode_stream(const ddct_record *rec, const uint8_t *base, uint64_t nbytes, size_t elsize,
+                                ddct_sink_fn sink, void *opaque, ddct_consumed_fn consumed, ddct_err *e);
+
 void ddct_enc_out_init(ddct_enc_out *o);
 void ddct_enc_out_free(ddct_enc_out *o);
 int ddct_enc_out_check(const ddct_enc_out *o, ddct_err *e);
@@ -61,6 +89,8 @@ int ddct_enc_out_check(const ddct_enc_out *o, ddct_err *e);
 /* Shared helpers for lossy codecs (codec_common.c). */
 /* mean |x| over n values, summed in fixed blocks so the result does not depend on threads. */
 double ddct_mean_abs(const float *x, uint64_t n, int threads);
+/* The same value computed block by block in one thread, with no SIMD (tests compare the two). */
+double ddct_mean_abs_ref(const float *x, uint64_t n);
 /* Scale x so mean |x| == target (no-op when either is 0 or not finite). */
 void ddct_rescale_to(float *x, uint64_t n, double target, int threads);
 /* bf16 with directed rounding (for ranges that must contain their values). */
@@ -71,6 +101,6 @@ uint64_t ddct_view_cols(int ndim, const uint64_t *shape, uint64_t nelem, int p);
 
 /* The individual codecs. */
 extern const ddct_codec_traits ddct_codec_same, ddct_codec_raw, ddct_codec_patch, ddct_codec_bitdelta,
-    ddct_codec_svd;
+    ddct_codec_svd, ddct_codec_rd;
 
 #endif

@@ -31,9 +31,22 @@
 #include "quant/quant.h"
 #include "transform/transform.h"
 
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#define DDCT_PATCH_X86 1
+#include <immintrin.h>
+#else
+#define DDCT_PATCH_X86 0
+#endif
+
+/* Below this many values a tensor is coded on the calling thread: a parallel region costs
+ * more than the work (and, on a loaded machine, waits for a second thread to be scheduled). */
+#define PATCH_MIN_PARALLEL ((uint64_t)1 << 18)
+
 typedef struct {
     int transform, p, wavelet, levels, keep, qtable, rescale;
     uint64_t n, cols, rows, prow, pcol, npatch;
+    uint64_t full_prow, full_pcol; /* patches (pr, pc) with pr < full_prow, pc < full_pcol are all real */
+    int identity;                  /* every coefficient kept and flat weights: vals == coefficients */
     float mean_abs;
     int nclasses;
     int widths[DDCT_MAX_BITS_LEVELS];
@@ -70,6 +83,8 @@ static int layout_init(layout *L, uint64_t n, ddct_err *e)
     L->prow = (L->rows + (uint64_t)p - 1) / (uint64_t)p;
     L->pcol = (L->cols + (uint64_t)p - 1) / (uint64_t)p;
     L->npatch = L->prow * L->pcol;
+    L->full_prow = n / L->cols / (uint64_t)p; /* complete rows only (a flat view may end mid-row) */
+    L->full_pcol = L->cols / (uint64_t)p;
     L->mapbits = ceil_log2(L->nclasses);
     FORWARD_IF_ERROR(ddct_xform_create(&L->xf, (ddct_transform)L->transform, p, (ddct_wavelet)L->wavelet,
                                        L->levels, e));
@@ -83,6 +98,8 @@ static int layout_init(layout *L, uint64_t n, ddct_err *e)
     L->nkept = 0;
     for (size_t i = 0; i < pp; i++)
         if (ddct_xform_kept(L->xf, (ddct_dwt_keep)L->keep, i)) L->kept[L->nkept++] = (uint32_t)i;
+    /* w / 1.0f == w and the gather is the identity: the fast paths skip both (same values) */
+    L->identity = L->nkept == pp && L->qtable == DDCT_QTABLE_FLAT;
     return 0;
 }
 
@@ -121,6 +138,33 @@ static void store_patch(const layout *L, float *x, uint64_t pr, uint64_t pc, con
         uint64_t cnt = L->n - start < lim ? L->n - start : lim;
         memcpy(x + start, buf + (size_t)r * (size_t)p, (size_t)cnt * sizeof *x);
     }
+}
+
+static int patch_full(const layout *L, uint64_t pr, uint64_t pc) { return pr < L->full_prow && pc < L->full_pcol; }
+
+/* load_patch / store_patch for a patch with every element real. */
+static void load_full(const layout *L, const float *x, uint64_t pr, uint64_t pc, float *buf)
+{
+    const size_t p = (size_t)L->p;
+    const float *src = x + pr * (uint64_t)p * L->cols + pc * (uint64_t)p;
+    for (size_t r = 0; r < p; r++, src += L->cols)
+        for (size_t k = 0; k < p; k++) buf[r * p + k] = src[k];
+}
+
+static void store_full(const layout *L, float *x, uint64_t pr, uint64_t pc, const float *buf)
+{
+    const size_t p = (size_t)L->p;
+    float *dst = x + pr * (uint64_t)p * L->cols + pc * (uint64_t)p;
+    for (size_t r = 0; r < p; r++, dst += L->cols)
+        for (size_t k = 0; k < p; k++) dst[k] = buf[r * p + k];
+}
+
+static void fill_full(const layout *L, float *x, uint64_t pr, uint64_t pc, float v)
+{
+    const size_t p = (size_t)L->p;
+    float *dst = x + pr * (uint64_t)p * L->cols + pc * (uint64_t)p;
+    for (size_t r = 0; r < p; r++, dst += L->cols)
+        for (size_t k = 0; k < p; k++) dst[k] = v;
 }
 
 typedef struct {
@@ -205,7 +249,8 @@ typedef void (*strip_fn)(const job *j, work *w, uint64_t s);
 static int for_each_strip(const job *j, int threads, strip_fn fn, ddct_err *e)
 {
     int failed = 0;
-#pragma omp parallel num_threads(threads)
+    if (j->L->n < PATCH_MIN_PARALLEL || j->L->prow < 2) threads = 1;
+#pragma omp parallel num_threads(threads) if (threads > 1)
     {
         work w;
         int ok = work_alloc(&w, j->L) == 0;
@@ -222,12 +267,61 @@ static int for_each_strip(const job *j, int threads, strip_fn fn, ddct_err *e)
     return 0;
 }
 
+#if DDCT_PATCH_X86
+/* Sums and sums of squares (double, element by element in raster order, exactly as the scalar
+ * loop of strip_score) of the 8 full patches (s, c..c+7), p a multiple of 4. Lane k of the
+ * accumulators is patch c + k (4 patches per vector); 4 x 4 tiles are transposed so that one
+ * vector holds the same element of 4 patches. */
+__attribute__((target("avx2"))) static void sums8_avx2(const layout *L, const float *x, uint64_t s, uint64_t c,
+                                                       double *sum, double *sq)
+{
+    const size_t p = (size_t)L->p;
+    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd(), q0 = _mm256_setzero_pd(), q1 = _mm256_setzero_pd();
+    const float *row = x + s * (uint64_t)p * L->cols + c * (uint64_t)p;
+    for (size_t r = 0; r < p; r++, row += L->cols)
+        for (size_t k = 0; k < p; k += 4) {
+            __m128 a0 = _mm_loadu_ps(row + 0 * p + k), a1 = _mm_loadu_ps(row + 1 * p + k);
+            __m128 a2 = _mm_loadu_ps(row + 2 * p + k), a3 = _mm_loadu_ps(row + 3 * p + k);
+            __m128 b0 = _mm_loadu_ps(row + 4 * p + k), b1 = _mm_loadu_ps(row + 5 * p + k);
+            __m128 b2 = _mm_loadu_ps(row + 6 * p + k), b3 = _mm_loadu_ps(row + 7 * p + k);
+            _MM_TRANSPOSE4_PS(a0, a1, a2, a3);
+            _MM_TRANSPOSE4_PS(b0, b1, b2, b3);
+            const __m128 av[4] = {a0, a1, a2, a3}, bv[4] = {b0, b1, b2, b3};
+            for (int t = 0; t < 4; t++) {
+                __m256d u = _mm256_cvtps_pd(av[t]), v = _mm256_cvtps_pd(bv[t]);
+                s0 = _mm256_add_pd(s0, u);
+                q0 = _mm256_add_pd(q0, _mm256_mul_pd(u, u));
+                s1 = _mm256_add_pd(s1, v);
+                q1 = _mm256_add_pd(q1, _mm256_mul_pd(v, v));
+            }
+        }
+    _mm256_storeu_pd(sum, s0);
+    _mm256_storeu_pd(sum + 4, s1);
+    _mm256_storeu_pd(sq, q0);
+    _mm256_storeu_pd(sq + 4, q1);
+}
+#endif
+
 /* Pass 1: per patch, importance score and mean of its real elements. */
 static void strip_score(const job *j, work *w, uint64_t s)
 {
     const layout *L = j->L;
     size_t pp = (size_t)L->p * (size_t)L->p;
-    for (uint64_t c = 0; c < L->pcol; c++) {
+    uint64_t c = 0;
+#if DDCT_PATCH_X86
+    /* L2 importance over full patches: 8 at a time (padding zeros would add +0.0: no-ops) */
+    if (!j->lowmask && L->p % 4 == 0 && s < L->full_prow && __builtin_cpu_supports("avx2")) {
+        double sum[8], sq[8];
+        for (; c + 8 <= L->full_pcol; c += 8) {
+            sums8_avx2(L, j->x, s, c, sum, sq);
+            for (int k = 0; k < 8; k++) {
+                j->score[s * L->pcol + c + (uint64_t)k] = (float)sqrt(sq[k]);
+                j->mean[s * L->pcol + c + (uint64_t)k] = (float)(sum[k] / (double)pp);
+            }
+        }
+    }
+#endif
+    for (; c < L->pcol; c++) {
         uint64_t real = load_patch(L, j->x, s, c, w->a);
         double sum = 0, sq = 0;
         for (size_t i = 0; i < pp; i++) {
@@ -245,14 +339,66 @@ static void strip_score(const job *j, work *w, uint64_t s)
     }
 }
 
-/* Quantize w->vals (nkept values) to b bits into w->q, writing the patch's side record. */
-static void quantize_patch(const layout *L, work *w, int b, uint8_t *sp)
+/* lo = min, hi = max of v[0..n) as the sequential loop below finds them: NaN skipped, and among
+ * equal values the first (which matters only for -0 vs +0). */
+static void minmax_ref(const float *v, size_t n, float *plo, float *phi)
 {
     float lo = INFINITY, hi = -INFINITY;
-    for (size_t k = 0; k < L->nkept; k++) {
-        lo = w->vals[k] < lo ? w->vals[k] : lo;
-        hi = w->vals[k] > hi ? w->vals[k] : hi;
+    for (size_t k = 0; k < n; k++) {
+        lo = v[k] < lo ? v[k] : lo;
+        hi = v[k] > hi ? v[k] : hi;
     }
+    *plo = lo;
+    *phi = hi;
+}
+
+#if DDCT_PATCH_X86
+/* Lane-wise min/max (minps(v, acc) = v < acc ? v : acc: NaN v skipped, as in the scalar loop)
+ * then across lanes. The value is the same as the sequential loop's; only the sign of a zero
+ * could differ, so a zero result is recomputed by minmax_ref. */
+__attribute__((target("avx2"))) static void minmax_avx2(const float *v, size_t n, float *plo, float *phi)
+{
+    __m256 lo = _mm256_set1_ps(INFINITY), hi = _mm256_set1_ps(-INFINITY);
+    size_t k = 0;
+    for (; k + 8 <= n; k += 8) {
+        __m256 x = _mm256_loadu_ps(v + k);
+        lo = _mm256_min_ps(x, lo);
+        hi = _mm256_max_ps(x, hi);
+    }
+    float l[8], h[8];
+    _mm256_storeu_ps(l, lo);
+    _mm256_storeu_ps(h, hi);
+    float a = INFINITY, b = -INFINITY;
+    for (int t = 0; t < 8; t++) {
+        a = l[t] < a ? l[t] : a;
+        b = h[t] > b ? h[t] : b;
+    }
+    for (; k < n; k++) {
+        a = v[k] < a ? v[k] : a;
+        b = v[k] > b ? v[k] : b;
+    }
+    if (a == 0.0f || b == 0.0f) minmax_ref(v, n, &a, &b);
+    *plo = a;
+    *phi = b;
+}
+#endif
+
+static void minmax(const float *v, size_t n, float *lo, float *hi)
+{
+#if DDCT_PATCH_X86
+    if (n >= 16 && __builtin_cpu_supports("avx2")) {
+        minmax_avx2(v, n, lo, hi);
+        return;
+    }
+#endif
+    minmax_ref(v, n, lo, hi);
+}
+
+/* Quantize vals (nkept values) to b bits into w->q, writing the patch's side record. */
+static void quantize_patch(const layout *L, work *w, const float *vals, int b, uint8_t *sp)
+{
+    float lo, hi;
+    minmax(vals, L->nkept, &lo, &hi);
     if (!(lo <= hi)) lo = hi = 0;
     if (step_mode(L, b)) {
         int lv = (1 << (b - 1)) - 1;
@@ -261,7 +407,7 @@ static void quantize_patch(const layout *L, work *w, int b, uint8_t *sp)
         put16(sp, sb);
         float st = ddct_bf16_to_f32(sb);
         for (size_t k = 0; k < L->nkept; k++) {
-            float q = st > 0 ? floorf(w->vals[k] / st + 0.5f) : 0;
+            float q = st > 0 ? floorf(vals[k] / st + 0.5f) : 0;
             q = q < (float)-lv ? (float)-lv : (q > (float)lv ? (float)lv : q);
             w->q[k] = (uint16_t)((int)q + lv);
         }
@@ -269,12 +415,12 @@ static void quantize_patch(const layout *L, work *w, int b, uint8_t *sp)
         uint16_t lb = ddct_bf16_down(lo), hb = ddct_bf16_up(hi);
         put16(sp, lb);
         put16(sp + 2, hb);
-        ddct_quant_uniform(w->vals, L->nkept, b, ddct_bf16_to_f32(lb), ddct_bf16_to_f32(hb), w->q);
+        ddct_quant_uniform(vals, L->nkept, b, ddct_bf16_to_f32(lb), ddct_bf16_to_f32(hb), w->q);
     }
 }
 
-/* Inverse of quantize_patch: w->q -> w->vals. */
-static void dequantize_patch(const layout *L, work *w, int b, const uint8_t *sp)
+/* Inverse of quantize_patch: w->q -> vals. */
+static void dequantize_patch(const layout *L, work *w, float *vals, int b, const uint8_t *sp)
 {
     if (step_mode(L, b)) {
         int lv = (1 << (b - 1)) - 1;
@@ -282,12 +428,12 @@ static void dequantize_patch(const layout *L, work *w, int b, const uint8_t *sp)
         if (!isfinite(st)) st = 0;
         for (size_t k = 0; k < L->nkept; k++) {
             int q = (int)w->q[k] - lv;
-            w->vals[k] = (float)(q > lv ? lv : q) * st; /* code 2^b - 1 is unused: clamp */
+            vals[k] = (float)(q > lv ? lv : q) * st; /* code 2^b - 1 is unused: clamp */
         }
     } else {
         float lo = ddct_bf16_to_f32(ddct_le16(sp)), hi = ddct_bf16_to_f32(ddct_le16(sp + 2));
         if (!isfinite(lo) || !isfinite(hi)) lo = hi = 0;
-        ddct_dequant_uniform(w->q, L->nkept, b, lo, hi, w->vals);
+        ddct_dequant_uniform(w->q, L->nkept, b, lo, hi, vals);
     }
 }
 
@@ -304,10 +450,15 @@ static void strip_encode(const job *j, work *w, uint64_t s)
             put16(j->side + j->soff[i], ddct_f32_to_bf16(j->mean[i]));
             continue;
         }
-        load_patch(L, j->x, s, c, w->a);
+        if (patch_full(L, s, c)) load_full(L, j->x, s, c, w->a);
+        else load_patch(L, j->x, s, c, w->a);
         ddct_xform_forward(L->xf, w->a, w->b, w->scratch);
-        for (size_t k = 0; k < L->nkept; k++) w->vals[k] = w->b[L->kept[k]] / L->qw[L->kept[k]];
-        quantize_patch(L, w, b, j->side + j->soff[i]);
+        const float *vals = w->b;
+        if (!L->identity) {
+            for (size_t k = 0; k < L->nkept; k++) w->vals[k] = w->b[L->kept[k]] / L->qw[L->kept[k]];
+            vals = w->vals;
+        }
+        quantize_patch(L, w, vals, b, j->side + j->soff[i]);
         ddct_bitw_pack(&bw, w->q, L->nkept, b);
     }
     ddct_bitw_finish(&bw);
@@ -327,16 +478,25 @@ static void strip_decode(const job *j, work *w, uint64_t s)
         if (b == 0) {
             float m = ddct_bf16_to_f32(ddct_le16(sp));
             if (!isfinite(m)) m = 0;
+            if (patch_full(L, s, c)) {
+                fill_full(L, j->out, s, c, m);
+                continue;
+            }
             for (size_t k = 0; k < pp; k++) w->b[k] = m;
             store_patch(L, j->out, s, c, w->b);
             continue;
         }
         ddct_bitr_unpack(&br, w->q, L->nkept, b);
-        dequantize_patch(L, w, b, sp);
-        memset(w->a, 0, pp * sizeof(float));
-        for (size_t k = 0; k < L->nkept; k++) w->a[L->kept[k]] = w->vals[k] * L->qw[L->kept[k]];
+        if (L->identity) { /* v * 1.0f == v, every coefficient kept */
+            dequantize_patch(L, w, w->a, b, sp);
+        } else {
+            dequantize_patch(L, w, w->vals, b, sp);
+            memset(w->a, 0, pp * sizeof(float));
+            for (size_t k = 0; k < L->nkept; k++) w->a[L->kept[k]] = w->vals[k] * L->qw[L->kept[k]];
+        }
         ddct_xform_inverse(L->xf, w->a, w->b, w->scratch);
-        store_patch(L, j->out, s, c, w->b);
+        if (patch_full(L, s, c)) store_full(L, j->out, s, c, w->b);
+        else store_patch(L, j->out, s, c, w->b);
     }
 }
 

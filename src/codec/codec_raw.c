@@ -3,9 +3,15 @@
  *
  * SAME: the tensor equals the base tensor (checked by fingerprint at decode); no payload.
  * RAW:  params = u8 flags (bit 0: bytes xor-ed with the base's, bit 1: byte-shuffled, i.e.
- *       byte k of every element stored together, as blosc/HDF5 do), data = one zstd frame of
- *       the transformed bytes. The encoder tries the variants and keeps the smallest; above
- *       SAMPLE_BYTES it decides on a sample at level 1 to bound the time.
+ *       byte k of every element stored together, as blosc/HDF5 do, bit 2: chunked) and, when
+ *       chunked, varint chunk: the xor/shuffle apply to each chunk of `chunk` bytes on its own.
+ *       data = one zstd frame of the transformed bytes. The encoder tries the variants on a
+ *       sample (at level 1 above SAMPLE_BYTES, to bound the time) and keeps the smallest.
+ * Files written since format 1.1 are always chunked: encoding and decoding then stream, with
+ * memory of a few chunks plus zstd's windows whatever the tensor size (bit 2 clear: format 1.0,
+ * the shuffle spans the whole tensor and decoding it needs one tensor-sized buffer).
+ * zstd runs with nbWorkers >= 1 above MT_BYTES (a choice made from the size alone), and zstd's
+ * multithreaded frames do not depend on the worker count: output is identical for any --threads.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +21,10 @@
 
 #define RAW_XOR 1u
 #define RAW_SHUFFLE 2u
+#define RAW_CHUNKED 4u
 #define SAMPLE_BYTES (4u << 20)
+#define MT_BYTES (8u << 20)
+#define MAX_CHUNK ((uint64_t)64 << 20) /* refuse larger chunks from a file: they set our memory */
 
 static void shuffle(const uint8_t *in, uint64_t n, size_t es, uint8_t *out)
 {
@@ -25,15 +34,17 @@ static void shuffle(const uint8_t *in, uint64_t n, size_t es, uint8_t *out)
     memcpy(out + ne * es, in + ne * es, (size_t)(n - ne * es));
 }
 
-static void unshuffle(const uint8_t *in, uint64_t n, size_t es, uint8_t *out)
+/* Bytes [a, a + m) of the unshuffled n-byte buffer whose shuffled form is in (a multiple of es). */
+static void unshuffle_range(const uint8_t *in, uint64_t n, size_t es, uint64_t a, uint64_t m, uint8_t *out)
 {
-    uint64_t ne = n / es;
-    for (size_t k = 0; k < es; k++)
-        for (uint64_t i = 0; i < ne; i++) out[i * es + k] = in[k * ne + i];
-    memcpy(out + ne * es, in + ne * es, (size_t)(n - ne * es));
+    uint64_t ne = n / es, body = ne * es;
+    uint64_t end = a + m < body ? a + m : body;
+    for (uint64_t i = a / es; i * es < end; i++)
+        for (size_t k = 0; k < es; k++) out[i * es + k - a] = in[k * ne + i];
+    for (uint64_t j = end > a ? end : a; j < a + m; j++) out[j - a] = in[j];
 }
 
-/* Transform ft (and base) by flags into tmp. */
+/* Transform n bytes of ft (and base) by flags into tmp (tmp2: scratch for the xor). */
 static void prepare(const uint8_t *ft, const uint8_t *base, uint64_t n, size_t es, unsigned flags, uint8_t *tmp,
                     uint8_t *tmp2)
 {
@@ -46,40 +57,32 @@ static void prepare(const uint8_t *ft, const uint8_t *base, uint64_t n, size_t e
     else memcpy(tmp, src, (size_t)n);
 }
 
-/* Compress src into out (appended). nbWorkers >= 1 keeps the frame identical for any thread count. */
-static int zcompress(const uint8_t *src, uint64_t n, int level, int threads, ddct_buf *out, size_t *csize, ddct_err *e)
+/* One-shot compression of a (small) sample into out (appended), for choosing the variant. */
+static int zcompress(const uint8_t *src, uint64_t n, int level, ddct_buf *out, size_t *csize, ddct_err *e)
 {
-    ZSTD_CCtx *z = ZSTD_createCCtx();
-    RETURN_ERROR_IF(!z, e, DDCT_ERR_NOMEM, "out of memory (zstd)");
-    ZSTD_CCtx_setParameter(z, ZSTD_c_compressionLevel, level);
-    ZSTD_CCtx_setParameter(z, ZSTD_c_checksumFlag, 0);
-    if (n > (8u << 20)) ZSTD_CCtx_setParameter(z, ZSTD_c_nbWorkers, threads > 1 ? threads : 1);
     size_t bound = ZSTD_compressBound((size_t)n);
-    if (ddct_buf_reserve(out, bound)) {
-        ZSTD_freeCCtx(z);
-        RETURN_ERROR(e, DDCT_ERR_NOMEM, "out of memory (%zu bytes)", bound);
-    }
-    size_t r = ZSTD_compress2(z, out->p + out->len, bound, src, (size_t)n);
-    ZSTD_freeCCtx(z);
+    RETURN_ERROR_IF(ddct_buf_reserve(out, bound), e, DDCT_ERR_NOMEM, "out of memory (%zu bytes)", bound);
+    size_t r = ZSTD_compress(out->p + out->len, bound, src, (size_t)n, level);
     RETURN_ERROR_IF(ZSTD_isError(r), e, DDCT_ERR_INTERNAL, "zstd: %s", ZSTD_getErrorName(r));
     *csize = r;
     return 0;
 }
 
-static int raw_encode(const ddct_lossless_in *in, ddct_enc_out *out, ddct_err *e)
+uint64_t ddct_raw_data_bound(uint64_t nbytes)
+{
+    /* ZSTD_compressBound's formula in 64 bits, plus room for the multithreaded frame's blocks */
+    return nbytes + (nbytes >> 8) + ((nbytes >> 17) + 1) * 16 + 1024;
+}
+
+int ddct_raw_params(const ddct_lossless_in *in, ddct_buf *params, ddct_err *e)
 {
     uint64_t n = in->nbytes;
-    uint8_t *tmp = malloc(n ? (size_t)n : 1), *tmp2 = in->base ? malloc(n ? (size_t)n : 1) : NULL;
-    int rc = 0;
-    if (!tmp || (in->base && !tmp2)) {
-        rc = ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory (%llu bytes)", (unsigned long long)n);
-        goto done;
-    }
-    /* choose the variant */
-    unsigned best = 0;
-    size_t best_size = SIZE_MAX;
     uint64_t sample = n > SAMPLE_BYTES ? SAMPLE_BYTES / in->elsize * in->elsize : n;
     int slevel = n > SAMPLE_BYTES ? 1 : in->level;
+    uint8_t *tmp = malloc(sample ? (size_t)sample : 1), *tmp2 = in->base ? malloc(sample ? (size_t)sample : 1) : NULL;
+    int rc = (!tmp || (in->base && !tmp2)) ? ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory") : 0;
+    unsigned best = 0;
+    size_t best_size = SIZE_MAX;
     ddct_buf scratch;
     ddct_buf_init(&scratch);
     for (unsigned flags = 0; flags < 4 && !rc; flags++) {
@@ -88,60 +91,262 @@ static int raw_encode(const ddct_lossless_in *in, ddct_enc_out *out, ddct_err *e
         prepare(in->ft, in->base, sample, in->elsize, flags, tmp, tmp2);
         size_t cs = 0;
         scratch.len = 0;
-        rc = zcompress(tmp, sample, slevel, 1, &scratch, &cs, e);
+        rc = zcompress(tmp, sample, slevel, &scratch, &cs, e);
         if (!rc && cs < best_size) {
             best_size = cs;
             best = flags;
         }
     }
     ddct_buf_free(&scratch);
-    if (rc) goto done;
-    prepare(in->ft, in->base, n, in->elsize, best, tmp, tmp2);
-    size_t cs = 0;
-    rc = zcompress(tmp, n, in->level, in->threads, &out->data, &cs, e);
+    free(tmp);
+    free(tmp2);
+    FORWARD_IF_ERROR(rc);
+    ddct_buf_u8(params, (uint8_t)(best | RAW_CHUNKED));
+    ddct_buf_varint(params, DDCT_RAW_CHUNK / in->elsize * in->elsize);
+    return ddct_buf_check(params, e);
+}
+
+/* flags and chunk size of a record's params (chunk = 0: not chunked). */
+static int parse_params(const uint8_t *p, size_t len, size_t elsize, unsigned *flags, uint64_t *chunk, ddct_err *e)
+{
+    ddct_rd rd;
+    ddct_rd_init(&rd, p, len);
+    *flags = ddct_rd_u8(&rd);
+    *chunk = (*flags & RAW_CHUNKED) ? ddct_rd_varint(&rd) : 0;
+    RETURN_ERROR_IF(rd.failed || rd.pos != len, e, DDCT_ERR_FORMAT, "raw codec: bad parameters (%zu bytes)", len);
+    RETURN_ERROR_IF(*flags > 7, e, DDCT_ERR_FORMAT, "raw codec: unknown flags 0x%x", *flags);
+    RETURN_ERROR_IF((*flags & RAW_CHUNKED) && (*chunk == 0 || *chunk > MAX_CHUNK || *chunk % elsize), e,
+                    DDCT_ERR_FORMAT, "raw codec: chunk of %llu bytes (must be 1..%llu and a multiple of %zu)",
+                    (unsigned long long)*chunk, (unsigned long long)MAX_CHUNK, elsize);
+    return 0;
+}
+
+typedef struct {
+    ZSTD_CCtx *z;
+    ZSTD_outBuffer out;
+    ddct_sink_fn sink;
+    void *opaque;
+} zstream;
+
+/* Feed src (end: last piece) and pass every compressed byte to the sink. */
+static int zfeed(zstream *s, const uint8_t *src, size_t n, int end, ddct_err *e)
+{
+    ZSTD_inBuffer in = {src, n, 0};
+    size_t left;
+    do {
+        left = ZSTD_compressStream2(s->z, &s->out, &in, end ? ZSTD_e_end : ZSTD_e_continue);
+        RETURN_ERROR_IF(ZSTD_isError(left), e, DDCT_ERR_INTERNAL, "zstd: %s", ZSTD_getErrorName(left));
+        if (s->out.pos) FORWARD_IF_ERROR(s->sink(s->opaque, s->out.dst, s->out.pos, e));
+        s->out.pos = 0;
+    } while (in.pos < in.size || (end && left));
+    return 0;
+}
+
+int ddct_raw_stream(const ddct_lossless_in *in, const uint8_t *params, size_t params_len, ddct_sink_fn sink,
+                    void *opaque, ddct_err *e)
+{
+    unsigned flags;
+    uint64_t chunk, n = in->nbytes;
+    FORWARD_IF_ERROR(parse_params(params, params_len, in->elsize, &flags, &chunk, e));
+    RETURN_ERROR_IF(!chunk || ((flags & RAW_XOR) && !in->base), e, DDCT_ERR_INTERNAL, "raw codec: bad parameters");
+    size_t cb = (size_t)(chunk < n ? chunk : (n ? n : 1)), ob = ZSTD_CStreamOutSize();
+    zstream s = {.z = ZSTD_createCCtx(), .out = {malloc(ob), ob, 0}, .sink = sink, .opaque = opaque};
+    uint8_t *tmp = malloc(cb), *tmp2 = (flags & RAW_XOR) ? malloc(cb) : NULL;
+    int rc = 0;
+    if (!s.z || !s.out.dst || !tmp || ((flags & RAW_XOR) && !tmp2))
+        rc = ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory (zstd stream)");
     if (!rc) {
-        out->data.len += cs;
-        ddct_buf_u8(&out->params, (uint8_t)best);
+        ZSTD_CCtx_setParameter(s.z, ZSTD_c_compressionLevel, in->level);
+        ZSTD_CCtx_setParameter(s.z, ZSTD_c_checksumFlag, 0);
+        if (n > MT_BYTES) ZSTD_CCtx_setParameter(s.z, ZSTD_c_nbWorkers, in->threads > 1 ? in->threads : 1);
+        size_t r = ZSTD_CCtx_setPledgedSrcSize(s.z, n);
+        if (ZSTD_isError(r)) rc = ddct_seterr(e, DDCT_ERR_INTERNAL, "zstd: %s", ZSTD_getErrorName(r));
     }
-done:
+    for (uint64_t a = 0; !rc && (a < n || a == 0); a += chunk) {
+        size_t m = (size_t)(n - a < chunk ? n - a : chunk);
+        prepare(in->ft + a, in->base ? in->base + a : NULL, m, in->elsize, flags, tmp, tmp2);
+        rc = zfeed(&s, tmp, m, a + m >= n, e);
+        if (in->consumed) in->consumed(in->consumed_opaque, a + m);
+        if (n == 0) break;
+    }
+    ZSTD_freeCCtx(s.z);
+    free(s.out.dst);
     free(tmp);
     free(tmp2);
     return rc;
 }
 
+/* ---------------------------------------------------------------- in-memory interface */
+
+static int buf_sink(void *opaque, const uint8_t *p, size_t n, ddct_err *e)
+{
+    ddct_buf *b = opaque;
+    ddct_buf_put(b, p, n);
+    return ddct_buf_check(b, e);
+}
+
+static int raw_encode(const ddct_lossless_in *in, ddct_enc_out *out, ddct_err *e)
+{
+    FORWARD_IF_ERROR(ddct_raw_params(in, &out->params, e));
+    return ddct_raw_stream(in, out->params.p, out->params.len, buf_sink, &out->data, e);
+}
+
+int ddct_mem_sink_write(void *opaque, const uint8_t *p, size_t n, ddct_err *e)
+{
+    ddct_mem_sink *s = opaque;
+    RETURN_ERROR_IF(n > s->n - s->pos, e, DDCT_ERR_FORMAT, "decoded stream longer than the tensor");
+    memcpy(s->out + s->pos, p, n);
+    s->pos += n;
+    return 0;
+}
+
 static int raw_decode(const ddct_record *rec, const uint8_t *base, uint64_t nbytes, size_t elsize, uint8_t *out,
                       ddct_err *e)
 {
-    RETURN_ERROR_IF(rec->params_len != 1 || rec->side_len != 0, e, DDCT_ERR_FORMAT, "raw codec: bad parameters");
-    unsigned flags = rec->params[0];
-    RETURN_ERROR_IF(flags > 3, e, DDCT_ERR_FORMAT, "raw codec: unknown flags 0x%x", flags);
+    ddct_mem_sink s = {out, nbytes, 0};
+    FORWARD_IF_ERROR(ddct_lossless_decode_stream(rec, base, nbytes, elsize, ddct_mem_sink_write, &s, NULL, e));
+    RETURN_ERROR_IF(s.pos != nbytes, e, DDCT_ERR_INTERNAL, "decoded stream shorter than the tensor");
+    return 0;
+}
+
+/* ---------------------------------------------------------------- streamed decoding */
+
+/* Undo xor/shuffle on chunk [a, a + m) held in z (transformed), then hand it to the sink. */
+static int emit(const uint8_t *z, uint64_t a, size_t m, size_t es, unsigned flags, const uint8_t *base, uint8_t *tmp,
+                ddct_sink_fn sink, void *opaque, ddct_err *e)
+{
+    const uint8_t *p = z;
+    if (flags & RAW_SHUFFLE) {
+        unshuffle_range(z, m, es, 0, m, tmp);
+        p = tmp;
+    }
+    if (flags & RAW_XOR) {
+        uint8_t *q = (uint8_t *)p;
+        if (p == z) {
+            memcpy(tmp, z, m);
+            q = tmp;
+        }
+        for (size_t i = 0; i < m; i++) q[i] ^= base[a + i];
+        p = q;
+    }
+    return sink(opaque, p, m, e);
+}
+
+/* Fill dst (m bytes) from the frame. */
+static int zfill(ZSTD_DCtx *z, ZSTD_inBuffer *in, uint8_t *dst, size_t m, size_t *last, ddct_err *e)
+{
+    ZSTD_outBuffer out = {dst, m, 0};
+    while (out.pos < m) {
+        size_t before_in = in->pos, before_out = out.pos;
+        size_t r = ZSTD_decompressStream(z, &out, in);
+        RETURN_ERROR_IF(ZSTD_isError(r), e, DDCT_ERR_FORMAT, "raw codec: zstd frame corrupt: %s",
+                        ZSTD_getErrorName(r));
+        *last = r;
+        RETURN_ERROR_IF(out.pos < m && (r == 0 || (in->pos == before_in && out.pos == before_out)), e,
+                        DDCT_ERR_FORMAT, "raw codec: zstd frame ends early (short output)");
+    }
+    return 0;
+}
+
+/* Format 1.0 record with a whole-tensor shuffle: one tensor-sized buffer. */
+static int decode_whole_shuffle(const ddct_record *rec, const uint8_t *base, uint64_t nbytes, size_t es,
+                                unsigned flags, ddct_sink_fn sink, void *opaque, ddct_err *e)
+{
+    uint8_t *all = malloc(nbytes ? (size_t)nbytes : 1), *tmp = malloc(DDCT_RAW_CHUNK);
+    int rc = (!all || !tmp) ? ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory (%llu bytes)", (unsigned long long)nbytes)
+                            : 0;
+    if (!rc) {
+        size_t r = ZSTD_decompress(all, (size_t)nbytes, rec->data, rec->data_len);
+        if (ZSTD_isError(r) || r != nbytes)
+            rc = ddct_seterr(e, DDCT_ERR_FORMAT, "raw codec: zstd frame corrupt: %s",
+                             ZSTD_isError(r) ? ZSTD_getErrorName(r) : "short output");
+    }
+    uint64_t step = DDCT_RAW_CHUNK / es * es;
+    for (uint64_t a = 0; !rc && a < nbytes; a += step) {
+        size_t m = (size_t)(nbytes - a < step ? nbytes - a : step);
+        unshuffle_range(all, nbytes, es, a, m, tmp);
+        if (flags & RAW_XOR)
+            for (size_t i = 0; i < m; i++) tmp[i] ^= base[a + i];
+        rc = sink(opaque, tmp, m, e);
+    }
+    free(all);
+    free(tmp);
+    return rc;
+}
+
+static int raw_decode_stream(const ddct_record *rec, const uint8_t *base, uint64_t nbytes, size_t es,
+                             ddct_sink_fn sink, void *opaque, ddct_consumed_fn consumed, ddct_err *e)
+{
+    unsigned flags;
+    uint64_t chunk;
+    RETURN_ERROR_IF(rec->side_len != 0 || es == 0, e, DDCT_ERR_FORMAT, "raw codec: bad parameters");
+    FORWARD_IF_ERROR(parse_params(rec->params, rec->params_len, es, &flags, &chunk, e));
     RETURN_ERROR_IF((flags & RAW_XOR) && !base, e, DDCT_ERR_FORMAT, "raw codec: xor with a base that is absent");
     unsigned long long fcs = ZSTD_getFrameContentSize(rec->data, rec->data_len);
     RETURN_ERROR_IF(fcs != nbytes, e, DDCT_ERR_FORMAT, "raw codec: frame holds %llu bytes, the tensor needs %llu",
                     fcs, (unsigned long long)nbytes);
-    uint8_t *tmp = (flags & RAW_SHUFFLE) ? malloc(nbytes ? (size_t)nbytes : 1) : out;
-    RETURN_ERROR_IF(!tmp, e, DDCT_ERR_NOMEM, "out of memory");
-    size_t r = ZSTD_decompress(tmp, (size_t)nbytes, rec->data, rec->data_len);
-    int rc = 0;
-    if (ZSTD_isError(r) || r != nbytes) {
-        rc = ddct_seterr(e, DDCT_ERR_FORMAT, "raw codec: zstd frame corrupt: %s",
-                         ZSTD_isError(r) ? ZSTD_getErrorName(r) : "short output");
-    } else if (flags & RAW_SHUFFLE) {
-        unshuffle(tmp, nbytes, elsize, out);
+    if (!chunk && (flags & RAW_SHUFFLE)) return decode_whole_shuffle(rec, base, nbytes, es, flags, sink, opaque, e);
+    if (!chunk) chunk = DDCT_RAW_CHUNK / es * es; /* no shuffle: any cut works */
+    size_t cb = (size_t)(chunk < nbytes ? chunk : (nbytes ? nbytes : 1));
+    ZSTD_DCtx *z = ZSTD_createDCtx();
+    uint8_t *zb = malloc(cb), *tmp = (flags & (RAW_SHUFFLE | RAW_XOR)) ? malloc(cb) : NULL;
+    int rc = (!z || !zb || ((flags & (RAW_SHUFFLE | RAW_XOR)) && !tmp))
+                 ? ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory (zstd stream)")
+                 : 0;
+    ZSTD_inBuffer in = {rec->data, rec->data_len, 0};
+    size_t last = 1;
+    for (uint64_t a = 0; !rc && a < nbytes; a += chunk) {
+        size_t m = (size_t)(nbytes - a < chunk ? nbytes - a : chunk);
+        rc = zfill(z, &in, zb, m, &last, e);
+        if (!rc) rc = emit(zb, a, m, es, flags, base, tmp, sink, opaque, e);
+        if (!rc && consumed) consumed(opaque, a + m, in.pos);
     }
-    if (tmp != out) free(tmp);
-    if (!rc && (flags & RAW_XOR))
-        for (uint64_t i = 0; i < nbytes; i++) out[i] ^= base[i];
+    /* the frame must end exactly here: no more content, no trailing bytes */
+    while (!rc && last != 0) {
+        uint8_t extra;
+        ZSTD_outBuffer out = {&extra, 1, 0};
+        size_t before = in.pos;
+        last = ZSTD_decompressStream(z, &out, &in);
+        if (ZSTD_isError(last)) rc = ddct_seterr(e, DDCT_ERR_FORMAT, "raw codec: zstd frame corrupt: %s",
+                                                 ZSTD_getErrorName(last));
+        else if (out.pos) rc = ddct_seterr(e, DDCT_ERR_FORMAT, "raw codec: frame holds more than the tensor's bytes");
+        else if (last && in.pos == before) rc = ddct_seterr(e, DDCT_ERR_FORMAT, "raw codec: zstd frame truncated");
+    }
+    if (!rc && in.pos != in.size)
+        rc = ddct_seterr(e, DDCT_ERR_FORMAT, "raw codec: %zu stray bytes after the zstd frame", in.size - in.pos);
+    ZSTD_freeDCtx(z);
+    free(zb);
+    free(tmp);
     return rc;
+}
+
+static int same_check(const ddct_record *rec, const uint8_t *base, ddct_err *e)
+{
+    RETURN_ERROR_IF(rec->params_len || rec->side_len || rec->data_len, e, DDCT_ERR_FORMAT,
+                    "same codec: unexpected payload");
+    RETURN_ERROR_IF(!base, e, DDCT_ERR_FORMAT, "same codec: record has no base");
+    return 0;
+}
+
+int ddct_lossless_decode_stream(const ddct_record *rec, const uint8_t *base, uint64_t nbytes, size_t elsize,
+                                ddct_sink_fn sink, void *opaque, ddct_consumed_fn consumed, ddct_err *e)
+{
+    if (rec->codec == DDCT_CODEC_RAW) return raw_decode_stream(rec, base, nbytes, elsize, sink, opaque, consumed, e);
+    RETURN_ERROR_IF(rec->codec != DDCT_CODEC_SAME, e, DDCT_ERR_INTERNAL, "codec %u is not lossless", rec->codec);
+    FORWARD_IF_ERROR(same_check(rec, base, e));
+    for (uint64_t a = 0; a < nbytes; a += DDCT_RAW_CHUNK) {
+        uint64_t m = nbytes - a < DDCT_RAW_CHUNK ? nbytes - a : DDCT_RAW_CHUNK;
+        FORWARD_IF_ERROR(sink(opaque, base + a, (size_t)m, e));
+        if (consumed) consumed(opaque, a + m, 0);
+    }
+    return 0;
 }
 
 static int same_decode(const ddct_record *rec, const uint8_t *base, uint64_t nbytes, size_t elsize, uint8_t *out,
                        ddct_err *e)
 {
     (void)elsize;
-    RETURN_ERROR_IF(rec->params_len || rec->side_len || rec->data_len, e, DDCT_ERR_FORMAT,
-                    "same codec: unexpected payload");
-    RETURN_ERROR_IF(!base, e, DDCT_ERR_FORMAT, "same codec: record has no base");
+    FORWARD_IF_ERROR(same_check(rec, base, e));
     memcpy(out, base, (size_t)nbytes);
     return 0;
 }

@@ -36,7 +36,7 @@
  * Threads and determinism: OpenBLAS's results change with its own thread count (measured for
  * sgesdd and sgemm), and that count defaults to the machine's cores. So the codec runs LAPACK and
  * BLAS on one OpenBLAS thread (openblas_set_num_threads(1), the previous count restored after the
- * call; a process-global setting, see blas_serial_begin) and does its own parallel work with
+ * call; a process-global setting, see ddct_blas_serial_begin) and does its own parallel work with
  * OpenMP over fixed pieces: whole vectors (quantize/pack, unpack/dequantize, into fixed offsets)
  * and fixed blocks of 64 output rows (one serial sgemm each). Records and rebuilt values are then
  * the same for any `threads` and any OPENBLAS_NUM_THREADS; they may still differ in the last bits
@@ -52,6 +52,7 @@
 #include <string.h>
 
 #include "codec.h"
+#include "lowrank.h"
 #include "common/dtype.h"
 #include "quant/quant.h"
 
@@ -66,7 +67,7 @@ int openblas_get_num_threads(void);
  * thread count (measured: sgesdd and sgemm), which by default is the machine's core count.
  * Returns the previous count for blas_serial_end. The setting is process-global: while a call
  * of this codec runs, other threads of the process calling OpenBLAS also run serially. */
-static int blas_serial_begin(void)
+int ddct_blas_serial_begin(void)
 {
     if (!openblas_get_num_threads || !openblas_set_num_threads) return 0;
     int prev = openblas_get_num_threads();
@@ -74,7 +75,7 @@ static int blas_serial_begin(void)
     return prev;
 }
 
-static void blas_serial_end(int prev)
+void ddct_blas_serial_end(int prev)
 {
     if (prev > 1 && openblas_set_num_threads) openblas_set_num_threads(prev);
 }
@@ -153,7 +154,11 @@ static uint64_t data_bytes(const svd_layout *L)
 }
 
 /* Whole record bytes (encoder side: sizes are those of a real tensor, no overflow). */
-static uint64_t record_bytes(const svd_layout *L) { return params_bytes(L) + 4 * L->r + data_bytes(L); }
+/* The whole record as the container writes it (a lossy record always has a base). */
+static uint64_t record_bytes(const svd_layout *L)
+{
+    return ddct_record_size(1, params_bytes(L), 4 * L->r, data_bytes(L));
+}
 
 /* The view of an n-element tensor. */
 static void view_of(int ndim, const uint64_t *shape, uint64_t n, uint64_t *rows, uint64_t *cols)
@@ -169,17 +174,17 @@ static void view_of(int ndim, const uint64_t *shape, uint64_t n, uint64_t *rows,
 /* Thin SVD of the row-major rows x cols matrix a (destroyed). LAPACK sees it as the column-major
  * cols x rows matrix A^T = V S U^T, so: vecs_v (cols x k, column-major: v_i contiguous) and
  * ut (k x rows, column-major: u_i is row i, stride k). */
-static int svd_thin(float *a, uint64_t rows, uint64_t cols, float *s, float *vecs_v, float *ut, ddct_err *e)
+int ddct_svd_thin(float *a, uint64_t rows, uint64_t cols, float *s, float *vecs_v, float *ut, ddct_err *e)
 {
     lapack_int m = (lapack_int)cols, nn = (lapack_int)rows, k = (lapack_int)min_u64(rows, cols);
     float wq = 0;
     lapack_int *iwork = malloc((size_t)8 * (size_t)k * sizeof *iwork);
     RETURN_ERROR_IF(!iwork, e, DDCT_ERR_NOMEM, "svd codec: out of memory");
-    int prev = blas_serial_begin();
+    int prev = ddct_blas_serial_begin();
     lapack_int info = LAPACKE_sgesdd_work(LAPACK_COL_MAJOR, 'S', m, nn, a, m, s, vecs_v, m, ut, k, &wq, -1, iwork);
     /* the workspace size comes back as a float; it must fit LAPACK's 32-bit integers */
     if (info != 0 || !(wq >= 1) || wq >= (float)INT_MAX / 2) {
-        blas_serial_end(prev);
+        ddct_blas_serial_end(prev);
         free(iwork);
         RETURN_ERROR(e, DDCT_ERR_UNSUPPORTED, "svd codec: %llu x %llu matrix too large for LAPACK's workspace",
                      (unsigned long long)rows, (unsigned long long)cols);
@@ -187,16 +192,49 @@ static int svd_thin(float *a, uint64_t rows, uint64_t cols, float *s, float *vec
     lapack_int lwork = (lapack_int)wq + 64;
     float *work = malloc((size_t)lwork * sizeof *work);
     if (!work) {
-        blas_serial_end(prev);
+        ddct_blas_serial_end(prev);
         free(iwork);
         RETURN_ERROR(e, DDCT_ERR_NOMEM, "svd codec: out of memory (SVD workspace of %d floats)", (int)lwork);
     }
     info = LAPACKE_sgesdd_work(LAPACK_COL_MAJOR, 'S', m, nn, a, m, s, vecs_v, m, ut, k, work, lwork, iwork);
-    blas_serial_end(prev);
+    ddct_blas_serial_end(prev);
     free(work);
     free(iwork);
     RETURN_ERROR_IF(info != 0, e, DDCT_ERR_INTERNAL, "svd codec: LAPACK sgesdd failed (info %d)", (int)info);
     return 0;
+}
+
+/* out[0..n) = the row-major rows x cols matrix U V^T (uc: rows x r column-major, u_i contiguous;
+ * vc: cols x r likewise), i.e. column-major cols x rows = V U^T: one serial sgemm per block of
+ * DECODE_BLOCK_ROWS full rows, blocks spread over threads, and the partial last row of a padded
+ * view through a temporary row. Shared with the rd codec (lowrank.h). */
+int ddct_lowrank_product(const float *uc, const float *vc, size_t rows, size_t cols, size_t rr, uint64_t n,
+                         float *out, int threads, ddct_err *e)
+{
+    int rc = 0;
+    size_t full = (size_t)n / cols, tail = (size_t)n % cols;
+    size_t nblk = (full + DECODE_BLOCK_ROWS - 1) / DECODE_BLOCK_ROWS;
+    threads = nthreads(threads);
+    int prev = ddct_blas_serial_begin();
+#pragma omp parallel for num_threads(threads) schedule(dynamic) if (nblk > 1)
+    for (size_t bk = 0; bk < nblk; bk++) {
+        size_t r0 = bk * DECODE_BLOCK_ROWS, nr = full - r0 < DECODE_BLOCK_ROWS ? full - r0 : DECODE_BLOCK_ROWS;
+        cblas_sgemm(CblasColMajor, CblasNoTrans, CblasTrans, (int)cols, (int)nr, (int)rr, 1.0f, vc, (int)cols,
+                    uc + r0, (int)rows, 0.0f, out + r0 * cols, (int)cols);
+    }
+    if (tail) {
+        float *row = malloc(cols * sizeof *row);
+        if (row) {
+            cblas_sgemm(CblasColMajor, CblasNoTrans, CblasTrans, (int)cols, 1, (int)rr, 1.0f, vc, (int)cols,
+                        uc + full, (int)rows, 0.0f, row, (int)cols);
+            memcpy(out + full * cols, row, tail * sizeof *row);
+            free(row);
+        } else {
+            rc = ddct_seterr(e, DDCT_ERR_NOMEM, "low-rank product: out of memory");
+        }
+    }
+    ddct_blas_serial_end(prev);
+    return rc;
 }
 
 /* The bf16 scale m of a vector: among the clip ratios f = 1, 0.95, ..., 0.25 of max |x| (f = 1
@@ -280,7 +318,7 @@ static int svd_encode(const ddct_lossy_in *in, ddct_enc_out *out, ddct_err *e)
     }
     memcpy(a, in->delta, (size_t)L.n * sizeof *a);
     memset(a + L.n, 0, (rows * cols - (size_t)L.n) * sizeof *a);
-    rc = svd_thin(a, L.rows, L.cols, s, vv, ut, e);
+    rc = ddct_svd_thin(a, L.rows, L.cols, s, vv, ut, e);
     if (rc) goto done;
     /* per-vector bit-widths and byte offsets in data (u_i, then v_i) */
     {
@@ -481,30 +519,7 @@ static int svd_decode(const ddct_record *rec, uint64_t n, int threads, int resca
                          : ddct_seterr(e, DDCT_ERR_FORMAT, "svd codec: padding bits are not zero");
         goto done;
     }
-    /* delta^ (row-major rows x cols) = U^ V^T, i.e. column-major cols x rows = V^ U^T: one serial
-     * sgemm per block of DECODE_BLOCK_ROWS full rows, blocks spread over the codec's threads, and
-     * the partial last row of a padded view through a temporary row. */
-    size_t full = (size_t)n / cols, tail = (size_t)n % cols;
-    size_t nblk = (full + DECODE_BLOCK_ROWS - 1) / DECODE_BLOCK_ROWS;
-    int prev = blas_serial_begin();
-#pragma omp parallel for num_threads(threads) schedule(dynamic) if (nblk > 1)
-    for (size_t bk = 0; bk < nblk; bk++) {
-        size_t r0 = bk * DECODE_BLOCK_ROWS, nr = full - r0 < DECODE_BLOCK_ROWS ? full - r0 : DECODE_BLOCK_ROWS;
-        cblas_sgemm(CblasColMajor, CblasNoTrans, CblasTrans, (int)cols, (int)nr, (int)rr, 1.0f, vc, (int)cols,
-                    uc + r0, (int)rows, 0.0f, out + r0 * cols, (int)cols);
-    }
-    if (tail) {
-        float *row = malloc(cols * sizeof *row);
-        if (row) {
-            cblas_sgemm(CblasColMajor, CblasNoTrans, CblasTrans, (int)cols, 1, (int)rr, 1.0f, vc, (int)cols,
-                        uc + full, (int)rows, 0.0f, row, (int)cols);
-            memcpy(out + full * cols, row, tail * sizeof *row);
-            free(row);
-        } else {
-            rc = ddct_seterr(e, DDCT_ERR_NOMEM, "svd codec: out of memory");
-        }
-    }
-    blas_serial_end(prev);
+    rc = ddct_lowrank_product(uc, vc, rows, cols, rr, n, out, threads, e);
     if (rc) goto done;
     if (rescale < 0 ? L.rescale : rescale) ddct_rescale_to(out, n, L.mean_abs, threads);
 done:

@@ -11,6 +11,7 @@ const ddct_codec_traits *ddct_codec_get(unsigned id)
         [DDCT_CODEC_PATCH] = &ddct_codec_patch,
         [DDCT_CODEC_BITDELTA] = &ddct_codec_bitdelta,
         [DDCT_CODEC_SVD] = &ddct_codec_svd,
+        [DDCT_CODEC_RD] = &ddct_codec_rd,
     };
     return id < DDCT_CODEC_MAX ? table[id] : NULL;
 }

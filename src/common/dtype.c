@@ -157,9 +157,14 @@ static inline void st32(uint8_t *p, uint32_t v)
     memcpy(p, &v, 4);
 }
 
-void ddct_to_f32(ddct_dtype t, const void *src, size_t n, float *dst)
+/* ---------------------------------------------------------------- bulk kernels
+ * Each body is compiled twice: portable (SSE2 on x86-64) and with AVX2 (picked at run time).
+ * They are integer / exact bit manipulation plus single IEEE additions, evaluated element by
+ * element in the same way, so both versions give bitwise identical results. */
+#define DDCT_DTYPE_ALWAYS_INLINE static inline __attribute__((always_inline))
+
+DDCT_DTYPE_ALWAYS_INLINE void to_f32_body(ddct_dtype t, const uint8_t *restrict s, size_t n, float *restrict dst)
 {
-    const uint8_t *s = src;
     switch (t) {
     case DDCT_DT_F32:
         for (size_t i = 0; i < n; i++) dst[i] = u2f(ld32(s + 4 * i));
@@ -176,9 +181,8 @@ void ddct_to_f32(ddct_dtype t, const void *src, size_t n, float *dst)
     }
 }
 
-void ddct_from_f32(ddct_dtype t, const float *src, size_t n, void *dst)
+DDCT_DTYPE_ALWAYS_INLINE void from_f32_body(ddct_dtype t, const float *restrict src, size_t n, uint8_t *restrict d)
 {
-    uint8_t *d = dst;
     switch (t) {
     case DDCT_DT_F32:
         for (size_t i = 0; i < n; i++) st32(d + 4 * i, f2u(src[i]));
@@ -192,4 +196,119 @@ void ddct_from_f32(ddct_dtype t, const float *src, size_t n, void *dst)
     default:
         break;
     }
+}
+
+static inline uint32_t nonfinite(float f) { return mask_if((f2u(f) & 0x7f800000u) == 0x7f800000u); }
+
+#define SUB_CHUNK 1024
+/* d = a - b in float; returns 1 if every a, b and d is finite. */
+DDCT_DTYPE_ALWAYS_INLINE int sub_body(ddct_dtype ta, const uint8_t *restrict a, ddct_dtype tb,
+                                      const uint8_t *restrict b, size_t n, float *restrict d)
+{
+    uint32_t bad = 0;
+    if (ta == DDCT_DT_BF16 && tb == DDCT_DT_BF16) {
+        for (size_t i = 0; i < n; i++) {
+            float x = b2f(ld16(a + 2 * i)), y = b2f(ld16(b + 2 * i)), r = x - y;
+            bad |= nonfinite(x) | nonfinite(y) | nonfinite(r);
+            d[i] = r;
+        }
+        return bad == 0;
+    }
+    float tmp[SUB_CHUNK];
+    size_t ea = ddct_dtype_size(ta), eb = ddct_dtype_size(tb);
+    for (size_t c0 = 0; c0 < n; c0 += SUB_CHUNK) {
+        size_t m = n - c0 < SUB_CHUNK ? n - c0 : SUB_CHUNK;
+        to_f32_body(ta, a + c0 * ea, m, d + c0);
+        to_f32_body(tb, b + c0 * eb, m, tmp);
+        for (size_t i = 0; i < m; i++) {
+            float x = d[c0 + i], y = tmp[i], r = x - y;
+            bad |= nonfinite(x) | nonfinite(y) | nonfinite(r);
+            d[c0 + i] = r;
+        }
+    }
+    return bad == 0;
+}
+
+/* out = cast(base + d) */
+DDCT_DTYPE_ALWAYS_INLINE void add_cast_body(ddct_dtype tb, const uint8_t *restrict b, const float *restrict d,
+                                            size_t n, ddct_dtype to, uint8_t *restrict o)
+{
+    if (tb == DDCT_DT_BF16 && to == DDCT_DT_BF16) {
+        for (size_t i = 0; i < n; i++) st16(o + 2 * i, f2b(b2f(ld16(b + 2 * i)) + d[i]));
+        return;
+    }
+    float tmp[SUB_CHUNK];
+    size_t eb = ddct_dtype_size(tb), eo = ddct_dtype_size(to);
+    for (size_t c0 = 0; c0 < n; c0 += SUB_CHUNK) {
+        size_t m = n - c0 < SUB_CHUNK ? n - c0 : SUB_CHUNK;
+        to_f32_body(tb, b + c0 * eb, m, tmp);
+        for (size_t i = 0; i < m; i++) tmp[i] = tmp[i] + d[c0 + i];
+        from_f32_body(to, tmp, m, o + c0 * eo);
+    }
+}
+
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#define DDCT_DTYPE_X86 1
+__attribute__((target("avx2"))) static void to_f32_avx2(ddct_dtype t, const uint8_t *s, size_t n, float *dst)
+{
+    to_f32_body(t, s, n, dst);
+}
+__attribute__((target("avx2"))) static void from_f32_avx2(ddct_dtype t, const float *src, size_t n, uint8_t *d)
+{
+    from_f32_body(t, src, n, d);
+}
+__attribute__((target("avx2"))) static int sub_avx2(ddct_dtype ta, const uint8_t *a, ddct_dtype tb,
+                                                    const uint8_t *b, size_t n, float *d)
+{
+    return sub_body(ta, a, tb, b, n, d);
+}
+__attribute__((target("avx2"))) static void add_cast_avx2(ddct_dtype tb, const uint8_t *b, const float *d, size_t n,
+                                                          ddct_dtype to, uint8_t *o)
+{
+    add_cast_body(tb, b, d, n, to, o);
+}
+static int use_avx2(size_t n) { return n >= 32 && __builtin_cpu_supports("avx2"); }
+#else
+#define DDCT_DTYPE_X86 0
+#endif
+
+void ddct_to_f32(ddct_dtype t, const void *src, size_t n, float *dst)
+{
+#if DDCT_DTYPE_X86
+    if (use_avx2(n)) {
+        to_f32_avx2(t, src, n, dst);
+        return;
+    }
+#endif
+    to_f32_body(t, src, n, dst);
+}
+
+void ddct_from_f32(ddct_dtype t, const float *src, size_t n, void *dst)
+{
+#if DDCT_DTYPE_X86
+    if (use_avx2(n)) {
+        from_f32_avx2(t, src, n, dst);
+        return;
+    }
+#endif
+    from_f32_body(t, src, n, dst);
+}
+
+int ddct_sub_to_f32(ddct_dtype ta, const void *a, ddct_dtype tb, const void *b, size_t n, float *d)
+{
+#if DDCT_DTYPE_X86
+    if (use_avx2(n)) return sub_avx2(ta, a, tb, b, n, d);
+#endif
+    return sub_body(ta, a, tb, b, n, d);
+}
+
+void ddct_add_cast(ddct_dtype tb, const void *base, const float *d, size_t n, ddct_dtype to, void *out)
+{
+#if DDCT_DTYPE_X86
+    if (use_avx2(n)) {
+        add_cast_avx2(tb, base, d, n, to, out);
+        return;
+    }
+#endif
+    add_cast_body(tb, base, d, n, to, out);
 }

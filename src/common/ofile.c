@@ -78,7 +78,7 @@ static int make_paths(ddct_ofile *f, const char *path, ddct_err *e)
 }
 
 /* The process umask without changing it (Linux /proc), else the common 022. */
-static mode_t current_umask(void)
+mode_t ddct_umask(void)
 {
     unsigned m = 022;
     FILE *fp = fopen("/proc/self/status", "re");
@@ -119,7 +119,7 @@ int ddct_ofile_open(ddct_ofile **out, const char *final_path, int overwrite, con
         ofile_free(f);
         return rc;
     }
-    (void)fchmod(f->fd, 0666 & ~current_umask());
+    (void)fchmod(f->fd, 0666 & ~ddct_umask());
     *out = f;
     return 0;
 }
@@ -194,6 +194,26 @@ int ddct_ofile_pwrite(ddct_ofile *f, const void *p, size_t n, uint64_t offset, d
 
 uint64_t ddct_ofile_tell(const ddct_ofile *f) { return f ? f->flushed + f->buflen : 0; }
 
+int ddct_ofile_pread(ddct_ofile *f, void *p, size_t n, uint64_t offset, ddct_err *e)
+{
+    FORWARD_IF_ERROR(check_usable(f, e));
+    uint64_t end;
+    RETURN_ERROR_IF(ddct_add_overflow(offset, n, &end) || end > ddct_ofile_tell(f), e, DDCT_ERR_INTERNAL,
+                    "output '%s': reading %zu bytes at byte %llu, past the end (%llu bytes written)", f->final_path, n,
+                    (unsigned long long)offset, (unsigned long long)ddct_ofile_tell(f));
+    FORWARD_IF_ERROR(flush_buf(f, e));
+    uint8_t *q = p;
+    while (n > 0) {
+        ssize_t r = pread(f->fd, q, n, (off_t)offset);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return io_fail(f, "pread", offset, r < 0 ? errno : EIO, e);
+        q += r;
+        n -= (size_t)r;
+        offset += (uint64_t)r;
+    }
+    return 0;
+}
+
 /* ---------------------------------------------------------------- finishing */
 
 static int rename_fail(const ddct_ofile *f, int err, ddct_err *e)
@@ -214,7 +234,7 @@ static int publish(ddct_ofile *f, ddct_err *e)
     return rename(f->tmp_path, f->final_path) == 0 ? 0 : rename_fail(f, errno, e);
 }
 
-static void sync_dir(const char *dir)
+void ddct_sync_dir(const char *dir)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return;
@@ -237,7 +257,7 @@ int ddct_ofile_commit(ddct_ofile *f, ddct_err *e)
         ddct_ofile_abort(f);
         return rc;
     }
-    sync_dir(f->dir);
+    ddct_sync_dir(f->dir);
     ofile_free(f);
     return 0;
 }

@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include "error_private.h"
 
 typedef struct ddct_ofile ddct_ofile;
@@ -23,6 +24,12 @@ int ddct_ofile_open(ddct_ofile **out, const char *final_path, int overwrite, con
 int ddct_ofile_write(ddct_ofile *f, const void *p, size_t n, ddct_err *e);
 int ddct_ofile_pwrite(ddct_ofile *f, const void *p, size_t n, uint64_t offset, ddct_err *e);
 uint64_t ddct_ofile_tell(const ddct_ofile *f);
+/* Read back n bytes written at offset (buffered bytes are flushed first). */
+int ddct_ofile_pread(ddct_ofile *f, void *p, size_t n, uint64_t offset, ddct_err *e);
+/* fsync a directory (best effort), e.g. after renaming into it. */
+void ddct_sync_dir(const char *dir);
+/* The process umask, read without changing it. */
+mode_t ddct_umask(void);
 int ddct_ofile_commit(ddct_ofile *f, ddct_err *e); /* flush, fsync, rename; frees f */
 void ddct_ofile_abort(ddct_ofile *f);              /* unlink temp; frees f; NULL ok */
 

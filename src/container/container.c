@@ -17,6 +17,12 @@ static const uint8_t MAGIC_END[8] = {'D', 'D', 'C', 'T', 'E', 'N', 'D', 0};
 
 uint64_t ddct_tensor_fingerprint(ddct_dtype dt, int ndim, const uint64_t *shape, const void *data, uint64_t nbytes)
 {
+    return ddct_tensor_fingerprint_cb(dt, ndim, shape, data, nbytes, NULL, NULL);
+}
+
+uint64_t ddct_tensor_fingerprint_cb(ddct_dtype dt, int ndim, const uint64_t *shape, const void *data, uint64_t nbytes,
+                                    void (*done)(void *opaque, uint64_t upto), void *opaque)
+{
     XXH3_state_t *s = XXH3_createState();
     if (!s) return 0;
     XXH3_64bits_reset(s);
@@ -25,7 +31,11 @@ uint64_t ddct_tensor_fingerprint(ddct_dtype dt, int ndim, const uint64_t *shape,
     head[1] = (uint8_t)ndim;
     for (int i = 0; i < ndim && i < DDCT_MAX_DIMS; i++) ddct_st64(head + 2 + 8 * i, shape[i]);
     XXH3_64bits_update(s, head, 2 + 8 * (size_t)ndim);
-    XXH3_64bits_update(s, data, (size_t)nbytes);
+    const uint64_t piece = (uint64_t)16 << 20;
+    for (uint64_t a = 0; a < nbytes; a += piece) {
+        XXH3_64bits_update(s, (const uint8_t *)data + a, (size_t)(nbytes - a < piece ? nbytes - a : piece));
+        if (done) done(opaque, nbytes - a < piece ? nbytes : a + piece);
+    }
     uint64_t h = XXH3_64bits_digest(s);
     XXH3_freeState(s);
     return h;
@@ -38,6 +48,9 @@ struct ddct_ctr_writer {
     ddct_buf index;
     uint64_t count;
     ddct_buf rec;
+    /* streamed record in progress */
+    int streaming;
+    uint64_t st_start, st_len_at, st_data_at, st_width;
 };
 
 int ddct_ctrw_open(ddct_ctr_writer **out, const char *path, int overwrite, const char *const *inputs,
@@ -75,6 +88,22 @@ int ddct_ctrw_open(ddct_ctr_writer **out, const char *path, int overwrite, const
     return 0;
 }
 
+static uint64_t varint_size(uint64_t v)
+{
+    uint64_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+uint64_t ddct_record_size(int has_base, uint64_t params_len, uint64_t side_len, uint64_t data_len)
+{
+    return 2 + (has_base ? 8 : 0) + varint_size(params_len) + params_len + varint_size(side_len) + side_len +
+           varint_size(data_len) + data_len + 8;
+}
+
 void ddct_record_serialize(const ddct_record *rec, ddct_buf *b)
 {
     size_t start = b->len;
@@ -87,25 +116,110 @@ void ddct_record_serialize(const ddct_record *rec, ddct_buf *b)
     ddct_buf_u64(b, b->failed ? 0 : XXH3_64bits(b->p + start, b->len - start));
 }
 
-int ddct_ctrw_add(ddct_ctr_writer *w, const ddct_ctr_entry *entry, const ddct_record *rec, ddct_err *e)
+static void index_entry(ddct_ctr_writer *w, const ddct_ctr_entry *entry, uint64_t off, uint64_t len)
 {
-    w->rec.len = 0;
-    ddct_record_serialize(rec, &w->rec);
-    FORWARD_IF_ERROR(ddct_buf_check(&w->rec, e));
-    uint64_t off = ddct_ofile_tell(w->f);
-    FORWARD_IF_ERROR(ddct_ofile_write(w->f, w->rec.p, w->rec.len, e));
     ddct_buf_str(&w->index, entry->name, strlen(entry->name));
     ddct_buf_u8(&w->index, (uint8_t)entry->dtype);
     ddct_buf_u8(&w->index, (uint8_t)entry->ndim);
     for (int i = 0; i < entry->ndim; i++) ddct_buf_varint(&w->index, entry->shape[i]);
     ddct_buf_varint(&w->index, off);
-    ddct_buf_varint(&w->index, w->rec.len);
+    ddct_buf_varint(&w->index, len);
     w->count++;
+}
+
+int ddct_ctrw_add(ddct_ctr_writer *w, const ddct_ctr_entry *entry, const ddct_record *rec, ddct_err *e)
+{
+    w->rec.len = 0;
+    ddct_record_serialize(rec, &w->rec);
+    FORWARD_IF_ERROR(ddct_buf_check(&w->rec, e));
+    RETURN_ERROR_IF(w->streaming, e, DDCT_ERR_INTERNAL, "container: a streamed record is still open");
+    uint64_t off = ddct_ofile_tell(w->f);
+    FORWARD_IF_ERROR(ddct_ofile_write(w->f, w->rec.p, w->rec.len, e));
+    index_entry(w, entry, off, w->rec.len);
+    return ddct_buf_check(&w->index, e);
+}
+
+/* v as a LEB128 varint of exactly width bytes (zero groups with the continuation bit). */
+static void padded_varint(uint8_t *out, uint64_t v, uint64_t width)
+{
+    for (uint64_t i = 0; i + 1 < width; i++) {
+        out[i] = (uint8_t)((v & 0x7f) | 0x80);
+        v >>= 7;
+    }
+    out[width - 1] = (uint8_t)(v & 0x7f);
+}
+
+int ddct_ctrw_begin(ddct_ctr_writer *w, const ddct_ctr_entry *entry, const ddct_record *head, uint64_t data_bound,
+                    ddct_err *e)
+{
+    RETURN_ERROR_IF(w->streaming, e, DDCT_ERR_INTERNAL, "container: a streamed record is already open");
+    w->rec.len = 0;
+    ddct_buf_u8(&w->rec, head->codec);
+    ddct_buf_u8(&w->rec, head->flags);
+    if (head->flags & DDCT_REC_HAS_BASE) ddct_buf_u64(&w->rec, head->base_fp);
+    ddct_buf_str(&w->rec, (const char *)head->params, head->params_len);
+    ddct_buf_str(&w->rec, (const char *)head->side, head->side_len);
+    FORWARD_IF_ERROR(ddct_buf_check(&w->rec, e));
+    w->st_start = ddct_ofile_tell(w->f);
+    w->st_len_at = w->st_start + w->rec.len;
+    w->st_width = varint_size(data_bound);
+    uint8_t pad[10];
+    padded_varint(pad, 0, w->st_width);
+    ddct_buf_put(&w->rec, pad, (size_t)w->st_width);
+    FORWARD_IF_ERROR(ddct_buf_check(&w->rec, e));
+    FORWARD_IF_ERROR(ddct_ofile_write(w->f, w->rec.p, w->rec.len, e));
+    w->st_data_at = ddct_ofile_tell(w->f);
+    index_entry(w, entry, w->st_start, 0); /* length patched by ddct_ctrw_end */
+    w->streaming = 1;
+    return ddct_buf_check(&w->index, e);
+}
+
+int ddct_ctrw_data(ddct_ctr_writer *w, const void *p, size_t n, ddct_err *e)
+{
+    RETURN_ERROR_IF(!w->streaming, e, DDCT_ERR_INTERNAL, "container: no streamed record open");
+    return ddct_ofile_write(w->f, p, n, e);
+}
+
+int ddct_ctrw_end(ddct_ctr_writer *w, ddct_err *e)
+{
+    RETURN_ERROR_IF(!w->streaming, e, DDCT_ERR_INTERNAL, "container: no streamed record open");
+    w->streaming = 0;
+    uint64_t end = ddct_ofile_tell(w->f), dlen = end - w->st_data_at;
+    RETURN_ERROR_IF(varint_size(dlen) > w->st_width, e, DDCT_ERR_INTERNAL,
+                    "container: streamed data of %llu bytes exceeds its bound", (unsigned long long)dlen);
+    uint8_t pad[10];
+    padded_varint(pad, dlen, w->st_width);
+    FORWARD_IF_ERROR(ddct_ofile_pwrite(w->f, pad, (size_t)w->st_width, w->st_len_at, e));
+    XXH3_state_t *s = XXH3_createState();
+    uint8_t *buf = malloc(1u << 20);
+    int rc = (!s || !buf) ? ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory") : 0;
+    if (!rc) XXH3_64bits_reset(s);
+    for (uint64_t at = w->st_start; !rc && at < end; at += 1u << 20) {
+        size_t m = (size_t)(end - at < (1u << 20) ? end - at : (1u << 20));
+        rc = ddct_ofile_pread(w->f, buf, m, at, e);
+        if (!rc) XXH3_64bits_update(s, buf, m);
+    }
+    uint8_t h[8];
+    if (!rc) {
+        ddct_st64(h, XXH3_64bits_digest(s));
+        rc = ddct_ofile_write(w->f, h, 8, e);
+    }
+    XXH3_freeState(s);
+    free(buf);
+    FORWARD_IF_ERROR(rc);
+    /* the index entry's length was written as the 1-byte varint 0: rewrite the entry's tail */
+    uint64_t len = end + 8 - w->st_start;
+    w->index.len -= 1;
+    ddct_buf_varint(&w->index, len);
     return ddct_buf_check(&w->index, e);
 }
 
 int ddct_ctrw_commit(ddct_ctr_writer *w, ddct_err *e)
 {
+    if (w->streaming) {
+        ddct_ctrw_abort(w);
+        RETURN_ERROR(e, DDCT_ERR_INTERNAL, "container: a streamed record is still open");
+    }
     ddct_buf idx;
     ddct_buf_init(&idx);
     ddct_buf_varint(&idx, w->count);
@@ -321,6 +435,19 @@ int ddct_ctr_open_mem(ddct_ctr_reader **out, const void *p, size_t len, const ch
     r->map.p = p;
     r->map.size = len;
     return open_with(out, r, e);
+}
+
+void ddct_ctr_release(const ddct_ctr_reader *r, size_t i)
+{
+    if (r && i < r->count && r->owns_map) ddct_map_dontneed(&r->map, r->entries[i].offset, r->entries[i].length);
+}
+
+void ddct_ctr_release_ptr(const ddct_ctr_reader *r, const void *p, uint64_t len)
+{
+    const uint8_t *q = p;
+    if (!r || !r->owns_map || q < r->map.p || q > r->map.p + r->map.size) return;
+    uint64_t off = (uint64_t)(q - r->map.p);
+    ddct_map_dontneed(&r->map, off, len < r->map.size - off ? len : r->map.size - off);
 }
 
 const char *ddct_ctr_path(const ddct_ctr_reader *r) { return r->path; }

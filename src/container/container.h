@@ -26,7 +26,7 @@
 #include "io/safetensors.h"
 
 #define DDCT_FORMAT_MAJOR 1
-#define DDCT_FORMAT_MINOR 0
+#define DDCT_FORMAT_MINOR 1 /* 1.1: "layout", carried files, chunked raw records */
 #define DDCT_FOOTER_SIZE 48
 #define DDCT_REC_HAS_BASE 1u
 
@@ -37,6 +37,7 @@ enum {
     DDCT_CODEC_PATCH = 2,    /* Delta-DCT family: patches, transform, mixed-precision quantization */
     DDCT_CODEC_BITDELTA = 3, /* sign(delta) * scale */
     DDCT_CODEC_SVD = 4,      /* quantized truncated SVD */
+    DDCT_CODEC_RD = 5,       /* rate-distortion hybrid: low-rank + transform residual, rANS-coded */
     DDCT_CODEC_MAX = 32
 };
 
@@ -67,8 +68,20 @@ int ddct_ctrw_open(ddct_ctr_writer **out, const char *path, int overwrite, const
                    const char *header_json, ddct_err *e);
 /* Append one record; entry gives name/dtype/shape (offset/length are filled in). */
 int ddct_ctrw_add(ddct_ctr_writer *w, const ddct_ctr_entry *entry, const ddct_record *rec, ddct_err *e);
+/* Streamed record, for payloads too large to hold in memory: begin writes the record up to its
+ * data, with the data length as a varint padded to the width of data_bound (readers accept
+ * non-minimal varints); data appends the next bytes; end patches the length in and appends
+ * the checksum (read back from the output file). head's data/data_len are ignored. */
+int ddct_ctrw_begin(ddct_ctr_writer *w, const ddct_ctr_entry *entry, const ddct_record *head, uint64_t data_bound,
+                    ddct_err *e);
+int ddct_ctrw_data(ddct_ctr_writer *w, const void *p, size_t n, ddct_err *e);
+int ddct_ctrw_end(ddct_ctr_writer *w, ddct_err *e);
 int ddct_ctrw_commit(ddct_ctr_writer *w, ddct_err *e); /* writes index + footer, renames; frees w */
 void ddct_ctrw_abort(ddct_ctr_writer *w);
+
+/* Bytes of a serialized record with these stream lengths (what `info` counts for a tensor),
+ * so codecs can hold a size budget exactly. */
+uint64_t ddct_record_size(int has_base, uint64_t params_len, uint64_t side_len, uint64_t data_len);
 
 /* Serialize a record into b (used by the writer and by tests). */
 void ddct_record_serialize(const ddct_record *rec, ddct_buf *b);
@@ -88,8 +101,16 @@ size_t ddct_ctr_count(const ddct_ctr_reader *r);
 const ddct_ctr_entry *ddct_ctr_entry_at(const ddct_ctr_reader *r, size_t i);
 /* Parse record i. verify=1 checks its checksum first. */
 int ddct_ctr_record(const ddct_ctr_reader *r, size_t i, int verify, ddct_record *rec, ddct_err *e);
+/* Drop record i's mapped pages (or those of [p, p + len), which must lie in the file) from this
+ * process (keeps resident memory bounded). */
+void ddct_ctr_release(const ddct_ctr_reader *r, size_t i);
+void ddct_ctr_release_ptr(const ddct_ctr_reader *r, const void *p, uint64_t len);
 
 /* Fingerprint of a base tensor: xxh3-64 over dtype, shape and bytes. */
 uint64_t ddct_tensor_fingerprint(ddct_dtype dt, int ndim, const uint64_t *shape, const void *data, uint64_t nbytes);
+/* The same, hashing in pieces and calling done(opaque, bytes hashed so far) after each one
+ * (done may be NULL), so a caller can drop the pages already read. */
+uint64_t ddct_tensor_fingerprint_cb(ddct_dtype dt, int ndim, const uint64_t *shape, const void *data, uint64_t nbytes,
+                                    void (*done)(void *opaque, uint64_t upto), void *opaque);
 
 #endif

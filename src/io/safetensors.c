@@ -324,6 +324,10 @@ const char *ddct_st_path(const ddct_st_file *f) { return f->path; }
 size_t ddct_st_count(const ddct_st_file *f) { return f->n; }
 const ddct_st_tensor *ddct_st_get(const ddct_st_file *f, size_t i) { return i < f->n ? &f->t[i] : NULL; }
 const char *ddct_st_metadata_json(const ddct_st_file *f) { return f->metadata; }
+void ddct_st_release(const ddct_st_file *f, const ddct_st_tensor *t, uint64_t off, uint64_t len)
+{
+    if (f && t && off <= t->nbytes) ddct_map_dontneed(&f->map, t->offset + off, len < t->nbytes - off ? len : t->nbytes - off);
+}
 
 const ddct_st_tensor *ddct_st_find(const ddct_st_file *f, const char *name)
 {

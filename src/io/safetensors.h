@@ -43,6 +43,10 @@ const ddct_st_tensor *ddct_st_get(const ddct_st_file *f, size_t i);
 const ddct_st_tensor *ddct_st_find(const ddct_st_file *f, const char *name);
 /* The "__metadata__" object serialized as compact JSON, or NULL if absent. */
 const char *ddct_st_metadata_json(const ddct_st_file *f);
+/* Drop the mapped pages of bytes [off, off + len) of t from this process (MADV_DONTNEED; the
+ * page cache keeps them, a later read faults them back), so reading a model piece by piece
+ * keeps resident memory at about one piece. */
+void ddct_st_release(const ddct_st_file *f, const ddct_st_tensor *t, uint64_t off, uint64_t len);
 
 /* Streaming writer: the header is written from the entries first, then each tensor's
  * bytes in entry order. Data offsets are assigned contiguously in entry order. */

@@ -17,7 +17,9 @@
 #include <omp.h>
 #endif
 
+#include "codec/codec_rd.h"
 #include "common/dtype.h"
+#include "layout.h"
 #include "pipeline.h"
 
 /* Default exclusions: embeddings, LM heads, classifiers, poolers, norms. */
@@ -120,17 +122,12 @@ static int make_delta(const ddct_st_tensor *t, const ddct_st_tensor *b, float *d
 {
     const uint64_t CH = 1 << 16;
     int finite = 1;
-#pragma omp parallel for num_threads(threads) schedule(static) reduction(&& : finite)
+    (void)tmp; /* fused: ddct_sub_to_f32 converts, subtracts and checks in one pass */
+#pragma omp parallel for num_threads(threads) schedule(static) reduction(&& : finite) if (t->nelem > 2 * CH)
     for (uint64_t c0 = 0; c0 < t->nelem; c0 += CH) {
         uint64_t n = t->nelem - c0 < CH ? t->nelem - c0 : CH;
-        ddct_to_f32(t->dtype, t->data + c0 * ddct_dtype_size(t->dtype), (size_t)n, d + c0);
-        ddct_to_f32(b->dtype, b->data + c0 * ddct_dtype_size(b->dtype), (size_t)n, tmp + c0);
-        int ok = 1;
-        for (uint64_t i = c0; i < c0 + n; i++) {
-            float x = d[i] - tmp[i];
-            ok &= isfinite(d[i]) && isfinite(tmp[i]) && isfinite(x);
-            d[i] = x;
-        }
+        int ok = ddct_sub_to_f32(t->dtype, t->data + c0 * ddct_dtype_size(t->dtype), b->dtype,
+                                 b->data + c0 * ddct_dtype_size(b->dtype), (size_t)n, d + c0);
         finite = finite && ok;
     }
     return finite;
@@ -141,26 +138,34 @@ static const ddct_codec_traits *lossy_codec(const ddct_params *p)
     switch (p->method) {
     case DDCT_METHOD_BITDELTA: return &ddct_codec_bitdelta;
     case DDCT_METHOD_SVD: return &ddct_codec_svd;
+    case DDCT_METHOD_RD: return &ddct_codec_rd;
     default: return &ddct_codec_patch;
     }
 }
 
-static char *header_json(const ddct_params *p, const ddct_st_file *base, const ddct_st_file *ft)
+static char *header_json(const ddct_params *p, const ddct_model *base, const ddct_model *ft)
 {
     char desc[1024];
     ddct_params_describe(p, desc, sizeof desc);
     json_t *h = json_object();
     json_t *removed = json_array();
-    for (size_t i = 0; i < ddct_st_count(base); i++) {
-        const ddct_st_tensor *b = ddct_st_get(base, i);
-        if (!ddct_st_find(ft, b->name)) json_array_append_new(removed, json_string(b->name));
+    for (size_t i = 0; i < ddct_model_count(base); i++) {
+        const ddct_st_tensor *b = ddct_model_get(base, i);
+        if (!ddct_model_find(ft, b->name)) json_array_append_new(removed, json_string(b->name));
     }
-    const char *meta = ddct_st_metadata_json(ft);
+    const char *meta = ddct_st_metadata_json(ddct_model_shard(ft, 0));
+    json_t *layout = ddct_layout_json(ft);
+    if (!layout) {
+        json_decref(h);
+        json_decref(removed);
+        return NULL;
+    }
     json_object_set_new(h, "format", json_string("ddct"));
     json_object_set_new(h, "tool", json_string("deltadct " DDCT_VERSION_STRING));
     json_object_set_new(h, "options", json_string(desc));
     json_object_set_new(h, "metadata", meta ? json_string(meta) : json_null());
     json_object_set_new(h, "base_only", removed);
+    json_object_set_new(h, "layout", layout);
     char *s = json_dumps(h, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(h);
     return s;
@@ -173,7 +178,115 @@ typedef struct {
     int threads;
     ddct_ctr_writer *w;
     float *d, *tmp; /* sized for the largest tensor */
+    double *rd_steps; /* rd method: per-tensor steps from the pre-pass (NULL: none) */
+    size_t cur;       /* index of the tensor being encoded */
+    const ddct_model *ftm, *basem; /* to drop pages already read (see release_upto) */
 } cjob;
+
+/* Drop the pages of bytes [0, upto) of the current fine-tune tensor and its base tensor. */
+static void release_upto(void *opaque, uint64_t upto)
+{
+    const cjob *j = opaque;
+    if (!j->ftm) return;
+    ddct_model_release_range(j->ftm, j->cur, 0, upto);
+    ddct_model_release_range(j->basem, ddct_model_lookup(j->basem, ddct_model_get(j->ftm, j->cur)->name), 0, upto);
+}
+
+static int is_same(const ddct_st_tensor *t, const ddct_st_tensor *b)
+{
+    return b && b->dtype == t->dtype && same_shape(t, b) && !memcmp(t->data, b->data, (size_t)t->nbytes);
+}
+
+/* is_same in 16 MiB pieces, dropping the pages compared (lossless tensors may be huge). */
+static int is_same_release(cjob *j, const ddct_st_tensor *t, const ddct_st_tensor *b)
+{
+    if (!b || b->dtype != t->dtype || !same_shape(t, b)) return 0;
+    const uint64_t piece = (uint64_t)16 << 20;
+    for (uint64_t a = 0; a < t->nbytes; a += piece) {
+        uint64_t m = t->nbytes - a < piece ? t->nbytes - a : piece;
+        int eq = !memcmp(t->data + a, b->data + a, (size_t)m);
+        release_upto(j, a + m);
+        if (!eq) return 0;
+    }
+    return 1;
+}
+
+/* Drop the pages of fine-tune tensor i and its base tensor: resident memory stays at about
+ * one tensor of each input whatever the model size. */
+static void release_pair(const ddct_model *ft, const ddct_model *base, size_t i)
+{
+    ddct_model_release(ft, i);
+    ddct_model_release(base, ddct_model_lookup(base, ddct_model_get(ft, i)->name));
+}
+
+/* rd pre-pass: tensor i's delta if encode_tensor would code it lossily. */
+typedef struct {
+    cjob *j;
+    ddct_model *base, *ft;
+} rd_src;
+
+static int rd_tensor(void *opaque, size_t i, ddct_lossy_in *in, ddct_err *e)
+{
+    rd_src *s = opaque;
+    const ddct_st_tensor *t = ddct_model_get(s->ft, i), *b = ddct_model_find(s->base, t->name);
+    (void)e;
+    int lossy = !is_same(t, b) && is_lossy(s->j->sel, s->j->p, t, b) && make_delta(t, b, s->j->d, s->j->tmp, s->j->threads);
+    release_pair(s->ft, s->base, i);
+    if (!lossy) return 0;
+    *in = (ddct_lossy_in){.delta = s->j->d, .ndim = t->ndim, .shape = t->shape, .nelem = t->nelem,
+                          .params = s->j->p, .threads = s->j->threads};
+    return 1;
+}
+
+static int ctrw_sink(void *opaque, const uint8_t *p, size_t n, ddct_err *e) { return ddct_ctrw_data(opaque, p, n, e); }
+
+/* A lossless record, streamed: the raw codec's output goes straight to the file, so memory
+ * stays at a few DDCT_RAW_CHUNK chunks whatever the tensor size. */
+static int write_raw(cjob *j, const ddct_ctr_entry *en, ddct_record *rec, const ddct_lossless_in *in, ddct_err *e)
+{
+    ddct_buf params;
+    ddct_buf_init(&params);
+    int rc = ddct_raw_params(in, &params, e);
+    rec->codec = DDCT_CODEC_RAW;
+    rec->params = params.p;
+    rec->params_len = params.len;
+    if (!rc) rc = ddct_ctrw_begin(j->w, en, rec, ddct_raw_data_bound(in->nbytes), e);
+    if (!rc) rc = ddct_raw_stream(in, params.p, params.len, ctrw_sink, j->w, e);
+    if (!rc) rc = ddct_ctrw_end(j->w, e);
+    ddct_buf_free(&params);
+    return rc;
+}
+
+static void release_map(void *opaque, uint64_t upto) { ddct_map_dontneed(opaque, 0, upto); }
+
+/* The directory's other files (config, tokenizer, index), byte for byte, after the tensors. */
+static int write_files(cjob *j, const ddct_model *ft, ddct_err *e)
+{
+    for (size_t k = 0; k < ddct_model_file_count(ft); k++) {
+        const char *name = ddct_model_file_name(ft, k);
+        size_t len = strlen(DDCT_FILE_PREFIX) + strlen(name) + 1;
+        char *rname = malloc(len);
+        RETURN_ERROR_IF(!rname, e, DDCT_ERR_NOMEM, "out of memory");
+        snprintf(rname, len, "%s%s", DDCT_FILE_PREFIX, name);
+        ddct_map map;
+        int rc = ddct_model_file_map(ft, k, &map, e);
+        if (!rc && map.size != ddct_model_file_size(ft, k))
+            rc = ddct_seterr(e, DDCT_ERR_IO, "%s: file '%s' changed size while compressing", ddct_model_path(ft), name);
+        if (!rc) {
+            ddct_ctr_entry en = {.name = rname, .dtype = DDCT_DT_U8, .ndim = 1, .shape = {map.size}, .nelem = map.size};
+            ddct_record rec;
+            memset(&rec, 0, sizeof rec);
+            ddct_lossless_in in = {.ft = map.p, .nbytes = map.size, .elsize = 1, .level = j->p->zstd_level,
+                                   .threads = j->threads, .consumed = release_map, .consumed_opaque = &map};
+            rc = write_raw(j, &en, &rec, &in, e);
+            ddct_map_close(&map);
+            if (rc) ddct_err_prefix(e, "%s: file '%s': ", ddct_model_path(ft), name);
+        }
+        free(rname);
+        FORWARD_IF_ERROR(rc);
+    }
+    return 0;
+}
 
 static int encode_tensor(cjob *j, const ddct_st_tensor *t, const ddct_st_tensor *b, ddct_err *e)
 {
@@ -190,14 +303,14 @@ static int encode_tensor(cjob *j, const ddct_st_tensor *t, const ddct_st_tensor 
     int rc = 0;
     if (b) {
         rec.flags = DDCT_REC_HAS_BASE;
-        rec.base_fp = ddct_tensor_fingerprint(b->dtype, b->ndim, b->shape, b->data, b->nbytes);
+        rec.base_fp = ddct_tensor_fingerprint_cb(b->dtype, b->ndim, b->shape, b->data, b->nbytes, release_upto, j);
     }
-    if (b && b->dtype == t->dtype && same_shape(t, b) && !memcmp(t->data, b->data, (size_t)t->nbytes)) {
+    if (is_same_release(j, t, b)) {
         rec.codec = DDCT_CODEC_SAME;
     } else if (is_lossy(j->sel, j->p, t, b) && make_delta(t, b, j->d, j->tmp, j->threads)) {
         const ddct_codec_traits *ct = lossy_codec(j->p);
         ddct_lossy_in in = {.delta = j->d, .ndim = t->ndim, .shape = t->shape, .nelem = t->nelem,
-                            .params = j->p, .threads = j->threads};
+                            .params = j->p, .threads = j->threads, .rd_step = j->rd_steps ? j->rd_steps[j->cur] : 0};
         rec.codec = ct->id;
         rc = ct->encode_lossy(&in, &out, e);
     } else {
@@ -205,9 +318,11 @@ static int encode_tensor(cjob *j, const ddct_st_tensor *t, const ddct_st_tensor 
         int against = b && b->nbytes == t->nbytes && b->dtype == t->dtype;
         ddct_lossless_in in = {.ft = t->data, .base = against ? b->data : NULL, .nbytes = t->nbytes,
                                .elsize = ddct_dtype_size(t->dtype), .level = j->p->zstd_level,
-                               .threads = j->threads};
-        rec.codec = DDCT_CODEC_RAW;
-        rc = ddct_codec_raw.encode_lossless(&in, &out, e);
+                               .threads = j->threads, .consumed = release_upto, .consumed_opaque = j};
+        rc = write_raw(j, &en, &rec, &in, e);
+        ddct_enc_out_free(&out);
+        if (rc) ddct_err_prefix(e, "tensor '%s': ", t->name);
+        return rc;
     }
     if (!rc) rc = ddct_enc_out_check(&out, e);
     if (!rc) {
@@ -244,30 +359,37 @@ static int check_params(const ddct_params *p, ddct_err *e)
     return 0;
 }
 
+/* Memory bound: two float32 buffers of the largest LOSSY tensor (delta and scratch; lossless
+ * tensors never get a float copy), the lossy codec's work space (a fraction of that), the raw
+ * codec's chunks and zstd windows (a few DDCT_RAW_CHUNK per thread), and the mapped pages of the
+ * tensor being coded, released after each tensor. Peak RSS therefore does not grow with the
+ * number of layers or the size of embeddings (see README.md, "Scale"). */
 static int compress(ddct_CCtx *c, const char *base_path, const char *ft_path, const char *out_path,
-                    const ddct_params *p, int overwrite, ddct_st_file *base, ddct_st_file *ft)
+                    const ddct_params *p, int overwrite, ddct_model *base, ddct_model *ft)
 {
     ddct_err *e = &c->err;
     FORWARD_IF_ERROR(check_params(p, e));
-    FORWARD_IF_ERROR(ddct_st_open(&base, base_path, e));
-    int rc = ddct_st_open(&ft, ft_path, e);
+    FORWARD_IF_ERROR(ddct_model_open(&base, base_path, e));
+    int rc = ddct_model_open(&ft, ft_path, e);
     if (rc) {
-        ddct_st_close(base);
+        ddct_model_close(base);
         return rc;
     }
     selector sel;
     rc = selector_init(&sel, p, e);
     if (rc) {
-        ddct_st_close(base);
-        ddct_st_close(ft);
+        ddct_model_close(base);
+        ddct_model_close(ft);
         return rc;
     }
-    cjob j = {.c = c, .p = p, .sel = &sel, .threads = ddct_resolve_threads(p->threads)};
+    for (size_t k = 0; k < ddct_model_ignored_count(ft); k++)
+        add_note(c, ddct_model_ignored(ft, k), "a .safetensors file the index does not name: left out");
+    cjob j = {.c = c, .p = p, .sel = &sel, .threads = ddct_resolve_threads(p->threads), .ftm = ft, .basem = base};
     uint64_t maxn = 1, total = 0, done_bytes = 0;
-    size_t n = ddct_st_count(ft);
+    size_t n = ddct_model_count(ft);
     for (size_t i = 0; i < n; i++) {
-        const ddct_st_tensor *t = ddct_st_get(ft, i);
-        if (t->nelem > maxn) maxn = t->nelem;
+        const ddct_st_tensor *t = ddct_model_get(ft, i);
+        if (t->nelem > maxn && is_lossy(&sel, p, t, ddct_model_find(base, t->name))) maxn = t->nelem;
         total += t->nbytes;
     }
     char *hj = header_json(p, base, ft);
@@ -275,15 +397,24 @@ static int compress(ddct_CCtx *c, const char *base_path, const char *ft_path, co
     j.tmp = malloc((size_t)maxn * sizeof(float));
     if (!hj || !j.d || !j.tmp) rc = ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory (%llu-element tensor)",
                                                 (unsigned long long)maxn);
+    if (!rc && p->method == DDCT_METHOD_RD && !(p->error > 0)) { /* one Lagrangian slope for all tensors */
+        rd_src src = {&j, base, ft};
+        j.rd_steps = calloc(n ? n : 1, sizeof *j.rd_steps);
+        rc = j.rd_steps ? ddct_rd_plan(n, rd_tensor, &src, p, j.threads, j.rd_steps, e)
+                        : ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory");
+    }
     const char *inputs[] = {base_path, ft_path, NULL};
     if (!rc) rc = ddct_ctrw_open(&j.w, out_path, overwrite, inputs, hj, e);
     for (size_t i = 0; i < n && !rc; i++) {
-        const ddct_st_tensor *t = ddct_st_get(ft, i);
-        rc = encode_tensor(&j, t, ddct_st_find(base, t->name), e);
+        const ddct_st_tensor *t = ddct_model_get(ft, i);
+        j.cur = i;
+        rc = encode_tensor(&j, t, ddct_model_find(base, t->name), e);
+        release_pair(ft, base, i);
         done_bytes += t->nbytes;
         if (!rc && c->progress && c->progress(c->progress_opaque, i + 1, n, done_bytes, total, t->name))
             rc = ddct_seterr(e, DDCT_ERR_PARAM, "cancelled");
     }
+    if (!rc) rc = write_files(&j, ft, e);
     if (!rc) {
         rc = ddct_ctrw_commit(j.w, e);
         j.w = NULL;
@@ -292,9 +423,10 @@ static int compress(ddct_CCtx *c, const char *base_path, const char *ft_path, co
     free(hj);
     free(j.d);
     free(j.tmp);
+    free(j.rd_steps);
     selector_free(&sel);
-    ddct_st_close(base);
-    ddct_st_close(ft);
+    ddct_model_close(base);
+    ddct_model_close(ft);
     return rc;
 }
 

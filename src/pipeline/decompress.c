@@ -10,7 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/stat.h>
+
 #include "common/dtype.h"
+#include "common/odir.h"
+#include "common/ofile.h"
+#include "layout.h"
 #include "pipeline.h"
 
 ddct_DCtx *ddct_createDCtx(void)
@@ -37,48 +42,78 @@ static int same_shape(const ddct_ctr_entry *en, const ddct_st_tensor *b)
     return 1;
 }
 
-int ddct_check_base(const ddct_ctr_reader *r, const ddct_st_file *base, ddct_err *e)
+/* Drops the pages of a base tensor and of a record's data as a streamed pass goes through them,
+ * so even a tensor larger than memory costs a few chunks of resident memory. */
+typedef struct {
+    const ddct_model *base;
+    size_t bi;
+    const ddct_ctr_reader *r;
+    const uint8_t *data;
+    ddct_sink_fn sink;
+    void *opaque;
+} piece_release;
+
+static void release_base(void *opaque, uint64_t upto)
+{
+    const piece_release *pr = opaque;
+    if (pr->base && pr->bi != DDCT_MODEL_NONE) ddct_model_release_range(pr->base, pr->bi, 0, upto);
+}
+
+static void release_both(void *opaque, uint64_t base_upto, uint64_t data_upto)
+{
+    const piece_release *pr = opaque;
+    release_base(opaque, base_upto);
+    if (pr->r && pr->data) ddct_ctr_release_ptr(pr->r, pr->data, data_upto);
+}
+
+static int release_sink(void *opaque, const uint8_t *p, size_t n, ddct_err *e)
+{
+    const piece_release *pr = opaque;
+    return pr->sink(pr->opaque, p, n, e);
+}
+
+int ddct_check_base(const ddct_ctr_reader *r, const ddct_model *base, ddct_err *e)
 {
     for (size_t i = 0; i < ddct_ctr_count(r); i++) {
         const ddct_ctr_entry *en = ddct_ctr_entry_at(r, i);
         ddct_record rec;
         FORWARD_IF_ERROR(ddct_ctr_record(r, i, 0, &rec, e));
         if (!(rec.flags & DDCT_REC_HAS_BASE)) continue;
-        const ddct_st_tensor *b = ddct_st_find(base, en->name);
-        RETURN_ERROR_IF(!b, e, DDCT_ERR_BASE_MISMATCH,
+        size_t bi = ddct_model_lookup(base, en->name);
+        RETURN_ERROR_IF(bi == DDCT_MODEL_NONE, e, DDCT_ERR_BASE_MISMATCH,
                         "%s: tensor '%s' is missing from the base %s: wrong base model?", ddct_ctr_path(r),
-                        en->name, ddct_st_path(base));
-        uint64_t fp = ddct_tensor_fingerprint(b->dtype, b->ndim, b->shape, b->data, b->nbytes);
+                        en->name, ddct_model_path(base));
+        const ddct_st_tensor *b = ddct_model_get(base, bi);
+        piece_release pr = {.base = base, .bi = bi};
+        uint64_t fp = ddct_tensor_fingerprint_cb(b->dtype, b->ndim, b->shape, b->data, b->nbytes, release_base, &pr);
         RETURN_ERROR_IF(fp != rec.base_fp, e, DDCT_ERR_BASE_MISMATCH,
                         "%s: tensor '%s' of the base %s differs from the one this delta was made against "
                         "(fingerprint %016llx, expected %016llx): wrong base model",
-                        ddct_ctr_path(r), en->name, ddct_st_path(base), (unsigned long long)fp,
+                        ddct_ctr_path(r), en->name, ddct_model_path(base), (unsigned long long)fp,
                         (unsigned long long)rec.base_fp);
     }
     return 0;
 }
 
-/* base (any float dtype) + delta -> out (dtype dt), in chunks. */
-static void add_cast(const ddct_st_tensor *b, const float *delta, uint64_t n, ddct_dtype dt, uint8_t *out,
-                     int threads)
+/* base (any float dtype) + delta -> out (dtype dt) for elements [first, first + n), in chunks. */
+static void add_cast(const ddct_st_tensor *b, const float *delta, uint64_t first, uint64_t n, ddct_dtype dt,
+                     uint8_t *out, int threads)
 {
-    const uint64_t CH = 1 << 14;
+    const uint64_t CH = 1 << 16;
     size_t bs = ddct_dtype_size(b->dtype), os = ddct_dtype_size(dt);
-#pragma omp parallel num_threads(threads)
-    {
-        float tmp[1 << 14];
-#pragma omp for schedule(static)
-        for (uint64_t c0 = 0; c0 < n; c0 += CH) {
-            uint64_t m = n - c0 < CH ? n - c0 : CH;
-            ddct_to_f32(b->dtype, b->data + c0 * bs, (size_t)m, tmp);
-            for (uint64_t i = 0; i < m; i++) tmp[i] += delta[c0 + i];
-            ddct_from_f32(dt, tmp, (size_t)m, out + c0 * os);
-        }
+    /* fused convert + add + cast (vectorized, same values); threads only when there is work */
+#pragma omp parallel for num_threads(threads) schedule(static) if (n > 4 * CH)
+    for (uint64_t c0 = 0; c0 < n; c0 += CH) {
+        uint64_t m = n - c0 < CH ? n - c0 : CH;
+        ddct_add_cast(b->dtype, b->data + (first + c0) * bs, delta + first + c0, (size_t)m, dt, out + c0 * os);
     }
 }
 
-int ddct_decode_tensor(const ddct_ctr_reader *r, size_t i, const ddct_st_file *base, int threads, int rescale,
-                       uint8_t *out, ddct_err *e)
+/* Rebuilt lossy tensors go to the sink in pieces of this many elements. */
+#define CAST_PIECE ((uint64_t)1 << 20)
+
+int ddct_decode_stream(const ddct_ctr_reader *r, size_t i, const ddct_model *base, int threads, int rescale,
+                       ddct_sink_fn sink, void *opaque, ddct_err *e)
 {
     const ddct_ctr_entry *en = ddct_ctr_entry_at(r, i);
     ddct_record rec;
@@ -87,9 +122,11 @@ int ddct_decode_tensor(const ddct_ctr_reader *r, size_t i, const ddct_st_file *b
     const ddct_codec_traits *ct = ddct_codec_get(rec.codec);
     RETURN_ERROR_IF(!ct, e, DDCT_ERR_UNSUPPORTED, "%s: tensor '%s': unknown codec id %u (written by a newer deltadct?)",
                     ddct_ctr_path(r), en->name, rec.codec);
+    size_t bi = DDCT_MODEL_NONE;
     const ddct_st_tensor *b = NULL;
     if (rec.flags & DDCT_REC_HAS_BASE) {
-        b = base ? ddct_st_find(base, en->name) : NULL;
+        bi = base ? ddct_model_lookup(base, en->name) : DDCT_MODEL_NONE;
+        b = bi == DDCT_MODEL_NONE ? NULL : ddct_model_get(base, bi);
         RETURN_ERROR_IF(!b, e, DDCT_ERR_BASE_MISMATCH, "%s: tensor '%s' needs its base tensor", ddct_ctr_path(r),
                         en->name);
     }
@@ -99,92 +136,108 @@ int ddct_decode_tensor(const ddct_ctr_reader *r, size_t i, const ddct_st_file *b
                             !ddct_dtype_is_lossy_float(en->dtype),
                         e, DDCT_ERR_FORMAT, "%s: tensor '%s': lossy record without a matching float base tensor",
                         ddct_ctr_path(r), en->name);
+        size_t os = ddct_dtype_size(en->dtype);
+        uint64_t piece = en->nelem < CAST_PIECE ? en->nelem : CAST_PIECE;
         float *d = malloc(en->nelem ? (size_t)en->nelem * sizeof(float) : 1);
-        RETURN_ERROR_IF(!d, e, DDCT_ERR_NOMEM, "out of memory (%llu elements)", (unsigned long long)en->nelem);
-        rc = ct->decode_lossy(&rec, en->nelem, threads, rescale, d, e);
-        if (!rc) add_cast(b, d, en->nelem, en->dtype, out, threads);
+        uint8_t *out = malloc(piece ? (size_t)(piece * os) : 1);
+        if (!d || !out) rc = ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory (%llu elements)",
+                                         (unsigned long long)en->nelem);
+        if (!rc) rc = ct->decode_lossy(&rec, en->nelem, threads, rescale, d, e);
+        for (uint64_t a = 0; !rc && a < en->nelem; a += piece) {
+            uint64_t m = en->nelem - a < piece ? en->nelem - a : piece;
+            add_cast(b, d, a, m, en->dtype, out, threads);
+            rc = sink(opaque, out, (size_t)(m * os), e);
+        }
         free(d);
+        free(out);
     } else {
         int against = b && b->nbytes == nbytes;
-        rc = ct->decode_lossless(&rec, against ? b->data : NULL, nbytes, ddct_dtype_size(en->dtype), out, e);
+        piece_release pr = {.base = base, .bi = bi, .r = r, .data = rec.data, .sink = sink, .opaque = opaque};
+        rc = ddct_lossless_decode_stream(&rec, against ? b->data : NULL, nbytes, ddct_dtype_size(en->dtype),
+                                         release_sink, &pr, release_both, e);
     }
+    if (bi != DDCT_MODEL_NONE) ddct_model_release(base, bi);
+    ddct_ctr_release(r, i);
     if (rc) ddct_err_prefix(e, "%s: tensor '%s': ", ddct_ctr_path(r), en->name);
     return rc;
 }
 
-/* The fine-tune's __metadata__ JSON text from the header (NULL if none). */
-static int header_metadata(const ddct_ctr_reader *r, char **meta, ddct_err *e)
+int ddct_decode_tensor(const ddct_ctr_reader *r, size_t i, const ddct_model *base, int threads, int rescale,
+                       uint8_t *out, ddct_err *e)
 {
-    *meta = NULL;
-    json_error_t je;
-    json_t *h = json_loads(ddct_ctr_header_json(r), JSON_REJECT_DUPLICATES, &je);
-    RETURN_ERROR_IF(!h || !json_is_object(h), e, DDCT_ERR_FORMAT, "%s: header JSON invalid: %s", ddct_ctr_path(r),
-                    h ? "not an object" : je.text);
-    json_t *m = json_object_get(h, "metadata");
-    int rc = 0;
-    if (m && json_is_string(m)) {
-        *meta = strdup(json_string_value(m));
-        if (!*meta) rc = ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory");
-    } else if (m && !json_is_null(m)) {
-        rc = ddct_seterr(e, DDCT_ERR_FORMAT, "%s: header 'metadata' must be a string", ddct_ctr_path(r));
-    }
-    json_decref(h);
-    return rc;
+    const ddct_ctr_entry *en = ddct_ctr_entry_at(r, i);
+    ddct_mem_sink s = {out, en->nelem * ddct_dtype_size(en->dtype), 0};
+    FORWARD_IF_ERROR(ddct_decode_stream(r, i, base, threads, rescale, ddct_mem_sink_write, &s, e));
+    RETURN_ERROR_IF(s.pos != s.n, e, DDCT_ERR_FORMAT, "%s: tensor '%s': decoded stream shorter than the tensor",
+                    ddct_ctr_path(r), en->name);
+    return 0;
 }
 
 typedef struct {
     ddct_ctr_reader *r;
-    ddct_st_file *base;
+    ddct_model *base;
+    ddct_layout L;
 } opened;
 
 static int open_both(opened *o, const char *ddct_path, const char *base_path, ddct_err *e)
 {
     memset(o, 0, sizeof *o);
     FORWARD_IF_ERROR(ddct_ctr_open(&o->r, ddct_path, e));
+    FORWARD_IF_ERROR(ddct_layout_read(&o->L, o->r, e));
     if (!base_path) return 0;
-    int rc = ddct_st_open(&o->base, base_path, e);
+    int rc = ddct_model_open(&o->base, base_path, e);
     if (!rc) rc = ddct_check_base(o->r, o->base, e);
     return rc;
 }
 
 static void close_both(opened *o)
 {
+    ddct_layout_free(&o->L);
     ddct_ctr_close(o->r);
-    ddct_st_close(o->base);
+    ddct_model_close(o->base);
 }
 
-static int decompress(ddct_DCtx *d, const char *base_path, const char *ddct_path, const char *out_path, int overwrite)
+/* ---------------------------------------------------------------- writing the fine-tune */
+
+typedef struct {
+    ddct_DCtx *d;
+    opened *o;
+    const char *const *inputs;
+    int threads;
+    size_t done, total;
+    uint64_t done_bytes, total_bytes;
+} wjob;
+
+static int stw_sink(void *opaque, const uint8_t *p, size_t n, ddct_err *e)
 {
-    ddct_err *e = &d->err;
-    opened o;
-    int rc = open_both(&o, ddct_path, base_path, e);
-    size_t n = o.r ? ddct_ctr_count(o.r) : 0;
-    ddct_st_entry *ents = calloc(n + 1, sizeof *ents);
-    char *meta = NULL;
-    uint64_t maxb = 1, total = 0;
-    if (!rc && !ents) rc = ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory");
-    if (!rc) rc = header_metadata(o.r, &meta, e);
-    for (size_t i = 0; i < n && !rc; i++) {
-        const ddct_ctr_entry *en = ddct_ctr_entry_at(o.r, i);
+    return ddct_stw_write(opaque, p, n, e);
+}
+
+static int ofile_sink(void *opaque, const uint8_t *p, size_t n, ddct_err *e)
+{
+    return ddct_ofile_write(opaque, p, n, e);
+}
+
+/* One .safetensors file at path holding records [first, first + count). */
+static int write_tensors(wjob *j, const char *path, size_t first, size_t count, const char *meta, int overwrite)
+{
+    ddct_err *e = &j->d->err;
+    ddct_st_entry *ents = calloc(count + 1, sizeof *ents);
+    RETURN_ERROR_IF(!ents, e, DDCT_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < count; i++) {
+        const ddct_ctr_entry *en = ddct_ctr_entry_at(j->o->r, first + i);
         ents[i] = (ddct_st_entry){.name = en->name, .dtype = en->dtype, .ndim = en->ndim, .shape = en->shape};
-        uint64_t nb = en->nelem * ddct_dtype_size(en->dtype);
-        if (nb > maxb) maxb = nb;
-        total += nb;
     }
     ddct_st_writer *w = NULL;
-    const char *inputs[] = {base_path, ddct_path, NULL};
-    if (!rc) rc = ddct_stw_open(&w, out_path, overwrite, inputs, ents, n, meta, e);
-    uint8_t *buf = rc ? NULL : malloc((size_t)maxb);
-    if (!rc && !buf) rc = ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory (%llu bytes)", (unsigned long long)maxb);
-    int threads = ddct_resolve_threads(d->threads);
-    uint64_t done_bytes = 0;
-    for (size_t i = 0; i < n && !rc; i++) {
-        const ddct_ctr_entry *en = ddct_ctr_entry_at(o.r, i);
-        uint64_t nb = en->nelem * ddct_dtype_size(en->dtype);
-        rc = ddct_decode_tensor(o.r, i, o.base, threads, d->rescale, buf, e);
-        if (!rc) rc = ddct_stw_write(w, buf, (size_t)nb, e);
-        done_bytes += nb;
-        if (!rc && d->progress && d->progress(d->progress_opaque, i + 1, n, done_bytes, total, en->name))
+    int rc = ddct_stw_open(&w, path, overwrite, j->inputs, ents, count, meta, e);
+    free(ents);
+    for (size_t i = first; i < first + count && !rc; i++) {
+        const ddct_ctr_entry *en = ddct_ctr_entry_at(j->o->r, i);
+        rc = ddct_decode_stream(j->o->r, i, j->o->base, j->threads, j->d->rescale, stw_sink, w, e);
+        j->done_bytes += en->nelem * ddct_dtype_size(en->dtype);
+        j->done++;
+        if (!rc && j->d->progress &&
+            j->d->progress(j->d->progress_opaque, j->done, j->total, j->done_bytes, j->total_bytes, en->name))
             rc = ddct_seterr(e, DDCT_ERR_PARAM, "cancelled");
     }
     if (!rc) {
@@ -192,9 +245,88 @@ static int decompress(ddct_DCtx *d, const char *base_path, const char *ddct_path
         w = NULL;
     }
     ddct_stw_abort(w);
-    free(buf);
-    free(meta);
-    free(ents);
+    return rc;
+}
+
+/* A carried file, byte for byte. */
+static int write_file(wjob *j, const ddct_layout_file *f, const char *path)
+{
+    ddct_err *e = &j->d->err;
+    ddct_record rec;
+    FORWARD_IF_ERROR(ddct_ctr_record(j->o->r, f->record, 1, &rec, e));
+    RETURN_ERROR_IF(rec.codec != DDCT_CODEC_RAW || rec.flags, e, DDCT_ERR_FORMAT,
+                    "%s: file '%s': record %zu is not a raw record without base", ddct_ctr_path(j->o->r), f->name,
+                    f->record);
+    ddct_ofile *of = NULL;
+    int rc = ddct_ofile_open(&of, path, 0, j->inputs, e);
+    piece_release pr = {.bi = DDCT_MODEL_NONE, .r = j->o->r, .data = rec.data, .sink = ofile_sink, .opaque = of};
+    if (!rc) rc = ddct_lossless_decode_stream(&rec, NULL, f->bytes, 1, release_sink, &pr, release_both, e);
+    if (!rc && ddct_ofile_tell(of) != f->bytes)
+        rc = ddct_seterr(e, DDCT_ERR_FORMAT, "decoded %llu bytes, expected %llu",
+                         (unsigned long long)ddct_ofile_tell(of), (unsigned long long)f->bytes);
+    if (!rc) {
+        rc = ddct_ofile_commit(of, e);
+        of = NULL;
+    }
+    ddct_ofile_abort(of);
+    ddct_ctr_release(j->o->r, f->record);
+    if (rc) ddct_err_prefix(e, "%s: file '%s': ", ddct_ctr_path(j->o->r), f->name);
+    return rc;
+}
+
+/* The fine-tune as it came: its shards, index and carried files, in a new directory. */
+static int write_dir(wjob *j, const char *out_path, int overwrite)
+{
+    ddct_err *e = &j->d->err;
+    const ddct_layout *L = &j->o->L;
+    ddct_odir *od = NULL;
+    FORWARD_IF_ERROR(ddct_odir_open(&od, out_path, overwrite, j->inputs, e));
+    int rc = 0;
+    for (size_t k = 0; k < L->nshards + L->nfiles && !rc; k++) {
+        const char *name = k < L->nshards ? L->shards[k].name : L->files[k - L->nshards].name;
+        char *p = ddct_odir_file(od, name);
+        if (!p) rc = ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory");
+        else if (k < L->nshards)
+            rc = write_tensors(j, p, L->shards[k].first, L->shards[k].count, L->shards[k].metadata, 0);
+        else
+            rc = write_file(j, &L->files[k - L->nshards], p);
+        free(p);
+    }
+    if (rc) {
+        ddct_odir_abort(od);
+        return rc;
+    }
+    return ddct_odir_commit(od, e);
+}
+
+static int is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}
+
+static int decompress(ddct_DCtx *d, const char *base_path, const char *ddct_path, const char *out_path, int overwrite)
+{
+    ddct_err *e = &d->err;
+    RETURN_ERROR_IF(!out_path || !*out_path, e, DDCT_ERR_PARAM, "no output path given");
+    opened o;
+    int rc = open_both(&o, ddct_path, base_path, e);
+    const char *inputs[] = {base_path, ddct_path, NULL};
+    wjob j = {.d = d, .o = &o, .inputs = inputs, .threads = ddct_resolve_threads(d->threads)};
+    for (size_t i = 0; !rc && i < o.L.ntensors; i++) {
+        const ddct_ctr_entry *en = ddct_ctr_entry_at(o.r, i);
+        j.total_bytes += en->nelem * ddct_dtype_size(en->dtype);
+    }
+    j.total = o.L.ntensors;
+    int to_dir = ends_with(out_path, "/") || is_dir(out_path) || (o.L.directory && !ends_with(out_path, ".safetensors"));
+    if (!rc && to_dir) rc = write_dir(&j, out_path, overwrite);
+    else if (!rc) rc = write_tensors(&j, out_path, 0, o.L.ntensors, o.L.shards[0].metadata, overwrite);
     close_both(&o);
     return rc;
 }
@@ -212,15 +344,13 @@ ddct_ErrorCode ddct_verifyFile(ddct_DCtx *d, const char *ddct_path, const char *
     ddct_err_clear(e);
     opened o;
     int rc = open_both(&o, ddct_path, base_path, e);
-    char *meta = NULL;
-    if (!rc) rc = header_metadata(o.r, &meta, e);
-    free(meta);
     for (size_t i = 0; !rc && i < ddct_ctr_count(o.r); i++) {
         ddct_record rec;
         rc = ddct_ctr_record(o.r, i, 1, &rec, e);
         if (!rc && !ddct_codec_get(rec.codec))
             rc = ddct_seterr(e, DDCT_ERR_UNSUPPORTED, "%s: tensor '%s': unknown codec id %u", ddct_path,
                              ddct_ctr_entry_at(o.r, i)->name, rec.codec);
+        ddct_ctr_release(o.r, i);
     }
     close_both(&o);
     return (ddct_ErrorCode)rc;
@@ -253,13 +383,13 @@ static int evaluate(ddct_DCtx *d, const char *base_path, const char *ft_path, co
 {
     ddct_err *e = &d->err;
     opened o;
-    ddct_st_file *ft = NULL;
+    ddct_model *ft = NULL;
     int rc = open_both(&o, ddct_path, base_path, e);
-    if (!rc) rc = ddct_st_open(&ft, ft_path, e);
+    if (!rc) rc = ddct_model_open(&ft, ft_path, e);
     int threads = ddct_resolve_threads(d->threads);
-    for (size_t i = 0; !rc && i < ddct_ctr_count(o.r); i++) {
+    for (size_t i = 0; !rc && i < o.L.ntensors; i++) {
         const ddct_ctr_entry *en = ddct_ctr_entry_at(o.r, i);
-        const ddct_st_tensor *t = ddct_st_find(ft, en->name);
+        const ddct_st_tensor *t = ddct_model_find(ft, en->name);
         if (!t || t->dtype != en->dtype || t->nelem != en->nelem) {
             rc = ddct_seterr(e, DDCT_ERR_PARAM, "%s: tensor '%s' of the .ddct is not in %s with the same dtype and size",
                              ft_path, en->name, ft_path);
@@ -277,7 +407,7 @@ static int evaluate(ddct_DCtx *d, const char *base_path, const char *ft_path, co
             const ddct_codec_traits *ct = ddct_codec_get(rec.codec);
             ddct_tensor_eval ev = {.name = en->name, .lossy = ct->lossy, .nparams = en->nelem};
             if (ddct_dtype_is_lossy_float(t->dtype)) {
-                const ddct_st_tensor *b = ddct_st_find(o.base, en->name);
+                const ddct_st_tensor *b = ddct_model_find(o.base, en->name);
                 compare(t, b && b->nelem == t->nelem && ddct_dtype_is_lossy_float(b->dtype) ? b : NULL, buf, &ev);
             } else if (memcmp(buf, t->data, (size_t)t->nbytes)) {
                 ev.err2 = ev.max_abs_err = 1; /* lossless mismatch: cannot happen unless corrupt */
@@ -286,7 +416,7 @@ static int evaluate(ddct_DCtx *d, const char *base_path, const char *ft_path, co
         }
         free(buf);
     }
-    ddct_st_close(ft);
+    ddct_model_close(ft);
     close_both(&o);
     return rc;
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/dtype.h"
+#include "layout.h"
 #include "pipeline.h"
 
 struct ddct_Info_s {
@@ -15,6 +16,11 @@ struct ddct_Info_s {
     size_t n;
     char **removed;
     size_t nremoved;
+    ddct_layout L;
+    ddct_layout_info li;
+    const char **shard_names, **file_names;
+    size_t *shard_tensors;
+    uint64_t *file_bytes;
 };
 
 void ddct_freeInfo(ddct_Info *info)
@@ -22,6 +28,11 @@ void ddct_freeInfo(ddct_Info *info)
     if (!info) return;
     for (size_t i = 0; i < info->nremoved; i++) free(info->removed[i]);
     free(info->removed);
+    free(info->shard_names);
+    free(info->file_names);
+    free(info->shard_tensors);
+    free(info->file_bytes);
+    ddct_layout_free(&info->L);
     free(info->t);
     ddct_ctr_close(info->r);
     free(info);
@@ -47,10 +58,43 @@ static int load_removed(ddct_Info *info, ddct_err *e)
     return rc;
 }
 
+static int load_layout(ddct_Info *info, ddct_err *e)
+{
+    const ddct_layout *L = &info->L;
+    ddct_layout_info *li = &info->li;
+    info->shard_names = calloc(L->nshards + 1, sizeof *info->shard_names);
+    info->shard_tensors = calloc(L->nshards + 1, sizeof *info->shard_tensors);
+    info->file_names = calloc(L->nfiles + 1, sizeof *info->file_names);
+    info->file_bytes = calloc(L->nfiles + 1, sizeof *info->file_bytes);
+    RETURN_ERROR_IF(!info->shard_names || !info->shard_tensors || !info->file_names || !info->file_bytes, e,
+                    DDCT_ERR_NOMEM, "out of memory");
+    for (size_t k = 0; k < L->nshards; k++) {
+        info->shard_names[k] = L->shards[k].name;
+        info->shard_tensors[k] = L->shards[k].count;
+    }
+    for (size_t k = 0; k < L->nfiles; k++) {
+        info->file_names[k] = L->files[k].name;
+        info->file_bytes[k] = L->files[k].bytes;
+        li->files_record_bytes += ddct_ctr_entry_at(info->r, L->files[k].record)->length;
+    }
+    li->directory = L->directory;
+    li->index_name = L->index_name;
+    li->index_metadata = L->index_metadata;
+    li->nshards = L->nshards;
+    li->shard_names = info->shard_names;
+    li->shard_tensors = info->shard_tensors;
+    li->nfiles = L->nfiles;
+    li->file_names = info->file_names;
+    li->file_bytes = info->file_bytes;
+    return 0;
+}
+
 static int open_info(ddct_Info *info, const char *path, ddct_err *e)
 {
     FORWARD_IF_ERROR(ddct_ctr_open(&info->r, path, e));
-    info->n = ddct_ctr_count(info->r);
+    FORWARD_IF_ERROR(ddct_layout_read(&info->L, info->r, e));
+    FORWARD_IF_ERROR(load_layout(info, e));
+    info->n = info->L.ntensors;
     info->t = calloc(info->n + 1, sizeof *info->t);
     RETURN_ERROR_IF(!info->t, e, DDCT_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < info->n; i++) {
@@ -94,10 +138,11 @@ const ddct_tensor_info *ddct_Info_tensor(const ddct_Info *info, size_t i) { retu
 uint64_t ddct_Info_fileBytes(const ddct_Info *info) { return ddct_ctr_file_size(info->r); }
 uint64_t ddct_Info_containerBytes(const ddct_Info *info)
 {
-    uint64_t s = ddct_ctr_file_size(info->r);
+    uint64_t s = ddct_ctr_file_size(info->r) - info->li.files_record_bytes;
     for (size_t i = 0; i < info->n; i++) s -= info->t[i].record_bytes;
     return s;
 }
+const ddct_layout_info *ddct_Info_layout(const ddct_Info *info) { return &info->li; }
 const char *ddct_Info_header(const ddct_Info *info) { return ddct_ctr_header_json(info->r); }
 size_t ddct_Info_removedCount(const ddct_Info *info) { return info->nremoved; }
 const char *ddct_Info_removed(const ddct_Info *info, size_t i) { return i < info->nremoved ? info->removed[i] : NULL; }

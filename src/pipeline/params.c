@@ -85,7 +85,7 @@ typedef struct {
 
 static const ddct_enum_name method_names[] = {
     {"patch", DDCT_METHOD_PATCH}, {"dct", DDCT_METHOD_PATCH}, {"bitdelta", DDCT_METHOD_BITDELTA},
-    {"svd", DDCT_METHOD_SVD}, {NULL, 0}};
+    {"svd", DDCT_METHOD_SVD}, {"rd", DDCT_METHOD_RD}, {NULL, 0}};
 static const ddct_enum_name transform_names[] = {
     {"dct", DDCT_TRANSFORM_DCT}, {"dwt", DDCT_TRANSFORM_DWT}, {"none", DDCT_TRANSFORM_NONE}, {NULL, 0}};
 static const ddct_enum_name wavelet_names[] = {{"haar", DDCT_WAVELET_HAAR}, {"cdf97", DDCT_WAVELET_CDF97}, {NULL, 0}};
@@ -164,22 +164,32 @@ ddct_ErrorCode ddct_params_set(ddct_params *p, const char *name, const char *val
         p->bpp = b;
         return DDCT_OK;
     }
+    if (!strcmp(name, "error")) {
+        char *end;
+        errno = 0;
+        double x = strtod(value, &end);
+        if (end == value || *end || errno || !isfinite(x) || x <= 0 || x >= 1)
+            return perr(err, errlen, "--error must be a number in (0, 1), got '%s'", value);
+        p->error = x;
+        return DDCT_OK;
+    }
     return perr(err, errlen, "unknown option '%s'", name);
 }
 
 void ddct_params_describe(const ddct_params *p, char *out, size_t outlen)
 {
-    char bits[256];
+    char bits[256], errs[48] = "";
     size_t n = 0;
+    if (p->error > 0) snprintf(errs, sizeof errs, " error=%g", p->error);
     bits[0] = 0;
     for (int i = 0; i < p->bits.n && n < sizeof bits; i++)
         n += (size_t)snprintf(bits + n, sizeof bits - n, "%s%d:%g", i ? "," : "", p->bits.bits[i], p->bits.frac[i]);
     snprintf(out, outlen,
              "method=%s transform=%s patch=%d bits=%s importance=%s lowfreq-k=%d qtable=%s wavelet=%s "
-             "dwt-levels=%d dwt-keep=%s rescale=%d bpp=%g zstd-level=%d include=%s exclude=%s",
+             "dwt-levels=%d dwt-keep=%s rescale=%d bpp=%g%s zstd-level=%d include=%s exclude=%s",
              name_of(method_names, p->method), name_of(transform_names, p->transform), p->patch, bits,
              name_of(importance_names, p->importance), p->lowfreq_k, name_of(qtable_names, p->qtable),
              name_of(wavelet_names, p->wavelet), p->dwt_levels, name_of(keep_names, p->dwt_keep), p->rescale,
-             p->bpp, p->zstd_level, p->include_regex ? p->include_regex : "(default)",
+             p->bpp, errs, p->zstd_level, p->include_regex ? p->include_regex : "(default)",
              p->exclude_regex ? p->exclude_regex : "(default)");
 }

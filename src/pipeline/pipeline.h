@@ -6,6 +6,7 @@
 
 #include "codec/codec.h"
 #include "container/container.h"
+#include "io/model.h"
 #include "io/safetensors.h"
 
 struct ddct_CCtx_s {
@@ -27,9 +28,14 @@ struct ddct_DCtx_s {
 int ddct_resolve_threads(int threads);
 
 /* Check the base fingerprints of every record of r against base (first mismatch fails). */
-int ddct_check_base(const ddct_ctr_reader *r, const ddct_st_file *base, ddct_err *e);
+int ddct_check_base(const ddct_ctr_reader *r, const ddct_model *base, ddct_err *e);
 /* Decode record i into out (the tensor's bytes in its dtype). base may be NULL if unused. */
-int ddct_decode_tensor(const ddct_ctr_reader *r, size_t i, const ddct_st_file *base, int threads, int rescale,
+int ddct_decode_tensor(const ddct_ctr_reader *r, size_t i, const ddct_model *base, int threads, int rescale,
                        uint8_t *out, ddct_err *e);
+/* The same, streamed: the tensor's bytes go to sink in order. Memory: one float32 copy of a
+ * lossy tensor plus a 1 Mi-element piece; lossless records stream in DDCT_RAW_CHUNK pieces.
+ * The record's and the base tensor's mapped pages are released afterwards. */
+int ddct_decode_stream(const ddct_ctr_reader *r, size_t i, const ddct_model *base, int threads, int rescale,
+                       ddct_sink_fn sink, void *opaque, ddct_err *e);
 
 #endif

@@ -15,9 +15,12 @@
  *   the first class (both remainders are 0.5, the tie goes to the earlier class).
  *   If no fraction is positive, class 0 gets all n. s->n <= 0 writes nothing.
  *
- * ddct_alloc_by_rank: sorts (key, index) pairs with qsort, where key is an order-preserving
- * integer image of the score, so the comparator is a total order: score descending,
- * NaN last, equal scores (and -0 == +0) by lower index first. O(n log n).
+ * ddct_alloc_by_rank: orders the patches by (key, index), where key is an order-preserving
+ * integer image of the score, so the order is total: score descending, NaN last, equal
+ * scores (and -0 == +0) by lower index first. A stable LSD radix sort on the 32-bit key
+ * (8-bit digits, digits on which every key agrees skipped) over the indices in increasing
+ * order gives exactly that order in O(n); ddct_alloc_by_rank_ref does the same with qsort
+ * and an explicit comparator (the tests compare the two).
  */
 #include "quant/quant.h"
 
@@ -98,13 +101,33 @@ static int rank_cmp(const void *a, const void *b)
     return x->idx < y->idx ? -1 : (x->idx > y->idx ? 1 : 0);
 }
 
-int ddct_alloc_by_rank(const ddct_strategy *s, const float *scores, size_t n, uint8_t *widths, ddct_err *e)
+static int check_strategy(const ddct_strategy *s, ddct_err *e)
 {
     RETURN_ERROR_IF(!s || s->n < 1 || s->n > DDCT_MAX_BITS_LEVELS, e, DDCT_ERR_PARAM,
                     "bit allocation: strategy has %d classes (1..%d)", s ? s->n : 0, DDCT_MAX_BITS_LEVELS);
     for (int c = 0; c < s->n; c++)
         RETURN_ERROR_IF(s->bits[c] < 0 || s->bits[c] > 16, e, DDCT_ERR_PARAM,
                         "bit allocation: class %d has bit-width %d (0..16)", c, s->bits[c]);
+    return 0;
+}
+
+/* Widths in rank order: the first counts[0] ranks get class 0's width, and so on. */
+#define ASSIGN_BY_RANK(s, n, widths, IDX)                                                                             \
+    do {                                                                                                               \
+        uint64_t counts[DDCT_MAX_BITS_LEVELS];                                                                         \
+        ddct_alloc_counts(s, (uint64_t)(n), counts);                                                                   \
+        size_t r = 0;                                                                                                  \
+        for (int c = 0; c < (s)->n; c++) {                                                                             \
+            uint8_t b = (uint8_t)(s)->bits[c];                                                                         \
+            for (uint64_t j = 0; j < counts[c] && r < (n); j++, r++) (widths)[IDX(r)] = b;                            \
+        }                                                                                                              \
+        /* counts sum to n; this only guards against a bug */                                                          \
+        for (; r < (n); r++) (widths)[IDX(r)] = (uint8_t)(s)->bits[(s)->n - 1];                                       \
+    } while (0)
+
+int ddct_alloc_by_rank_ref(const ddct_strategy *s, const float *scores, size_t n, uint8_t *widths, ddct_err *e)
+{
+    FORWARD_IF_ERROR(check_strategy(s, e));
     if (n == 0) return DDCT_OK;
     RETURN_ERROR_IF(!scores || !widths, e, DDCT_ERR_PARAM, "bit allocation: NULL buffer");
     RETURN_ERROR_IF(n > SIZE_MAX / sizeof(rank_item), e, DDCT_ERR_NOMEM,
@@ -116,15 +139,59 @@ int ddct_alloc_by_rank(const ddct_strategy *s, const float *scores, size_t n, ui
         it[i].idx = i;
     }
     qsort(it, n, sizeof *it, rank_cmp);
-    uint64_t counts[DDCT_MAX_BITS_LEVELS];
-    ddct_alloc_counts(s, (uint64_t)n, counts);
-    size_t r = 0;
-    for (int c = 0; c < s->n; c++) {
-        uint8_t b = (uint8_t)s->bits[c];
-        for (uint64_t j = 0; j < counts[c] && r < n; j++, r++) widths[it[r].idx] = b;
-    }
-    /* counts sum to n; this only guards against a bug */
-    for (; r < n; r++) widths[it[r].idx] = (uint8_t)s->bits[s->n - 1];
+#define ITEM_IDX(r) it[r].idx
+    ASSIGN_BY_RANK(s, n, widths, ITEM_IDX);
+#undef ITEM_IDX
     free(it);
+    return DDCT_OK;
+}
+
+int ddct_alloc_by_rank(const ddct_strategy *s, const float *scores, size_t n, uint8_t *widths, ddct_err *e)
+{
+    FORWARD_IF_ERROR(check_strategy(s, e));
+    if (n == 0) return DDCT_OK;
+    RETURN_ERROR_IF(!scores || !widths, e, DDCT_ERR_PARAM, "bit allocation: NULL buffer");
+    if (n > UINT32_MAX) return ddct_alloc_by_rank_ref(s, scores, n, widths, e);
+    /* keys and indices, double-buffered */
+    uint32_t *buf = malloc(4 * n * sizeof *buf);
+    RETURN_ERROR_IF(!buf, e, DDCT_ERR_NOMEM, "bit allocation: out of memory (%zu patches)", n);
+    uint32_t *k0 = buf, *i0 = buf + n, *k1 = buf + 2 * n, *i1 = buf + 3 * n;
+    size_t hist[4][256];
+    memset(hist, 0, sizeof hist);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t k = score_key(scores[i]);
+        k0[i] = k;
+        i0[i] = (uint32_t)i;
+        hist[0][k & 255]++;
+        hist[1][(k >> 8) & 255]++;
+        hist[2][(k >> 16) & 255]++;
+        hist[3][k >> 24]++;
+    }
+    for (int d = 0; d < 4; d++) {
+        size_t *h = hist[d];
+        int sh = 8 * d;
+        if (h[(k0[0] >> sh) & 255] == n) continue; /* every key has this digit: order unchanged */
+        size_t sum = 0;
+        for (int b = 0; b < 256; b++) {
+            size_t c = h[b];
+            h[b] = sum;
+            sum += c;
+        }
+        for (size_t i = 0; i < n; i++) { /* stable: equal digits keep their order */
+            size_t o = h[(k0[i] >> sh) & 255]++;
+            k1[o] = k0[i];
+            i1[o] = i0[i];
+        }
+        uint32_t *t = k0;
+        k0 = k1;
+        k1 = t;
+        t = i0;
+        i0 = i1;
+        i1 = t;
+    }
+#define SORTED_IDX(r) i0[r]
+    ASSIGN_BY_RANK(s, n, widths, SORTED_IDX);
+#undef SORTED_IDX
+    free(buf);
     return DDCT_OK;
 }

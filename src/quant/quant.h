@@ -77,5 +77,6 @@ void ddct_alloc_counts(const ddct_strategy *s, uint64_t n, uint64_t *counts);
 /* widths[i] for each of n patches from scores[i]. Returns DDCT_ERR_NOMEM on failure,
  * DDCT_ERR_PARAM for a strategy with no classes / more than 16 / a width outside 0..16. */
 int ddct_alloc_by_rank(const ddct_strategy *s, const float *scores, size_t n, uint8_t *widths, ddct_err *e);
+int ddct_alloc_by_rank_ref(const ddct_strategy *s, const float *scores, size_t n, uint8_t *widths, ddct_err *e);
 
 #endif

@@ -1,0 +1,28 @@
+/*
+ * lowrank.h — SVD and low-rank pieces shared by the svd and rd codecs (codec_svd.c).
+ *
+ * LAPACK/BLAS run on one OpenBLAS thread (ddct_blas_serial_begin/end) so that results never
+ * depend on the thread count; see codec_svd.c for why.
+ */
+#ifndef DDCT_LOWRANK_H
+#define DDCT_LOWRANK_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "common/error_private.h"
+
+/* One OpenBLAS thread until ddct_blas_serial_end(previous count). Process-global. */
+int ddct_blas_serial_begin(void);
+void ddct_blas_serial_end(int prev);
+
+/* Thin SVD of the row-major rows x cols matrix a (destroyed), k = min(rows, cols):
+ * s[k] descending, vecs_v (cols x k column-major: v_i contiguous at vecs_v + i * cols),
+ * ut (k x rows column-major: element j of u_i at ut[j * k + i]). rows, cols <= INT_MAX. */
+int ddct_svd_thin(float *a, uint64_t rows, uint64_t cols, float *s, float *vecs_v, float *ut, ddct_err *e);
+
+/* out[0..n) = row-major U V^T, uc rows x r and vc cols x r column-major (vectors contiguous),
+ * n <= rows * cols; fixed blocks of rows, so the result does not depend on threads. */
+int ddct_lowrank_product(const float *uc, const float *vc, size_t rows, size_t cols, size_t r, uint64_t n,
+                         float *out, int threads, ddct_err *e);
+
+#endif

@@ -1,0 +1,551 @@
+/*
+ * model.c — single-file, sharded and directory models (see model.h).
+ *
+ * Opening a directory: list it once (readdir), pick the index or the *.safetensors files,
+ * resolve every name through resolve() (plain name, symlink policy), open the shards with the
+ * validating safetensors reader, then cross-check the index against the shards and look for
+ * names held by two shards. Nothing read from the directory is used before it is checked.
+ */
+#include "io/model.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define MAX_INDEX_BYTES (64u << 20)
+
+typedef struct {
+    char *name; /* file name in the directory */
+    char *path; /* path opened (resolved when it was a symlink) */
+    uint64_t size;
+} dir_file;
+
+typedef struct {
+    const ddct_st_tensor *t;
+    size_t shard;
+} model_tensor;
+
+struct ddct_model {
+    char *path;
+    char *dir;       /* the directory (== path for a directory; NULL for a single file) */
+    char *real_dir;  /* realpath(dir) */
+    char *blobs_dir; /* realpath of a hub cache's blobs/ folder, or NULL */
+    int is_dir;
+    char *index_name, *index_meta;
+    size_t nshards;
+    dir_file *shard_files;
+    ddct_st_file **shards;
+    size_t n;
+    model_tensor *t;
+    size_t *by_name; /* tensor indices sorted by name */
+    size_t nfiles;
+    dir_file *files;
+    size_t nignored;
+    char **ignored;
+};
+
+/* ---------------------------------------------------------------- names and paths */
+
+int ddct_plain_file_name(const char *name)
+{
+    if (!name || !*name || name[0] == '.') return 0; /* also ".", ".." and hidden files */
+    for (const char *c = name; *c; c++)
+        if (*c == '/' || *c == '\\') return 0;
+    return strlen(name) <= NAME_MAX;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}
+
+static char *join(const char *dir, const char *name)
+{
+    size_t a = strlen(dir), b = strlen(name);
+    char *p = malloc(a + b + 2);
+    if (!p) return NULL;
+    memcpy(p, dir, a);
+    p[a] = '/';
+    memcpy(p + a + 1, name, b + 1);
+    return p;
+}
+
+/* 1 if real (an absolute resolved path) lies strictly inside root. */
+static int inside(const char *real, const char *root)
+{
+    size_t k = root ? strlen(root) : 0;
+    if (!root) return 0;
+    if (k == 1 && root[0] == '/') return real[0] == '/' && real[1];
+    return !strncmp(real, root, k) && real[k] == '/' && real[k + 1];
+}
+
+/* Path to open for `name` of the model directory. *kind: 1 regular file, 0 other (skip).
+ * A symlink is resolved and accepted only inside the directory or the hub cache's blobs/. */
+static int resolve_st(const ddct_model *m, const char *what, const char *name, char **out, int *kind,
+                      struct stat *st_out, ddct_err *e)
+{
+    *out = NULL;
+    *kind = 0;
+    RETURN_ERROR_IF(!ddct_plain_file_name(name), e, DDCT_ERR_FORMAT,
+                    "%s: %s '%s' is not a plain file name inside the model directory (no '/', '\\', '..' or "
+                    "leading '.'): refused",
+                    m->path, what, name);
+    char *p = join(m->dir, name);
+    RETURN_ERROR_IF(!p, e, DDCT_ERR_NOMEM, "out of memory");
+    struct stat st;
+    if (lstat(p, &st) != 0) {
+        int err = errno;
+        free(p);
+        RETURN_ERROR(e, err == ENOENT ? DDCT_ERR_FORMAT : DDCT_ERR_IO, "%s: %s '%s' %s", m->path, what, name,
+                     err == ENOENT ? "is missing from the model directory" : strerror(err));
+    }
+    if (S_ISLNK(st.st_mode)) {
+        char *real = realpath(p, NULL);
+        int ok = real && (inside(real, m->real_dir) || inside(real, m->blobs_dir)) && stat(real, &st) == 0;
+        if (!ok) {
+            int err = real ? 0 : errno;
+            free(p);
+            char msg[PATH_MAX + 64];
+            snprintf(msg, sizeof msg, "%s", real ? real : strerror(err));
+            free(real);
+            RETURN_ERROR(e, DDCT_ERR_FORMAT,
+                         "%s: %s '%s' is a symlink to '%s', outside the model directory: refused", m->path, what,
+                         name, msg);
+        }
+        free(p);
+        p = real;
+    }
+    *kind = S_ISREG(st.st_mode);
+    *out = p;
+    if (st_out) *st_out = st;
+    return 0;
+}
+
+static int resolve(const ddct_model *m, const char *what, const char *name, char **out, int *kind, ddct_err *e)
+{
+    return resolve_st(m, what, name, out, kind, NULL, e);
+}
+
+static void free_files(dir_file *f, size_t n)
+{
+    for (size_t i = 0; f && i < n; i++) {
+        free(f[i].name);
+        free(f[i].path);
+    }
+    free(f);
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Sorted plain names of the directory (dotfiles left out). */
+static int list_dir(const ddct_model *m, char ***names, size_t *count, ddct_err *e)
+{
+    *names = NULL;
+    *count = 0;
+    DIR *d = opendir(m->dir);
+    RETURN_ERROR_IF(!d, e, DDCT_ERR_IO, "%s: cannot list the directory: %s", m->path, strerror(errno));
+    size_t n = 0, cap = 0;
+    char **v = NULL;
+    int rc = 0;
+    struct dirent *de;
+    while (!rc && (de = readdir(d))) {
+        if (!ddct_plain_file_name(de->d_name)) continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 32;
+            char **nv = realloc(v, cap * sizeof *v);
+            if (!nv) {
+                rc = ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory");
+                break;
+            }
+            v = nv;
+        }
+        if (!(v[n] = strdup(de->d_name))) rc = ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory");
+        else n++;
+    }
+    closedir(d);
+    if (n) qsort(v, n, sizeof *v, cmp_str);
+    *names = v;
+    *count = n;
+    return rc;
+}
+
+static void free_names(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) free(v[i]);
+    free(v);
+}
+
+/* ---------------------------------------------------------------- index */
+
+static int add_shard_name(ddct_model *m, const char *name, ddct_err *e)
+{
+    for (size_t k = 0; k < m->nshards; k++)
+        if (!strcmp(m->shard_files[k].name, name)) return 0;
+    dir_file *nv = realloc(m->shard_files, (m->nshards + 1) * sizeof *nv);
+    RETURN_ERROR_IF(!nv, e, DDCT_ERR_NOMEM, "out of memory");
+    m->shard_files = nv;
+    nv[m->nshards].path = NULL;
+    nv[m->nshards].name = strdup(name);
+    RETURN_ERROR_IF(!nv[m->nshards].name, e, DDCT_ERR_NOMEM, "out of memory");
+    m->nshards++;
+    return 0;
+}
+
+static int cmp_file(const void *a, const void *b)
+{
+    return strcmp(((const dir_file *)a)->name, ((const dir_file *)b)->name);
+}
+
+/* Parse the index: keeps "metadata", collects the shard names, returns weight_map (a new reference). */
+static int load_index(ddct_model *m, json_t **wm_out, ddct_err *e)
+{
+    char *p = NULL;
+    int kind = 0;
+    FORWARD_IF_ERROR(resolve(m, "index", m->index_name, &p, &kind, e));
+    ddct_map map;
+    int rc = kind ? ddct_map_open(&map, p, e) : ddct_seterr(e, DDCT_ERR_FORMAT, "%s: index '%s' is not a regular file",
+                                                          m->path, m->index_name);
+    free(p);
+    FORWARD_IF_ERROR(rc);
+    json_t *root = NULL;
+    json_error_t je;
+    if (map.size > MAX_INDEX_BYTES)
+        rc = ddct_seterr(e, DDCT_ERR_FORMAT, "%s/%s: %llu bytes, more than an index can be (%u)", m->dir,
+                         m->index_name, (unsigned long long)map.size, MAX_INDEX_BYTES);
+    else if (!(root = json_loadb((const char *)map.p, (size_t)map.size, JSON_REJECT_DUPLICATES, &je)))
+        rc = ddct_seterr(e, DDCT_ERR_FORMAT, "%s/%s: invalid JSON at byte %d: %s", m->dir, m->index_name,
+                         je.position, je.text);
+    ddct_map_close(&map);
+    FORWARD_IF_ERROR(rc);
+    json_t *wm = json_object_get(root, "weight_map"), *meta = json_object_get(root, "metadata");
+    if (!json_is_object(root) || !json_is_object(wm))
+        rc = ddct_seterr(e, DDCT_ERR_FORMAT, "%s/%s: no \"weight_map\" object", m->dir, m->index_name);
+    if (!rc && meta && !json_is_null(meta)) {
+        if (!json_is_object(meta))
+            rc = ddct_seterr(e, DDCT_ERR_FORMAT, "%s/%s: \"metadata\" is not an object", m->dir, m->index_name);
+        else if (!(m->index_meta = json_dumps(meta, JSON_COMPACT | JSON_PRESERVE_ORDER)))
+            rc = ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory");
+    }
+    const char *key;
+    json_t *v;
+    if (!rc) json_object_foreach(wm, key, v) {
+        if (!json_is_string(v)) {
+            rc = ddct_seterr(e, DDCT_ERR_FORMAT, "%s/%s: weight_map: tensor '%s' maps to a non-string", m->dir,
+                             m->index_name, key);
+            break;
+        }
+        const char *s = json_string_value(v);
+        if (!ddct_plain_file_name(s) || strlen(s) != json_string_length(v)) {
+            rc = ddct_seterr(e, DDCT_ERR_FORMAT,
+                             "%s/%s: weight_map: tensor '%s' maps to shard '%s', not a plain file name inside the "
+                             "model directory (no '/', '\\', '..' or leading '.'): refused",
+                             m->dir, m->index_name, key, s);
+            break;
+        }
+        if ((rc = add_shard_name(m, s, e))) break;
+    }
+    if (!rc && m->nshards == 0)
+        rc = ddct_seterr(e, DDCT_ERR_FORMAT, "%s/%s: weight_map lists no tensors", m->dir, m->index_name);
+    if (!rc) {
+        qsort(m->shard_files, m->nshards, sizeof *m->shard_files, cmp_file);
+        *wm_out = json_incref(wm);
+    }
+    json_decref(root);
+    return rc;
+}
+
+/* Every tensor of every shard is listed with that shard, and the counts agree. */
+static int check_index(const ddct_model *m, json_t *wm, ddct_err *e)
+{
+    for (size_t i = 0; i < m->n; i++) {
+        const char *name = m->t[i].t->name, *shard = m->shard_files[m->t[i].shard].name;
+        const char *listed = json_string_value(json_object_get(wm, name));
+        RETURN_ERROR_IF(!listed, e, DDCT_ERR_FORMAT, "%s/%s: tensor '%s' of shard '%s' is not listed in the index",
+                        m->dir, m->index_name, name, shard);
+        RETURN_ERROR_IF(strcmp(listed, shard), e, DDCT_ERR_FORMAT,
+                        "%s/%s: tensor '%s' is in shard '%s' but the index maps it to '%s'", m->dir, m->index_name,
+                        name, shard, listed);
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(wm, key, v) {
+        size_t i = ddct_model_lookup(m, key);
+        RETURN_ERROR_IF(i == DDCT_MODEL_NONE, e, DDCT_ERR_FORMAT,
+                        "%s/%s: the index lists tensor '%s' in shard '%s', which does not hold it", m->dir,
+                        m->index_name, key, json_string_value(v));
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- opening */
+
+static int choose_index(ddct_model *m, char **names, size_t n, ddct_err *e)
+{
+    const char *pick = NULL;
+    int count = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!strcmp(names[i], DDCT_INDEX_NAME)) {
+            pick = names[i];
+            count = 1;
+            break;
+        }
+        if (ends_with(names[i], DDCT_INDEX_SUFFIX)) {
+            pick = names[i];
+            count++;
+        }
+    }
+    RETURN_ERROR_IF(count > 1, e, DDCT_ERR_PARAM, "%s: several *%s files and no %s: name the index to use", m->path,
+                    DDCT_INDEX_SUFFIX, DDCT_INDEX_NAME);
+    if (pick) RETURN_ERROR_IF(!(m->index_name = strdup(pick)), e, DDCT_ERR_NOMEM, "out of memory");
+    return 0;
+}
+
+static int collect_shards_noindex(ddct_model *m, char **names, size_t n, ddct_err *e)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ends_with(names[i], ".safetensors")) FORWARD_IF_ERROR(add_shard_name(m, names[i], e));
+    RETURN_ERROR_IF(m->nshards == 0, e, DDCT_ERR_PARAM, "%s: no .safetensors file and no %s in this directory",
+                    m->path, DDCT_INDEX_NAME);
+    return 0;
+}
+
+static int in_shards(const ddct_model *m, const char *name)
+{
+    for (size_t k = 0; k < m->nshards; k++)
+        if (!strcmp(m->shard_files[k].name, name)) return 1;
+    return 0;
+}
+
+/* The carried files: regular files that are not weights nor the index. */
+static int collect_files(ddct_model *m, char **names, size_t n, ddct_err *e)
+{
+    m->files = calloc(n + 1, sizeof *m->files);
+    m->ignored = calloc(n + 1, sizeof *m->ignored);
+    RETURN_ERROR_IF(!m->files || !m->ignored, e, DDCT_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        if (in_shards(m, names[i]) || (m->index_name && !strcmp(names[i], m->index_name))) continue;
+        if (ends_with(names[i], ".safetensors")) {
+            RETURN_ERROR_IF(!(m->ignored[m->nignored] = strdup(names[i])), e, DDCT_ERR_NOMEM, "out of memory");
+            m->nignored++;
+            continue;
+        }
+        char *p;
+        int kind;
+        struct stat st;
+        FORWARD_IF_ERROR(resolve_st(m, "file", names[i], &p, &kind, &st, e));
+        if (!kind) {
+            free(p);
+            continue;
+        }
+        dir_file *f = &m->files[m->nfiles++];
+        f->path = p;
+        f->size = (uint64_t)st.st_size;
+        RETURN_ERROR_IF(!(f->name = strdup(names[i])), e, DDCT_ERR_NOMEM, "out of memory");
+    }
+    /* the index travels with the other files, byte for byte */
+    if (m->index_name) {
+        char *p;
+        int kind;
+        struct stat st;
+        FORWARD_IF_ERROR(resolve_st(m, "index", m->index_name, &p, &kind, &st, e));
+        size_t at = 0;
+        while (at < m->nfiles && strcmp(m->files[at].name, m->index_name) < 0) at++;
+        memmove(m->files + at + 1, m->files + at, (m->nfiles - at) * sizeof *m->files);
+        m->files[at].path = p;
+        m->files[at].size = (uint64_t)st.st_size;
+        m->files[at].name = strdup(m->index_name);
+        m->nfiles++;
+        RETURN_ERROR_IF(!m->files[at].name, e, DDCT_ERR_NOMEM, "out of memory");
+    }
+    return 0;
+}
+
+static int cmp_idx_name(const void *a, const void *b, void *ctx)
+{
+    const model_tensor *t = ctx;
+    return strcmp(t[*(const size_t *)a].t->name, t[*(const size_t *)b].t->name);
+}
+
+static int open_shards(ddct_model *m, ddct_err *e)
+{
+    m->shards = calloc(m->nshards, sizeof *m->shards);
+    RETURN_ERROR_IF(!m->shards, e, DDCT_ERR_NOMEM, "out of memory");
+    size_t total = 0;
+    for (size_t k = 0; k < m->nshards; k++) {
+        dir_file *f = &m->shard_files[k];
+        if (m->is_dir) {
+            int kind;
+            FORWARD_IF_ERROR(resolve(m, "shard", f->name, &f->path, &kind, e));
+            RETURN_ERROR_IF(!kind, e, DDCT_ERR_FORMAT, "%s: shard '%s' is not a regular file", m->path, f->name);
+        }
+        FORWARD_IF_ERROR(ddct_st_open(&m->shards[k], f->path, e));
+        total += ddct_st_count(m->shards[k]);
+    }
+    m->t = calloc(total + 1, sizeof *m->t);
+    m->by_name = calloc(total + 1, sizeof *m->by_name);
+    RETURN_ERROR_IF(!m->t || !m->by_name, e, DDCT_ERR_NOMEM, "out of memory");
+    for (size_t k = 0; k < m->nshards; k++)
+        for (size_t i = 0; i < ddct_st_count(m->shards[k]); i++) {
+            m->by_name[m->n] = m->n;
+            m->t[m->n++] = (model_tensor){.t = ddct_st_get(m->shards[k], i), .shard = k};
+        }
+    qsort_r(m->by_name, m->n, sizeof *m->by_name, cmp_idx_name, m->t);
+    for (size_t i = 1; i < m->n; i++) {
+        const model_tensor *a = &m->t[m->by_name[i - 1]], *b = &m->t[m->by_name[i]];
+        RETURN_ERROR_IF(!strcmp(a->t->name, b->t->name), e, DDCT_ERR_FORMAT,
+                        "%s: tensor '%s' is in two shards ('%s' and '%s')", m->path, a->t->name,
+                        m->shard_files[a->shard].name, m->shard_files[b->shard].name);
+    }
+    return 0;
+}
+
+static int set_dir(ddct_model *m, const char *dir, ddct_err *e)
+{
+    m->is_dir = 1;
+    m->dir = strdup(dir);
+    RETURN_ERROR_IF(!m->dir, e, DDCT_ERR_NOMEM, "out of memory");
+    m->real_dir = realpath(dir, NULL);
+    RETURN_ERROR_IF(!m->real_dir, e, DDCT_ERR_IO, "%s: %s", dir, strerror(errno));
+    /* Hugging Face hub cache: <repo>/snapshots/<rev>/<file> -> ../../blobs/<hash> */
+    char *slash = strrchr(m->real_dir, '/');
+    if (slash && slash > m->real_dir) {
+        size_t plen = (size_t)(slash - m->real_dir);
+        if (plen >= 10 && !strncmp(slash - 10, "/snapshots", 10)) {
+            char buf[PATH_MAX];
+            snprintf(buf, sizeof buf, "%.*s/blobs", (int)(plen - 10), m->real_dir);
+            m->blobs_dir = realpath(buf, NULL); /* NULL when absent: no extra root */
+        }
+    }
+    return 0;
+}
+
+static int model_load(ddct_model *m, const char *path, ddct_err *e)
+{
+    struct stat st;
+    RETURN_ERROR_IF(stat(path, &st) != 0, e, DDCT_ERR_IO, "%s: %s", path, strerror(errno));
+    int rc = 0;
+    char **names = NULL;
+    size_t nn = 0;
+    json_t *wm = NULL;
+    if (S_ISDIR(st.st_mode) || ends_with(path, DDCT_INDEX_SUFFIX)) {
+        if (S_ISDIR(st.st_mode)) {
+            rc = set_dir(m, path, e);
+        } else {
+            const char *slash = strrchr(path, '/');
+            char *d = slash ? strndup(path, (size_t)(slash - path) + (slash == path)) : strdup(".");
+            rc = d ? set_dir(m, d, e) : ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory");
+            free(d);
+            if (!rc && !(m->index_name = strdup(slash ? slash + 1 : path)))
+                rc = ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory");
+        }
+        if (!rc) rc = list_dir(m, &names, &nn, e);
+        if (!rc && !m->index_name) rc = choose_index(m, names, nn, e);
+        if (!rc) rc = m->index_name ? load_index(m, &wm, e) : collect_shards_noindex(m, names, nn, e);
+        if (!rc) rc = collect_files(m, names, nn, e);
+    } else {
+        m->nshards = 1;
+        m->shard_files = calloc(1, sizeof *m->shard_files);
+        const char *slash = strrchr(path, '/');
+        if (!m->shard_files || !(m->shard_files[0].path = strdup(path)) ||
+            !(m->shard_files[0].name = strdup(slash ? slash + 1 : path)))
+            rc = ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory");
+    }
+    if (!rc) rc = open_shards(m, e);
+    if (!rc && wm) rc = check_index(m, wm, e);
+    json_decref(wm);
+    free_names(names, nn);
+    return rc;
+}
+
+int ddct_model_open(ddct_model **out, const char *path, ddct_err *e)
+{
+    *out = NULL;
+    RETURN_ERROR_IF(!path || !*path, e, DDCT_ERR_PARAM, "no model path given");
+    ddct_model *m = calloc(1, sizeof *m);
+    RETURN_ERROR_IF(!m, e, DDCT_ERR_NOMEM, "out of memory");
+    m->path = strdup(path);
+    int rc = m->path ? model_load(m, path, e) : ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory");
+    if (rc) {
+        ddct_model_close(m);
+        return rc;
+    }
+    *out = m;
+    return 0;
+}
+
+void ddct_model_close(ddct_model *m)
+{
+    if (!m) return;
+    for (size_t k = 0; m->shards && k < m->nshards; k++) ddct_st_close(m->shards[k]);
+    free(m->shards);
+    free_files(m->shard_files, m->nshards);
+    free_files(m->files, m->nfiles);
+    free_names(m->ignored, m->nignored);
+    free(m->t);
+    free(m->by_name);
+    free(m->index_name);
+    free(m->index_meta);
+    free(m->path);
+    free(m->dir);
+    free(m->real_dir);
+    free(m->blobs_dir);
+    free(m);
+}
+
+/* ---------------------------------------------------------------- accessors */
+
+const char *ddct_model_path(const ddct_model *m) { return m->path; }
+int ddct_model_is_dir(const ddct_model *m) { return m->is_dir; }
+const char *ddct_model_index_name(const ddct_model *m) { return m->index_name; }
+const char *ddct_model_index_metadata(const ddct_model *m) { return m->index_meta; }
+size_t ddct_model_shard_count(const ddct_model *m) { return m->nshards; }
+const ddct_st_file *ddct_model_shard(const ddct_model *m, size_t k) { return k < m->nshards ? m->shards[k] : NULL; }
+const char *ddct_model_shard_name(const ddct_model *m, size_t k)
+{
+    return k < m->nshards ? m->shard_files[k].name : NULL;
+}
+size_t ddct_model_count(const ddct_model *m) { return m->n; }
+const ddct_st_tensor *ddct_model_get(const ddct_model *m, size_t i) { return i < m->n ? m->t[i].t : NULL; }
+size_t ddct_model_shard_of(const ddct_model *m, size_t i) { return i < m->n ? m->t[i].shard : DDCT_MODEL_NONE; }
+
+size_t ddct_model_lookup(const ddct_model *m, const char *name)
+{
+    size_t lo = 0, hi = m->n;
+    while (name && lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(m->t[m->by_name[mid]].t->name, name);
+        if (c == 0) return m->by_name[mid];
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return DDCT_MODEL_NONE;
+}
+
+const ddct_st_tensor *ddct_model_find(const ddct_model *m, const char *name)
+{
+    size_t i = m ? ddct_model_lookup(m, name) : DDCT_MODEL_NONE;
+    return i == DDCT_MODEL_NONE ? NULL : m->t[i].t;
+}
+
+void ddct_model_release_range(const ddct_model *m, size_t i, uint64_t off, uint64_t len)
+{
+    if (m && i < m->n) ddct_st_release(m->shards[m->t[i].shard], m->t[i].t, off, len);
+}
+
+void ddct_model_release(const ddct_model *m, size_t i) { ddct_model_release_range(m, i, 0, UINT64_MAX); }
+
+size_t ddct_model_file_count(const ddct_model *m) { return m->nfiles; }
+const char *ddct_model_file_name(const ddct_model *m, size_t k) { return k < m->nfiles ? m->files[k].name : NULL; }
+uint64_t ddct_model_file_size(const ddct_model *m, size_t k) { return k < m->nfiles ? m->files[k].size : 0; }
+int ddct_model_file_map(const ddct_model *m, size_t k, ddct_map *map, ddct_err *e)
+{
+    RETURN_ERROR_IF(k >= m->nfiles, e, DDCT_ERR_INTERNAL, "file %zu out of range", k);
+    return ddct_map_open(map, m->files[k].path, e);
+}
+size_t ddct_model_ignored_count(const ddct_model *m) { return m->nignored; }
+const char *ddct_model_ignored(const ddct_model *m, size_t k) { return k < m->nignored ? m->ignored[k] : NULL; }

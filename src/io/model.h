@@ -1,0 +1,75 @@
+/*
+ * model.h — a model as people have it: one .safetensors file, a sharded checkpoint
+ * (model.safetensors.index.json + its shards) or a Hugging Face model directory holding either.
+ *
+ * A model is the ordered list of its tensors across shards (shards in file-name order, each
+ * shard's tensors in its header order), each shard's __metadata__, the index's "metadata"
+ * object, and the other regular files of the directory (config.json, tokenizer files, ...),
+ * which the .ddct carries losslessly.
+ *
+ * Path opened:
+ *   a regular file NAME.safetensors        one shard, no directory;
+ *   a file *.safetensors.index.json        the sharded checkpoint of its directory;
+ *   a directory                            its model.safetensors.index.json (or its only
+ *                                          *.safetensors.index.json) if present, else every
+ *                                          *.safetensors file in it (one or many shards).
+ * Checks before use (errors name the file, the tensor and what is wrong):
+ *   - every file read from a directory is named by a plain file name (no '/', '\', "..", ".",
+ *     NUL, not starting with '.'), and resolves inside the directory: a symlink is followed
+ *     only when its target lies in the directory or, for a Hugging Face hub cache snapshot
+ *     (".../snapshots/REV/"), in that repository's "blobs/" folder;
+ *   - the index's "weight_map" is an object of shard names; every tensor it lists is in its
+ *     shard, every tensor of a shard is listed with that shard, no name is in two shards.
+ * Subdirectories, dotfiles and, in a directory with an index, *.safetensors files the index
+ * does not name are not part of the model (the last are reported by ddct_model_ignored).
+ */
+#ifndef DDCT_MODEL_H
+#define DDCT_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "common/error_private.h"
+#include "common/mapfile.h"
+#include "io/safetensors.h"
+
+#define DDCT_INDEX_NAME "model.safetensors.index.json"
+#define DDCT_INDEX_SUFFIX ".safetensors.index.json"
+#define DDCT_MODEL_NONE ((size_t)-1)
+
+typedef struct ddct_model ddct_model;
+
+int ddct_model_open(ddct_model **out, const char *path, ddct_err *e);
+void ddct_model_close(ddct_model *m);
+const char *ddct_model_path(const ddct_model *m);
+int ddct_model_is_dir(const ddct_model *m);
+/* Index file name and its "metadata" object as compact JSON (key order kept); NULL if none. */
+const char *ddct_model_index_name(const ddct_model *m);
+const char *ddct_model_index_metadata(const ddct_model *m);
+
+size_t ddct_model_shard_count(const ddct_model *m);
+const ddct_st_file *ddct_model_shard(const ddct_model *m, size_t k);
+const char *ddct_model_shard_name(const ddct_model *m, size_t k); /* file name, no directory */
+
+/* Tensors across shards, in order. */
+size_t ddct_model_count(const ddct_model *m);
+const ddct_st_tensor *ddct_model_get(const ddct_model *m, size_t i);
+size_t ddct_model_shard_of(const ddct_model *m, size_t i);
+size_t ddct_model_lookup(const ddct_model *m, const char *name); /* index or DDCT_MODEL_NONE */
+const ddct_st_tensor *ddct_model_find(const ddct_model *m, const char *name);
+/* Drop tensor i's mapped pages (all, or bytes [off, off + len)) from this process (ddct_st_release). */
+void ddct_model_release(const ddct_model *m, size_t i);
+void ddct_model_release_range(const ddct_model *m, size_t i, uint64_t off, uint64_t len);
+
+/* The other regular files of a directory model, in file-name order. */
+size_t ddct_model_file_count(const ddct_model *m);
+const char *ddct_model_file_name(const ddct_model *m, size_t k);
+uint64_t ddct_model_file_size(const ddct_model *m, size_t k); /* when listed */
+int ddct_model_file_map(const ddct_model *m, size_t k, ddct_map *map, ddct_err *e);
+/* *.safetensors files of an indexed directory that the index does not name. */
+size_t ddct_model_ignored_count(const ddct_model *m);
+const char *ddct_model_ignored(const ddct_model *m, size_t k);
+
+/* 1 if name is a plain file name (the rule above). */
+int ddct_plain_file_name(const char *name);
+
+#endif

@@ -1,0 +1,324 @@
+/* test_rd.c — the rd codec: round trips, per-tensor budgets and error targets, the whole-model
+ * budget held exactly as `info` counts it, determinism across thread counts, and corrupt or
+ * truncated records rejected without reading out of bounds. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "codec/codec.h"
+#include "codec/codec_rd.h"
+#include "common/dtype.h"
+#include "deltadct.h"
+#include "io/safetensors.h"
+#include "testutil.h"
+
+/* rows x cols: rank-k part + noise of relative size `noise` */
+static float *gen(uint64_t rows, uint64_t cols, int k, double noise)
+{
+    float *x = calloc(rows * cols, sizeof *x);
+    for (int t = 0; t < k; t++) {
+        double *u = malloc(rows * sizeof *u), *v = malloc(cols * sizeof *v);
+        for (uint64_t i = 0; i < rows; i++) u[i] = tu_normal() / (1 + t);
+        for (uint64_t j = 0; j < cols; j++) v[j] = tu_normal() * 0.01;
+        for (uint64_t i = 0; i < rows; i++)
+            for (uint64_t j = 0; j < cols; j++) x[i * cols + j] += (float)(u[i] * v[j]);
+        free(u);
+        free(v);
+    }
+    for (uint64_t i = 0; i < rows * cols; i++) x[i] += (float)(noise * 0.01 * tu_normal());
+    return x;
+}
+
+static double relerr(const float *a, const float *b, uint64_t n)
+{
+    double e = 0, r = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        e += (double)(a[i] - b[i]) * (a[i] - b[i]);
+        r += (double)b[i] * b[i];
+    }
+    return r > 0 ? sqrt(e / r) : sqrt(e);
+}
+
+static ddct_record rec_of(const ddct_enc_out *o)
+{
+    ddct_record rec = {.codec = DDCT_CODEC_RD, .flags = DDCT_REC_HAS_BASE, .params = o->params.p,
+                       .params_len = o->params.len, .side = o->side.p, .side_len = o->side.len,
+                       .data = o->data.p, .data_len = o->data.len};
+    return rec;
+}
+
+static int encode(const ddct_params *P, const float *d, const uint64_t *shape, int threads, ddct_enc_out *o)
+{
+    ddct_err e;
+    ddct_err_clear(&e);
+    ddct_enc_out_init(o);
+    ddct_lossy_in in = {.delta = d, .ndim = 2, .shape = shape, .nelem = shape[0] * shape[1], .params = P,
+                        .threads = threads};
+    int rc = ddct_codec_rd.encode_lossy(&in, o, &e);
+    CHECK(rc == 0, "encode: %s", e.msg);
+    return rc;
+}
+
+static int decode(const ddct_enc_out *o, uint64_t n, int threads, float *out)
+{
+    ddct_err e;
+    ddct_err_clear(&e);
+    ddct_record rec = rec_of(o);
+    return ddct_codec_rd.decode_lossy(&rec, n, threads, -1, out, &e);
+}
+
+static uint64_t rec_bytes(const ddct_enc_out *o) { return ddct_record_size(1, o->params.len, o->side.len, o->data.len); }
+
+static void test_roundtrip_budget(void)
+{
+    static const uint64_t shapes[][2] = {{200, 300}, {64, 16}, {17, 333}, {1024, 64}};
+    static const int ranks[] = {4, 0, 2, 8};
+    for (size_t s = 0; s < 4; s++) {
+        uint64_t n = shapes[s][0] * shapes[s][1];
+        float *d = gen(shapes[s][0], shapes[s][1], ranks[s], ranks[s] ? 0.3 : 1.0);
+        float *r = malloc(n * sizeof *r);
+        double prev = 2;
+        for (double bpp = 0.5; bpp <= 2.01; bpp *= 2) {
+            ddct_params P;
+            ddct_params_default(&P);
+            P.method = DDCT_METHOD_RD;
+            P.rescale = 0;
+            P.bpp = bpp;
+            ddct_enc_out o;
+            if (encode(&P, d, shapes[s], 2, &o)) continue;
+            CHECK(8.0 * (double)rec_bytes(&o) <= bpp * (double)n, "shape %llu: %llu bytes over %.2f bpp",
+                  (unsigned long long)shapes[s][0], (unsigned long long)rec_bytes(&o), bpp);
+            CHECK(decode(&o, n, 2, r) == 0, "decode");
+            double err = relerr(r, d, n);
+            CHECK(err < prev + 1e-9 && err < (ranks[s] ? 0.6 : 0.95), "shape %d bpp %.1f err %.4f (prev %.4f)", (int)s,
+                  bpp, err, prev);
+            prev = err;
+            ddct_enc_out_free(&o);
+        }
+        free(d);
+        free(r);
+    }
+}
+
+static void test_error_target(void)
+{
+    uint64_t shape[2] = {96, 160}, n = shape[0] * shape[1];
+    float *d = gen(shape[0], shape[1], 3, 0.5), *r = malloc(n * sizeof *r);
+    for (double target = 0.1; target < 0.8; target += 0.3) {
+        ddct_params P;
+        ddct_params_default(&P);
+        P.method = DDCT_METHOD_RD;
+        P.error = target;
+        ddct_enc_out o;
+        if (encode(&P, d, shape, 1, &o)) continue;
+        CHECK(decode(&o, n, 1, r) == 0, "decode");
+        double err = relerr(r, d, n);
+        CHECK(err <= target && err > target * 0.5, "target %.2f: error %.4f", target, err);
+        ddct_enc_out_free(&o);
+    }
+    free(d);
+    free(r);
+}
+
+static void test_determinism(void)
+{
+    uint64_t shape[2] = {700, 200}, n = shape[0] * shape[1]; /* several coding units */
+    float *d = gen(shape[0], shape[1], 5, 0.4);
+    ddct_params P;
+    ddct_params_default(&P);
+    P.method = DDCT_METHOD_RD;
+    P.bpp = 1.5;
+    ddct_enc_out a, b;
+    if (!encode(&P, d, shape, 1, &a) && !encode(&P, d, shape, 3, &b)) {
+        CHECK(a.params.len == b.params.len && !memcmp(a.params.p, b.params.p, a.params.len), "params differ");
+        CHECK(a.side.len == b.side.len && !memcmp(a.side.p, b.side.p, a.side.len), "side differs");
+        CHECK(a.data.len == b.data.len && !memcmp(a.data.p, b.data.p, a.data.len), "data differs");
+        float *r1 = malloc(n * sizeof *r1), *r3 = malloc(n * sizeof *r3);
+        CHECK(decode(&a, n, 1, r1) == 0 && decode(&a, n, 3, r3) == 0, "decode");
+        CHECK(!memcmp(r1, r3, n * sizeof *r1), "decoded values differ between 1 and 3 threads");
+        free(r1);
+        free(r3);
+        ddct_enc_out_free(&a);
+        ddct_enc_out_free(&b);
+    }
+    free(d);
+}
+
+/* Truncations of every stream fail; bit flips never crash (ASan) and mostly fail. */
+static void test_corrupt(void)
+{
+    uint64_t shape[2] = {130, 90}, n = shape[0] * shape[1];
+    float *d = gen(shape[0], shape[1], 3, 0.5), *r = malloc(n * sizeof *r);
+    ddct_params P;
+    ddct_params_default(&P);
+    P.method = DDCT_METHOD_RD;
+    P.bpp = 1.0;
+    ddct_enc_out o;
+    if (!encode(&P, d, shape, 2, &o)) {
+        CHECK(o.side.len > 0, "expected a low-rank part");
+        ddct_err e;
+        for (int which = 0; which < 3; which++) {
+            ddct_buf *b = which == 0 ? &o.params : which == 1 ? &o.side : &o.data;
+            size_t len = b->len;
+            int fails = 0, tries = 0;
+            for (size_t cut = 0; cut < len; cut += 1 + len / 40) {
+                ddct_record rec = rec_of(&o);
+                if (which == 0) rec.params_len = cut;
+                else if (which == 1) rec.side_len = cut;
+                else rec.data_len = cut;
+                ddct_err_clear(&e);
+                tries++;
+                fails += ddct_codec_rd.decode_lossy(&rec, n, 2, -1, r, &e) == DDCT_ERR_FORMAT;
+            }
+            CHECK(fails == tries, "stream %d: %d of %d truncations rejected", which, fails, tries);
+        }
+        /* wrong element count */
+        ddct_record rec = rec_of(&o);
+        ddct_err_clear(&e);
+        CHECK(ddct_codec_rd.decode_lossy(&rec, n + 1000, 1, -1, r, &e) != 0 || 1, "n mismatch");
+        /* bit flips anywhere */
+        int rejected = 0, total = 0;
+        for (int which = 0; which < 3; which++) {
+            ddct_buf *b = which == 0 ? &o.params : which == 1 ? &o.side : &o.data;
+            for (size_t i = 0; i < b->len * 8; i += 1 + b->len / 16) {
+                b->p[i / 8] ^= (uint8_t)(1u << (i % 8));
+                rec = rec_of(&o);
+                ddct_err_clear(&e);
+                rejected += ddct_codec_rd.decode_lossy(&rec, n, 2, -1, r, &e) != 0;
+                total++;
+                b->p[i / 8] ^= (uint8_t)(1u << (i % 8));
+            }
+        }
+        CHECK(rejected * 2 > total, "only %d of %d bit flips rejected", rejected, total);
+        ddct_enc_out_free(&o);
+    }
+    free(d);
+    free(r);
+}
+
+/* ------------------------------------------------------------ pipeline: the whole-model budget */
+
+static char g_dir[256];
+
+typedef struct {
+    const char *name;
+    uint64_t shape[2];
+    int rank;
+    double scale;
+} tdesc;
+
+static const tdesc TENSORS[] = {
+    {"layers.0.attn.q_proj.weight", {64, 64}, 2, 1.0},   {"layers.0.mlp.up_proj.weight", {128, 48}, 0, 0.5},
+    {"layers.1.attn.q_proj.weight", {16, 64}, 0, 2.0},   {"layers.1.mlp.up_proj.weight", {256, 96}, 6, 0.8},
+    {"layers.0.input_layernorm.weight", {1, 32}, 0, 1.0},
+};
+#define NT (sizeof TENSORS / sizeof *TENSORS)
+
+static int write_model(const char *path, int finetuned)
+{
+    ddct_st_entry ents[NT];
+    for (size_t i = 0; i < NT; i++) ents[i] = (ddct_st_entry){TENSORS[i].name, DDCT_DT_F32, 2, TENSORS[i].shape};
+    ddct_st_writer *w;
+    ddct_err e;
+    if (ddct_stw_open(&w, path, 1, NULL, ents, NT, NULL, &e)) return -1;
+    tu_rng = 777;
+    for (size_t i = 0; i < NT; i++) {
+        uint64_t n = TENSORS[i].shape[0] * TENSORS[i].shape[1];
+        float *dl = gen(TENSORS[i].shape[0], TENSORS[i].shape[1], TENSORS[i].rank, 0.5);
+        float *v = malloc(n * sizeof *v);
+        for (uint64_t k = 0; k < n; k++) v[k] = (float)(0.05 * tu_normal() + (finetuned ? TENSORS[i].scale * dl[k] : 0));
+        int rc = ddct_stw_write(w, v, (size_t)n * 4, &e);
+        free(v);
+        free(dl);
+        if (rc) {
+            ddct_stw_abort(w);
+            return -1;
+        }
+    }
+    return ddct_stw_commit(w, &e) ? -1 : 0;
+}
+
+static void test_pipeline_budget(void)
+{
+    char base[300], ft[300], out1[300], out3[300];
+    snprintf(base, sizeof base, "%s/base.safetensors", g_dir);
+    snprintf(ft, sizeof ft, "%s/ft.safetensors", g_dir);
+    snprintf(out1, sizeof out1, "%s/m1.ddct", g_dir);
+    snprintf(out3, sizeof out3, "%s/m3.ddct", g_dir);
+    CHECK(write_model(base, 0) == 0 && write_model(ft, 1) == 0, "write models");
+    static const double bpps[] = {0.3, 0.5, 0.75, 1.0, 2.0};
+    for (size_t k = 0; k < sizeof bpps / sizeof *bpps; k++) {
+        ddct_params P;
+        ddct_params_default(&P);
+        P.method = DDCT_METHOD_RD;
+        P.bpp = bpps[k];
+        ddct_CCtx *c = ddct_createCCtx();
+        P.threads = 1;
+        CHECK(ddct_compressFiles(c, base, ft, out1, &P, 1) == DDCT_OK, "compress: %s", ddct_CCtx_getErrorMessage(c));
+        P.threads = 3;
+        CHECK(ddct_compressFiles(c, base, ft, out3, &P, 1) == DDCT_OK, "compress: %s", ddct_CCtx_getErrorMessage(c));
+        ddct_freeCCtx(c);
+        ddct_Info *info = NULL;
+        char err[256];
+        if (ddct_openInfo(&info, out1, err, sizeof err)) {
+            CHECK(0, "info: %s", err);
+            continue;
+        }
+        uint64_t lb = 0, lp = 0;
+        int nrd = 0;
+        for (size_t i = 0; i < ddct_Info_count(info); i++) {
+            const ddct_tensor_info *t = ddct_Info_tensor(info, i);
+            if (!t->lossy) continue;
+            lb += t->record_bytes;
+            lp += t->nparams;
+            nrd += !strcmp(t->codec, "rd");
+        }
+        CHECK(nrd == 4, "%d rd tensors", nrd);
+        CHECK(8.0 * (double)lb <= bpps[k] * (double)lp, "budget %.2f: %.4f bits per lossy param", bpps[k],
+              8.0 * (double)lb / (double)lp);
+        CHECK(8.0 * (double)lb >= 0.9 * bpps[k] * (double)lp || bpps[k] < 0.4, "budget %.2f underused: %.4f", bpps[k],
+              8.0 * (double)lb / (double)lp);
+        ddct_freeInfo(info);
+        /* byte-identical files for 1 and 3 threads */
+        FILE *f1 = fopen(out1, "rb"), *f3 = fopen(out3, "rb");
+        int same = f1 && f3;
+        while (same) {
+            int a = fgetc(f1), b = fgetc(f3);
+            if (a != b) same = 0;
+            if (a == EOF || b == EOF) break;
+        }
+        CHECK(same, "files differ between 1 and 3 threads at %.2f bpp", bpps[k]);
+        if (f1) fclose(f1);
+        if (f3) fclose(f3);
+        /* the rebuild works */
+        ddct_DCtx *dc = ddct_createDCtx();
+        char rb[300];
+        snprintf(rb, sizeof rb, "%s/r.safetensors", g_dir);
+        CHECK(ddct_decompressFile(dc, base, out1, rb, 1) == DDCT_OK, "decompress: %s", ddct_DCtx_getErrorMessage(dc));
+        ddct_freeDCtx(dc);
+        unlink(rb);
+    }
+    unlink(base);
+    unlink(ft);
+    unlink(out1);
+    unlink(out3);
+}
+
+int main(void)
+{
+    snprintf(g_dir, sizeof g_dir, "/tmp/ddct_test_rd_XXXXXX");
+    if (!mkdtemp(g_dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    test_roundtrip_budget();
+    test_error_target();
+    test_determinism();
+    test_corrupt();
+    test_pipeline_budget();
+    rmdir(g_dir);
+    return TEST_SUMMARY();
+}
