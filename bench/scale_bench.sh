@@ -87,21 +87,24 @@ print(n)
 EOF
 }
 
-# timed NAME CMD... : runs CMD REPEAT times, keeps the fastest; sets T_<NAME> (s) and M_<NAME> (KiB)
+# timed NAME CMD... : runs CMD REPEAT times, keeps the fastest; sets T_<NAME> (wall s), C_<NAME>
+# (CPU s, user + system) and M_<NAME> (peak RSS, KiB) of that run
 timed() {
-  local name=$1 best="" rss="" r t m
+  local name=$1 best="" rss="" cpu="" r t m c
   shift
   for ((r = 0; r < REPEAT; r++)); do
     [ -z "${PRE:-}" ] || eval "$PRE"
     local t0 t1
     t0=$(date +%s.%N)
-    $TIME -f %M -o "$WORK/time.txt" "$@" >/dev/null
+    $TIME -f '%M %U %S' -o "$WORK/time.txt" "$@" >/dev/null
     t1=$(date +%s.%N)
     t=$(echo "$t1 - $t0" | bc -l)
-    m=$(tail -n 1 "$WORK/time.txt")
-    if [ -z "$best" ] || [ "$(echo "$t < $best" | bc -l)" = 1 ]; then best=$t; rss=$m; fi
+    read -r m u sy < <(tail -n 1 "$WORK/time.txt")
+    c=$(echo "$u + $sy" | bc -l)
+    if [ -z "$best" ] || [ "$(echo "$t < $best" | bc -l)" = 1 ]; then best=$t; rss=$m; cpu=$c; fi
   done
   printf -v "T_$name" '%.3f' "$best"
+  printf -v "C_$name" '%.2f' "$cpu"
   printf -v "M_$name" '%s' "$rss"
 }
 
@@ -114,11 +117,11 @@ pf() { if [ "$(echo "$1" | bc -l)" = 1 ]; then echo PASS; else echo FAIL; fi; }
 MD=$OUT/scale_bench.md
 CPU=$(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -n 1)
 {
-  echo "Machine: $(nproc) cores ($CPU), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM; deltadct -T $THREADS;"
+  echo "Machine: $(nproc) cores ($CPU), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM; deltadct -T $THREADS; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)."
   echo "command: \`bench/scale_bench.sh $*\`; warm page cache; times are wall clock$([ "$REPEAT" -gt 1 ] && echo ", fastest of $REPEAT")."
   echo
-  echo "| model | tool | params | compress s | compress M params/s | comp. peak RSS MiB | output MiB | ratio | decompress s | decompress M params/s | dec. peak RSS MiB |"
-  echo "|---|---|---|---|---|---|---|---|---|---|---|"
+  echo "| model | tool | compress s (CPU s) | compress M params/s | comp. peak RSS MiB | output MiB | ratio | decompress s (CPU s) | decompress M params/s | dec. peak RSS MiB |"
+  echo "|---|---|---|---|---|---|---|---|---|---|"
 } >"$MD.table"
 : >"$MD.targets"
 declare -A RSS_C RSS_D
@@ -167,21 +170,21 @@ for s in "$@"; do
   [ "$KEEP" = 1 ] || rm -f "$w/model.ddct"
 
   P=$(printf '%.2fB' "$(echo "$N / 1000000000" | bc -l)")
-  row() { # tool ctime crss csize dtime drss
+  row() { # tool ctime crss csize dtime drss ccpu dcpu
     local c="" cm="" cr="" sz="" rt="" dt="" dm="" dr=""
-    [ -z "$2" ] || { c=$(fmt "$2"); cm=$(printf '%.0f' "$(mps "$N" "$2")"); }
+    [ -z "$2" ] || { c="$(fmt "$2") ($7)"; cm=$(printf '%.0f' "$(mps "$N" "$2")"); }
     [ -z "$3" ] || cr=$(printf '%.0f' "$(mib "$3")")
     [ -z "$4" ] || { sz=$(printf '%.1f' "$(echo "$4 / 1048576" | bc -l)"); rt=$(printf '%.2fx' "$(ratio "$FB" "$4")"); }
-    [ -z "$5" ] || { dt=$(fmt "$5"); dm=$(printf '%.0f' "$(mps "$N" "$5")"); }
+    [ -z "$5" ] || { dt="$(fmt "$5") ($8)"; dm=$(printf '%.0f' "$(mps "$N" "$5")"); }
     [ -z "$6" ] || dr=$(printf '%.0f' "$(mib "$6")")
-    echo "| $s | $1 | $P | $c | $cm | $cr | $sz | $rt | $dt | $dm | $dr |"
+    echo "| $s ($P) | $1 | $c | $cm | $cr | $sz | $rt | $dt | $dm | $dr |"
   }
   {
-    row "**deltadct**" "$T_dc" "$M_dc" "$DS" "$T_dd" "$M_dd"
-    [ "$HAVE_NP" = 0 ] || row "NumPy/SciPy" "$T_nc" "$M_nc" "$NS" "$T_nd" "$M_nd"
-    row "zstd -1 -T0" "$T_zstd" "$M_zstd" "$ZS" "" ""
-    row "cat (read bound)" "$T_cat" "$M_cat" "" "" ""
-    row "cp (copy bound)" "" "" "" "$T_cp" "$M_cp"
+    row "**deltadct**" "$T_dc" "$M_dc" "$DS" "$T_dd" "$M_dd" "$C_dc" "$C_dd"
+    [ "$HAVE_NP" = 0 ] || row "NumPy/SciPy" "$T_nc" "$M_nc" "$NS" "$T_nd" "$M_nd" "$C_nc" "$C_nd"
+    row "zstd -1 -T0" "$T_zstd" "$M_zstd" "$ZS" "" "" "$C_zstd" ""
+    row "cat (read bound)" "$T_cat" "$M_cat" "" "" "" "$C_cat" ""
+    row "cp (copy bound)" "" "" "" "$T_cp" "$M_cp" "" "$C_cp"
   } >>"$MD.table"
 
   CM=$(mps "$N" "$T_dc")
@@ -195,6 +198,7 @@ for s in "$@"; do
       echo "| $s | decompress >= 5x NumPy/SciPy | $(printf '%.1fx' "$(ratio "$T_nd" "$T_dd")") | $(pf "$T_nd >= 5 * $T_dd") |"
     fi
     echo "| $s | compress vs zstd -1 -T0 time | $(printf '%.2fx' "$(ratio "$T_zstd" "$T_dc")") | (info) |"
+    echo "| $s | CPU time, deltadct vs NumPy/SciPy (compress / decompress) | $([ "$HAVE_NP" = 1 ] && printf '%.1fx / %.1fx' "$(ratio "$C_nc" "$C_dc")" "$(ratio "$C_nd" "$C_dd")") | (info) |"
   } >>"$MD.targets"
 done
 

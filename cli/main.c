@@ -49,10 +49,12 @@ static const char *COMPRESS_HELP =
     "  --bpp X               target bits per lossy parameter (svd: sets the rank; rd: the lossy\n"
     "                        records total <= X bits per lossy parameter, default 1)\n"
     "  --error E             rd: the smallest file with relative error <= E for every lossy tensor\n"
-    "  --no-rescale          store without the per-layer mean |delta| rescale\n"
+    "  --no-rescale          store without the per-layer mean |delta| rescale (the default\n"
+    "                        for --method rd, whose allocation minimises plain squared error)\n"
+    "  --rescale             store with the rescale (the default for the other methods)\n"
     "  --include REGEX       tensors matching REGEX are lossy even if excluded by default\n"
     "  --exclude REGEX       replace the default exclusions (POSIX extended, case-insensitive)\n"
-    "  --zstd-level N        zstd level for lossless tensors (default 3)\n"
+    "  --zstd-level N        zstd level for lossless tensors (default 1)\n"
     "  -T, --threads N       threads (default: all cores; output is identical for any N)\n"
     "  -q, --quiet           no progress or summary\n"
     "  --json                print the summary as JSON\n";
@@ -198,7 +200,8 @@ int cmd_compress(int argc, char **argv)
         }
     }
     if (npos != 2) return cli_error("compress needs BASE and FINETUNED (see 'deltadct compress --help')"), EXIT_USAGE;
-    if (c.rescale == 0) p.rescale = 0;
+    if (c.rescale >= 0) p.rescale = c.rescale;
+    else if (p.method == DDCT_METHOD_RD) p.rescale = 0;
     p.threads = c.threads;
     char *trimmed = strdup(pos[1]);
     for (size_t k = trimmed ? strlen(trimmed) : 0; k > 1 && trimmed[k - 1] == '/'; k--) trimmed[k - 1] = 0;
