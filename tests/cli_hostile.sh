@@ -16,7 +16,10 @@
 #   4. faults: disk full (64 KiB tmpfs, skipped when mount is not permitted), file size limit
 #      (ulimit -f), existing output without -f, output equal to an input (even with -f, also
 #      through a symlink and a hard link);
-#   5. compress output byte-identical for 1, 2 and 8 threads with several methods.
+#   5. compress output byte-identical for 1, 2 and 8 threads with several methods;
+#   6. model directories: a sharded fine-tune round-trips file for file; hostile indexes (invalid
+#      JSON, shard names with "..", "/", a leading dot, missing shards, tensors unlisted / listed
+#      twice / in the wrong shard, wrong types) and symlinks leaving the directory are refused.
 set -uo pipefail
 DDCT=$1; GEN=$2; SHARED=${3:-}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -203,6 +206,32 @@ if __name__ == "__main__":
         b = bytearray(open(a[1], "rb").read()); off = int(a[2]); v = bytes.fromhex(a[3]); b[off:off + len(v)] = v
         write(a[1], bytes(b))
     elif a[0] == "corrupt": corrupt(a[1], a[2], a[3], a[4], a[5], int(a[6]))
+    elif a[0] == "shards":  # SRC.safetensors DIR: two shards + model.safetensors.index.json + config.json
+        b = open(a[1], "rb").read(); n = struct.unpack("<Q", b[:8])[0]; h = json.loads(b[8:8 + n]); d = b[8 + n:]
+        meta = h.pop("__metadata__", None); names = list(h)
+        parts = {"model-00001-of-00002.safetensors": names[:2], "model-00002-of-00002.safetensors": names[2:]}
+        wm = {}
+        for shard, ns in parts.items():
+            write(os.path.join(a[2], shard), st_bytes([(k, h[k]["dtype"], h[k]["shape"], d[h[k]["data_offsets"][0]:h[k]["data_offsets"][1]]) for k in ns], meta))
+            for k in ns: wm[k] = shard
+        write(os.path.join(a[2], "model.safetensors.index.json"), json.dumps({"metadata": {"total_size": len(d)}, "weight_map": wm}, indent=2).encode())
+        write(os.path.join(a[2], "config.json"), b'{"model_type": "tiny"}\n')
+    elif a[0] == "index-edit":  # DIR CASE: make the index hostile
+        p = os.path.join(a[1], "model.safetensors.index.json"); j = json.load(open(p)); wm = j["weight_map"]; k0 = sorted(wm)[0]
+        c = a[2]
+        if c == "invalid-json": write(p, b'{"weight_map": {')
+        elif c == "parent-shard": wm[k0] = "../outside.safetensors"
+        elif c == "absolute-shard": wm[k0] = "/etc/passwd"
+        elif c == "dot-shard": wm[k0] = ".hidden.safetensors"
+        elif c == "missing-shard": wm[k0] = "model-00009-of-00009.safetensors"
+        elif c == "unlisted-tensor": del wm[k0]
+        elif c == "extra-tensor": wm["not.in.any.shard"] = wm[k0]
+        elif c == "wrong-shard": wm[k0] = sorted(set(wm.values()))[-1] if wm[k0] != sorted(set(wm.values()))[-1] else sorted(set(wm.values()))[0]
+        elif c == "weight-map-array": j["weight_map"] = list(wm)
+        elif c == "no-weight-map": del j["weight_map"]
+        elif c == "shard-number": wm[k0] = 7
+        else: sys.exit("unknown index case " + c)
+        if c != "invalid-json": write(p, json.dumps(j).encode())
     else: sys.exit("unknown helper command " + a[0])
 PY
 mk() { python3 "$T/mk.py" "$@"; }
@@ -266,7 +295,7 @@ corrupt truncate-verify 0 ".ddct truncated at every byte (verify)"
 corrupt truncate-decompress 100 ".ddct truncated at 100 points (decompress)"
 corrupt flip-verify 0 ".ddct every bit flipped (verify)"
 corrupt flip-decompress 600 ".ddct 600 spread bits flipped (decompress)"
-# format version: patch the major version (u16 at offset 8) to 2 and to 0
+# format version: patch the major version (u16 at offset 8) to 2, 0 and 65535
 for v in 0200 0000 ffff; do
   cp "$P/m.ddct" "$T/ver.ddct"; mk setbytes "$T/ver.ddct" 8 "$v"
   expect_reject "version $v (verify)" "$T/ver.ddct" "$DDCT" verify "$T/ver.ddct"
@@ -358,6 +387,43 @@ done
 "$DDCT" decompress "$D/base.safetensors" "$T/t1.ddct" -o "$T/r1.safetensors" -q -T 1 \
   && "$DDCT" decompress "$D/base.safetensors" "$T/t1.ddct" -o "$T/r8.safetensors" -q -T 8 \
   && cmp -s "$T/r1.safetensors" "$T/r8.safetensors" && ok || bad "decompress threads 1/8 differ"
+
+section "6. model directories"
+# ---------------------------------------------------------------- 6. model directories
+# a sharded fine-tune (index + 2 shards + config.json) round-trips file for file
+DM=$T/dm; mkdir -p "$DM"
+mk shards "$F" "$DM"
+if "$DDCT" compress "$B" "$DM" -o "$T/dm.ddct" -q 2>"$T/se" && "$DDCT" verify "$T/dm.ddct" --base "$B" >/dev/null 2>>"$T/se" \
+   && "$DDCT" decompress "$B" "$T/dm.ddct" -o "$T/dm-r/" -q 2>>"$T/se"; then
+  [ "$(ls "$DM")" = "$(ls "$T/dm-r")" ] && cmp -s "$DM/config.json" "$T/dm-r/config.json" \
+    && cmp -s "$DM/model.safetensors.index.json" "$T/dm-r/model.safetensors.index.json" \
+    && python3 "$HERE/tools/stcompare.py" "$DM/model-00001-of-00002.safetensors" "$T/dm-r/model-00001-of-00002.safetensors" >/dev/null \
+    && python3 "$HERE/tools/stcompare.py" "$DM/model-00002-of-00002.safetensors" "$T/dm-r/model-00002-of-00002.safetensors" \
+         model.norm.weight position_ids >/dev/null \
+    && ok || bad "sharded directory: rebuilt directory differs ($(ls "$T/dm-r" | tr '\n' ' '))"
+else bad "sharded directory round trip: $(cat "$T/se")"; fi
+# hostile indexes and links: compress refuses (exit 1, one line naming the model), writes nothing
+printf 'outside the model\n' >"$T/outside.safetensors"
+for c in invalid-json parent-shard absolute-shard dot-shard missing-shard unlisted-tensor extra-tensor wrong-shard \
+         weight-map-array no-weight-map shard-number; do
+  rm -rf "$T/hd"; cp -r "$DM" "$T/hd"; mk index-edit "$T/hd" "$c"
+  expect_reject "directory index: $c" "$T/hd" "$DDCT" compress "$B" "$T/hd" -o "$O/x.ddct" -q
+done
+# a shard that is a symlink leaving the directory
+rm -rf "$T/hd"; cp -r "$DM" "$T/hd"
+mv "$T/hd/model-00002-of-00002.safetensors" "$T/shard2-outside.safetensors"
+ln -s "$T/shard2-outside.safetensors" "$T/hd/model-00002-of-00002.safetensors"
+expect_reject "directory: shard symlink leaving the directory" "$T/hd" "$DDCT" compress "$B" "$T/hd" -o "$O/x.ddct" -q
+# a carried file that is a symlink leaving the directory: refused, or never carried
+rm -rf "$T/hd" "$T/hd-r"; cp -r "$DM" "$T/hd"; printf 'secret outside the model\n' >"$T/secret.txt"
+rm "$T/hd/config.json"; ln -s "$T/secret.txt" "$T/hd/config.json"
+if "$DDCT" compress "$B" "$T/hd" -o "$T/hd.ddct" -q 2>"$T/se"; then
+  "$DDCT" decompress "$B" "$T/hd.ddct" -o "$T/hd-r/" -q 2>>"$T/se"
+  if [ -d "$T/hd-r" ] && ! grep -rqF "secret outside" "$T/hd-r"; then ok; else bad "symlinked config.json carried the outside file's bytes"; fi
+else
+  [ "$(wc -l <"$T/se")" -eq 1 ] && grep -qF "$T/hd" "$T/se" && ok || bad "symlinked config.json: $(cat "$T/se")"
+fi
+rm -f "$T/hd.ddct"
 
 section "done"
 echo "$pass passed, $fail failed"

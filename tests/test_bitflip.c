@@ -7,12 +7,15 @@
  * the records that still parse with verify=0 also go through their decoder, which must not
  * crash. Also: every truncation of the file is rejected by ddct_ctr_open_mem, and the
  * unmodified file opens and verifies; a file of another format version (header checksum made
- * valid again) is rejected as DDCT_ERR_VERSION.
+ * valid again) is rejected as DDCT_ERR_VERSION; a .ddct of a model directory whose layout names
+ * a shard or a carried file with "../" or an absolute path (header checksum made valid again) is
+ * refused by verify and decompress, and nothing is written outside the output directory.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -171,6 +174,150 @@ static void other_version(const char *path)
     free(p);
 }
 
+/* ------------------------------------------------------------------ hostile layout names */
+
+static int write_text(const char *path, const char *text)
+{
+    FILE *fp = fopen(path, "wb");
+    int ok = fp && fputs(text, fp) >= 0;
+    if (fp && fclose(fp) != 0) ok = 0;
+    return ok ? 0 : -1;
+}
+
+static int exists(const char *path) { return access(path, F_OK) == 0; }
+
+/* A model directory: two shards of the fine-tune's tensors, an index, a config.json. */
+static int write_model_dir(const char *dir, const char *ft_path)
+{
+    if (mkdir(dir, 0755) != 0) return -1;
+    ddct_st_file *f;
+    ddct_err e;
+    if (ddct_st_open(&f, ft_path, &e)) return -1;
+    int rc = 0;
+    char path[700], index[4096];
+    size_t o = (size_t)snprintf(index, sizeof index, "{\"metadata\": {}, \"weight_map\": {");
+    for (int k = 0; k < 2 && !rc; k++) {
+        size_t first = k ? 2 : 0, last = k ? ddct_st_count(f) : 2;
+        ddct_st_entry ents[NT];
+        for (size_t i = first; i < last; i++) {
+            const ddct_st_tensor *t = ddct_st_get(f, i);
+            ents[i - first] = (ddct_st_entry){t->name, t->dtype, t->ndim, t->shape};
+            o += (size_t)snprintf(index + o, sizeof index - o, "%s\"%s\": \"model-%05d-of-00002.safetensors\"",
+                                  i ? ", " : "", t->name, k + 1);
+        }
+        snprintf(path, sizeof path, "%s/model-%05d-of-00002.safetensors", dir, k + 1);
+        ddct_st_writer *w;
+        rc = ddct_stw_open(&w, path, 1, NULL, ents, last - first, NULL, &e);
+        for (size_t i = first; i < last && !rc; i++)
+            rc = ddct_stw_write(w, ddct_st_get(f, i)->data, (size_t)ddct_st_get(f, i)->nbytes, &e);
+        if (!rc) rc = ddct_stw_commit(w, &e);
+        else ddct_stw_abort(w);
+    }
+    ddct_st_close(f);
+    snprintf(index + o, sizeof index - o, "}}\n");
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+    if (!rc) rc = write_text(path, index);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    if (!rc) rc = write_text(path, "{\"model_type\": \"tiny\"}\n");
+    return rc;
+}
+
+/* Replace the first `from` in the header JSON of p by `to` (same length), fix the header checksum. */
+static int patch_header(uint8_t *p, size_t n, const char *from, const char *to)
+{
+    size_t fl = strlen(from);
+    if (n < 28 || strlen(to) != fl) return -1;
+    uint32_t jl = ddct_le32(p + 16);
+    if (20 + (uint64_t)jl + 8 > n) return -1;
+    for (size_t i = 20; i + fl <= 20 + (size_t)jl; i++)
+        if (!memcmp(p + i, from, fl)) {
+            memcpy(p + i, to, fl);
+            ddct_st64(p + 20 + jl, XXH3_64bits(p, 20 + (size_t)jl));
+            return 0;
+        }
+    return -1;
+}
+
+static void hostile_layout(const char *base, const char *ft)
+{
+    char dir[600], ddct[600], out[600], path[700];
+    snprintf(dir, sizeof dir, "%s/dm", g_dir);
+    snprintf(ddct, sizeof ddct, "%s/dm.ddct", g_dir);
+    CHECK(write_model_dir(dir, ft) == 0, "cannot write the model directory %s", dir);
+    ddct_params p;
+    ddct_params_default(&p);
+    p.threads = 1;
+    ddct_CCtx *c = ddct_createCCtx();
+    ddct_ErrorCode rc = c ? ddct_compressFiles(c, base, dir, ddct, &p, 1) : DDCT_ERR_NOMEM;
+    CHECK(rc == DDCT_OK, "compress a model directory: %s", c ? ddct_CCtx_getErrorMessage(c) : "no context");
+    ddct_freeCCtx(c);
+    size_t n;
+    uint8_t *orig = rc ? NULL : read_file(ddct, &n);
+    static const struct {
+        const char *from, *to, *escapes; /* escapes: the file it would create, relative to g_dir */
+    } cases[] = {
+        {"model-00002-of-00002.safetensors", "../el-00002-of-00002.safetensors", "el-00002-of-00002.safetensors"},
+        {"model-00002-of-00002.safetensors", "/tmp/ddct-escape.safetensors.xyz", NULL},
+        {"config.json", "../fig.json", "fig.json"},
+        {"config.json", ".config.jsn", NULL},
+        {"model.safetensors.index.json", "../el.safetensors.index.json", "el.safetensors.index.json"},
+    };
+    for (size_t k = 0; orig && k < sizeof cases / sizeof *cases; k++) {
+        uint8_t *q = malloc(n);
+        if (!q) break;
+        memcpy(q, orig, n);
+        int patched = patch_header(q, n, cases[k].from, cases[k].to) == 0;
+        CHECK(patched, "'%s' not found in the header", cases[k].from);
+        snprintf(path, sizeof path, "%s/evil.ddct", g_dir);
+        FILE *fp = patched ? fopen(path, "wb") : NULL;
+        int wrote = fp && fwrite(q, 1, n, fp) == n;
+        if (fp && fclose(fp) != 0) wrote = 0;
+        free(q);
+        if (!wrote) continue;
+        ddct_DCtx *d = ddct_createDCtx();
+        if (!d) break;
+        ddct_ErrorCode vr = ddct_verifyFile(d, path, base);
+        CHECK(vr != DDCT_OK, "layout name '%s': verify accepts it", cases[k].to);
+        snprintf(out, sizeof out, "%s/rebuilt/", g_dir);
+        ddct_ErrorCode dr = ddct_decompressFile(d, base, path, out, 0);
+        CHECK(dr != DDCT_OK, "layout name '%s': decompress accepts it", cases[k].to);
+        CHECK(!exists(out), "layout name '%s': output directory left behind", cases[k].to);
+        if (cases[k].escapes) {
+            char esc[900];
+            snprintf(esc, sizeof esc, "%s/%s", g_dir, cases[k].escapes);
+            CHECK(!exists(esc), "layout name '%s': wrote %s", cases[k].to, esc);
+            unlink(esc);
+        }
+        CHECK(!exists("/tmp/ddct-escape.safetensors.xyz"), "layout name '%s': wrote outside", cases[k].to);
+        ddct_freeDCtx(d);
+        unlink(path);
+    }
+    /* the untouched file still rebuilds, into the directory only */
+    if (orig) {
+        ddct_DCtx *d = ddct_createDCtx();
+        snprintf(out, sizeof out, "%s/rebuilt/", g_dir);
+        ddct_ErrorCode dr = d ? ddct_decompressFile(d, base, ddct, out, 0) : DDCT_ERR_NOMEM;
+        CHECK(dr == DDCT_OK, "untouched directory .ddct: %s", d ? ddct_DCtx_getErrorMessage(d) : "no context");
+        snprintf(path, sizeof path, "%s/rebuilt/config.json", g_dir);
+        CHECK(exists(path), "rebuilt directory lacks config.json");
+        ddct_freeDCtx(d);
+    }
+    free(orig);
+    /* clean up */
+    static const char *const names[] = {"model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors",
+                                        "model.safetensors.index.json", "config.json", NULL};
+    for (int k = 0; names[k]; k++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[k]);
+        unlink(path);
+        snprintf(path, sizeof path, "%s/rebuilt/%s", g_dir, names[k]);
+        unlink(path);
+    }
+    rmdir(dir);
+    snprintf(path, sizeof path, "%s/rebuilt", g_dir);
+    rmdir(path);
+    unlink(ddct);
+}
+
 static void flip_all(const char *label, const char *path)
 {
     size_t n;
@@ -237,8 +384,9 @@ int main(void)
         if (rc == DDCT_OK && m == 0) other_version(out);
         unlink(out);
     }
+    hostile_layout(base, ft);
     unlink(base);
     unlink(ft);
-    rmdir(g_dir);
+    if (rmdir(g_dir) != 0) fprintf(stderr, "note: %s not empty, left in place\n", g_dir);
     return TEST_SUMMARY();
 }

@@ -129,12 +129,13 @@ static int read_shards(ddct_layout *L, const ddct_ctr_reader *r, const json_t *a
         char *name = str_dup(json_object_get(o, "name"));
         int ok = 1;
         opt_text(json_object_get(o, "metadata"), &s->metadata, &ok);
+        /* a directory's shards end in .safetensors; a single input file may be named anything */
         int good = name && ok && json_is_array(t) && ddct_plain_file_name(name) && unique_name(L, name) &&
-                   strlen(name) > 12 && !strcmp(name + strlen(name) - 12, ".safetensors");
+                   (!L->directory || (strlen(name) > 12 && !strcmp(name + strlen(name) - 12, ".safetensors")));
         s->name = name;
         L->nshards = k + 1;
         RETURN_ERROR_IF(!good, e, DDCT_ERR_FORMAT,
-                        "%s: layout: shard %zu: needs a unique plain file name ending in .safetensors, a "
+                        "%s: layout: shard %zu: needs a unique plain file name (ending in .safetensors in a directory), a "
                         "\"metadata\" string or null and a \"tensors\" array",
                         path, k);
         s->first = rec;
