@@ -2,6 +2,7 @@
 BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
+CTEST_ARGS ?=
 
 .PHONY: all test test-asan test-tsan demo fuzz bench clean setup
 
@@ -16,7 +17,7 @@ setup:
 
 # The whole test suite (unit tests, CLI round trips, shared fixtures when present).
 test: all
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 
 # The same suite under AddressSanitizer + UndefinedBehaviorSanitizer (DDCT_ASAN=1: tests skip
 # their peak-memory checks, which sanitizers inflate).
