@@ -5,12 +5,7 @@
 # usage: cli_rd.sh DELTADCT GENPAIR SHARED_DIR
 set -uo pipefail
 DDCT=$1; GEN=$2; SHARED=${3:-}
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-pass=0; fail=0
-ok()   { pass=$((pass+1)); }
-bad()  { fail=$((fail+1)); echo "FAIL: $*" >&2; }
-check() { local what=$1; shift; if "$@" >"$T/out" 2>&1; then ok; else bad "$what"; cat "$T/out" >&2; fi; }
-check_fails() { local what=$1; shift; if "$@" >"$T/out" 2>&1; then bad "$what (should fail)"; else ok; fi; }
+source "$(dirname "$0")/tools/harness.sh"
 # bits per lossy parameter as info counts them (8 x lossy record bytes / lossy params)
 bpp_of() { "$DDCT" info "$1" --json | python3 -c 'import json,sys; j=json.load(sys.stdin); t=j["tensors"]; print("%.6f" % (8*sum(x["bytes"] for x in t if x["lossy"])/j["lossy_params"]))'; }
 err_of() { "$DDCT" eval "$1" "$2" "$3" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["rel_error"])'; }

@@ -4,12 +4,7 @@
 set -uo pipefail
 DDCT=$1; GEN=$2; SHARED=${3:-}
 HERE=$(cd "$(dirname "$0")" && pwd)
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-pass=0; fail=0
-ok()   { pass=$((pass+1)); }
-bad()  { fail=$((fail+1)); echo "FAIL: $*" >&2; }
-check() { local what=$1; shift; if "$@" >"$T/out" 2>&1; then ok; else bad "$what"; cat "$T/out" >&2; fi; }
-check_fails() { local what=$1; shift; if "$@" >"$T/out" 2>&1; then bad "$what (should fail)"; else ok; fi; }
+source "$(dirname "$0")/tools/harness.sh"
 cmp_st() { python3 "$HERE/tools/stcompare.py" "$@"; }
 
 # lossless tensors of the demo model (default exclusions + non-float + 1-D + new + too small)

@@ -7,11 +7,7 @@
 set -uo pipefail
 DDCT=$1; GEN=$2
 HERE=$(cd "$(dirname "$0")" && pwd)
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-pass=0; fail=0
-ok()   { pass=$((pass+1)); }
-bad()  { fail=$((fail+1)); echo "FAIL: $*" >&2; }
-check() { local what=$1; shift; if "$@" >"$T/out" 2>&1; then ok; else bad "$what"; cat "$T/out" >&2; fi; }
+source "$(dirname "$0")/tools/harness.sh"
 # a clean failure: exit 1, one "deltadct: ..." line matching PATTERN, no output or temporary left
 reject() {  # WHAT PATTERN OUTPUT CMD...
   local what=$1 pat=$2 out=$3; shift 3
