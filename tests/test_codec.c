@@ -15,16 +15,6 @@ static float *gen(uint64_t n, double scale)
     return x;
 }
 
-static double relerr(const float *a, const float *b, uint64_t n)
-{
-    double e = 0, r = 0;
-    for (uint64_t i = 0; i < n; i++) {
-        e += (double)(a[i] - b[i]) * (a[i] - b[i]);
-        r += (double)b[i] * b[i];
-    }
-    return r > 0 ? sqrt(e / r) : sqrt(e);
-}
-
 /* Encode + decode; returns relative error, fills record sizes. */
 static double roundtrip(const ddct_params *p, const float *d, int ndim, const uint64_t *shape, uint64_t n,
                         int threads, ddct_enc_out *out, int rescale)
@@ -41,7 +31,7 @@ static double roundtrip(const ddct_params *p, const float *d, int ndim, const ui
     float *r = malloc(n * sizeof *r + 4);
     rc = ddct_codec_patch.decode_lossy(&rec, n, threads, rescale, r, &e);
     CHECK(rc == 0, "decode: %s", e.msg);
-    double err = rc ? 1e9 : relerr(r, d, n);
+    double err = rc ? 1e9 : tu_relerr(r, d, n);
     free(r);
     return err;
 }

@@ -32,16 +32,6 @@ static float *gen(uint64_t rows, uint64_t cols, int k, double noise)
     return x;
 }
 
-static double relerr(const float *a, const float *b, uint64_t n)
-{
-    double e = 0, r = 0;
-    for (uint64_t i = 0; i < n; i++) {
-        e += (double)(a[i] - b[i]) * (a[i] - b[i]);
-        r += (double)b[i] * b[i];
-    }
-    return r > 0 ? sqrt(e / r) : sqrt(e);
-}
-
 static ddct_record rec_of(const ddct_enc_out *o)
 {
     ddct_record rec = {.codec = DDCT_CODEC_RD, .flags = DDCT_REC_HAS_BASE, .params = o->params.p,
@@ -92,7 +82,7 @@ static void test_roundtrip_budget(void)
             CHECK(8.0 * (double)rec_bytes(&o) <= bpp * (double)n, "shape %llu: %llu bytes over %.2f bpp",
                   (unsigned long long)shapes[s][0], (unsigned long long)rec_bytes(&o), bpp);
             CHECK(decode(&o, n, 2, r) == 0, "decode");
-            double err = relerr(r, d, n);
+            double err = tu_relerr(r, d, n);
             CHECK(err < prev + 1e-9 && err < (ranks[s] ? 0.6 : 0.95), "shape %d bpp %.1f err %.4f (prev %.4f)", (int)s,
                   bpp, err, prev);
             prev = err;
@@ -115,7 +105,7 @@ static void test_error_target(void)
         ddct_enc_out o;
         if (encode(&P, d, shape, 1, &o)) continue;
         CHECK(decode(&o, n, 1, r) == 0, "decode");
-        double err = relerr(r, d, n);
+        double err = tu_relerr(r, d, n);
         CHECK(err <= target && err > target * 0.5, "target %.2f: error %.4f", target, err);
         ddct_enc_out_free(&o);
     }

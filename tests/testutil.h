@@ -34,4 +34,14 @@ static inline double tu_normal(void)
     if (u < 1e-300) u = 1e-300;
     return __builtin_sqrt(-2.0 * __builtin_log(u)) * __builtin_cos(6.283185307179586 * v);
 }
+/* ||a - b|| / ||b|| (||a - b|| when b is zero). */
+static inline double tu_relerr(const float *a, const float *b, unsigned long long n)
+{
+    double e = 0, r = 0;
+    for (unsigned long long i = 0; i < n; i++) {
+        e += (double)(a[i] - b[i]) * (a[i] - b[i]);
+        r += (double)b[i] * b[i];
+    }
+    return r > 0 ? __builtin_sqrt(e / r) : __builtin_sqrt(e);
+}
 #endif
