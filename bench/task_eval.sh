@@ -9,18 +9,19 @@
 # (the KL is the finer measure: "kept" can exceed 100 % when a rebuild happens to fit the text better).
 # Needs Debian's python3-numpy, python3-torch, libopenblas0-pthread (./scripts/setup.sh --bench).
 # usage: bench/task_eval.sh [SHARED_DIR] [MAX_BYTES] ['LABEL|COMPRESS OPTIONS' ...]
-#   (writes a Markdown table to stdout; MAX_BYTES 0 = the whole held-out text; the configurations
+#   (writes a Markdown table to stdout; MAX_BYTES 0 = the whole held-out text; DDCT=binary and
+#   EVAL_THREADS=N for gpt_eval.py may be set; the configurations
 #   default to the list below; rebuilt with the file's own rescale setting)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED=${1:-../shared}; MAXB=${2:-65536}
-DDCT=build/deltadct; EVAL="$SHARED/tools/gpt_eval.py"; F=$SHARED/fixtures/gpt-prose
+DDCT=${DDCT:-build/deltadct}; EVAL="$SHARED/tools/gpt_eval.py"; F=$SHARED/fixtures/gpt-prose
 [ -f "$EVAL" ] && [ -d "$F" ] || { echo "skip: GPT fixture or gpt_eval.py absent under $SHARED" >&2; exit 0; }
 /usr/bin/python3 -c "import numpy, torch" 2>/dev/null || { echo "skip: python3-numpy/python3-torch missing (./scripts/setup.sh --bench)" >&2; exit 0; }
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 [ "$MAXB" != 0 ] || MAXB=$(stat -c %s "$F/prose_eval.txt")
 # evalw WEIGHTS REF -> "cross-entropy KL(P_REF || P_WEIGHTS)" in nats per byte
-evalw() { /usr/bin/python3 "$EVAL" "$1" "$F/prose_eval.txt" --max-bytes "$MAXB" --kl "$2" |
+evalw() { /usr/bin/python3 "$EVAL" "$1" "$F/prose_eval.txt" --max-bytes "$MAXB" --kl "$2" --threads "${EVAL_THREADS:-2}" |
   sed -n -e 's/^cross-entropy: \([0-9.]*\) nats.*/\1/p' -e 's/^KL(P_ref || P_weights): \([0-9.e+-]*\) nats.*/\1/p' | tr '\n' ' '; }
 configs_default=(
   "paper default (dct, 2:0.5,0:0.5)|"
