@@ -24,6 +24,13 @@ done
 # more bits, less error
 e05=$(err_of "$B" "$F" "$d/m0.5.ddct"); e1=$(err_of "$B" "$F" "$d/m1.ddct"); e2=$(err_of "$B" "$F" "$d/m2.ddct")
 check "error falls with rate ($e05 > $e1 > $e2)" python3 -c "assert $e05 > $e1 > $e2"
+# --rd-measure rel: the budget holds, round trip, the header records it; bad values refused
+check "compress --rd-measure rel" "$DDCT" compress "$B" "$F" -o "$d/rel.ddct" -q --method rd --bpp 1 --rd-measure rel
+check "budget rel" le "$(bpp_of "$d/rel.ddct")" 1
+check "decompress rel" "$DDCT" decompress "$B" "$d/rel.ddct" -o "$d/r.safetensors" -q -f
+check "header records rd-measure" bash -c "'$DDCT' info '$d/rel.ddct' --json | grep -q 'rd-measure=rel'"
+check_fails "bad --rd-measure" "$DDCT" compress "$B" "$F" -o "$d/x.ddct" -q --method rd --rd-measure foo
+check "compress --help lists --rd-measure" bash -c "'$DDCT' compress --help | grep -q -- '--rd-measure'"
 # determinism: identical files for 1 and 3 threads
 check "compress -T 1" "$DDCT" compress "$B" "$F" -o "$d/t1.ddct" -q --method rd --bpp 1 -T 1
 check "compress -T 3" "$DDCT" compress "$B" "$F" -o "$d/t3.ddct" -q --method rd --bpp 1 -T 3

@@ -1091,7 +1091,7 @@ const ddct_codec_traits ddct_codec_rd = {
 typedef struct {
     size_t idx;
     uint64_t n;
-    double w;
+    double w, rms;
     ddct_rd_svd *svd;
 } plan_t;
 
@@ -1122,26 +1122,38 @@ int ddct_rd_plan(size_t count, ddct_rd_tensor_fn fn, void *opaque, const ddct_pa
     RETURN_ERROR_IF(!T, e, DDCT_ERR_NOMEM, "rd plan: out of memory");
     size_t nt = 0;
     uint64_t nparams = 0;
-    double lo_rms = INFINITY, hi_rms = 0;
-    int rc = 0;
+    double lo_rms = INFINITY, hi_rms = 0, wmax = 0;
+    int rc = 0, rel = p->rd_measure == DDCT_RD_MEASURE_REL;
     for (size_t i = 0; i < count && !rc; i++) {
         ddct_lossy_in in;
         memset(&in, 0, sizeof in);
         int k = fn(opaque, i, &in, e);
         if (k < 0) rc = k;
         if (k <= 0) continue;
-        double rms = sqrt(sum_sq(in.delta, in.nelem) / (double)in.nelem);
-        if (!(rms > 0) || !isfinite(rms)) rms = 1e-30;
+        double norm = sqrt(sum_sq(in.delta, in.nelem)), rms = norm / sqrt((double)in.nelem);
+        if (!(rms > 0) || !isfinite(rms)) rms = norm = 0;
         T[nt].idx = i;
         T[nt].n = in.nelem;
-        T[nt].w = 1.0; /* plain squared error: one step for every tensor */
+        T[nt].rms = rms;
+        /* Equal slopes of sum_t D_t / c_t: step_t proportional to sqrt(c_t). Plain squared error
+         * (c_t = 1): one step for every tensor; relative error (c_t = ||delta_t||^2): step_t
+         * proportional to ||delta_t||. */
+        T[nt].w = rel ? norm : 1.0;
+        if (T[nt].w > wmax) wmax = T[nt].w;
         rc = ddct_rd_svd_compute(&in, &T[nt].svd, e);
         nt++;
         nparams += in.nelem;
+    }
+    if (rc || !nt) goto done;
+    for (size_t t = 0; t < nt; t++) {
+        /* weights relative to the largest (zero tensors: any step codes them as zero) */
+        T[t].w = T[t].w > 0 && wmax > 0 ? T[t].w / wmax : 1.0;
+        double rms = T[t].rms / T[t].w;
+        if (!(rms > 0)) continue;
         if (rms < lo_rms) lo_rms = rms;
         if (rms > hi_rms) hi_rms = rms;
     }
-    if (rc || !nt) goto done;
+    if (!(hi_rms > 0)) lo_rms = hi_rms = 1e-30;
     {
         double budget = (p->bpp > 0 ? p->bpp : 1.0) * (double)nparams / 8.0;
         /* x = log2 step; bytes fall as x grows. Bracket, then regula falsi (Illinois) on
