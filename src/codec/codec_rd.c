@@ -590,36 +590,55 @@ static int encode_units(const rd_enc *E, const rd_layout *L, const uint8_t *band
     return ddct_buf_check(data, e);
 }
 
-static int encode_factors(const rd_enc *E, ddct_buf *data, ddct_err *e)
+/* The factor stream. A vector's class only names its context (the decoder does not interpret
+ * it), so classes are merged (c >> shift) when fewer tables cost less: the merge and the
+ * precision with the fewest bytes are kept, and E->fcls is rewritten to the labels stored. */
+static int encode_factors(rd_enc *E, ddct_buf *data, ddct_err *e)
 {
     if (!E->r) return 0;
     size_t rows = (size_t)E->rows, cols = (size_t)E->cols, tot = (rows + cols) * (size_t)E->r;
     uint16_t *sym = malloc(tot * sizeof *sym);
     uint8_t *ctx = malloc(tot);
-    ddct_buf blob;
+    ddct_buf blob, best;
     ddct_buf_init(&blob);
-    int rc = 0;
+    ddct_buf_init(&best);
+    int rc = 0, bshift = 0, have = 0;
     if (!sym || !ctx) {
         rc = ddct_seterr(e, DDCT_ERR_NOMEM, "rd codec: out of memory");
         goto done;
     }
-    size_t off = 0;
-    for (size_t i = 0; i < (size_t)E->r; i++)
-        for (int w = 0; w < 2; w++) {
-            size_t len = w ? cols : rows;
-            for (size_t j = 0; j < len; j++) {
-                sym[off + j] = zigzag(E->fq[off + j]);
-                ctx[off + j] = E->fcls[2 * i + (size_t)w];
+    static const int shifts[] = {0, 1, 2, 4}, pbs[] = {15, 12};
+    for (size_t si = 0; si < 4 && !rc; si++)
+        for (size_t pi = 0; pi < 2 && !rc; pi++) {
+            size_t off = 0;
+            for (size_t i = 0; i < (size_t)E->r; i++)
+                for (int w = 0; w < 2; w++) {
+                    size_t len = w ? cols : rows;
+                    uint8_t c = (uint8_t)(E->fcls[2 * i + (size_t)w] >> shifts[si]);
+                    for (size_t j = 0; j < len; j++) {
+                        sym[off + j] = zigzag(E->fq[off + j]);
+                        ctx[off + j] = c;
+                    }
+                    off += len;
+                }
+            blob.len = 0;
+            rc = ddct_rans_encode(sym, ctx, tot, RD_FCTX >> shifts[si], pbs[pi], &blob, e);
+            if (!rc && (!have || blob.len < best.len)) {
+                have = 1;
+                ddct_buf t = best;
+                best = blob;
+                blob = t;
+                bshift = shifts[si];
             }
-            off += len;
         }
-    rc = ddct_rans_encode(sym, ctx, tot, RD_FCTX, 15, &blob, e);
     if (!rc) {
-        ddct_buf_varint(data, blob.len);
-        ddct_buf_put(data, blob.p, blob.len);
+        for (size_t i = 0; i < 2 * (size_t)E->r; i++) E->fcls[i] = (uint8_t)(E->fcls[i] >> bshift);
+        ddct_buf_varint(data, best.len);
+        ddct_buf_put(data, best.p, best.len);
     }
 done:
     ddct_buf_free(&blob);
+    ddct_buf_free(&best);
     free(sym);
     free(ctx);
     return rc;
