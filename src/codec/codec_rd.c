@@ -648,6 +648,42 @@ done:
 }
 
 /* ------------------------------------------------------------------ decoder core (shared) */
+/* Decode unit k's symbols into q (relative plane) in the coding order of unit_sites, with the
+ * contexts of site_ctx, computed in place rather than through a site list. */
+static void unit_decode(const rd_layout *L, uint64_t k, const uint8_t *bandmap, ddct_rans_dec *dp, int16_t *q)
+{
+    ddct_rans_dec dl = *dp, *d = &dl; /* a local copy keeps the coder state in registers */
+    static const uint8_t cls[5] = {0, 1, 2, 2, 3}; /* nbr_class of min(a, 4) */
+    uint64_t r0 = k * L->unit_rows, r1 = min_u64(L->rows_pad, r0 + L->unit_rows);
+    size_t W = (size_t)L->cols_pad;
+    int nbr = (L->cmode & 2) != 0, p = L->dct ? L->p : 1;
+    int bmul = (L->cmode & 1) ? (nbr ? RD_NCLS : 1) : 0;
+#define RD_NBR_CTX(a, pos, hasl, hasu)                                                                                 \
+    (nbr ? cls[min_u64(4, (uint64_t)((hasl) ? abs((a)[(pos) - 1]) : 0) + (uint64_t)((hasu) ? abs((a)[(pos) - W]) : 0))] : 0)
+    if (!L->dct) {
+        for (size_t r = 0; r < (size_t)(r1 - r0) && !d->failed; r++) {
+            int16_t *row = q + r * W;
+            for (size_t c = 0; c < W; c++)
+                row[c] = (int16_t)unzigzag(ddct_rans_dec_get(d, RD_NBR_CTX(row, c, c > 0, r > 0)));
+        }
+        *dp = dl;
+        return;
+    }
+    uint8_t base[DDCT_MAX_PATCH * DDCT_MAX_PATCH];
+    for (int i = 0; i < p * p; i++) base[i] = (uint8_t)(bandmap[i] * bmul);
+    for (uint64_t sr = r0; sr < r1 && !d->failed; sr += (uint64_t)p)
+        for (size_t tc = 0; tc < W; tc += (size_t)p) {
+            int16_t *t = q + (size_t)(sr - r0) * W + tc;
+            for (int u = 0; u < p; u++)
+                for (int v = 0; v < p; v++) {
+                    size_t pos = (size_t)u * W + (size_t)v;
+                    t[pos] = (int16_t)unzigzag(ddct_rans_dec_get(d, base[u * p + v] + RD_NBR_CTX(t, pos, v > 0, u > 0)));
+                }
+        }
+    *dp = dl;
+#undef RD_NBR_CTX
+}
+
 
 /* Dequantize unit k's coefficients q (relative plane) and write the rebuilt residual into out
  * (adding to it). buf: unit_rows * cols_pad floats; tile: p*p + scratch floats. */
@@ -973,9 +1009,20 @@ static int rd_encode(const ddct_lossy_in *in, ddct_enc_out *out, ddct_err *e)
 
 /* ------------------------------------------------------------------ decode */
 
-static int rd_decode(const ddct_record *rec, uint64_t n, int threads, int rescale, float *out, ddct_err *e)
+/* Bits a fixed-width packing of syms[0..m) takes: the width of the largest zigzag symbol for
+ * every value, plus a 4-bit width header. */
+static uint64_t packed_bits(uint64_t maxsym, uint64_t m)
+{
+    uint64_t w = 0;
+    while (maxsym >> w) w++;
+    return 4 + w * m;
+}
+
+static int rd_decode_stats(const ddct_record *rec, uint64_t n, int threads, int rescale, float *out,
+                           ddct_rd_stats *st, ddct_err *e)
 {
     threads = nthreads(threads);
+    if (st) memset(st, 0, sizeof *st);
     rd_layout L;
     FORWARD_IF_ERROR(parse_params(rec, n, &L, e));
     RETURN_ERROR_IF(rec->side_len != 4 * L.r, e, DDCT_ERR_FORMAT, "rd codec: side is %zu bytes, expected %llu",
@@ -1000,10 +1047,12 @@ static int rd_decode(const ddct_record *rec, uint64_t n, int threads, int rescal
     RETURN_ERROR_IF(nu > ddct_rd_left(&r) / 6 + 1, e, DDCT_ERR_FORMAT, "rd codec: data too short for %zu units", nu);
     const uint8_t **ub = malloc(nu * sizeof *ub);
     size_t *ul = malloc(nu * sizeof *ul);
+    uint64_t *upacked = st ? calloc(nu, sizeof *upacked) : NULL, *usyms = st ? calloc(nu, sizeof *usyms) : NULL;
+    uint64_t *ublock = st ? calloc(nu, sizeof *ublock) : NULL;
     float *uc = NULL, *vc = NULL;
     int rc = 0, failed = 0;
     ddct_xform *xf = NULL;
-    if (!ub || !ul) {
+    if (!ub || !ul || (st && (!upacked || !usyms || !ublock))) {
         rc = ddct_seterr(e, DDCT_ERR_NOMEM, "rd codec: out of memory");
         goto done;
     }
@@ -1028,15 +1077,27 @@ static int rd_decode(const ddct_record *rec, uint64_t n, int threads, int rescal
         ddct_rans_dec d;
         rc = ddct_rans_dec_init(&d, fblob, flen, e);
         if (rc) goto done;
+        ddct_rans_dec dl = d; /* a local copy keeps the coder state in registers */
         for (size_t i = 0; i < rr; i++) {
-            float st = ddct_bf16_to_f32(ddct_le16(rec->side + 4 * i));
+            float fst = ddct_bf16_to_f32(ddct_le16(rec->side + 4 * i));
             for (int w = 0; w < 2; w++) {
                 size_t len = w ? cols : rows;
                 float *dst = w ? vc + i * cols : uc + i * rows;
                 int c = rec->side[4 * i + 2 + (size_t)w];
-                for (size_t j = 0; j < len; j++) dst[j] = (float)unzigzag(ddct_rans_dec_get(&d, c)) * st;
+                uint64_t mx = 0;
+                for (size_t j = 0; j < len; j++) {
+                    uint16_t sy = ddct_rans_dec_get(&dl, c);
+                    mx = sy > mx ? sy : mx;
+                    dst[j] = (float)unzigzag(sy) * fst;
+                }
+                if (st) st->fac_packed_bits += packed_bits(mx, len);
             }
         }
+        if (st) {
+            st->fac_syms = (uint64_t)(rows + cols) * rr;
+            st->fac_coded_bits = 8 * (uint64_t)flen;
+        }
+        d = dl;
         rc = ddct_rans_dec_finish(&d, e);
         ddct_rans_dec_free(&d);
         if (rc) goto done;
@@ -1053,10 +1114,9 @@ static int rd_decode(const ddct_record *rec, uint64_t n, int threads, int rescal
         int nctx = ctx_count(&L);
 #pragma omp parallel num_threads(threads) if (nu > 1)
         {
-            rd_site *sites = malloc(cap * sizeof *sites);
             int16_t *q = malloc(cap * sizeof *q);
             float *tile = malloc(((size_t)(L.p * L.p) + ddct_xform_scratch_floats(xf)) * sizeof *tile);
-            int ok = sites && q && tile;
+            int ok = q && tile;
             if (!ok) {
 #pragma omp atomic write
                 failed = 1;
@@ -1073,10 +1133,19 @@ static int rd_decode(const ddct_record *rec, uint64_t n, int threads, int rescal
                     continue;
                 }
                 int bad = d.nctx > nctx;
-                size_t m = unit_sites(&L, k, bandmap, sites);
-                for (size_t i = 0; i < m && !bad; i++) {
-                    uint8_t c = site_ctx(&L, &sites[i], q);
-                    q[sites[i].pos] = (int16_t)unzigzag(ddct_rans_dec_get(&d, c));
+                if (!bad) unit_decode(&L, k, bandmap, &d, q);
+                if (st && !bad) {
+                    size_t m = (size_t)(min_u64(L.rows_pad, (k + 1) * L.unit_rows) - k * L.unit_rows) * L.cols_pad;
+                    uint64_t mx = 0, bb = 0;
+                    for (size_t i0 = 0; i0 < m; i0 += 256) {
+                        uint64_t bmx = 0;
+                        for (size_t i = i0; i < m && i < i0 + 256; i++) bmx = zigzag(q[i]) > bmx ? zigzag(q[i]) : bmx;
+                        bb += packed_bits(bmx, min_u64(256, m - i0));
+                        mx = bmx > mx ? bmx : mx;
+                    }
+                    upacked[k] = packed_bits(mx, m);
+                    ublock[k] = bb;
+                    usyms[k] = m;
                 }
                 if (bad || ddct_rans_dec_finish(&d, &e2)) {
 #pragma omp atomic write
@@ -1085,7 +1154,6 @@ static int rd_decode(const ddct_record *rec, uint64_t n, int threads, int rescal
                 ddct_rans_dec_free(&d);
                 if (!bad) unit_rebuild(&L, xf, k, q, bandmap, out, tile);
             }
-            free(sites);
             free(q);
             free(tile);
         }
@@ -1096,13 +1164,36 @@ static int rd_decode(const ddct_record *rec, uint64_t n, int threads, int rescal
         }
     }
     if (rescale < 0 ? L.rescale : rescale) ddct_rescale_to(out, n, L.mean_abs, threads);
+    if (st) {
+        for (size_t k = 0; k < nu; k++) {
+            st->res_syms += usyms[k];
+            st->res_packed_bits += upacked[k];
+            st->res_block_bits += ublock[k];
+            st->res_coded_bits += 8 * (uint64_t)ul[k];
+        }
+        st->rank = L.r;
+        st->dct = L.dct;
+    }
 done:
+    free(upacked);
+    free(usyms);
+    free(ublock);
     free(ub);
     free(ul);
     free(uc);
     free(vc);
     ddct_xform_free(xf);
     return rc;
+}
+
+static int rd_decode(const ddct_record *rec, uint64_t n, int threads, int rescale, float *out, ddct_err *e)
+{
+    return rd_decode_stats(rec, n, threads, rescale, out, NULL, e);
+}
+
+int ddct_rd_record_stats(const ddct_record *rec, uint64_t n, float *out, ddct_rd_stats *st, ddct_err *e)
+{
+    return rd_decode_stats(rec, n, 1, 0, out, st, e);
 }
 
 const ddct_codec_traits ddct_codec_rd = {
