@@ -40,6 +40,7 @@
 #define RD_FCTX 16       /* factor vector classes */
 #define RD_RMAX 128      /* largest rank considered */
 #define RD_LAMBDA 0.1155 /* lambda = RD_LAMBDA * step^2: the high-rate slope (ln 2 / 6) */
+#define RD_SEARCH_STRIDE 4 /* rank/transform search on large planes: stats of every 4th strip */
 #define RD_FRHO 0.40f    /* factor rounding offset: a slight dead zone (0.5 = round) saves rate */
 
 typedef struct {
@@ -462,46 +463,115 @@ static double band_cost(const band_stat *bs, float st, double lambda, uint8_t *t
     return D + lambda * R;
 }
 
-/* Statistics of every band under the combos of multiplier index mi (NRHO of them, one pass;
- * serial over the plane: deterministic). bs: [NRHO][RD_NB]. */
-static void plane_stats(const rd_enc *E, const rd_layout *L, const uint8_t *bandmap, int mi, band_stat *bs)
+/* Add coefficient x (a = |x| / step) quantized with rounding offset rho_set[ri] to s. */
+static void stat_add(band_stat *s, int ri, float x, float a)
+{
+    int q = (int)(a + rho_set[ri]);
+    if (q > RD_QMAX) q = RD_QMAX;
+    if (q == 0) {
+        s->d0 += (double)x * x;
+        s->hist[0]++;
+        return;
+    }
+    double ev = (double)a - q;
+    if (q == 1) {
+        s->n1++;
+        s->s1 += ev;
+        s->ss1 += ev * ev;
+    } else {
+        s->n2++;
+        s->s2 += ev;
+        s->ss2 += ev * ev;
+    }
+    if (q < HMAX) s->hist[q]++;
+    else s->big++;
+}
+
+/* Coefficients with floor(a) = k and fraction bin j (j of the thresholds 1 - rho_set[] at or
+ * below the fraction): every rounding offset maps the whole bin to the same q. */
+#define NBIN (NRHO + 1)
+typedef struct {
+    uint64_t n;
+    double sa, saa, sxx;
+} qbin;
+
+/* Statistics of every band under the combos of multiplier index mi and rounding offsets
+ * r0..r1-1, in one pass over the plane: each coefficient lands in a bin (band, floor(a), fraction
+ * class) whose sums give every offset's statistics (those with a >= HMAX - 1 are added one by
+ * one). Serial over the plane: deterministic. bs: [NRHO][RD_NB]. */
+static int plane_stats(const rd_enc *E, const rd_layout *L, const uint8_t *bandmap, int mi, int r0, int r1,
+                       int stride, band_stat *bs)
 {
     memset(bs, 0, (size_t)NRHO * RD_NB * sizeof *bs);
-    float inv[RD_NB];
-    for (int b = 0; b < L->nb; b++) inv[b] = 1.0f / band_step(E->step, mi * NRHO);
+    qbin *bins = calloc((size_t)RD_NB * (HMAX - 1) * NBIN, sizeof *bins);
+    if (!bins) return -1;
+    float thr[NRHO]; /* ascending: rho_set is descending */
+    for (int ri = 0; ri < NRHO; ri++) thr[ri] = 1.0f - rho_set[ri];
+    const float inv = 1.0f / band_step(E->step, mi * NRHO);
     size_t W = (size_t)L->cols_pad, H = (size_t)L->rows_pad;
     size_t p = L->dct ? (size_t)L->p : W;
+    uint64_t n0[RD_NB] = {0};
+    double x0[RD_NB] = {0}; /* the common case, zero under every offset, in registers */
+    size_t sh = L->dct ? p : 1; /* strip height: stride > 1 visits every stride-th strip */
     for (size_t row = 0; row < H; row++) {
+        if ((row / sh) % (size_t)stride) continue;
         const float *pr = E->plane + row * W;
         const uint8_t *brow = L->dct ? bandmap + (row % p) * p : NULL;
         for (size_t c0 = 0; c0 < W; c0 += p)
             for (size_t c = c0; c < c0 + p; c++) {
                 int b = brow ? brow[c - c0] : 0;
-                float x = pr[c], a = fabsf(x) * inv[b];
-                for (int ri = 0; ri < NRHO; ri++) {
-                    int q = (int)(a + rho_set[ri]);
-                    if (q > RD_QMAX) q = RD_QMAX;
-                    band_stat *s = &bs[ri * RD_NB + b];
-                    if (q == 0) {
-                        s->d0 += (double)x * x;
-                        s->hist[0]++;
-                        continue;
-                    }
-                    double ev = (double)a - q;
-                    if (q == 1) {
-                        s->n1++;
-                        s->s1 += ev;
-                        s->ss1 += ev * ev;
-                    } else {
-                        s->n2++;
-                        s->s2 += ev;
-                        s->ss2 += ev * ev;
-                    }
-                    if (q < HMAX) s->hist[q]++;
-                    else s->big++;
+                float x = pr[c], a = fabsf(x) * inv;
+                if (a < thr[0]) {
+                    n0[b]++;
+                    x0[b] += (double)x * x;
+                    continue;
                 }
+                if (!(a < (float)(HMAX - 1))) {
+                    for (int ri = r0; ri < r1; ri++) stat_add(&bs[ri * RD_NB + b], ri, x, a);
+                    continue;
+                }
+                int k = (int)a;
+                float f = a - (float)k;
+                int j = (f >= thr[0]) + (f >= thr[1]) + (f >= thr[2]) + (f >= thr[3]);
+                qbin *q = &bins[((size_t)b * (HMAX - 1) + (size_t)k) * NBIN + (size_t)j];
+                q->n++;
+                q->sa += a;
+                q->saa += (double)a * a;
+                if (!k) q->sxx += (double)x * x;
             }
     }
+    for (int ri = r0; ri < r1; ri++)
+        for (int b = 0; b < L->nb; b++) {
+            band_stat *s = &bs[ri * RD_NB + b];
+            s->d0 += x0[b];
+            s->hist[0] += n0[b];
+            for (int k = 0; k < HMAX - 1; k++)
+                for (int j = 0; j < NBIN; j++) {
+                    const qbin *g = &bins[((size_t)b * (HMAX - 1) + (size_t)k) * NBIN + (size_t)j];
+                    if (!g->n) continue;
+                    int q = k + (j > ri);
+                    if (q == 0) {
+                        s->d0 += g->sxx;
+                        s->hist[0] += g->n;
+                        continue;
+                    }
+                    /* sum of (a - q) and of (a - q)^2 over the bin */
+                    double e1 = g->sa - q * (double)g->n, e2 = g->saa - 2.0 * q * g->sa + (double)q * q * (double)g->n;
+                    if (q == 1) {
+                        s->n1 += g->n;
+                        s->s1 += e1;
+                        s->ss1 += e2;
+                    } else {
+                        s->n2 += g->n;
+                        s->s2 += e1;
+                        s->ss2 += e2;
+                    }
+                    if (q < HMAX) s->hist[q] += g->n;
+                    else s->big += g->n;
+                }
+        }
+    free(bins);
+    return 0;
 }
 
 typedef struct {
@@ -520,8 +590,23 @@ static int choose_quant(rd_enc *E, const rd_layout *L, const uint8_t *bandmap, i
     RETURN_ERROR_IF(!all, e, DDCT_ERR_NOMEM, "rd codec: out of memory");
     int k0 = all_combos ? 0 : RD_COMBO0, k1 = all_combos ? NCOMBO : RD_COMBO0 + 1;
     int m1 = all_combos ? NMULT : 1;
+    int failed = 0;
+    /* the rank and transform search on large planes: every RD_SEARCH_STRIDE-th strip, J scaled */
+    uint64_t nstrips = L->dct ? L->rows_pad / (uint64_t)L->p : L->rows_pad;
+    int stride = !all_combos && nstrips >= 4 * (uint64_t)RD_SEARCH_STRIDE && L->rows_pad * L->cols_pad > 65536
+                     ? RD_SEARCH_STRIDE
+                     : 1;
 #pragma omp parallel for num_threads(E->threads) schedule(dynamic) if (all_combos && L->rows_pad * L->cols_pad > 65536)
-    for (int mi = 0; mi < m1; mi++) plane_stats(E, L, bandmap, mi, all + (size_t)mi * NRHO * RD_NB);
+    for (int mi = 0; mi < m1; mi++)
+        if (plane_stats(E, L, bandmap, mi, all_combos ? 0 : RD_COMBO0 % NRHO,
+                        all_combos ? NRHO : RD_COMBO0 % NRHO + 1, stride, all + (size_t)mi * NRHO * RD_NB)) {
+#pragma omp atomic write
+            failed = 1;
+        }
+    if (failed) {
+        free(all);
+        RETURN_ERROR(e, DDCT_ERR_NOMEM, "rd codec: out of memory");
+    }
     pc->J = 0;
     pc->D = 0;
     for (int b = 0; b < L->nb; b++) {
@@ -538,8 +623,8 @@ static int choose_quant(rd_enc *E, const rd_layout *L, const uint8_t *bandmap, i
                 pc->t2[b] = t2;
             }
         }
-        pc->J += best;
-        pc->D += bd;
+        pc->J += best * stride;
+        pc->D += bd * stride;
     }
     free(all);
     return 0;
@@ -1269,22 +1354,43 @@ int ddct_rd_plan(size_t count, ddct_rd_tensor_fn fn, void *opaque, const ddct_pa
     if (!(hi_rms > 0)) lo_rms = hi_rms = 1e-30;
     {
         double budget = (p->bpp > 0 ? p->bpp : 1.0) * (double)nparams / 8.0;
-        /* x = log2 step; bytes fall as x grows. Bracket, then regula falsi (Illinois) on
-         * log(bytes) - log(budget), which is close to linear in x. */
-        double xg = log2(hi_rms) + 8, xb = log2(lo_rms) - 16; /* good: fits (coarsest); bad: finest */
-        uint64_t bg = 0, bb = 0;
-        rc = plan_total(T, nt, fn, opaque, xg, &bg, e);
-        if (!rc) rc = plan_total(T, nt, fn, opaque, xb, &bb, e);
-        if (rc) goto done;
-        if ((double)bb <= budget) {
-            xg = xb; /* even the finest fits */
-        } else if ((double)bg <= budget) {
+        /* x = log2 step; bytes fall as x grows. Bracket from a first guess (the parameters' mean
+         * log2 rms less the bpp) by whole octaves within [finest, coarsest], then regula falsi
+         * (Illinois) on log(bytes) - log(budget), which is close to linear in x. The coarsest
+         * step is used even if it does not fit; the finest if even it fits. */
+        double xc = log2(hi_rms) + 8, xf = log2(lo_rms) - 16, slog = 0;
+        for (size_t t = 0; t < nt; t++)
+            if (T[t].rms > 0) slog += (double)T[t].n * log2(T[t].rms / T[t].w);
+        double x = slog / (double)nparams - (p->bpp > 0 ? p->bpp : 1.0);
+        x = fmin(fmax(x, xf), xc);
+        double xg = xc, xb = xf;
+        uint64_t bg = 0, bb = 0, b = 0;
+        int bracketed = 0;
+        for (int dir = 0, it = 0; it < 64; it++) {
+            rc = plan_total(T, nt, fn, opaque, x, &b, e);
+            if (rc) goto done;
+            int fits = (double)b <= budget;
+            if (fits) {
+                xg = x;
+                bg = b;
+            } else {
+                xb = x;
+                bb = b;
+            }
+            if (dir == 0) dir = fits ? -1 : 1; /* fits: finer until it does not; else coarser */
+            if (fits != (dir < 0) || (fits && (double)b >= 0.997 * budget)) {
+                bracketed = fits != (dir < 0);
+                break;
+            }
+            if (x == (dir < 0 ? xf : xc)) break; /* the finest fits / the coarsest does not */
+            x = dir < 0 ? fmax(x - 1, xf) : fmin(x + 1, xc);
+        }
+        if (bracketed) {
             double fg = log((double)bg) - log(budget), fb = log((double)bb) - log(budget);
             int side = 0;
             for (int it = 0; it < 40; it++) {
-                double x = (fb * xg - fg * xb) / (fb - fg);
+                x = (fb * xg - fg * xb) / (fb - fg);
                 if (!(x > fmin(xg, xb) && x < fmax(xg, xb))) x = 0.5 * (xg + xb);
-                uint64_t b = 0;
                 rc = plan_total(T, nt, fn, opaque, x, &b, e);
                 if (rc) goto done;
                 double f = log((double)b) - log(budget);

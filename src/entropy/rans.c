@@ -235,26 +235,29 @@ int ddct_rans_encode(const uint16_t *sym, const uint8_t *ctx, size_t n, int nctx
     RETURN_ERROR_IF(n > 0 && !sym, e, DDCT_ERR_PARAM, "rANS: NULL symbols");
     RETURN_ERROR_IF(n > (SIZE_MAX - 64) / 2, e, DDCT_ERR_PARAM, "rANS: %zu symbols is too many", n);
     int rc = DDCT_OK;
-    uint64_t *counts = calloc((size_t)nctx * DDCT_RANS_MAX_SYMBOLS, sizeof *counts);
-    ddct_rans_table *tab = malloc((size_t)nctx * sizeof *tab);
+    uint64_t *counts = NULL;
+    ddct_rans_table *tab = NULL;
+    /* pass 0: check, and the alphabet actually used (counts then take nctx * A, not 4096) */
+    unsigned smax = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned c = ctx ? ctx[i] : 0u, s = sym[i];
+        if (c >= (unsigned)nctx || s >= DDCT_RANS_MAX_SYMBOLS)
+            return ddct_seterr(e, DDCT_ERR_PARAM, "rANS: symbol %zu: %s %u out of range", i,
+                               c >= (unsigned)nctx ? "context" : "value", c >= (unsigned)nctx ? c : s);
+        smax = s > smax ? s : smax;
+    }
+    const size_t A = (size_t)smax + 1;
+    counts = calloc((size_t)nctx * A, sizeof *counts);
+    tab = malloc((size_t)nctx * sizeof *tab);
     if (!counts || !tab) {
         rc = ddct_seterr(e, DDCT_ERR_NOMEM, "rANS: out of memory (tables)");
         goto done;
     }
     /* pass 1: counts */
-    for (size_t i = 0; i < n; i++) {
-        unsigned c = ctx ? ctx[i] : 0u, s = sym[i];
-        if (c >= (unsigned)nctx || s >= DDCT_RANS_MAX_SYMBOLS) {
-            rc = ddct_seterr(e, DDCT_ERR_PARAM, "rANS: symbol %zu: %s %u out of range", i,
-                             c >= (unsigned)nctx ? "context" : "value", c >= (unsigned)nctx ? c : s);
-            goto done;
-        }
-        counts[(size_t)c * DDCT_RANS_MAX_SYMBOLS + s]++;
-    }
+    for (size_t i = 0; i < n; i++) counts[(size_t)(ctx ? ctx[i] : 0u) * A + sym[i]]++;
     ddct_buf_u8(out, (uint8_t)(nctx - 1));
     for (int c = 0; c < nctx; c++) {
-        rc = ddct_rans_table_build(&tab[c], counts + (size_t)c * DDCT_RANS_MAX_SYMBOLS, DDCT_RANS_MAX_SYMBOLS,
-                                   prob_bits, e);
+        rc = ddct_rans_table_build(&tab[c], counts + (size_t)c * A, (int)A, prob_bits, e);
         if (rc) goto done;
         ddct_rans_table_write(&tab[c], out);
     }
