@@ -57,9 +57,10 @@ if [ -n "$SHARED" ] && [ -d "$FX/pinn" ] && [ -d "$FX/chargpt" ]; then
     run_fx "pinn-$t" "$FX/pinn/${t}_base.safetensors" "$FX/pinn/${t}_finetuned.safetensors" 1.0 0.40
     run_fx "pinn-$t" "$FX/pinn/${t}_base.safetensors" "$FX/pinn/${t}_finetuned.safetensors" 0.75 0.50
   done
-  # measured: 0.567 at 1.0 (target 0.55 not met), 0.654 at 0.75 (BitDelta-Init at 1.0: 0.635)
-  run_fx chargpt "$FX/chargpt/base.safetensors" "$FX/chargpt/finetuned.safetensors" 1.0 0.59
-  run_fx chargpt "$FX/chargpt/base.safetensors" "$FX/chargpt/finetuned.safetensors" 0.75 0.67
+  # the targets: <= 0.55 at 1.0 (measured 0.540), at 0.75 no worse than BitDelta-Init at 1.0, 0.635
+  # (measured 0.625)
+  run_fx chargpt "$FX/chargpt/base.safetensors" "$FX/chargpt/finetuned.safetensors" 1.0 0.55
+  run_fx chargpt "$FX/chargpt/base.safetensors" "$FX/chargpt/finetuned.safetensors" 0.75 0.635
 fi
 
 echo "$pass passed, $fail failed"
