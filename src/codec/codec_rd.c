@@ -1291,23 +1291,53 @@ typedef struct {
     uint64_t n;
     double w, rms;
     ddct_rd_svd *svd;
+    uint64_t bytes; /* record bytes at the last step evaluated */
+    double step;    /* the step chosen */
 } plan_t;
 
 /* Total record bytes of every rd tensor at global step exp2(x) (tensor i: exp2(x) * w_i). */
+/* Record bytes of tensor t at step `step`. */
+static int plan_bytes(const plan_t *T, size_t t, ddct_rd_tensor_fn fn, void *opaque, double step, uint64_t *b,
+                      ddct_err *e)
+{
+    ddct_lossy_in in;
+    memset(&in, 0, sizeof in);
+    int k = fn(opaque, T[t].idx, &in, e);
+    if (k < 0) return k;
+    RETURN_ERROR_IF(k == 0, e, DDCT_ERR_INTERNAL, "rd plan: tensor set changed");
+    return ddct_rd_encode_step(&in, T[t].svd, step, NULL, b, NULL, e);
+}
+
 static int plan_total(plan_t *T, size_t nt, ddct_rd_tensor_fn fn, void *opaque, double x, uint64_t *total,
                       ddct_err *e)
 {
     *total = 0;
     for (size_t t = 0; t < nt; t++) {
-        ddct_lossy_in in;
-        memset(&in, 0, sizeof in);
-        int k = fn(opaque, T[t].idx, &in, e);
-        if (k < 0) return k;
-        RETURN_ERROR_IF(k == 0, e, DDCT_ERR_INTERNAL, "rd plan: tensor set changed");
-        uint64_t b = 0;
-        FORWARD_IF_ERROR(ddct_rd_encode_step(&in, T[t].svd, exp2(x) * T[t].w, NULL, &b, NULL, e));
-        *total += b;
+        FORWARD_IF_ERROR(plan_bytes(T, t, fn, opaque, exp2(x) * T[t].w, &T[t].bytes, e));
+        *total += T[t].bytes;
     }
+    return 0;
+}
+
+/* The search leaves some of the budget unused where bytes jump with the step: spend it by
+ * refining single tensors, in tensor order, each by the largest of 2^-4/16, 2^-2/16, 2^-1/16
+ * that still fits. Every accepted step's bytes are exact, so the budget still holds. */
+static int plan_fill(plan_t *T, size_t nt, ddct_rd_tensor_fn fn, void *opaque, double budget, ddct_err *e)
+{
+    uint64_t total = 0;
+    for (size_t t = 0; t < nt; t++) total += T[t].bytes;
+    static const double f[] = {0.8408964152537145, 0.9170040432046712, 0.9576032806985737};
+    for (size_t t = 0; t < nt && (double)total < 0.997 * budget; t++)
+        for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+            uint64_t b = 0;
+            FORWARD_IF_ERROR(plan_bytes(T, t, fn, opaque, T[t].step * f[i], &b, e));
+            if ((double)(total - T[t].bytes + b) <= budget) {
+                total = total - T[t].bytes + b;
+                T[t].bytes = b;
+                T[t].step *= f[i];
+                break;
+            }
+        }
     return 0;
 }
 
@@ -1396,6 +1426,7 @@ int ddct_rd_plan(size_t count, ddct_rd_tensor_fn fn, void *opaque, const ddct_pa
                 double f = log((double)b) - log(budget);
                 if ((double)b <= budget) {
                     xg = x;
+                    bg = b;
                     fg = f;
                     if (side == 1) fb *= 0.5;
                     side = 1;
@@ -1409,7 +1440,14 @@ int ddct_rd_plan(size_t count, ddct_rd_tensor_fn fn, void *opaque, const ddct_pa
                 if (fabs(xg - xb) < 1e-4) break;
             }
         }
-        for (size_t t = 0; t < nt; t++) steps[T[t].idx] = exp2(xg) * T[t].w;
+        for (size_t t = 0; t < nt; t++) T[t].step = exp2(xg) * T[t].w;
+        if (bg > 0 && (double)bg < 0.997 * budget) {
+            /* xg fitted when evaluated: evaluate it again for its per-tensor bytes, then fill */
+            rc = plan_total(T, nt, fn, opaque, xg, &b, e);
+            if (!rc) rc = plan_fill(T, nt, fn, opaque, budget, e);
+            if (rc) goto done;
+        }
+        for (size_t t = 0; t < nt; t++) steps[T[t].idx] = T[t].step;
     }
 done:
     for (size_t t = 0; t < nt; t++) ddct_rd_svd_free(T[t].svd);

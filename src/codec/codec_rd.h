@@ -5,8 +5,10 @@
  * quantizer step `step`; everything else (rank, transform, per-band steps, dead zones,
  * reconstruction offsets, entropy-coder contexts) is chosen inside by rate-distortion with
  * the slope lambda = RD_LAMBDA * step^2 (squared error per bit). One step per tensor, all
- * derived from one global value, is the Lagrangian allocation across tensors: ddct_rd_plan
- * finds that value by bisection so the lossy records total <= bpp bits per lossy parameter.
+ * derived from one global value (weighted by ||delta|| with --rd-measure rel), is the Lagrangian
+ * allocation across tensors: ddct_rd_plan finds that value by a bracketed secant search so the
+ * lossy records total <= bpp bits per lossy parameter, then spends what the search left unused
+ * on finer steps for single tensors.
  */
 #ifndef DDCT_CODEC_RD_H
 #define DDCT_CODEC_RD_H
