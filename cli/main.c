@@ -49,6 +49,10 @@ static const char *COMPRESS_HELP =
     "  --bpp X               target bits per lossy parameter (svd: sets the rank; rd: the lossy\n"
     "                        records total <= X bits per lossy parameter, default 1)\n"
     "  --error E             rd: the smallest file with relative error <= E for every lossy tensor\n"
+    "  --rd-measure M        rd with --bpp: the distortion the allocation across tensors minimises:\n"
+    "                        mse (default: squared error summed over the tensors) | rel (each\n"
+    "                        tensor's squared error / its ||delta||^2, i.e. per-tensor relative\n"
+    "                        error); --rescale adds the energy-preserving rebuild to either\n"
     "  --no-rescale          store without the per-layer mean |delta| rescale (the default\n"
     "                        for --method rd, whose allocation minimises plain squared error)\n"
     "  --rescale             store with the rescale (the default for the other methods)\n"
@@ -175,7 +179,7 @@ int cmd_compress(int argc, char **argv)
         const char *a = argv[i];
         if (a[0] == '-' && a[1] == '-' && a[2]) {
             static const char *const names[] = {"method", "transform", "patch", "bits", "importance", "lowfreq-k",
-                                                "qtable", "wavelet", "dwt-levels", "dwt-keep", "bpp", "error", "zstd-level",
+                                                "qtable", "wavelet", "dwt-levels", "dwt-keep", "bpp", "error", "rd-measure", "zstd-level",
                                                 "include", "exclude", NULL};
             int done = 0;
             for (int k = 0; names[k] && !done; k++) {

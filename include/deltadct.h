@@ -56,6 +56,9 @@ typedef enum { DDCT_WAVELET_HAAR = 0, DDCT_WAVELET_CDF97, DDCT_WAVELET_COUNT } d
 typedef enum { DDCT_KEEP_ALL = 0, DDCT_KEEP_LL_LH_HL, DDCT_KEEP_LL_ONLY, DDCT_KEEP_COUNT } ddct_dwt_keep;
 typedef enum { DDCT_IMPORTANCE_L2 = 0, DDCT_IMPORTANCE_LOWFREQ, DDCT_IMPORTANCE_COUNT } ddct_importance;
 typedef enum { DDCT_QTABLE_FLAT = 0, DDCT_QTABLE_JPEG, DDCT_QTABLE_COUNT } ddct_qtable;
+/* rd method: the distortion its allocation across tensors minimises. MSE: squared error summed
+ * over every lossy tensor; REL: each tensor's squared error divided by its ||delta||^2. */
+typedef enum { DDCT_RD_MEASURE_MSE = 0, DDCT_RD_MEASURE_REL, DDCT_RD_MEASURE_COUNT } ddct_rd_measure;
 
 #define DDCT_MAX_BITS_LEVELS 16
 #define DDCT_MAX_BITWIDTH 8
@@ -82,6 +85,7 @@ typedef struct {
     int rescale;                /* 1 (default): rebuild with per-layer mean |delta| */
     double bpp;                 /* target bits per lossy parameter (svd method, and >0: budget); 0 = unset */
     double error;               /* rd method: target relative error per tensor (> 0), 0 = unset (then bpp) */
+    ddct_rd_measure rd_measure; /* rd method with a bpp budget: default MSE */
     const char *include_regex;  /* POSIX ERE; NULL = default rule */
     const char *exclude_regex;  /* POSIX ERE; NULL = default exclusions */
     int threads;                /* 0 = all cores */
@@ -91,7 +95,8 @@ typedef struct {
 void ddct_params_default(ddct_params *p);
 /* Parse "2:0.5,0:0.5" into a strategy. Returns DDCT_ERR_PARAM with a message in err (may be NULL). */
 ddct_ErrorCode ddct_strategy_parse(const char *spec, ddct_strategy *out, char *err, size_t errlen);
-/* Parse an option value by name ("transform", "wavelet", "dwt-keep", "importance", "qtable", "method"). */
+/* Parse an option value by name ("transform", "wavelet", "dwt-keep", "importance", "qtable", "method",
+ * "rd-measure", ...). */
 ddct_ErrorCode ddct_params_set(ddct_params *p, const char *name, const char *value, char *err, size_t errlen);
 /* Write a canonical one-line description of p (as stored in the file header). */
 void ddct_params_describe(const ddct_params *p, char *out, size_t outlen);

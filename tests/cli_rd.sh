@@ -24,6 +24,13 @@ done
 # more bits, less error
 e05=$(err_of "$B" "$F" "$d/m0.5.ddct"); e1=$(err_of "$B" "$F" "$d/m1.ddct"); e2=$(err_of "$B" "$F" "$d/m2.ddct")
 check "error falls with rate ($e05 > $e1 > $e2)" python3 -c "assert $e05 > $e1 > $e2"
+# --rd-measure rel: the budget holds, round trip, the header records it; bad values refused
+check "compress --rd-measure rel" "$DDCT" compress "$B" "$F" -o "$d/rel.ddct" -q --method rd --bpp 1 --rd-measure rel
+check "budget rel" le "$(bpp_of "$d/rel.ddct")" 1
+check "decompress rel" "$DDCT" decompress "$B" "$d/rel.ddct" -o "$d/r.safetensors" -q -f
+check "header records rd-measure" bash -c "'$DDCT' info '$d/rel.ddct' --json | grep -q 'rd-measure=rel'"
+check_fails "bad --rd-measure" "$DDCT" compress "$B" "$F" -o "$d/x.ddct" -q --method rd --rd-measure foo
+check "compress --help lists --rd-measure" bash -c "'$DDCT' compress --help | grep -q -- '--rd-measure'"
 # determinism: identical files for 1 and 3 threads
 check "compress -T 1" "$DDCT" compress "$B" "$F" -o "$d/t1.ddct" -q --method rd --bpp 1 -T 1
 check "compress -T 3" "$DDCT" compress "$B" "$F" -o "$d/t3.ddct" -q --method rd --bpp 1 -T 3
@@ -50,9 +57,10 @@ if [ -n "$SHARED" ] && [ -d "$FX/pinn" ] && [ -d "$FX/chargpt" ]; then
     run_fx "pinn-$t" "$FX/pinn/${t}_base.safetensors" "$FX/pinn/${t}_finetuned.safetensors" 1.0 0.40
     run_fx "pinn-$t" "$FX/pinn/${t}_base.safetensors" "$FX/pinn/${t}_finetuned.safetensors" 0.75 0.50
   done
-  # measured: 0.567 at 1.0 (target 0.55 not met), 0.654 at 0.75 (BitDelta-Init at 1.0: 0.635)
-  run_fx chargpt "$FX/chargpt/base.safetensors" "$FX/chargpt/finetuned.safetensors" 1.0 0.59
-  run_fx chargpt "$FX/chargpt/base.safetensors" "$FX/chargpt/finetuned.safetensors" 0.75 0.67
+  # the targets: <= 0.55 at 1.0 (measured 0.540), at 0.75 no worse than BitDelta-Init at 1.0, 0.635
+  # (measured 0.625)
+  run_fx chargpt "$FX/chargpt/base.safetensors" "$FX/chargpt/finetuned.safetensors" 1.0 0.55
+  run_fx chargpt "$FX/chargpt/base.safetensors" "$FX/chargpt/finetuned.safetensors" 0.75 0.635
 fi
 
 echo "$pass passed, $fail failed"

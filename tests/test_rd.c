@@ -14,6 +14,7 @@
 #include "deltadct.h"
 #include "io/safetensors.h"
 #include "testutil.h"
+#include "rd_v0_golden.h"
 
 /* rows x cols: rank-k part + noise of relative size `noise` */
 static float *gen(uint64_t rows, uint64_t cols, int k, double noise)
@@ -297,6 +298,48 @@ static void test_pipeline_budget(void)
     unlink(out3);
 }
 
+/* Version-0 records written by the original encoder decode as that encoder's decoder did (the
+ * decoder was rewritten for speed; the format is unchanged), and ddct_rd_record_stats agrees
+ * with the record: coded bits are the blobs' bytes, packing costs at least a bit per nonzero. */
+static void test_golden_v0(void)
+{
+    const struct {
+        const uint8_t *params, *side, *data;
+        size_t lp, ls, ld;
+        const float *want;
+        uint64_t n;
+    } g[] = {{g0_params, g0_side, g0_data, sizeof g0_params, sizeof g0_side, sizeof g0_data, g0_out, 16 * 32},
+             {g1_params, g1_side, g1_data, sizeof g1_params, sizeof g1_side, sizeof g1_data, g1_out, 32 * 32},
+             {g2_params, g2_side, g2_data, sizeof g2_params, sizeof g2_side, sizeof g2_data, g2_out, 40 * 20}};
+    for (size_t t = 0; t < sizeof g / sizeof g[0]; t++) {
+        ddct_record rec = {.codec = DDCT_CODEC_RD, .flags = DDCT_REC_HAS_BASE, .params = g[t].params,
+                           .params_len = g[t].lp, .side = g[t].side, .side_len = g[t].ls, .data = g[t].data,
+                           .data_len = g[t].ld};
+        float *out = malloc(g[t].n * sizeof *out);
+        for (int threads = 1; threads <= 2; threads++) {
+            ddct_err e;
+            ddct_err_clear(&e);
+            CHECK(ddct_codec_rd.decode_lossy(&rec, g[t].n, threads, -1, out, &e) == 0, "golden %zu: %s", t, e.msg);
+            double worst = 0;
+            for (uint64_t i = 0; i < g[t].n; i++) {
+                double d = fabs((double)out[i] - g[t].want[i]) / (1e-6 + fabs(g[t].want[i]));
+                worst = d > worst ? d : worst;
+            }
+            CHECK(worst < 1e-4, "golden %zu (T%d): decoded differs (worst relative %g)", t, threads, worst);
+        }
+        ddct_rd_stats st;
+        ddct_err e;
+        ddct_err_clear(&e);
+        CHECK(ddct_rd_record_stats(&rec, g[t].n, out, &st, &e) == 0, "stats %zu: %s", t, e.msg);
+        CHECK(st.res_syms >= g[t].n && st.fac_syms == st.rank * (g[t].n / (t == 2 ? 20 : 32) + (t == 2 ? 20 : 32)),
+              "stats %zu: %llu residual, %llu factor symbols", t, (unsigned long long)st.res_syms,
+              (unsigned long long)st.fac_syms);
+        CHECK(st.fac_coded_bits + st.res_coded_bits < 8 * g[t].ld && st.res_coded_bits > 0, "stats %zu: coded bits", t);
+        CHECK(st.res_block_bits <= st.res_packed_bits + 4 * (st.res_syms / 256 + 1), "stats %zu: block packing", t);
+        free(out);
+    }
+}
+
 int main(void)
 {
     snprintf(g_dir, sizeof g_dir, "/tmp/ddct_test_rd_XXXXXX");
@@ -309,6 +352,7 @@ int main(void)
     test_determinism();
     test_corrupt();
     test_pipeline_budget();
+    test_golden_v0();
     rmdir(g_dir);
     return TEST_SUMMARY();
 }

@@ -5,8 +5,9 @@
  *
  * Encode one tensor at residual step D (the view rows x cols as in the svd codec):
  *   1. low-rank part of rank r: triplet i of the SVD keeps a_i = u_i sqrt(s_i), b_i = v_i sqrt(s_i),
- *      each element round-quantized with step D / sqrt(s_i) (bf16): its error then costs what a
- *      residual element at step D costs, the equal-slope condition;
+ *      each element quantized with step D / sqrt(s_i) (bf16): its error then costs what a
+ *      residual element at step D costs, the equal-slope condition; rounding offset RD_FRHO
+ *      (a slight dead zone: on chargpt and pinn 0.40 beat plain rounding at equal size);
  *   2. residual delta - L^ (L^ the dequantized product), either as is ("none") or by p x p
  *      orthonormal DCT tiles; coefficients fall in bands (DCT: by u+v, 6 bands; none: 1) and each
  *      band gets a dead-zone quantizer q = sign(c) floor(|c|/D_b + rho_b) with its own step
@@ -39,6 +40,8 @@
 #define RD_FCTX 16       /* factor vector classes */
 #define RD_RMAX 128      /* largest rank considered */
 #define RD_LAMBDA 0.1155 /* lambda = RD_LAMBDA * step^2: the high-rate slope (ln 2 / 6) */
+#define RD_SEARCH_STRIDE 4 /* rank/transform search on large planes: stats of every 4th strip */
+#define RD_FRHO 0.40f    /* factor rounding offset: a slight dead zone (0.5 = round) saves rate */
 
 typedef struct {
     int rescale, dct, p, cmode, prob_bits, nb;
@@ -326,7 +329,8 @@ static void quant_factors(rd_enc *E, uint64_t r)
             uint64_t sum = 0;
             for (size_t j = 0; j < len; j++) {
                 float x = src[j] * sq / st;
-                int q = (int)lrintf(x);
+                int q = (int)(fabsf(x) + RD_FRHO);
+                if (x < 0) q = -q;
                 if (q > RD_QMAX) q = RD_QMAX;
                 if (q < -RD_QMAX) q = -RD_QMAX;
                 qq[j] = (int16_t)q;
@@ -459,46 +463,115 @@ static double band_cost(const band_stat *bs, float st, double lambda, uint8_t *t
     return D + lambda * R;
 }
 
-/* Statistics of every band under the combos of multiplier index mi (NRHO of them, one pass;
- * serial over the plane: deterministic). bs: [NRHO][RD_NB]. */
-static void plane_stats(const rd_enc *E, const rd_layout *L, const uint8_t *bandmap, int mi, band_stat *bs)
+/* Add coefficient x (a = |x| / step) quantized with rounding offset rho_set[ri] to s. */
+static void stat_add(band_stat *s, int ri, float x, float a)
+{
+    int q = (int)(a + rho_set[ri]);
+    if (q > RD_QMAX) q = RD_QMAX;
+    if (q == 0) {
+        s->d0 += (double)x * x;
+        s->hist[0]++;
+        return;
+    }
+    double ev = (double)a - q;
+    if (q == 1) {
+        s->n1++;
+        s->s1 += ev;
+        s->ss1 += ev * ev;
+    } else {
+        s->n2++;
+        s->s2 += ev;
+        s->ss2 += ev * ev;
+    }
+    if (q < HMAX) s->hist[q]++;
+    else s->big++;
+}
+
+/* Coefficients with floor(a) = k and fraction bin j (j of the thresholds 1 - rho_set[] at or
+ * below the fraction): every rounding offset maps the whole bin to the same q. */
+#define NBIN (NRHO + 1)
+typedef struct {
+    uint64_t n;
+    double sa, saa, sxx;
+} qbin;
+
+/* Statistics of every band under the combos of multiplier index mi and rounding offsets
+ * r0..r1-1, in one pass over the plane: each coefficient lands in a bin (band, floor(a), fraction
+ * class) whose sums give every offset's statistics (those with a >= HMAX - 1 are added one by
+ * one). Serial over the plane: deterministic. bs: [NRHO][RD_NB]. */
+static int plane_stats(const rd_enc *E, const rd_layout *L, const uint8_t *bandmap, int mi, int r0, int r1,
+                       int stride, band_stat *bs)
 {
     memset(bs, 0, (size_t)NRHO * RD_NB * sizeof *bs);
-    float inv[RD_NB];
-    for (int b = 0; b < L->nb; b++) inv[b] = 1.0f / band_step(E->step, mi * NRHO);
+    qbin *bins = calloc((size_t)RD_NB * (HMAX - 1) * NBIN, sizeof *bins);
+    if (!bins) return -1;
+    float thr[NRHO]; /* ascending: rho_set is descending */
+    for (int ri = 0; ri < NRHO; ri++) thr[ri] = 1.0f - rho_set[ri];
+    const float inv = 1.0f / band_step(E->step, mi * NRHO);
     size_t W = (size_t)L->cols_pad, H = (size_t)L->rows_pad;
     size_t p = L->dct ? (size_t)L->p : W;
+    uint64_t n0[RD_NB] = {0};
+    double x0[RD_NB] = {0}; /* the common case, zero under every offset, in registers */
+    size_t sh = L->dct ? p : 1; /* strip height: stride > 1 visits every stride-th strip */
     for (size_t row = 0; row < H; row++) {
+        if ((row / sh) % (size_t)stride) continue;
         const float *pr = E->plane + row * W;
         const uint8_t *brow = L->dct ? bandmap + (row % p) * p : NULL;
         for (size_t c0 = 0; c0 < W; c0 += p)
             for (size_t c = c0; c < c0 + p; c++) {
                 int b = brow ? brow[c - c0] : 0;
-                float x = pr[c], a = fabsf(x) * inv[b];
-                for (int ri = 0; ri < NRHO; ri++) {
-                    int q = (int)(a + rho_set[ri]);
-                    if (q > RD_QMAX) q = RD_QMAX;
-                    band_stat *s = &bs[ri * RD_NB + b];
-                    if (q == 0) {
-                        s->d0 += (double)x * x;
-                        s->hist[0]++;
-                        continue;
-                    }
-                    double ev = (double)a - q;
-                    if (q == 1) {
-                        s->n1++;
-                        s->s1 += ev;
-                        s->ss1 += ev * ev;
-                    } else {
-                        s->n2++;
-                        s->s2 += ev;
-                        s->ss2 += ev * ev;
-                    }
-                    if (q < HMAX) s->hist[q]++;
-                    else s->big++;
+                float x = pr[c], a = fabsf(x) * inv;
+                if (a < thr[0]) {
+                    n0[b]++;
+                    x0[b] += (double)x * x;
+                    continue;
                 }
+                if (!(a < (float)(HMAX - 1))) {
+                    for (int ri = r0; ri < r1; ri++) stat_add(&bs[ri * RD_NB + b], ri, x, a);
+                    continue;
+                }
+                int k = (int)a;
+                float f = a - (float)k;
+                int j = (f >= thr[0]) + (f >= thr[1]) + (f >= thr[2]) + (f >= thr[3]);
+                qbin *q = &bins[((size_t)b * (HMAX - 1) + (size_t)k) * NBIN + (size_t)j];
+                q->n++;
+                q->sa += a;
+                q->saa += (double)a * a;
+                if (!k) q->sxx += (double)x * x;
             }
     }
+    for (int ri = r0; ri < r1; ri++)
+        for (int b = 0; b < L->nb; b++) {
+            band_stat *s = &bs[ri * RD_NB + b];
+            s->d0 += x0[b];
+            s->hist[0] += n0[b];
+            for (int k = 0; k < HMAX - 1; k++)
+                for (int j = 0; j < NBIN; j++) {
+                    const qbin *g = &bins[((size_t)b * (HMAX - 1) + (size_t)k) * NBIN + (size_t)j];
+                    if (!g->n) continue;
+                    int q = k + (j > ri);
+                    if (q == 0) {
+                        s->d0 += g->sxx;
+                        s->hist[0] += g->n;
+                        continue;
+                    }
+                    /* sum of (a - q) and of (a - q)^2 over the bin */
+                    double e1 = g->sa - q * (double)g->n, e2 = g->saa - 2.0 * q * g->sa + (double)q * q * (double)g->n;
+                    if (q == 1) {
+                        s->n1 += g->n;
+                        s->s1 += e1;
+                        s->ss1 += e2;
+                    } else {
+                        s->n2 += g->n;
+                        s->s2 += e1;
+                        s->ss2 += e2;
+                    }
+                    if (q < HMAX) s->hist[q] += g->n;
+                    else s->big += g->n;
+                }
+        }
+    free(bins);
+    return 0;
 }
 
 typedef struct {
@@ -517,8 +590,23 @@ static int choose_quant(rd_enc *E, const rd_layout *L, const uint8_t *bandmap, i
     RETURN_ERROR_IF(!all, e, DDCT_ERR_NOMEM, "rd codec: out of memory");
     int k0 = all_combos ? 0 : RD_COMBO0, k1 = all_combos ? NCOMBO : RD_COMBO0 + 1;
     int m1 = all_combos ? NMULT : 1;
+    int failed = 0;
+    /* the rank and transform search on large planes: every RD_SEARCH_STRIDE-th strip, J scaled */
+    uint64_t nstrips = L->dct ? L->rows_pad / (uint64_t)L->p : L->rows_pad;
+    int stride = !all_combos && nstrips >= 4 * (uint64_t)RD_SEARCH_STRIDE && L->rows_pad * L->cols_pad > 65536
+                     ? RD_SEARCH_STRIDE
+                     : 1;
 #pragma omp parallel for num_threads(E->threads) schedule(dynamic) if (all_combos && L->rows_pad * L->cols_pad > 65536)
-    for (int mi = 0; mi < m1; mi++) plane_stats(E, L, bandmap, mi, all + (size_t)mi * NRHO * RD_NB);
+    for (int mi = 0; mi < m1; mi++)
+        if (plane_stats(E, L, bandmap, mi, all_combos ? 0 : RD_COMBO0 % NRHO,
+                        all_combos ? NRHO : RD_COMBO0 % NRHO + 1, stride, all + (size_t)mi * NRHO * RD_NB)) {
+#pragma omp atomic write
+            failed = 1;
+        }
+    if (failed) {
+        free(all);
+        RETURN_ERROR(e, DDCT_ERR_NOMEM, "rd codec: out of memory");
+    }
     pc->J = 0;
     pc->D = 0;
     for (int b = 0; b < L->nb; b++) {
@@ -535,8 +623,8 @@ static int choose_quant(rd_enc *E, const rd_layout *L, const uint8_t *bandmap, i
                 pc->t2[b] = t2;
             }
         }
-        pc->J += best;
-        pc->D += bd;
+        pc->J += best * stride;
+        pc->D += bd * stride;
     }
     free(all);
     return 0;
@@ -590,42 +678,97 @@ static int encode_units(const rd_enc *E, const rd_layout *L, const uint8_t *band
     return ddct_buf_check(data, e);
 }
 
-static int encode_factors(const rd_enc *E, ddct_buf *data, ddct_err *e)
+/* The factor stream. A vector's class only names its context (the decoder does not interpret
+ * it), so classes are merged (c >> shift) when fewer tables cost less: the merge and the
+ * precision with the fewest bytes are kept, and E->fcls is rewritten to the labels stored. */
+static int encode_factors(rd_enc *E, ddct_buf *data, ddct_err *e)
 {
     if (!E->r) return 0;
     size_t rows = (size_t)E->rows, cols = (size_t)E->cols, tot = (rows + cols) * (size_t)E->r;
     uint16_t *sym = malloc(tot * sizeof *sym);
     uint8_t *ctx = malloc(tot);
-    ddct_buf blob;
+    ddct_buf blob, best;
     ddct_buf_init(&blob);
-    int rc = 0;
+    ddct_buf_init(&best);
+    int rc = 0, bshift = 0, have = 0;
     if (!sym || !ctx) {
         rc = ddct_seterr(e, DDCT_ERR_NOMEM, "rd codec: out of memory");
         goto done;
     }
-    size_t off = 0;
-    for (size_t i = 0; i < (size_t)E->r; i++)
-        for (int w = 0; w < 2; w++) {
-            size_t len = w ? cols : rows;
-            for (size_t j = 0; j < len; j++) {
-                sym[off + j] = zigzag(E->fq[off + j]);
-                ctx[off + j] = E->fcls[2 * i + (size_t)w];
+    static const int shifts[] = {0, 1, 2, 4}, pbs[] = {15, 12};
+    for (size_t si = 0; si < 4 && !rc; si++)
+        for (size_t pi = 0; pi < 2 && !rc; pi++) {
+            size_t off = 0;
+            for (size_t i = 0; i < (size_t)E->r; i++)
+                for (int w = 0; w < 2; w++) {
+                    size_t len = w ? cols : rows;
+                    uint8_t c = (uint8_t)(E->fcls[2 * i + (size_t)w] >> shifts[si]);
+                    for (size_t j = 0; j < len; j++) {
+                        sym[off + j] = zigzag(E->fq[off + j]);
+                        ctx[off + j] = c;
+                    }
+                    off += len;
+                }
+            blob.len = 0;
+            rc = ddct_rans_encode(sym, ctx, tot, RD_FCTX >> shifts[si], pbs[pi], &blob, e);
+            if (!rc && (!have || blob.len < best.len)) {
+                have = 1;
+                ddct_buf t = best;
+                best = blob;
+                blob = t;
+                bshift = shifts[si];
             }
-            off += len;
         }
-    rc = ddct_rans_encode(sym, ctx, tot, RD_FCTX, 15, &blob, e);
     if (!rc) {
-        ddct_buf_varint(data, blob.len);
-        ddct_buf_put(data, blob.p, blob.len);
+        for (size_t i = 0; i < 2 * (size_t)E->r; i++) E->fcls[i] = (uint8_t)(E->fcls[i] >> bshift);
+        ddct_buf_varint(data, best.len);
+        ddct_buf_put(data, best.p, best.len);
     }
 done:
     ddct_buf_free(&blob);
+    ddct_buf_free(&best);
     free(sym);
     free(ctx);
     return rc;
 }
 
 /* ------------------------------------------------------------------ decoder core (shared) */
+/* Decode unit k's symbols into q (relative plane) in the coding order of unit_sites, with the
+ * contexts of site_ctx, computed in place rather than through a site list. */
+static void unit_decode(const rd_layout *L, uint64_t k, const uint8_t *bandmap, ddct_rans_dec *dp, int16_t *q)
+{
+    ddct_rans_dec dl = *dp, *d = &dl; /* a local copy keeps the coder state in registers */
+    static const uint8_t cls[5] = {0, 1, 2, 2, 3}; /* nbr_class of min(a, 4) */
+    uint64_t r0 = k * L->unit_rows, r1 = min_u64(L->rows_pad, r0 + L->unit_rows);
+    size_t W = (size_t)L->cols_pad;
+    int nbr = (L->cmode & 2) != 0, p = L->dct ? L->p : 1;
+    int bmul = (L->cmode & 1) ? (nbr ? RD_NCLS : 1) : 0;
+#define RD_NBR_CTX(a, pos, hasl, hasu)                                                                                 \
+    (nbr ? cls[min_u64(4, (uint64_t)((hasl) ? abs((a)[(pos) - 1]) : 0) + (uint64_t)((hasu) ? abs((a)[(pos) - W]) : 0))] : 0)
+    if (!L->dct) {
+        for (size_t r = 0; r < (size_t)(r1 - r0) && !d->failed; r++) {
+            int16_t *row = q + r * W;
+            for (size_t c = 0; c < W; c++)
+                row[c] = (int16_t)unzigzag(ddct_rans_dec_get(d, RD_NBR_CTX(row, c, c > 0, r > 0)));
+        }
+        *dp = dl;
+        return;
+    }
+    uint8_t base[DDCT_MAX_PATCH * DDCT_MAX_PATCH];
+    for (int i = 0; i < p * p; i++) base[i] = (uint8_t)(bandmap[i] * bmul);
+    for (uint64_t sr = r0; sr < r1 && !d->failed; sr += (uint64_t)p)
+        for (size_t tc = 0; tc < W; tc += (size_t)p) {
+            int16_t *t = q + (size_t)(sr - r0) * W + tc;
+            for (int u = 0; u < p; u++)
+                for (int v = 0; v < p; v++) {
+                    size_t pos = (size_t)u * W + (size_t)v;
+                    t[pos] = (int16_t)unzigzag(ddct_rans_dec_get(d, base[u * p + v] + RD_NBR_CTX(t, pos, v > 0, u > 0)));
+                }
+        }
+    *dp = dl;
+#undef RD_NBR_CTX
+}
+
 
 /* Dequantize unit k's coefficients q (relative plane) and write the rebuilt residual into out
  * (adding to it). buf: unit_rows * cols_pad floats; tile: p*p + scratch floats. */
@@ -951,9 +1094,20 @@ static int rd_encode(const ddct_lossy_in *in, ddct_enc_out *out, ddct_err *e)
 
 /* ------------------------------------------------------------------ decode */
 
-static int rd_decode(const ddct_record *rec, uint64_t n, int threads, int rescale, float *out, ddct_err *e)
+/* Bits a fixed-width packing of syms[0..m) takes: the width of the largest zigzag symbol for
+ * every value, plus a 4-bit width header. */
+static uint64_t packed_bits(uint64_t maxsym, uint64_t m)
+{
+    uint64_t w = 0;
+    while (maxsym >> w) w++;
+    return 4 + w * m;
+}
+
+static int rd_decode_stats(const ddct_record *rec, uint64_t n, int threads, int rescale, float *out,
+                           ddct_rd_stats *st, ddct_err *e)
 {
     threads = nthreads(threads);
+    if (st) memset(st, 0, sizeof *st);
     rd_layout L;
     FORWARD_IF_ERROR(parse_params(rec, n, &L, e));
     RETURN_ERROR_IF(rec->side_len != 4 * L.r, e, DDCT_ERR_FORMAT, "rd codec: side is %zu bytes, expected %llu",
@@ -978,10 +1132,12 @@ static int rd_decode(const ddct_record *rec, uint64_t n, int threads, int rescal
     RETURN_ERROR_IF(nu > ddct_rd_left(&r) / 6 + 1, e, DDCT_ERR_FORMAT, "rd codec: data too short for %zu units", nu);
     const uint8_t **ub = malloc(nu * sizeof *ub);
     size_t *ul = malloc(nu * sizeof *ul);
+    uint64_t *upacked = st ? calloc(nu, sizeof *upacked) : NULL, *usyms = st ? calloc(nu, sizeof *usyms) : NULL;
+    uint64_t *ublock = st ? calloc(nu, sizeof *ublock) : NULL;
     float *uc = NULL, *vc = NULL;
     int rc = 0, failed = 0;
     ddct_xform *xf = NULL;
-    if (!ub || !ul) {
+    if (!ub || !ul || (st && (!upacked || !usyms || !ublock))) {
         rc = ddct_seterr(e, DDCT_ERR_NOMEM, "rd codec: out of memory");
         goto done;
     }
@@ -1006,15 +1162,27 @@ static int rd_decode(const ddct_record *rec, uint64_t n, int threads, int rescal
         ddct_rans_dec d;
         rc = ddct_rans_dec_init(&d, fblob, flen, e);
         if (rc) goto done;
+        ddct_rans_dec dl = d; /* a local copy keeps the coder state in registers */
         for (size_t i = 0; i < rr; i++) {
-            float st = ddct_bf16_to_f32(ddct_le16(rec->side + 4 * i));
+            float fst = ddct_bf16_to_f32(ddct_le16(rec->side + 4 * i));
             for (int w = 0; w < 2; w++) {
                 size_t len = w ? cols : rows;
                 float *dst = w ? vc + i * cols : uc + i * rows;
                 int c = rec->side[4 * i + 2 + (size_t)w];
-                for (size_t j = 0; j < len; j++) dst[j] = (float)unzigzag(ddct_rans_dec_get(&d, c)) * st;
+                uint64_t mx = 0;
+                for (size_t j = 0; j < len; j++) {
+                    uint16_t sy = ddct_rans_dec_get(&dl, c);
+                    mx = sy > mx ? sy : mx;
+                    dst[j] = (float)unzigzag(sy) * fst;
+                }
+                if (st) st->fac_packed_bits += packed_bits(mx, len);
             }
         }
+        if (st) {
+            st->fac_syms = (uint64_t)(rows + cols) * rr;
+            st->fac_coded_bits = 8 * (uint64_t)flen;
+        }
+        d = dl;
         rc = ddct_rans_dec_finish(&d, e);
         ddct_rans_dec_free(&d);
         if (rc) goto done;
@@ -1031,10 +1199,9 @@ static int rd_decode(const ddct_record *rec, uint64_t n, int threads, int rescal
         int nctx = ctx_count(&L);
 #pragma omp parallel num_threads(threads) if (nu > 1)
         {
-            rd_site *sites = malloc(cap * sizeof *sites);
             int16_t *q = malloc(cap * sizeof *q);
             float *tile = malloc(((size_t)(L.p * L.p) + ddct_xform_scratch_floats(xf)) * sizeof *tile);
-            int ok = sites && q && tile;
+            int ok = q && tile;
             if (!ok) {
 #pragma omp atomic write
                 failed = 1;
@@ -1051,10 +1218,19 @@ static int rd_decode(const ddct_record *rec, uint64_t n, int threads, int rescal
                     continue;
                 }
                 int bad = d.nctx > nctx;
-                size_t m = unit_sites(&L, k, bandmap, sites);
-                for (size_t i = 0; i < m && !bad; i++) {
-                    uint8_t c = site_ctx(&L, &sites[i], q);
-                    q[sites[i].pos] = (int16_t)unzigzag(ddct_rans_dec_get(&d, c));
+                if (!bad) unit_decode(&L, k, bandmap, &d, q);
+                if (st && !bad) {
+                    size_t m = (size_t)(min_u64(L.rows_pad, (k + 1) * L.unit_rows) - k * L.unit_rows) * L.cols_pad;
+                    uint64_t mx = 0, bb = 0;
+                    for (size_t i0 = 0; i0 < m; i0 += 256) {
+                        uint64_t bmx = 0;
+                        for (size_t i = i0; i < m && i < i0 + 256; i++) bmx = zigzag(q[i]) > bmx ? zigzag(q[i]) : bmx;
+                        bb += packed_bits(bmx, min_u64(256, m - i0));
+                        mx = bmx > mx ? bmx : mx;
+                    }
+                    upacked[k] = packed_bits(mx, m);
+                    ublock[k] = bb;
+                    usyms[k] = m;
                 }
                 if (bad || ddct_rans_dec_finish(&d, &e2)) {
 #pragma omp atomic write
@@ -1063,7 +1239,6 @@ static int rd_decode(const ddct_record *rec, uint64_t n, int threads, int rescal
                 ddct_rans_dec_free(&d);
                 if (!bad) unit_rebuild(&L, xf, k, q, bandmap, out, tile);
             }
-            free(sites);
             free(q);
             free(tile);
         }
@@ -1074,13 +1249,36 @@ static int rd_decode(const ddct_record *rec, uint64_t n, int threads, int rescal
         }
     }
     if (rescale < 0 ? L.rescale : rescale) ddct_rescale_to(out, n, L.mean_abs, threads);
+    if (st) {
+        for (size_t k = 0; k < nu; k++) {
+            st->res_syms += usyms[k];
+            st->res_packed_bits += upacked[k];
+            st->res_block_bits += ublock[k];
+            st->res_coded_bits += 8 * (uint64_t)ul[k];
+        }
+        st->rank = L.r;
+        st->dct = L.dct;
+    }
 done:
+    free(upacked);
+    free(usyms);
+    free(ublock);
     free(ub);
     free(ul);
     free(uc);
     free(vc);
     ddct_xform_free(xf);
     return rc;
+}
+
+static int rd_decode(const ddct_record *rec, uint64_t n, int threads, int rescale, float *out, ddct_err *e)
+{
+    return rd_decode_stats(rec, n, threads, rescale, out, NULL, e);
+}
+
+int ddct_rd_record_stats(const ddct_record *rec, uint64_t n, float *out, ddct_rd_stats *st, ddct_err *e)
+{
+    return rd_decode_stats(rec, n, 1, 0, out, st, e);
 }
 
 const ddct_codec_traits ddct_codec_rd = {
@@ -1091,25 +1289,55 @@ const ddct_codec_traits ddct_codec_rd = {
 typedef struct {
     size_t idx;
     uint64_t n;
-    double w;
+    double w, rms;
     ddct_rd_svd *svd;
+    uint64_t bytes; /* record bytes at the last step evaluated */
+    double step;    /* the step chosen */
 } plan_t;
 
 /* Total record bytes of every rd tensor at global step exp2(x) (tensor i: exp2(x) * w_i). */
+/* Record bytes of tensor t at step `step`. */
+static int plan_bytes(const plan_t *T, size_t t, ddct_rd_tensor_fn fn, void *opaque, double step, uint64_t *b,
+                      ddct_err *e)
+{
+    ddct_lossy_in in;
+    memset(&in, 0, sizeof in);
+    int k = fn(opaque, T[t].idx, &in, e);
+    if (k < 0) return k;
+    RETURN_ERROR_IF(k == 0, e, DDCT_ERR_INTERNAL, "rd plan: tensor set changed");
+    return ddct_rd_encode_step(&in, T[t].svd, step, NULL, b, NULL, e);
+}
+
 static int plan_total(plan_t *T, size_t nt, ddct_rd_tensor_fn fn, void *opaque, double x, uint64_t *total,
                       ddct_err *e)
 {
     *total = 0;
     for (size_t t = 0; t < nt; t++) {
-        ddct_lossy_in in;
-        memset(&in, 0, sizeof in);
-        int k = fn(opaque, T[t].idx, &in, e);
-        if (k < 0) return k;
-        RETURN_ERROR_IF(k == 0, e, DDCT_ERR_INTERNAL, "rd plan: tensor set changed");
-        uint64_t b = 0;
-        FORWARD_IF_ERROR(ddct_rd_encode_step(&in, T[t].svd, exp2(x) * T[t].w, NULL, &b, NULL, e));
-        *total += b;
+        FORWARD_IF_ERROR(plan_bytes(T, t, fn, opaque, exp2(x) * T[t].w, &T[t].bytes, e));
+        *total += T[t].bytes;
     }
+    return 0;
+}
+
+/* The search leaves some of the budget unused where bytes jump with the step: spend it by
+ * refining single tensors, in tensor order, each by the largest of 2^-4/16, 2^-2/16, 2^-1/16
+ * that still fits. Every accepted step's bytes are exact, so the budget still holds. */
+static int plan_fill(plan_t *T, size_t nt, ddct_rd_tensor_fn fn, void *opaque, double budget, ddct_err *e)
+{
+    uint64_t total = 0;
+    for (size_t t = 0; t < nt; t++) total += T[t].bytes;
+    static const double f[] = {0.8408964152537145, 0.9170040432046712, 0.9576032806985737};
+    for (size_t t = 0; t < nt && (double)total < 0.997 * budget; t++)
+        for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+            uint64_t b = 0;
+            FORWARD_IF_ERROR(plan_bytes(T, t, fn, opaque, T[t].step * f[i], &b, e));
+            if ((double)(total - T[t].bytes + b) <= budget) {
+                total = total - T[t].bytes + b;
+                T[t].bytes = b;
+                T[t].step *= f[i];
+                break;
+            }
+        }
     return 0;
 }
 
@@ -1122,49 +1350,83 @@ int ddct_rd_plan(size_t count, ddct_rd_tensor_fn fn, void *opaque, const ddct_pa
     RETURN_ERROR_IF(!T, e, DDCT_ERR_NOMEM, "rd plan: out of memory");
     size_t nt = 0;
     uint64_t nparams = 0;
-    double lo_rms = INFINITY, hi_rms = 0;
-    int rc = 0;
+    double lo_rms = INFINITY, hi_rms = 0, wmax = 0;
+    int rc = 0, rel = p->rd_measure == DDCT_RD_MEASURE_REL;
     for (size_t i = 0; i < count && !rc; i++) {
         ddct_lossy_in in;
         memset(&in, 0, sizeof in);
         int k = fn(opaque, i, &in, e);
         if (k < 0) rc = k;
         if (k <= 0) continue;
-        double rms = sqrt(sum_sq(in.delta, in.nelem) / (double)in.nelem);
-        if (!(rms > 0) || !isfinite(rms)) rms = 1e-30;
+        double norm = sqrt(sum_sq(in.delta, in.nelem)), rms = norm / sqrt((double)in.nelem);
+        if (!(rms > 0) || !isfinite(rms)) rms = norm = 0;
         T[nt].idx = i;
         T[nt].n = in.nelem;
-        T[nt].w = 1.0; /* plain squared error: one step for every tensor */
+        T[nt].rms = rms;
+        /* Equal slopes of sum_t D_t / c_t: step_t proportional to sqrt(c_t). Plain squared error
+         * (c_t = 1): one step for every tensor; relative error (c_t = ||delta_t||^2): step_t
+         * proportional to ||delta_t||. */
+        T[nt].w = rel ? norm : 1.0;
+        if (T[nt].w > wmax) wmax = T[nt].w;
         rc = ddct_rd_svd_compute(&in, &T[nt].svd, e);
         nt++;
         nparams += in.nelem;
+    }
+    if (rc || !nt) goto done;
+    for (size_t t = 0; t < nt; t++) {
+        /* weights relative to the largest (zero tensors: any step codes them as zero) */
+        T[t].w = T[t].w > 0 && wmax > 0 ? T[t].w / wmax : 1.0;
+        double rms = T[t].rms / T[t].w;
+        if (!(rms > 0)) continue;
         if (rms < lo_rms) lo_rms = rms;
         if (rms > hi_rms) hi_rms = rms;
     }
-    if (rc || !nt) goto done;
+    if (!(hi_rms > 0)) lo_rms = hi_rms = 1e-30;
     {
         double budget = (p->bpp > 0 ? p->bpp : 1.0) * (double)nparams / 8.0;
-        /* x = log2 step; bytes fall as x grows. Bracket, then regula falsi (Illinois) on
-         * log(bytes) - log(budget), which is close to linear in x. */
-        double xg = log2(hi_rms) + 8, xb = log2(lo_rms) - 16; /* good: fits (coarsest); bad: finest */
-        uint64_t bg = 0, bb = 0;
-        rc = plan_total(T, nt, fn, opaque, xg, &bg, e);
-        if (!rc) rc = plan_total(T, nt, fn, opaque, xb, &bb, e);
-        if (rc) goto done;
-        if ((double)bb <= budget) {
-            xg = xb; /* even the finest fits */
-        } else if ((double)bg <= budget) {
+        /* x = log2 step; bytes fall as x grows. Bracket from a first guess (the parameters' mean
+         * log2 rms less the bpp) by whole octaves within [finest, coarsest], then regula falsi
+         * (Illinois) on log(bytes) - log(budget), which is close to linear in x. The coarsest
+         * step is used even if it does not fit; the finest if even it fits. */
+        double xc = log2(hi_rms) + 8, xf = log2(lo_rms) - 16, slog = 0;
+        for (size_t t = 0; t < nt; t++)
+            if (T[t].rms > 0) slog += (double)T[t].n * log2(T[t].rms / T[t].w);
+        double x = slog / (double)nparams - (p->bpp > 0 ? p->bpp : 1.0);
+        x = fmin(fmax(x, xf), xc);
+        double xg = xc, xb = xf;
+        uint64_t bg = 0, bb = 0, b = 0;
+        int bracketed = 0;
+        for (int dir = 0, it = 0; it < 64; it++) {
+            rc = plan_total(T, nt, fn, opaque, x, &b, e);
+            if (rc) goto done;
+            int fits = (double)b <= budget;
+            if (fits) {
+                xg = x;
+                bg = b;
+            } else {
+                xb = x;
+                bb = b;
+            }
+            if (dir == 0) dir = fits ? -1 : 1; /* fits: finer until it does not; else coarser */
+            if (fits != (dir < 0) || (fits && (double)b >= 0.997 * budget)) {
+                bracketed = fits != (dir < 0);
+                break;
+            }
+            if (x == (dir < 0 ? xf : xc)) break; /* the finest fits / the coarsest does not */
+            x = dir < 0 ? fmax(x - 1, xf) : fmin(x + 1, xc);
+        }
+        if (bracketed) {
             double fg = log((double)bg) - log(budget), fb = log((double)bb) - log(budget);
             int side = 0;
             for (int it = 0; it < 40; it++) {
-                double x = (fb * xg - fg * xb) / (fb - fg);
+                x = (fb * xg - fg * xb) / (fb - fg);
                 if (!(x > fmin(xg, xb) && x < fmax(xg, xb))) x = 0.5 * (xg + xb);
-                uint64_t b = 0;
                 rc = plan_total(T, nt, fn, opaque, x, &b, e);
                 if (rc) goto done;
                 double f = log((double)b) - log(budget);
                 if ((double)b <= budget) {
                     xg = x;
+                    bg = b;
                     fg = f;
                     if (side == 1) fb *= 0.5;
                     side = 1;
@@ -1178,7 +1440,14 @@ int ddct_rd_plan(size_t count, ddct_rd_tensor_fn fn, void *opaque, const ddct_pa
                 if (fabs(xg - xb) < 1e-4) break;
             }
         }
-        for (size_t t = 0; t < nt; t++) steps[T[t].idx] = exp2(xg) * T[t].w;
+        for (size_t t = 0; t < nt; t++) T[t].step = exp2(xg) * T[t].w;
+        if (bg > 0 && (double)bg < 0.997 * budget) {
+            /* xg fitted when evaluated: evaluate it again for its per-tensor bytes, then fill */
+            rc = plan_total(T, nt, fn, opaque, xg, &b, e);
+            if (!rc) rc = plan_fill(T, nt, fn, opaque, budget, e);
+            if (rc) goto done;
+        }
+        for (size_t t = 0; t < nt; t++) steps[T[t].idx] = T[t].step;
     }
 done:
     for (size_t t = 0; t < nt; t++) ddct_rd_svd_free(T[t].svd);

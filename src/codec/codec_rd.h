@@ -5,8 +5,10 @@
  * quantizer step `step`; everything else (rank, transform, per-band steps, dead zones,
  * reconstruction offsets, entropy-coder contexts) is chosen inside by rate-distortion with
  * the slope lambda = RD_LAMBDA * step^2 (squared error per bit). One step per tensor, all
- * derived from one global value, is the Lagrangian allocation across tensors: ddct_rd_plan
- * finds that value by bisection so the lossy records total <= bpp bits per lossy parameter.
+ * derived from one global value (weighted by ||delta|| with --rd-measure rel), is the Lagrangian
+ * allocation across tensors: ddct_rd_plan finds that value by a bracketed secant search so the
+ * lossy records total <= bpp bits per lossy parameter, then spends what the search left unused
+ * on finer steps for single tensors.
  */
 #ifndef DDCT_CODEC_RD_H
 #define DDCT_CODEC_RD_H
@@ -32,5 +34,18 @@ int ddct_rd_encode_step(const ddct_lossy_in *in, const ddct_rd_svd *svd, double 
 typedef int (*ddct_rd_tensor_fn)(void *opaque, size_t i, ddct_lossy_in *in, ddct_err *e);
 int ddct_rd_plan(size_t count, ddct_rd_tensor_fn fn, void *opaque, const ddct_params *p, int threads,
                  double *steps, ddct_err *e);
+
+/* What the entropy coder gains (ddct-rdstat): an rd record decoded (into out, n floats) with,
+ * for the factor stream and the residual units, the symbols, their coded bits and the bits a
+ * fixed-width packing of the same symbols would take (per factor vector and per coding unit:
+ * the width of the largest zigzag symbol for every value, plus a 4-bit width; for the residual
+ * also with a width per block of 256 values in plane order, res_block_bits). */
+typedef struct {
+    uint64_t fac_syms, fac_coded_bits, fac_packed_bits;
+    uint64_t res_syms, res_coded_bits, res_packed_bits, res_block_bits;
+    uint64_t rank;
+    int dct;
+} ddct_rd_stats;
+int ddct_rd_record_stats(const ddct_record *rec, uint64_t n, float *out, ddct_rd_stats *st, ddct_err *e);
 
 #endif

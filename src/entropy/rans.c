@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RANS_L (1u << 23)
+#define RANS_L DDCT_RANS_L
 
 /* ------------------------------------------------------------ tables */
 typedef struct {
@@ -235,26 +235,29 @@ int ddct_rans_encode(const uint16_t *sym, const uint8_t *ctx, size_t n, int nctx
     RETURN_ERROR_IF(n > 0 && !sym, e, DDCT_ERR_PARAM, "rANS: NULL symbols");
     RETURN_ERROR_IF(n > (SIZE_MAX - 64) / 2, e, DDCT_ERR_PARAM, "rANS: %zu symbols is too many", n);
     int rc = DDCT_OK;
-    uint64_t *counts = calloc((size_t)nctx * DDCT_RANS_MAX_SYMBOLS, sizeof *counts);
-    ddct_rans_table *tab = malloc((size_t)nctx * sizeof *tab);
+    uint64_t *counts = NULL;
+    ddct_rans_table *tab = NULL;
+    /* pass 0: check, and the alphabet actually used (counts then take nctx * A, not 4096) */
+    unsigned smax = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned c = ctx ? ctx[i] : 0u, s = sym[i];
+        if (c >= (unsigned)nctx || s >= DDCT_RANS_MAX_SYMBOLS)
+            return ddct_seterr(e, DDCT_ERR_PARAM, "rANS: symbol %zu: %s %u out of range", i,
+                               c >= (unsigned)nctx ? "context" : "value", c >= (unsigned)nctx ? c : s);
+        smax = s > smax ? s : smax;
+    }
+    const size_t A = (size_t)smax + 1;
+    counts = calloc((size_t)nctx * A, sizeof *counts);
+    tab = malloc((size_t)nctx * sizeof *tab);
     if (!counts || !tab) {
         rc = ddct_seterr(e, DDCT_ERR_NOMEM, "rANS: out of memory (tables)");
         goto done;
     }
     /* pass 1: counts */
-    for (size_t i = 0; i < n; i++) {
-        unsigned c = ctx ? ctx[i] : 0u, s = sym[i];
-        if (c >= (unsigned)nctx || s >= DDCT_RANS_MAX_SYMBOLS) {
-            rc = ddct_seterr(e, DDCT_ERR_PARAM, "rANS: symbol %zu: %s %u out of range", i,
-                             c >= (unsigned)nctx ? "context" : "value", c >= (unsigned)nctx ? c : s);
-            goto done;
-        }
-        counts[(size_t)c * DDCT_RANS_MAX_SYMBOLS + s]++;
-    }
+    for (size_t i = 0; i < n; i++) counts[(size_t)(ctx ? ctx[i] : 0u) * A + sym[i]]++;
     ddct_buf_u8(out, (uint8_t)(nctx - 1));
     for (int c = 0; c < nctx; c++) {
-        rc = ddct_rans_table_build(&tab[c], counts + (size_t)c * DDCT_RANS_MAX_SYMBOLS, DDCT_RANS_MAX_SYMBOLS,
-                                   prob_bits, e);
+        rc = ddct_rans_table_build(&tab[c], counts + (size_t)c * A, (int)A, prob_bits, e);
         if (rc) goto done;
         ddct_rans_table_write(&tab[c], out);
     }
@@ -294,9 +297,13 @@ done:
 /* ------------------------------------------------------------ decoder */
 void ddct_rans_dec_free(ddct_rans_dec *d)
 {
-    if (d->slot)
-        for (int c = 0; c < d->nctx; c++) free(d->slot[c]);
+    for (int c = 0; c < d->nctx; c++) {
+        if (d->slot) free(d->slot[c]);
+        if (d->fc) free(d->fc[c]);
+    }
     free(d->slot);
+    free(d->fc);
+    free(d->cx);
     free(d->tab);
     memset(d, 0, sizeof *d);
 }
@@ -311,7 +318,9 @@ int ddct_rans_dec_init(ddct_rans_dec *d, const uint8_t *in, size_t len, ddct_err
     d->nctx = (h & 63) + 1;
     d->tab = malloc((size_t)d->nctx * sizeof *d->tab);
     d->slot = calloc((size_t)d->nctx, sizeof *d->slot);
-    if (!d->tab || !d->slot) {
+    d->fc = calloc((size_t)d->nctx, sizeof *d->fc);
+    d->cx = calloc((size_t)d->nctx, sizeof *d->cx);
+    if (!d->tab || !d->slot || !d->fc || !d->cx) {
         ddct_rans_dec_free(d);
         RETURN_ERROR(e, DDCT_ERR_NOMEM, "rANS: out of memory (tables)");
     }
@@ -322,15 +331,26 @@ int ddct_rans_dec_init(ddct_rans_dec *d, const uint8_t *in, size_t len, ddct_err
             return ddct_err_prefix(e, "context %d: ", c);
         }
         const ddct_rans_table *t = &d->tab[c];
+        ddct_rans_cx *cx = &d->cx[c];
+        cx->kind = t->kind;
+        cx->pb = t->prob_bits;
+        cx->mask = (1u << t->prob_bits) - 1u;
+        cx->single = (uint16_t)(t->kind == DDCT_RANS_SINGLE ? t->nsym - 1 : 0);
         if (t->kind != DDCT_RANS_GENERAL) continue;
         uint16_t *sl = malloc(((size_t)1 << t->prob_bits) * sizeof *sl);
-        if (!sl) {
+        uint32_t *fc = malloc((size_t)t->nsym * sizeof *fc);
+        d->slot[c] = sl;
+        d->fc[c] = fc;
+        if (!sl || !fc) {
             ddct_rans_dec_free(d);
             RETURN_ERROR(e, DDCT_ERR_NOMEM, "rANS: out of memory (decoding table)");
         }
-        for (int s = 0; s < t->nsym; s++)
+        for (int s = 0; s < t->nsym; s++) {
+            fc[s] = t->freq[s] | (uint32_t)t->cum[s] << 16;
             for (uint32_t j = t->cum[s]; j < t->cum[s + 1]; j++) sl[j] = (uint16_t)s;
-        d->slot[c] = sl;
+        }
+        cx->slot = sl;
+        cx->fc = fc;
     }
     const uint8_t *st = ddct_rd_bytes(&r, 4);
     if (!st) {
@@ -345,32 +365,6 @@ int ddct_rans_dec_init(ddct_rans_dec *d, const uint8_t *in, size_t len, ddct_err
     d->p = st + 4;
     d->end = in + len;
     return DDCT_OK;
-}
-
-uint16_t ddct_rans_dec_get(ddct_rans_dec *d, int ctx)
-{
-    if (d->failed) return 0;
-    if (ctx < 0 || ctx >= d->nctx || d->tab[ctx].kind == DDCT_RANS_EMPTY) {
-        d->failed = 1;
-        return 0;
-    }
-    const ddct_rans_table *t = &d->tab[ctx];
-    if (t->kind == DDCT_RANS_SINGLE) return (uint16_t)(t->nsym - 1);
-    const int pb = t->prob_bits;
-    const uint32_t mask = (1u << pb) - 1u;
-    uint32_t x = d->x, slot = x & mask;
-    uint16_t s = d->slot[ctx][slot];
-    /* x >= 2^23 and f >= 1 give x' >= 2^(23-pb) >= 256: at most two bytes below */
-    x = t->freq[s] * (x >> pb) + slot - t->cum[s];
-    while (x < RANS_L) {
-        if (d->p >= d->end) {
-            d->failed = 1;
-            return 0;
-        }
-        x = (x << 8) | *d->p++;
-    }
-    d->x = x;
-    return s;
 }
 
 int ddct_rans_dec_finish(const ddct_rans_dec *d, ddct_err *e)

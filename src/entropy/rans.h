@@ -79,6 +79,18 @@ int ddct_rans_encode(const uint16_t *sym, const uint8_t *ctx, size_t n, int nctx
 int ddct_rans_decode(const uint8_t *in, size_t len, const uint8_t *ctx, size_t n, uint16_t *sym, ddct_err *e);
 
 /* Streaming decoder, for contexts that depend on symbols already decoded. */
+#define DDCT_RANS_L (1u << 23)
+
+/* One context as the decoder uses it: slot -> symbol, and per symbol freq | cum << 16. */
+typedef struct {
+    const uint16_t *slot; /* [2^pb] (general tables), else NULL */
+    const uint32_t *fc;   /* [nsym] (general tables), else NULL */
+    uint32_t mask;        /* 2^pb - 1 */
+    int pb;
+    int kind;             /* ddct_rans_kind */
+    uint16_t single;      /* the symbol of a single-symbol table */
+} ddct_rans_cx;
+
 typedef struct {
     const uint8_t *p, *end;
     uint32_t x;
@@ -86,13 +98,40 @@ typedef struct {
     int failed;
     ddct_rans_table *tab;  /* [nctx] */
     uint16_t **slot;       /* [nctx]: slot -> symbol for general tables, else NULL */
+    uint32_t **fc;         /* [nctx]: freq | cum << 16 per symbol for general tables, else NULL */
+    ddct_rans_cx *cx;      /* [nctx] */
 } ddct_rans_dec;
 
 /* Parse tables and the initial state. On failure the decoder holds nothing to free. */
 int ddct_rans_dec_init(ddct_rans_dec *d, const uint8_t *in, size_t len, ddct_err *e);
 /* Next symbol in context ctx; on a bad context / stream returns 0 and latches failed
- * (later calls return 0). */
-uint16_t ddct_rans_dec_get(ddct_rans_dec *d, int ctx);
+ * (later calls return 0). Inline: it is the inner loop of every context-adaptive decoder. */
+static inline uint16_t ddct_rans_dec_get(ddct_rans_dec *d, int ctx)
+{
+    if (d->failed || (unsigned)ctx >= (unsigned)d->nctx) {
+        d->failed = 1;
+        return 0;
+    }
+    const ddct_rans_cx *c = &d->cx[ctx];
+    if (c->kind != DDCT_RANS_GENERAL) {
+        if (c->kind == DDCT_RANS_EMPTY) d->failed = 1;
+        return c->single;
+    }
+    uint32_t x = d->x, slot = x & c->mask;
+    uint16_t s = c->slot[slot];
+    uint32_t fc = c->fc[s];
+    /* x >= 2^23 and f >= 1 give x' >= 2^(23-pb) >= 256: at most two bytes below */
+    x = (fc & 0xffffu) * (x >> c->pb) + slot - (fc >> 16);
+    while (x < DDCT_RANS_L) {
+        if (d->p >= d->end) {
+            d->failed = 1;
+            return 0;
+        }
+        x = (x << 8) | *d->p++;
+    }
+    d->x = x;
+    return s;
+}
 /* DDCT_ERR_FORMAT if anything failed or the stream did not end exactly (state back to
  * 2^23, every byte consumed). Does not free. */
 int ddct_rans_dec_finish(const ddct_rans_dec *d, ddct_err *e);

@@ -95,6 +95,7 @@ static const ddct_enum_name importance_names[] = {
     {"l2", DDCT_IMPORTANCE_L2}, {"lowfreq", DDCT_IMPORTANCE_LOWFREQ}, {NULL, 0}};
 static const ddct_enum_name qtable_names[] = {{"flat", DDCT_QTABLE_FLAT}, {"none", DDCT_QTABLE_FLAT},
                                               {"jpeg", DDCT_QTABLE_JPEG}, {NULL, 0}};
+static const ddct_enum_name measure_names[] = {{"mse", DDCT_RD_MEASURE_MSE}, {"rel", DDCT_RD_MEASURE_REL}, {NULL, 0}};
 
 static int lookup(const ddct_enum_name *t, const char *v, int *out)
 {
@@ -140,6 +141,7 @@ ddct_ErrorCode ddct_params_set(ddct_params *p, const char *name, const char *val
     ENUM_OPT("dwt-keep", keep_names, dwt_keep, ddct_dwt_keep)
     ENUM_OPT("importance", importance_names, importance, ddct_importance)
     ENUM_OPT("qtable", qtable_names, qtable, ddct_qtable)
+    ENUM_OPT("rd-measure", measure_names, rd_measure, ddct_rd_measure)
 #undef ENUM_OPT
 #define INT_OPT(optname, lo, hi, field)                                                              \
     if (!strcmp(name, optname)) {                                                                    \
@@ -181,6 +183,8 @@ void ddct_params_describe(const ddct_params *p, char *out, size_t outlen)
     char bits[256], errs[48] = "";
     size_t n = 0;
     if (p->error > 0) snprintf(errs, sizeof errs, " error=%g", p->error);
+    else if (p->rd_measure != DDCT_RD_MEASURE_MSE)
+        snprintf(errs, sizeof errs, " rd-measure=%s", name_of(measure_names, p->rd_measure));
     bits[0] = 0;
     for (int i = 0; i < p->bits.n && n < sizeof bits; i++)
         n += (size_t)snprintf(bits + n, sizeof bits - n, "%s%d:%g", i ? "," : "", p->bits.bits[i], p->bits.frac[i]);
