@@ -198,6 +198,131 @@ static void test_raw(void)
     ddct_enc_out_free(&o);
 }
 
+/* Version 1 patch records (streamed, rescale factor stored) rebuild exactly what version 0
+ * records (rescale computed at decode over the whole tensor) did: the same side and data,
+ * params differing only by the version byte and the factor. */
+
+/* The version 0 params of a version 1 record: version byte 0, no f32 scale after mean_abs. */
+static size_t params_v0(const uint8_t *p, size_t len, uint8_t *q)
+{
+    size_t v = 8;
+    while (v < len && (p[v] & 0x80)) v++;
+    size_t cut = v + 1 + 4; /* varint cols, f32 mean_abs */
+    memcpy(q, p, cut);
+    q[0] = 0;
+    memcpy(q + cut, p + cut + 4, len - cut - 4);
+    return len - 4;
+}
+
+typedef struct {
+    float *out;
+    uint64_t next;
+    int bad;
+} collect;
+
+static int collect_sink(void *opaque, uint64_t first, const float *d, uint64_t n, float s, ddct_err *e)
+{
+    collect *c = opaque;
+    (void)e;
+    c->bad += first != c->next;
+    for (uint64_t i = 0; i < n; i++) c->out[first + i] = d[i] * s;
+    c->next = first + n;
+    return 0;
+}
+
+/* A source that copies (as the pipeline's does) and counts its calls. */
+typedef struct {
+    const float *d;
+    int calls, fail_at;
+} copy_src_t;
+
+static const float *copy_src(void *opaque, uint64_t first, uint64_t n, float *buf, int threads)
+{
+    copy_src_t *c = opaque;
+    (void)threads;
+    if (++c->calls == c->fail_at) return NULL;
+    memcpy(buf, c->d + first, n * sizeof *buf);
+    return buf;
+}
+
+static int bits_equal(const float *a, const float *b, uint64_t n) { return !memcmp(a, b, n * sizeof *a); }
+
+static void check_versions(const ddct_params *P, int ndim, const uint64_t *shape, uint64_t n, int threads)
+{
+    float *d = gen(n, 0.003);
+    for (uint64_t i = 0; i < n; i += 101) d[i] *= 20; /* heavy tail */
+    ddct_enc_out o, o2;
+    ddct_enc_out_init(&o);
+    ddct_enc_out_init(&o2);
+    ddct_err e;
+    ddct_lossy_in in = {.delta = d, .ndim = ndim, .shape = shape, .nelem = n, .params = P, .threads = threads};
+    CHECK(ddct_codec_patch.encode_lossy(&in, &o, &e) == 0, "encode: %s", e.msg);
+    CHECK(o.params.len > 0 && o.params.p[0] == 1, "params version %d", o.params.len ? o.params.p[0] : -1);
+    /* the streamed encoder with a copying source, on 1 thread: the same bytes */
+    copy_src_t cs = {d, 0, 0};
+    ddct_patch_src src = {.ndim = ndim, .shape = shape, .nelem = n, .params = P, .threads = 1, .src = copy_src,
+                          .opaque = &cs};
+    int nonfinite = 1;
+    CHECK(ddct_patch_encode_stream(&src, &o2, &nonfinite, &e) == 0 && !nonfinite, "stream encode: %s", e.msg);
+    CHECK(o.params.len == o2.params.len && !memcmp(o.params.p, o2.params.p, o.params.len) &&
+              o.side.len == o2.side.len && !memcmp(o.side.p, o2.side.p, o.side.len) && o.data.len == o2.data.len &&
+              !memcmp(o.data.p, o2.data.p, o.data.len),
+          "streamed encoding differs (n %llu)", (unsigned long long)n);
+    /* a source reporting a non-finite value: nothing coded, no error */
+    ddct_enc_out o3;
+    ddct_enc_out_init(&o3);
+    copy_src_t bad = {d, 0, 1};
+    src.opaque = &bad;
+    CHECK(ddct_patch_encode_stream(&src, &o3, &nonfinite, &e) == 0 && nonfinite == 1, "non-finite source");
+    ddct_enc_out_free(&o3);
+    uint8_t v0[64];
+    size_t v0len = params_v0(o.params.p, o.params.len, v0);
+    ddct_record r1 = {.codec = DDCT_CODEC_PATCH, .params = o.params.p, .params_len = o.params.len, .side = o.side.p,
+                      .side_len = o.side.len, .data = o.data.p, .data_len = o.data.len};
+    ddct_record r0 = r1;
+    r0.params = v0;
+    r0.params_len = v0len;
+    float *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b), *c = malloc(n * sizeof *c);
+    for (int rescale = -1; rescale <= 1; rescale++) {
+        CHECK(ddct_codec_patch.decode_lossy(&r1, n, threads, rescale, a, &e) == 0, "decode v1: %s", e.msg);
+        CHECK(ddct_codec_patch.decode_lossy(&r0, n, threads, rescale, b, &e) == 0, "decode v0: %s", e.msg);
+        CHECK(bits_equal(a, b, n), "v0 and v1 rebuild differently (rescale %d, n %llu)", rescale,
+              (unsigned long long)n);
+        for (int v = 0; v < 2; v++) {
+            ddct_scratch scr = {0};
+            collect col = {c, 0, 0};
+            memset(c, 0xff, n * sizeof *c);
+            CHECK(ddct_patch_decode_stream(v ? &r1 : &r0, n, threads, rescale, &scr, collect_sink, &col, &e) == 0,
+                  "stream decode v%d: %s", v, e.msg);
+            CHECK(col.bad == 0 && col.next == n && bits_equal(a, c, n), "streamed v%d rebuild differs (rescale %d)",
+                  v, rescale);
+            ddct_scratch_free(&scr);
+        }
+    }
+    free(a);
+    free(b);
+    free(c);
+    free(d);
+    ddct_enc_out_free(&o);
+    ddct_enc_out_free(&o2);
+}
+
+static void test_versions(void)
+{
+    ddct_params P;
+    ddct_params_default(&P);
+    uint64_t small[2] = {67, 45}, flat[3] = {3, 7, 37}, big[2] = {2100, 2100}; /* big: 2 slices */
+    check_versions(&P, 2, small, 67 * 45, 1);
+    check_versions(&P, 3, flat, 3 * 7 * 37, 2);
+    check_versions(&P, 2, big, 2100 * 2100, 2);
+    P.transform = DDCT_TRANSFORM_DWT; /* kept bands and a quantization table: the non-identity path */
+    P.dwt_keep = DDCT_KEEP_LL_LH_HL;
+    P.qtable = DDCT_QTABLE_JPEG;
+    P.rescale = 0;
+    P.importance = DDCT_IMPORTANCE_LOWFREQ;
+    check_versions(&P, 2, small, 67 * 45, 2);
+}
+
 /* ddct_mean_abs (8 blocks per AVX2 call, threads) equals the one-block-at-a-time definition. */
 static void test_mean_abs(void)
 {
@@ -212,6 +337,16 @@ static void test_mean_abs(void)
             bad += memcmp(&a, &b, sizeof a) != 0;
         }
     CHECK(bad == 0, "ddct_mean_abs differs from ddct_mean_abs_ref in %d cases", bad);
+    /* the same values given in pieces of any size (ddct_absum) */
+    const uint64_t pieces[] = {1, 5, B - 3, 3, 9 * B + 7, 100, 2 * B, 17 * B};
+    ddct_absum acc = {0, 0, 0};
+    uint64_t at = 0;
+    for (size_t k = 0; k < sizeof pieces / sizeof *pieces; k++) {
+        ddct_absum_add(&acc, x + at, pieces[k], 2);
+        at += pieces[k];
+    }
+    double a = ddct_absum_mean(&acc), b = ddct_mean_abs_ref(x, at);
+    CHECK(at <= 40 * B && !memcmp(&a, &b, sizeof a), "ddct_absum in pieces: %.17g vs %.17g", a, b);
     free(x);
 }
 
@@ -223,5 +358,6 @@ int main(void)
     test_zero_bit_means();
     test_views();
     test_raw();
+    test_versions();
     return TEST_SUMMARY();
 }

@@ -91,13 +91,54 @@ int ddct_enc_out_check(const ddct_enc_out *o, ddct_err *e);
 double ddct_mean_abs(const float *x, uint64_t n, int threads);
 /* The same value computed block by block in one thread, with no SIMD (tests compare the two). */
 double ddct_mean_abs_ref(const float *x, uint64_t n);
+/* The same mean over values given in consecutive pieces of any size (zero-initialise). */
+typedef struct {
+    double total, cur; /* sums of the complete blocks; of the current partial block */
+    uint64_t n;        /* values so far */
+} ddct_absum;
+void ddct_absum_add(ddct_absum *a, const float *x, uint64_t n, int threads);
+double ddct_absum_mean(const ddct_absum *a);
+/* The factor that makes mean |x| == target when mean |x| == cur: 1 when either is 0 or not finite. */
+float ddct_rescale_factor(double target, double cur);
 /* Scale x so mean |x| == target (no-op when either is 0 or not finite). */
 void ddct_rescale_to(float *x, uint64_t n, double target, int threads);
+/* A buffer reused across calls (grown on demand, contents not kept): zero-initialise. */
+typedef struct {
+    void *p;
+    size_t cap;
+} ddct_scratch;
+void *ddct_scratch_get(ddct_scratch *s, size_t bytes); /* NULL when out of memory */
+void ddct_scratch_free(ddct_scratch *s);
 /* bf16 with directed rounding (for ranges that must contain their values). */
 uint16_t ddct_bf16_down(float f);
 uint16_t ddct_bf16_up(float f);
 /* 2-D view of an n-element tensor as rows x cols for patch size p (see docs/FORMAT.md). */
 uint64_t ddct_view_cols(int ndim, const uint64_t *shape, uint64_t nelem, int p);
+
+/* Streamed patch codec (codec_patch.c): neither side holds a float copy of the whole tensor.
+ * The encoder asks a source for the delta's values [first, first + n) in row-major order, slice
+ * by slice, twice (n <= a slice of about 4 Mi values or one strip); the source returns them (in
+ * buf, room for n floats, or its own memory), or NULL if one is not finite. */
+typedef const float *(*ddct_delta_src)(void *opaque, uint64_t first, uint64_t n, float *buf, int threads);
+typedef struct {
+    int ndim;
+    const uint64_t *shape;
+    uint64_t nelem;
+    const ddct_params *params;
+    int threads;
+    ddct_delta_src src;
+    void *opaque;
+    ddct_scratch *scratch; /* slice buffers, reused across calls; NULL: allocated for this call */
+} ddct_patch_src;
+/* A (version 1) patch record; *nonfinite = 1 and nothing coded when the source returned NULL. */
+int ddct_patch_encode_stream(const ddct_patch_src *in, ddct_enc_out *out, int *nonfinite, ddct_err *e);
+/* The decoder hands delta^ in consecutive pieces [first, first + n) to a sink, with the factor
+ * s to multiply them by (the rescale; 1 when off). */
+typedef int (*ddct_delta_sink)(void *opaque, uint64_t first, const float *d, uint64_t n, float s, ddct_err *e);
+/* Decode a patch record to sink. Version 1: slice by slice (scratch: one slice); version 0: the
+ * whole tensor at once (scratch: n floats), as before. rescale: -1 as stored, 0 off, 1 on. */
+int ddct_patch_decode_stream(const ddct_record *rec, uint64_t n, int threads, int rescale, ddct_scratch *scratch,
+                             ddct_delta_sink sink, void *opaque, ddct_err *e);
 
 /* The individual codecs. */
 extern const ddct_codec_traits ddct_codec_same, ddct_codec_raw, ddct_codec_patch, ddct_codec_bitdelta,

@@ -95,25 +95,65 @@ int ddct_check_base(const ddct_ctr_reader *r, const ddct_model *base, ddct_err *
     return 0;
 }
 
-/* base (any float dtype) + delta -> out (dtype dt) for elements [first, first + n), in chunks. */
-static void add_cast(const ddct_st_tensor *b, const float *delta, uint64_t first, uint64_t n, ddct_dtype dt,
-                     uint8_t *out, int threads)
-{
-    const uint64_t CH = 1 << 16;
-    size_t bs = ddct_dtype_size(b->dtype), os = ddct_dtype_size(dt);
-    /* fused convert + add + cast (vectorized, same values); threads only when there is work */
-#pragma omp parallel for num_threads(threads) schedule(static) if (n > 4 * CH)
-    for (uint64_t c0 = 0; c0 < n; c0 += CH) {
-        uint64_t m = n - c0 < CH ? n - c0 : CH;
-        ddct_add_cast(b->dtype, b->data + (first + c0) * bs, delta + first + c0, (size_t)m, dt, out + c0 * os);
-    }
-}
-
 /* Rebuilt lossy tensors go to the sink in pieces of this many elements. */
 #define CAST_PIECE ((uint64_t)1 << 20)
 
+/* Rebuilds a lossy tensor from delta^ pieces: cast(base + delta^ * s) into an output piece, to the
+ * sink; the base's pages are dropped once used. */
+typedef struct {
+    const ddct_st_tensor *b;
+    const ddct_model *base;
+    size_t bi;
+    ddct_dtype dt;
+    int threads;
+    uint8_t *out; /* CAST_PIECE elements of dt */
+    ddct_sink_fn sink;
+    void *opaque;
+} cast_job;
+
+static int cast_sink(void *opaque, uint64_t first, const float *d, uint64_t n, float s, ddct_err *e)
+{
+    const cast_job *c = opaque;
+    const uint64_t CH = 1 << 16;
+    size_t bs = ddct_dtype_size(c->b->dtype), os = ddct_dtype_size(c->dt);
+    for (uint64_t a = 0; a < n; a += CAST_PIECE) {
+        uint64_t m = n - a < CAST_PIECE ? n - a : CAST_PIECE;
+        const uint8_t *bp = c->b->data + (first + a) * bs;
+        /* fused convert + scale + add + cast (vectorized, same values); threads when there is work */
+#pragma omp parallel for num_threads(c->threads) schedule(static) if (m > 4 * CH)
+        for (uint64_t c0 = 0; c0 < m; c0 += CH) {
+            uint64_t k = m - c0 < CH ? m - c0 : CH;
+            ddct_add_cast(c->b->dtype, bp + c0 * bs, d + a + c0, s, (size_t)k, c->dt, c->out + c0 * os);
+        }
+        ddct_model_release_range(c->base, c->bi, (first + a) * bs, m * bs);
+        FORWARD_IF_ERROR(c->sink(c->opaque, c->out, (size_t)(m * os), e));
+    }
+    return 0;
+}
+
+void ddct_dec_scratch_free(ddct_dec_scratch *s)
+{
+    ddct_scratch_free(&s->delta);
+    ddct_scratch_free(&s->out);
+}
+
+/* A lossy record: the patch codec streams delta^ slice by slice; the others decode it whole. */
+static int decode_lossy(const ddct_codec_traits *ct, const ddct_record *rec, const ddct_ctr_entry *en, cast_job *c,
+                        int rescale, ddct_dec_scratch *s, ddct_err *e)
+{
+    uint64_t piece = en->nelem < CAST_PIECE ? en->nelem : CAST_PIECE;
+    c->out = ddct_scratch_get(&s->out, (size_t)(piece ? piece : 1) * ddct_dtype_size(en->dtype));
+    RETURN_ERROR_IF(!c->out, e, DDCT_ERR_NOMEM, "out of memory");
+    if (ct == &ddct_codec_patch)
+        return ddct_patch_decode_stream(rec, en->nelem, c->threads, rescale, &s->delta, cast_sink, c, e);
+    float *d = ddct_scratch_get(&s->delta, (size_t)(en->nelem ? en->nelem : 1) * sizeof(float));
+    RETURN_ERROR_IF(!d, e, DDCT_ERR_NOMEM, "out of memory (%llu elements)", (unsigned long long)en->nelem);
+    FORWARD_IF_ERROR(ct->decode_lossy(rec, en->nelem, c->threads, rescale, d, e));
+    return cast_sink(c, 0, d, en->nelem, 1.0f, e);
+}
+
 int ddct_decode_stream(const ddct_ctr_reader *r, size_t i, const ddct_model *base, int threads, int rescale,
-                       ddct_sink_fn sink, void *opaque, ddct_err *e)
+                       ddct_dec_scratch *scratch, ddct_sink_fn sink, void *opaque, ddct_err *e)
 {
     const ddct_ctr_entry *en = ddct_ctr_entry_at(r, i);
     ddct_record rec;
@@ -136,20 +176,11 @@ int ddct_decode_stream(const ddct_ctr_reader *r, size_t i, const ddct_model *bas
                             !ddct_dtype_is_lossy_float(en->dtype),
                         e, DDCT_ERR_FORMAT, "%s: tensor '%s': lossy record without a matching float base tensor",
                         ddct_ctr_path(r), en->name);
-        size_t os = ddct_dtype_size(en->dtype);
-        uint64_t piece = en->nelem < CAST_PIECE ? en->nelem : CAST_PIECE;
-        float *d = malloc(en->nelem ? (size_t)en->nelem * sizeof(float) : 1);
-        uint8_t *out = malloc(piece ? (size_t)(piece * os) : 1);
-        if (!d || !out) rc = ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory (%llu elements)",
-                                         (unsigned long long)en->nelem);
-        if (!rc) rc = ct->decode_lossy(&rec, en->nelem, threads, rescale, d, e);
-        for (uint64_t a = 0; !rc && a < en->nelem; a += piece) {
-            uint64_t m = en->nelem - a < piece ? en->nelem - a : piece;
-            add_cast(b, d, a, m, en->dtype, out, threads);
-            rc = sink(opaque, out, (size_t)(m * os), e);
-        }
-        free(d);
-        free(out);
+        ddct_dec_scratch own = {{0}, {0}};
+        cast_job c = {.b = b, .base = base, .bi = bi, .dt = en->dtype, .threads = threads, .sink = sink,
+                      .opaque = opaque};
+        rc = decode_lossy(ct, &rec, en, &c, rescale, scratch ? scratch : &own, e);
+        ddct_dec_scratch_free(&own);
     } else {
         int against = b && b->nbytes == nbytes;
         piece_release pr = {.base = base, .bi = bi, .r = r, .data = rec.data, .sink = sink, .opaque = opaque};
@@ -167,7 +198,7 @@ int ddct_decode_tensor(const ddct_ctr_reader *r, size_t i, const ddct_model *bas
 {
     const ddct_ctr_entry *en = ddct_ctr_entry_at(r, i);
     ddct_mem_sink s = {out, en->nelem * ddct_dtype_size(en->dtype), 0};
-    FORWARD_IF_ERROR(ddct_decode_stream(r, i, base, threads, rescale, ddct_mem_sink_write, &s, e));
+    FORWARD_IF_ERROR(ddct_decode_stream(r, i, base, threads, rescale, NULL, ddct_mem_sink_write, &s, e));
     RETURN_ERROR_IF(s.pos != s.n, e, DDCT_ERR_FORMAT, "%s: tensor '%s': decoded stream shorter than the tensor",
                     ddct_ctr_path(r), en->name);
     return 0;
@@ -206,6 +237,7 @@ typedef struct {
     int threads;
     size_t done, total;
     uint64_t done_bytes, total_bytes;
+    ddct_dec_scratch scratch; /* lossy tensors' buffers, reused */
 } wjob;
 
 static int stw_sink(void *opaque, const uint8_t *p, size_t n, ddct_err *e)
@@ -233,7 +265,7 @@ static int write_tensors(wjob *j, const char *path, size_t first, size_t count, 
     free(ents);
     for (size_t i = first; i < first + count && !rc; i++) {
         const ddct_ctr_entry *en = ddct_ctr_entry_at(j->o->r, i);
-        rc = ddct_decode_stream(j->o->r, i, j->o->base, j->threads, j->d->rescale, stw_sink, w, e);
+        rc = ddct_decode_stream(j->o->r, i, j->o->base, j->threads, j->d->rescale, &j->scratch, stw_sink, w, e);
         j->done_bytes += en->nelem * ddct_dtype_size(en->dtype);
         j->done++;
         if (!rc && j->d->progress &&
@@ -327,6 +359,7 @@ static int decompress(ddct_DCtx *d, const char *base_path, const char *ddct_path
     int to_dir = ends_with(out_path, "/") || is_dir(out_path) || (o.L.directory && !ends_with(out_path, ".safetensors"));
     if (!rc && to_dir) rc = write_dir(&j, out_path, overwrite);
     else if (!rc) rc = write_tensors(&j, out_path, 0, o.L.ntensors, o.L.shards[0].metadata, overwrite);
+    ddct_dec_scratch_free(&j.scratch);
     close_both(&o);
     return rc;
 }
