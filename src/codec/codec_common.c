@@ -147,6 +147,57 @@ void ddct_rescale_to(float *x, uint64_t n, double target, int threads)
     for (uint64_t i = 0; i < n; i++) x[i] *= s;
 }
 
+/* Lane sums of ddct_abs_sum8, combined in the fixed order. */
+static double lanes_total(const float *l)
+{
+    return (((double)l[0] + (double)l[1]) + ((double)l[2] + (double)l[3])) +
+           (((double)l[4] + (double)l[5]) + ((double)l[6] + (double)l[7]));
+}
+
+double ddct_abs_sum8_ref(const float *v, size_t n)
+{
+    float l[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (size_t i = 0; i < n; i++) l[i % 8] += fabsf(v[i]);
+    return lanes_total(l);
+}
+
+#if DDCT_MEAN_X86
+__attribute__((target("avx2"))) static double abs_sum8_avx2(const float *v, size_t n)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 acc = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) acc = _mm256_add_ps(acc, _mm256_andnot_ps(sign, _mm256_loadu_ps(v + i)));
+    float l[8];
+    _mm256_storeu_ps(l, acc);
+    for (; i < n; i++) l[i % 8] += fabsf(v[i]);
+    return lanes_total(l);
+}
+#endif
+
+double ddct_abs_sum8(const float *v, size_t n)
+{
+#if DDCT_MEAN_X86
+    if (n >= 8 && __builtin_cpu_supports("avx2")) return abs_sum8_avx2(v, n);
+#endif
+    return ddct_abs_sum8_ref(v, n);
+}
+
+int ddct_delta_out_array(const ddct_delta_out *out, const float *d, uint64_t n, float s, int threads, ddct_err *e)
+{
+    const uint64_t SLICE = (uint64_t)4 << 20, CH = (uint64_t)1 << 16;
+    for (uint64_t a = 0; a < n; a += SLICE) {
+        uint64_t m = n - a < SLICE ? n - a : SLICE;
+        FORWARD_IF_ERROR(out->begin(out->opaque, a, m, e));
+        (void)threads;
+#pragma omp parallel for num_threads(threads) schedule(static) if (m > 4 * CH)
+        for (uint64_t c0 = 0; c0 < m; c0 += CH)
+            out->put(out->opaque, a + c0, c0, d + a + c0, m - c0 < CH ? m - c0 : CH, s);
+        FORWARD_IF_ERROR(out->end(out->opaque, a, m, e));
+    }
+    return 0;
+}
+
 void *ddct_scratch_get(ddct_scratch *s, size_t bytes)
 {
     if (bytes > s->cap) {

@@ -13,12 +13,13 @@
  *   4. record mean |delta| and the rescale factor mean |delta| / mean |delta^| (version 1).
  * Decode reverses it and, if rescale is on, scales the tensor so mean |delta^| = mean |delta|.
  *
- * Streaming (version 1): the tensor is processed in slices of whole strips (about PATCH_SLICE
- * values, whatever the tensor size or thread count). The encoder reads the delta twice through a
- * source (pass 1: scores, means, mean |delta|; pass 2: transform, quantize, pack, and rebuild each
- * patch as the decoder will, for mean |delta^|), so no float copy of the tensor is ever held; the
- * decoder rebuilds a slice, hands it with the stored factor to a sink, and goes on. Version 0
- * records (no stored factor) are decoded whole, then rescaled, as they always were.
+ * Streaming (version 1): no float copy of a whole tensor is ever held. The encoder reads the delta
+ * strip by strip (p rows) through a source, twice: pass 1 scores the patches and sums |delta|,
+ * pass 2 transforms, quantizes, packs and rebuilds each patch as the decoder will, to sum
+ * |delta^| for the stored rescale factor. The decoder rebuilds strips into per-thread buffers and
+ * hands each, with the factor, to the caller (which casts it into its output), in slices of whole
+ * strips of about PATCH_SLICE values that the caller writes out in turn. Version 0 records (no
+ * stored factor) are decoded whole, then rescaled, as they always were.
  *
  * Streams (all sizes follow from params + map, and are checked exactly):
  *   params: u8 version(0|1) u8 transform u8 p u8 wavelet u8 levels u8 keep u8 qtable u8 flags(bit0 rescale)
@@ -121,24 +122,33 @@ static int layout_init(layout *L, uint64_t n, ddct_err *e)
 /* Patch addressing: x holds the view's values [x0, x0 + slice) (x0 = the first value of a strip),
  * so value k of the tensor is x[k - x0]. */
 
+/* Real values of row r of patch (pr, pc) (0 past the view's end, fewer at its right edge). */
+static uint64_t row_count(const layout *L, uint64_t pr, uint64_t pc, int r)
+{
+    uint64_t row = pr * (uint64_t)L->p + (uint64_t)r, c0 = pc * (uint64_t)L->p;
+    if (row >= L->rows) return 0;
+    uint64_t start = row * L->cols + c0;
+    if (start >= L->n) return 0;
+    uint64_t lim = L->cols - c0 < (uint64_t)L->p ? L->cols - c0 : (uint64_t)L->p;
+    return L->n - start < lim ? L->n - start : lim;
+}
+
+static uint64_t row_start(const layout *L, uint64_t x0, uint64_t pr, uint64_t pc, int r)
+{
+    return (pr * (uint64_t)L->p + (uint64_t)r) * L->cols + pc * (uint64_t)L->p - x0;
+}
+
 /* Copy patch (pr, pc) of the view into buf (p*p, zero-padded); returns the real element count. */
 static uint64_t load_patch(const layout *L, const float *x, uint64_t x0, uint64_t pr, uint64_t pc, float *buf)
 {
     int p = L->p;
     uint64_t real = 0;
     for (int r = 0; r < p; r++) {
-        uint64_t row = pr * (uint64_t)p + (uint64_t)r;
         float *dst = buf + (size_t)r * (size_t)p;
-        uint64_t start = row * L->cols + pc * (uint64_t)p;
-        int cnt = 0;
-        if (row < L->rows) {
-            uint64_t c0 = pc * (uint64_t)p;
-            uint64_t lim = L->cols - c0 < (uint64_t)p ? L->cols - c0 : (uint64_t)p;
-            if (start < L->n) cnt = (int)(L->n - start < lim ? L->n - start : lim);
-        }
-        if (cnt > 0) memcpy(dst, x + (start - x0), (size_t)cnt * sizeof *dst);
-        memset(dst + cnt, 0, (size_t)(p - cnt) * sizeof *dst);
-        real += (uint64_t)cnt;
+        uint64_t cnt = row_count(L, pr, pc, r);
+        if (cnt > 0) memcpy(dst, x + row_start(L, x0, pr, pc, r), (size_t)cnt * sizeof *dst);
+        memset(dst + cnt, 0, (size_t)((uint64_t)p - cnt) * sizeof *dst);
+        real += cnt;
     }
     return real;
 }
@@ -146,15 +156,18 @@ static uint64_t load_patch(const layout *L, const float *x, uint64_t x0, uint64_
 /* Write the real region of patch (pr, pc) from buf into x. */
 static void store_patch(const layout *L, float *x, uint64_t x0, uint64_t pr, uint64_t pc, const float *buf)
 {
-    int p = L->p;
-    for (int r = 0; r < p; r++) {
-        uint64_t row = pr * (uint64_t)p + (uint64_t)r;
-        if (row >= L->rows) break;
-        uint64_t c0 = pc * (uint64_t)p, start = row * L->cols + c0;
-        if (start >= L->n) break;
-        uint64_t lim = L->cols - c0 < (uint64_t)p ? L->cols - c0 : (uint64_t)p;
-        uint64_t cnt = L->n - start < lim ? L->n - start : lim;
-        memcpy(x + (start - x0), buf + (size_t)r * (size_t)p, (size_t)cnt * sizeof *x);
+    for (int r = 0; r < L->p; r++) {
+        uint64_t cnt = row_count(L, pr, pc, r);
+        if (cnt) memcpy(x + row_start(L, x0, pr, pc, r), buf + (size_t)r * (size_t)L->p, (size_t)cnt * sizeof *x);
+    }
+}
+
+/* Zero the values of buf (patch (pr, pc)) that lie outside the view. */
+static void mask_patch(const layout *L, uint64_t pr, uint64_t pc, float *buf)
+{
+    for (int r = 0; r < L->p; r++) {
+        uint64_t cnt = row_count(L, pr, pc, r);
+        memset(buf + (size_t)r * (size_t)L->p + cnt, 0, (size_t)((uint64_t)L->p - cnt) * sizeof *buf);
     }
 }
 
@@ -199,22 +212,26 @@ static void fill_patch(const layout *L, float *x, uint64_t x0, uint64_t pr, uint
 
 typedef struct {
     float *a, *b, *scratch, *vals;
+    float *strip; /* one strip of the view */
     uint16_t *q;
 } work;
 
 static int work_alloc(work *w, const layout *L)
 {
     size_t pp = (size_t)L->p * (size_t)L->p;
+    uint64_t sv = (uint64_t)L->p * L->cols;
+    w->strip = malloc((size_t)(sv < L->n ? sv : L->n) * sizeof(float) + sizeof(float));
     w->a = malloc(pp * sizeof(float));
     w->b = malloc(pp * sizeof(float));
     w->vals = malloc(pp * sizeof(float));
     w->scratch = malloc((ddct_xform_scratch_floats(L->xf) + 1) * sizeof(float));
     w->q = malloc(pp * sizeof(uint16_t));
-    return w->a && w->b && w->vals && w->scratch && w->q ? 0 : -1;
+    return w->strip && w->a && w->b && w->vals && w->scratch && w->q ? 0 : -1;
 }
 
 static void work_free(work *w)
 {
+    free(w->strip);
     free(w->a);
     free(w->b);
     free(w->vals);
@@ -263,9 +280,15 @@ static void put16(uint8_t *p, uint16_t v)
 /* Everything the strip workers share; each strip writes only its own patches' bytes. */
 typedef struct job {
     const layout *L;
-    uint64_t x0;           /* x / out / rec hold the view's values from x0 on (a slice) */
-    const float *x;        /* encode: the delta */
-    float *out;            /* decode: delta^; encode pass 2: the rebuilt delta^ (as decoded) */
+    ddct_delta_src src;    /* encode: the delta, strip by strip */
+    void *opaque;
+    int *nonfinite;        /* encode: set when the source reports a value that is not finite */
+    double *ssum;          /* encode: per strip, sum of |delta| (pass 1) or of |delta^| (pass 2) */
+    uint64_t x0;           /* decode: out holds the view's values from x0 on */
+    float *out;            /* decode: delta^ (version 0: the whole tensor), or NULL: to put */
+    const ddct_delta_out *put; /* decode: receives each strip's delta^ */
+    uint64_t slice0;       /* decode: first value of the current slice */
+    float scale;           /* decode: the factor for put */
     float *score, *mean;   /* encode pass 1 */
     const uint8_t *lowmask; /* encode pass 1: low-frequency importance, or NULL for L2 */
     const uint8_t *wid;
@@ -299,7 +322,7 @@ static int for_each_strip(const job *j, uint64_t s0, uint64_t s1, int threads, s
     return 0;
 }
 
-/* Slices: strips per slice, and the values [first, end) of strips [s0, s1). */
+/* Slices (decode): strips per slice; strip s starts at value strip_first(s). */
 static uint64_t slice_strips(const layout *L)
 {
     uint64_t per = (uint64_t)L->p * L->cols, k = PATCH_SLICE / per;
@@ -312,23 +335,18 @@ static uint64_t strip_first(const layout *L, uint64_t s)
     return v < L->n ? v : L->n;
 }
 
-/* The largest slice, in values. */
-static uint64_t slice_cap(const layout *L)
-{
-    uint64_t k = slice_strips(L);
-    return strip_first(L, k < L->prow ? k : L->prow);
-}
-
 #if DDCT_PATCH_X86
-/* Sums and sums of squares (double, element by element in raster order, exactly as the scalar
- * loop of strip_score) of the 8 full patches (s, c..c+7), p a multiple of 4. Lane k of the
+/* Sums, sums of |x| and sums of squares (double, element by element in raster order, exactly as
+ * the scalar loop of strip_score) of the 8 full patches (s, c..c+7), p a multiple of 4. Lane k of the
  * accumulators is patch c + k (4 patches per vector); 4 x 4 tiles are transposed so that one
  * vector holds the same element of 4 patches. */
 __attribute__((target("avx2"))) static void sums8_avx2(const layout *L, const float *x, uint64_t x0, uint64_t s,
-                                                       uint64_t c, double *sum, double *sq)
+                                                       uint64_t c, double *sum, double *ab, double *sq)
 {
     const size_t p = (size_t)L->p;
+    const __m256d sign = _mm256_set1_pd(-0.0);
     __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd(), q0 = _mm256_setzero_pd(), q1 = _mm256_setzero_pd();
+    __m256d a0s = _mm256_setzero_pd(), a1s = _mm256_setzero_pd();
     const float *row = x + patch_at(L, x0, s, c);
     for (size_t r = 0; r < p; r++, row += L->cols)
         for (size_t k = 0; k < p; k += 4) {
@@ -342,42 +360,65 @@ __attribute__((target("avx2"))) static void sums8_avx2(const layout *L, const fl
             for (int t = 0; t < 4; t++) {
                 __m256d u = _mm256_cvtps_pd(av[t]), v = _mm256_cvtps_pd(bv[t]);
                 s0 = _mm256_add_pd(s0, u);
+                a0s = _mm256_add_pd(a0s, _mm256_andnot_pd(sign, u));
                 q0 = _mm256_add_pd(q0, _mm256_mul_pd(u, u));
                 s1 = _mm256_add_pd(s1, v);
+                a1s = _mm256_add_pd(a1s, _mm256_andnot_pd(sign, v));
                 q1 = _mm256_add_pd(q1, _mm256_mul_pd(v, v));
             }
         }
     _mm256_storeu_pd(sum, s0);
     _mm256_storeu_pd(sum + 4, s1);
+    _mm256_storeu_pd(ab, a0s);
+    _mm256_storeu_pd(ab + 4, a1s);
     _mm256_storeu_pd(sq, q0);
     _mm256_storeu_pd(sq + 4, q1);
 }
 #endif
 
-/* Pass 1: per patch, importance score and mean of its real elements. */
+/* The strip's delta from the source into w->strip (addressed from j->x0 = its first value), or
+ * NULL (and j->nonfinite set) when a value is not finite. */
+static const float *read_strip(const job *j, work *w, uint64_t s, uint64_t *x0)
+{
+    *x0 = strip_first(j->L, s);
+    const float *x = j->src(j->opaque, *x0, strip_first(j->L, s + 1) - *x0, w->strip, 1);
+    if (!x) {
+#pragma omp atomic write
+        *j->nonfinite = 1;
+    }
+    return x;
+}
+
+/* Pass 1: per patch, importance score and mean of its real elements; the strip's sum of |delta|
+ * (per patch in raster order, patches in order). */
 static void strip_score(const job *j, work *w, uint64_t s)
 {
     const layout *L = j->L;
     size_t pp = (size_t)L->p * (size_t)L->p;
-    uint64_t c = 0;
+    uint64_t c = 0, x0;
+    const float *x = read_strip(j, w, s, &x0);
+    double total = 0;
+    if (!x) return;
 #if DDCT_PATCH_X86
     /* L2 importance over full patches: 8 at a time (padding zeros would add +0.0: no-ops) */
     if (!j->lowmask && L->p % 4 == 0 && s < L->full_prow && __builtin_cpu_supports("avx2")) {
-        double sum[8], sq[8];
+        double sum[8], ab[8], sq[8];
         for (; c + 8 <= L->full_pcol; c += 8) {
-            sums8_avx2(L, j->x, j->x0, s, c, sum, sq);
+            sums8_avx2(L, x, x0, s, c, sum, ab, sq);
             for (int k = 0; k < 8; k++) {
                 j->score[s * L->pcol + c + (uint64_t)k] = (float)sqrt(sq[k]);
                 j->mean[s * L->pcol + c + (uint64_t)k] = (float)(sum[k] / (double)pp);
+                total += ab[k];
             }
         }
     }
 #endif
     for (; c < L->pcol; c++) {
-        uint64_t real = load_patch(L, j->x, j->x0, s, c, w->a);
-        double sum = 0, sq = 0;
+        uint64_t real = load_patch(L, x, x0, s, c, w->a);
+        double sum = 0, ab = 0, sq = 0;
         for (size_t i = 0; i < pp; i++) {
             sum += w->a[i];
+            ab += fabs((double)w->a[i]);
             sq += (double)w->a[i] * w->a[i];
         }
         if (j->lowmask) {
@@ -388,7 +429,9 @@ static void strip_score(const job *j, work *w, uint64_t s)
         }
         j->score[s * L->pcol + c] = (float)sqrt(sq);
         j->mean[s * L->pcol + c] = real ? (float)(sum / (double)real) : 0.0f;
+        total += ab;
     }
+    j->ssum[s] = total;
 }
 
 /* lo = min, hi = max of v[0..n) as the sequential loop below finds them: NaN skipped, and among
@@ -519,11 +562,16 @@ static void put_patch(const layout *L, float *x, uint64_t x0, uint64_t pr, uint6
     else store_patch(L, x, x0, pr, pc, w->b);
 }
 
-/* Pass 2: transform, quantize and pack every patch of strip s; with j->out, also write the
- * patches rebuilt as the decoder will (for the rescale factor). */
+/* Pass 2: transform, quantize and pack every patch of strip s; the strip's sum of |delta^| as
+ * the decoder will rebuild it (per patch: ddct_abs_sum8 over its real values, patches in order). */
 static void strip_encode(const job *j, work *w, uint64_t s)
 {
     const layout *L = j->L;
+    const size_t pp = (size_t)L->p * (size_t)L->p;
+    uint64_t x0;
+    const float *x = read_strip(j, w, s, &x0);
+    if (!x) return;
+    double total = 0;
     ddct_bitw bw;
     ddct_bitw_init(&bw, j->data + j->doff[s]);
     for (uint64_t c = 0; c < L->pcol; c++) {
@@ -532,9 +580,11 @@ static void strip_encode(const job *j, work *w, uint64_t s)
         uint8_t *sp = j->side + j->soff[i];
         if (b == 0) {
             put16(sp, ddct_f32_to_bf16(j->mean[i]));
+            float m = const_value(sp);
+            for (size_t k = 0; k < pp; k++) w->b[k] = m;
         } else {
-            if (patch_full(L, s, c)) load_full(L, j->x, j->x0, s, c, w->a);
-            else load_patch(L, j->x, j->x0, s, c, w->a);
+            if (patch_full(L, s, c)) load_full(L, x, x0, s, c, w->a);
+            else load_patch(L, x, x0, s, c, w->a);
             ddct_xform_forward(L->xf, w->a, w->b, w->scratch);
             const float *vals = w->b;
             if (!L->identity) {
@@ -543,17 +593,22 @@ static void strip_encode(const job *j, work *w, uint64_t s)
             }
             quantize_patch(L, w, vals, b, sp);
             ddct_bitw_pack(&bw, w->q, L->nkept, b);
-            if (j->out) rebuild_patch(L, w, b, sp);
+            rebuild_patch(L, w, b, sp);
         }
-        if (j->out) put_patch(L, j->out, j->x0, s, c, b, sp, w);
+        if (!patch_full(L, s, c)) mask_patch(L, s, c, w->b);
+        total += ddct_abs_sum8(w->b, pp);
     }
     ddct_bitw_finish(&bw);
+    j->ssum[s] = total;
 }
 
-/* Decode every patch of strip s into j->out. */
+/* Decode every patch of strip s: into j->out, or into the work's strip and on to j->put. */
 static void strip_decode(const job *j, work *w, uint64_t s)
 {
     const layout *L = j->L;
+    uint64_t first = strip_first(L, s);
+    float *out = j->out ? j->out : w->strip;
+    uint64_t x0 = j->out ? j->x0 : first;
     ddct_bitr br;
     ddct_bitr_init(&br, j->cdata + j->doff[s], (size_t)(j->doff[s + 1] - j->doff[s]));
     for (uint64_t c = 0; c < L->pcol; c++) {
@@ -564,8 +619,9 @@ static void strip_decode(const job *j, work *w, uint64_t s)
             ddct_bitr_unpack(&br, w->q, L->nkept, b);
             rebuild_patch(L, w, b, sp);
         }
-        put_patch(L, j->out, j->x0, s, c, b, sp, w);
+        put_patch(L, out, x0, s, c, b, sp, w);
     }
+    if (!j->out) j->put->put(j->put->opaque, first, first - j->slice0, w->strip, strip_first(L, s + 1) - first, j->scale);
 }
 
 /* ------------------------------------------------------------------ encode */
@@ -587,27 +643,12 @@ static void put_params(const layout *L, ddct_buf *pb)
     for (int k = 0; k < L->nclasses; k++) ddct_buf_u8(pb, (uint8_t)L->widths[k]);
 }
 
-/* One streamed pass of the encoder: per slice, read the delta, run fn over its strips and add the
- * |values| of the delta (pass 1) or of j->out, its rebuild (pass 2), to sum. Stops with
- * *nonfinite = 1 when the source reports a value that is not finite. */
-static int enc_pass(const ddct_patch_src *in, job *j, float *buf, strip_fn fn, ddct_absum *sum, int *nonfinite,
-                    ddct_err *e)
+/* Mean |.| from the strips' sums, added in strip order. */
+static double strip_mean(const layout *L, const double *ssum)
 {
-    const layout *L = j->L;
-    uint64_t per = slice_strips(L);
-    for (uint64_t s0 = 0; s0 < L->prow; s0 += per) {
-        uint64_t s1 = L->prow - s0 < per ? L->prow : s0 + per;
-        j->x0 = strip_first(L, s0);
-        uint64_t m = strip_first(L, s1) - j->x0;
-        j->x = in->src(in->opaque, j->x0, m, buf, in->threads);
-        if (!j->x) {
-            *nonfinite = 1;
-            return 0;
-        }
-        FORWARD_IF_ERROR(for_each_strip(j, s0, s1, in->threads, fn, e));
-        ddct_absum_add(sum, j->out ? j->out : j->x, m, in->threads);
-    }
-    return 0;
+    double t = 0;
+    for (uint64_t s = 0; s < L->prow; s++) t += ssum[s];
+    return L->n ? t / (double)L->n : 0;
 }
 
 int ddct_patch_encode_stream(const ddct_patch_src *in, ddct_enc_out *out, int *nonfinite, ddct_err *e)
@@ -632,12 +673,10 @@ int ddct_patch_encode_stream(const ddct_patch_src *in, ddct_enc_out *out, int *n
     uint8_t *wid = NULL, *cls = NULL;
     uint64_t *soff = NULL, *doff = NULL;
     uint8_t *lowmask = NULL;
-    ddct_scratch own = {0};
-    ddct_scratch *scr = in->scratch ? in->scratch : &own;
+    double *ssum = NULL;
     if (rc) goto done;
     size_t np = (size_t)L.npatch;
-    uint64_t cap = slice_cap(&L);
-    float *buf = ddct_scratch_get(scr, (size_t)cap * 2 * sizeof(float)); /* the delta, the rebuilt delta^ */
+    ssum = malloc((size_t)(L.prow + 1) * sizeof *ssum);
     score = malloc((np + 1) * sizeof *score);
     mean = malloc((np + 1) * sizeof *mean);
     wid = malloc(np + 1);
@@ -645,19 +684,19 @@ int ddct_patch_encode_stream(const ddct_patch_src *in, ddct_enc_out *out, int *n
     soff = malloc((np + 1) * sizeof *soff);
     doff = malloc((L.prow + 1) * sizeof *doff);
     lowmask = malloc((size_t)L.p * (size_t)L.p);
-    if (!buf || !score || !mean || !wid || !cls || !soff || !doff || !lowmask) {
+    if (!ssum || !score || !mean || !wid || !cls || !soff || !doff || !lowmask) {
         rc = ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory (%zu patches)", np);
         goto done;
     }
     int lowfreq = P->importance == DDCT_IMPORTANCE_LOWFREQ;
     if (lowfreq) ddct_xform_lowfreq_mask(L.xf, P->lowfreq_k, lowmask);
-    job j = {.L = &L, .score = score, .mean = mean, .lowmask = lowfreq ? lowmask : NULL};
+    job j = {.L = &L, .src = in->src, .opaque = in->opaque, .nonfinite = nonfinite, .ssum = ssum, .score = score,
+             .mean = mean, .lowmask = lowfreq ? lowmask : NULL};
     /* pass 1: importance, patch means, mean |delta| */
-    ddct_absum sum = {0, 0, 0};
-    rc = enc_pass(in, &j, buf, strip_score, &sum, nonfinite, e);
+    rc = for_each_strip(&j, 0, L.prow, in->threads, strip_score, e);
     if (*nonfinite) goto done;
     if (rc) goto done;
-    L.mean_abs = (float)ddct_absum_mean(&sum);
+    L.mean_abs = (float)strip_mean(&L, ssum);
     /* allocation */
     rc = ddct_alloc_by_rank(&P->bits, score, np, wid, e);
     if (rc) goto done;
@@ -686,12 +725,10 @@ int ddct_patch_encode_stream(const ddct_patch_src *in, ddct_enc_out *out, int *n
     j.doff = doff;
     j.side = side;
     j.data = data;
-    j.out = buf + cap;
-    ddct_absum rsum = {0, 0, 0};
-    rc = enc_pass(in, &j, buf, strip_encode, &rsum, nonfinite, e);
+    rc = for_each_strip(&j, 0, L.prow, in->threads, strip_encode, e);
     if (!rc && *nonfinite) rc = ddct_seterr(e, DDCT_ERR_IO, "the tensor changed while it was being compressed");
     if (rc) goto done;
-    L.scale = ddct_rescale_factor(L.mean_abs, ddct_absum_mean(&rsum));
+    L.scale = ddct_rescale_factor(L.mean_abs, strip_mean(&L, ssum));
     put_params(&L, &out->params);
     out->side.len = (size_t)side_len;
     out->data.len = (size_t)doff[L.prow];
@@ -703,7 +740,7 @@ done:
     free(soff);
     free(doff);
     free(lowmask);
-    ddct_scratch_free(&own);
+    free(ssum);
     layout_free(&L);
     return rc;
 }
@@ -845,7 +882,7 @@ static int patch_decode(const ddct_record *rec, uint64_t n, int threads, int res
 }
 
 int ddct_patch_decode_stream(const ddct_record *rec, uint64_t n, int threads, int rescale, ddct_scratch *scr,
-                             ddct_delta_sink sink, void *opaque, ddct_err *e)
+                             const ddct_delta_out *out, ddct_err *e)
 {
     dec D;
     int rc = dec_open(&D, rec, n, e);
@@ -856,18 +893,19 @@ int ddct_patch_decode_stream(const ddct_record *rec, uint64_t n, int threads, in
         if (!rc) rc = dec_strips(&D, rec, 0, L->prow, buf, threads, e);
         if (!rc) {
             float s = want_rescale(L, rescale) ? ddct_rescale_factor(L->mean_abs, ddct_mean_abs(buf, n, threads)) : 1.0f;
-            rc = sink(opaque, 0, buf, n, s, e);
+            rc = ddct_delta_out_array(out, buf, n, s, threads, e);
         }
-    } else if (!rc) {
+    } else if (!rc) { /* slice by slice: each strip goes from its worker's buffer to out->put */
         uint64_t per = slice_strips(L);
-        float *buf = ddct_scratch_get(scr, (size_t)slice_cap(L) * sizeof(float));
-        float s = want_rescale(L, rescale) ? L->scale : 1.0f;
-        if (!buf) rc = ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory (patch slice)");
+        job j = {.L = L, .put = out, .scale = want_rescale(L, rescale) ? L->scale : 1.0f, .wid = D.wid,
+                 .soff = D.soff, .doff = D.doff, .cside = rec->side, .cdata = rec->data};
         for (uint64_t s0 = 0; s0 < L->prow && !rc; s0 += per) {
             uint64_t s1 = L->prow - s0 < per ? L->prow : s0 + per;
-            uint64_t first = strip_first(L, s0);
-            rc = dec_strips(&D, rec, s0, s1, buf, threads, e);
-            if (!rc) rc = sink(opaque, first, buf, strip_first(L, s1) - first, s, e);
+            j.slice0 = strip_first(L, s0);
+            uint64_t m = strip_first(L, s1) - j.slice0;
+            rc = out->begin(out->opaque, j.slice0, m, e);
+            if (!rc) rc = for_each_strip(&j, s0, s1, threads, strip_decode, e);
+            if (!rc) rc = out->end(out->opaque, j.slice0, m, e);
         }
     }
     dec_free(&D);

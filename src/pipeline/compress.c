@@ -186,8 +186,8 @@ typedef struct {
     int threads;
     ddct_ctr_writer *w;
     float *d;         /* methods other than patch: sized for the largest lossy tensor */
-    ddct_scratch scratch; /* patch method: the streamed codec's slice buffers */
     double *rd_steps; /* rd method: per-tensor steps from the pre-pass (NULL: none) */
+    uint64_t *base_fp; /* per fine-tune tensor: its base tensor's fingerprint (hashed up front) */
     size_t cur;       /* index of the tensor being encoded */
     const ddct_model *ftm, *basem; /* to drop pages already read (see release_upto) */
 } cjob;
@@ -199,6 +199,18 @@ static void release_upto(void *opaque, uint64_t upto)
     if (!j->ftm) return;
     ddct_model_release_range(j->ftm, j->cur, 0, upto);
     ddct_model_release_range(j->basem, ddct_model_lookup(j->basem, ddct_model_get(j->ftm, j->cur)->name), 0, upto);
+}
+
+/* Drops a base tensor's pages as it is hashed. */
+typedef struct {
+    const ddct_model *base;
+    size_t bi;
+} cjob_fp;
+
+static void release_base(void *opaque, uint64_t upto)
+{
+    const cjob_fp *r = opaque;
+    ddct_model_release_range(r->base, r->bi, 0, upto);
 }
 
 static int is_same(const ddct_st_tensor *t, const ddct_st_tensor *b)
@@ -297,8 +309,9 @@ static int write_files(cjob *j, const ddct_model *ft, ddct_err *e)
     return 0;
 }
 
-/* The patch codec's source: the delta of values [first, first + n) of the current tensor, whose
- * input pages are dropped once read (so resident memory stays at a slice of each input). */
+/* The patch codec's source: the delta of values [first, first + n) of the current tensor (one
+ * strip, called from several threads), whose input pages are dropped once read (so resident
+ * memory stays at a few strips of each input). */
 typedef struct {
     cjob *j;
     const ddct_st_tensor *t, *b;
@@ -324,7 +337,7 @@ static int encode_lossy(cjob *j, const ddct_st_tensor *t, const ddct_st_tensor *
     if (ct == &ddct_codec_patch) {
         delta_src ds = {j, t, b};
         ddct_patch_src in = {.ndim = t->ndim, .shape = t->shape, .nelem = t->nelem, .params = j->p,
-                             .threads = j->threads, .src = read_delta, .opaque = &ds, .scratch = &j->scratch};
+                             .threads = j->threads, .src = read_delta, .opaque = &ds};
         int nonfinite = 0;
         int rc = ddct_patch_encode_stream(&in, out, &nonfinite, e);
         *coded = !nonfinite;
@@ -352,7 +365,7 @@ static int encode_tensor(cjob *j, const ddct_st_tensor *t, const ddct_st_tensor 
     int rc = 0, coded = 0, lossy = 0;
     if (b) {
         rec.flags = DDCT_REC_HAS_BASE;
-        rec.base_fp = ddct_tensor_fingerprint_cb(b->dtype, b->ndim, b->shape, b->data, b->nbytes, release_upto, j);
+        rec.base_fp = j->base_fp[j->cur];
     }
     if (is_same_release(j, t, b)) {
         rec.codec = DDCT_CODEC_SAME;
@@ -406,9 +419,8 @@ static int check_params(const ddct_params *p, ddct_err *e)
     return 0;
 }
 
-/* Memory bound (default patch method): two float32 slices of about 4 Mi values (the delta and
- * its rebuild; one strip of p rows if larger), the per-patch tables of the tensor (~10 bytes a
- * patch) and its coded record, the raw codec's chunks and zstd windows (a few DDCT_RAW_CHUNK per
+/* Memory bound (default patch method): per thread one float32 strip (p rows of the tensor's 2-D
+ * view), the per-patch tables of the tensor (~20 bytes a patch) and its coded record, the raw codec's chunks and zstd windows (a few DDCT_RAW_CHUNK per
  * thread), and the mapped input pages of the slice or chunk being coded, dropped as each is
  * read. Peak RSS therefore does not grow with the model or tensor size (README.md, "Scale").
  * The other lossy methods hold one float32 copy of the largest lossy tensor. */
@@ -450,6 +462,18 @@ static int compress(ddct_CCtx *c, const char *base_path, const char *ft_path, co
         rc = j.rd_steps ? ddct_rd_plan(n, rd_tensor, &src, p, j.threads, j.rd_steps, e)
                         : ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory");
     }
+    /* base fingerprints, tensors hashed in parallel (pages dropped as hashed) */
+    j.base_fp = calloc(n ? n : 1, sizeof *j.base_fp);
+    if (!rc && !j.base_fp) rc = ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory");
+#pragma omp parallel for num_threads(j.threads) schedule(dynamic) if (!rc && n > 1)
+    for (size_t i = 0; i < n; i++) {
+        if (rc) continue;
+        size_t bi = ddct_model_lookup(base, ddct_model_get(ft, i)->name);
+        if (bi == DDCT_MODEL_NONE) continue;
+        const ddct_st_tensor *b = ddct_model_get(base, bi);
+        cjob_fp r = {base, bi};
+        j.base_fp[i] = ddct_tensor_fingerprint_cb(b->dtype, b->ndim, b->shape, b->data, b->nbytes, release_base, &r);
+    }
     const char *inputs[] = {base_path, ft_path, NULL};
     if (!rc) rc = ddct_ctrw_open(&j.w, out_path, overwrite, inputs, hj, e);
     for (size_t i = 0; i < n && !rc; i++) {
@@ -469,8 +493,8 @@ static int compress(ddct_CCtx *c, const char *base_path, const char *ft_path, co
     ddct_ctrw_abort(j.w);
     free(hj);
     free(j.d);
-    ddct_scratch_free(&j.scratch);
     free(j.rd_steps);
+    free(j.base_fp);
     selector_free(&sel);
     ddct_model_close(base);
     ddct_model_close(ft);

@@ -72,84 +72,113 @@ static int release_sink(void *opaque, const uint8_t *p, size_t n, ddct_err *e)
     return pr->sink(pr->opaque, p, n, e);
 }
 
-int ddct_check_base(const ddct_ctr_reader *r, const ddct_model *base, ddct_err *e)
+int ddct_check_base(const ddct_ctr_reader *r, const ddct_model *base, int threads, ddct_err *e)
 {
-    for (size_t i = 0; i < ddct_ctr_count(r); i++) {
-        const ddct_ctr_entry *en = ddct_ctr_entry_at(r, i);
+    size_t n = ddct_ctr_count(r), m = 0; /* records [0, m) read */
+    size_t *bi = malloc((n ? n : 1) * sizeof *bi);
+    uint64_t *want = malloc((n ? n : 1) * sizeof *want), *got = malloc((n ? n : 1) * sizeof *got);
+    char *missing = calloc(n ? n : 1, 1);
+    int rc = bi && want && got && missing ? 0 : ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory");
+    if (rc) n = 0;
+    for (; m < n && !rc; m++) {
         ddct_record rec;
-        FORWARD_IF_ERROR(ddct_ctr_record(r, i, 0, &rec, e));
-        if (!(rec.flags & DDCT_REC_HAS_BASE)) continue;
-        size_t bi = ddct_model_lookup(base, en->name);
-        RETURN_ERROR_IF(bi == DDCT_MODEL_NONE, e, DDCT_ERR_BASE_MISMATCH,
-                        "%s: tensor '%s' is missing from the base %s: wrong base model?", ddct_ctr_path(r),
-                        en->name, ddct_model_path(base));
-        const ddct_st_tensor *b = ddct_model_get(base, bi);
-        piece_release pr = {.base = base, .bi = bi};
-        uint64_t fp = ddct_tensor_fingerprint_cb(b->dtype, b->ndim, b->shape, b->data, b->nbytes, release_base, &pr);
-        RETURN_ERROR_IF(fp != rec.base_fp, e, DDCT_ERR_BASE_MISMATCH,
-                        "%s: tensor '%s' of the base %s differs from the one this delta was made against "
-                        "(fingerprint %016llx, expected %016llx): wrong base model",
-                        ddct_ctr_path(r), en->name, ddct_model_path(base), (unsigned long long)fp,
-                        (unsigned long long)rec.base_fp);
+        bi[m] = DDCT_MODEL_NONE;
+        rc = ddct_ctr_record(r, m, 0, &rec, e); /* an error here comes after any base error before m */
+        if (rc || !(rec.flags & DDCT_REC_HAS_BASE)) continue;
+        want[m] = rec.base_fp;
+        bi[m] = ddct_model_lookup(base, ddct_ctr_entry_at(r, m)->name);
+        missing[m] = bi[m] == DDCT_MODEL_NONE;
     }
-    return 0;
+    /* fingerprints in parallel (tensors one to a thread, pages dropped as hashed); the first
+     * failure in record order is reported */
+    (void)threads;
+#pragma omp parallel for num_threads(threads) schedule(dynamic) if (m > 1)
+    for (size_t i = 0; i < m; i++) {
+        if (bi[i] == DDCT_MODEL_NONE) continue;
+        const ddct_st_tensor *b = ddct_model_get(base, bi[i]);
+        piece_release pr = {.base = base, .bi = bi[i]};
+        got[i] = ddct_tensor_fingerprint_cb(b->dtype, b->ndim, b->shape, b->data, b->nbytes, release_base, &pr);
+    }
+    int brc = 0;
+    for (size_t i = 0; i < m && !brc; i++) {
+        const char *name = ddct_ctr_entry_at(r, i)->name;
+        if (missing[i])
+            brc = ddct_seterr(e, DDCT_ERR_BASE_MISMATCH, "%s: tensor '%s' is missing from the base %s: wrong base model?",
+                              ddct_ctr_path(r), name, ddct_model_path(base));
+        else if (bi[i] != DDCT_MODEL_NONE && got[i] != want[i])
+            brc = ddct_seterr(e, DDCT_ERR_BASE_MISMATCH,
+                              "%s: tensor '%s' of the base %s differs from the one this delta was made against "
+                              "(fingerprint %016llx, expected %016llx): wrong base model",
+                              ddct_ctr_path(r), name, ddct_model_path(base), (unsigned long long)got[i],
+                              (unsigned long long)want[i]);
+    }
+    free(bi);
+    free(want);
+    free(got);
+    free(missing);
+    return brc ? brc : rc;
 }
 
-/* Rebuilt lossy tensors go to the sink in pieces of this many elements. */
-#define CAST_PIECE ((uint64_t)1 << 20)
-
-/* Rebuilds a lossy tensor from delta^ pieces: cast(base + delta^ * s) into an output piece, to the
- * sink; the base's pages are dropped once used. */
+/* Rebuilds a lossy tensor from delta^ (ddct_delta_out): each slice is cast(base + delta^ * s)
+ * into an output buffer, piece by piece on any thread, then goes to the sink; the base's pages
+ * are dropped once used. */
 typedef struct {
     const ddct_st_tensor *b;
     const ddct_model *base;
     size_t bi;
     ddct_dtype dt;
-    int threads;
-    uint8_t *out; /* CAST_PIECE elements of dt */
+    ddct_dec_scratch *ds;
+    uint8_t *out; /* the current slice, in dt */
     ddct_sink_fn sink;
     void *opaque;
 } cast_job;
 
-static int cast_sink(void *opaque, uint64_t first, const float *d, uint64_t n, float s, ddct_err *e)
+static int cast_begin(void *opaque, uint64_t first, uint64_t n, ddct_err *e)
+{
+    cast_job *c = opaque;
+    (void)first;
+    c->out = ddct_scratch_get(&c->ds->out[c->ds->flip], (size_t)(n ? n : 1) * ddct_dtype_size(c->dt));
+    RETURN_ERROR_IF(!c->out, e, DDCT_ERR_NOMEM, "out of memory (%llu-value slice)", (unsigned long long)n);
+    return 0;
+}
+
+static void cast_put(void *opaque, uint64_t first, uint64_t rel, const float *d, uint64_t n, float s)
 {
     const cast_job *c = opaque;
-    const uint64_t CH = 1 << 16;
-    size_t bs = ddct_dtype_size(c->b->dtype), os = ddct_dtype_size(c->dt);
-    for (uint64_t a = 0; a < n; a += CAST_PIECE) {
-        uint64_t m = n - a < CAST_PIECE ? n - a : CAST_PIECE;
-        const uint8_t *bp = c->b->data + (first + a) * bs;
-        /* fused convert + scale + add + cast (vectorized, same values); threads when there is work */
-#pragma omp parallel for num_threads(c->threads) schedule(static) if (m > 4 * CH)
-        for (uint64_t c0 = 0; c0 < m; c0 += CH) {
-            uint64_t k = m - c0 < CH ? m - c0 : CH;
-            ddct_add_cast(c->b->dtype, bp + c0 * bs, d + a + c0, s, (size_t)k, c->dt, c->out + c0 * os);
-        }
-        ddct_model_release_range(c->base, c->bi, (first + a) * bs, m * bs);
-        FORWARD_IF_ERROR(c->sink(c->opaque, c->out, (size_t)(m * os), e));
-    }
-    return 0;
+    /* fused convert + scale + add + cast (vectorized, same values) */
+    ddct_add_cast(c->b->dtype, c->b->data + first * ddct_dtype_size(c->b->dtype), d, s, (size_t)n, c->dt,
+                  c->out + rel * ddct_dtype_size(c->dt));
+}
+
+static int cast_end(void *opaque, uint64_t first, uint64_t n, ddct_err *e)
+{
+    const cast_job *c = opaque;
+    size_t bs = ddct_dtype_size(c->b->dtype);
+    ddct_model_release_range(c->base, c->bi, first * bs, n * bs);
+    size_t len = (size_t)(n * ddct_dtype_size(c->dt));
+    if (!c->ds->aw) return c->sink(c->opaque, c->out, len, e);
+    c->ds->flip ^= 1; /* the writer holds this buffer until the next submit returns */
+    return ddct_aw_submit(c->ds->aw, c->out, len, e);
 }
 
 void ddct_dec_scratch_free(ddct_dec_scratch *s)
 {
     ddct_scratch_free(&s->delta);
-    ddct_scratch_free(&s->out);
+    ddct_scratch_free(&s->out[0]);
+    ddct_scratch_free(&s->out[1]);
 }
 
 /* A lossy record: the patch codec streams delta^ slice by slice; the others decode it whole. */
-static int decode_lossy(const ddct_codec_traits *ct, const ddct_record *rec, const ddct_ctr_entry *en, cast_job *c,
-                        int rescale, ddct_dec_scratch *s, ddct_err *e)
+static int decode_lossy(const ddct_codec_traits *ct, const ddct_record *rec, uint64_t n, int threads, int rescale,
+                        cast_job *c, ddct_dec_scratch *s, ddct_err *e)
 {
-    uint64_t piece = en->nelem < CAST_PIECE ? en->nelem : CAST_PIECE;
-    c->out = ddct_scratch_get(&s->out, (size_t)(piece ? piece : 1) * ddct_dtype_size(en->dtype));
-    RETURN_ERROR_IF(!c->out, e, DDCT_ERR_NOMEM, "out of memory");
-    if (ct == &ddct_codec_patch)
-        return ddct_patch_decode_stream(rec, en->nelem, c->threads, rescale, &s->delta, cast_sink, c, e);
-    float *d = ddct_scratch_get(&s->delta, (size_t)(en->nelem ? en->nelem : 1) * sizeof(float));
-    RETURN_ERROR_IF(!d, e, DDCT_ERR_NOMEM, "out of memory (%llu elements)", (unsigned long long)en->nelem);
-    FORWARD_IF_ERROR(ct->decode_lossy(rec, en->nelem, c->threads, rescale, d, e));
-    return cast_sink(c, 0, d, en->nelem, 1.0f, e);
+    c->ds = s;
+    ddct_delta_out out = {cast_begin, cast_put, cast_end, c};
+    if (ct == &ddct_codec_patch) return ddct_patch_decode_stream(rec, n, threads, rescale, &s->delta, &out, e);
+    float *d = ddct_scratch_get(&s->delta, (size_t)(n ? n : 1) * sizeof(float));
+    RETURN_ERROR_IF(!d, e, DDCT_ERR_NOMEM, "out of memory (%llu elements)", (unsigned long long)n);
+    FORWARD_IF_ERROR(ct->decode_lossy(rec, n, threads, rescale, d, e));
+    return ddct_delta_out_array(&out, d, n, 1.0f, threads, e);
 }
 
 int ddct_decode_stream(const ddct_ctr_reader *r, size_t i, const ddct_model *base, int threads, int rescale,
@@ -176,15 +205,15 @@ int ddct_decode_stream(const ddct_ctr_reader *r, size_t i, const ddct_model *bas
                             !ddct_dtype_is_lossy_float(en->dtype),
                         e, DDCT_ERR_FORMAT, "%s: tensor '%s': lossy record without a matching float base tensor",
                         ddct_ctr_path(r), en->name);
-        ddct_dec_scratch own = {{0}, {0}};
-        cast_job c = {.b = b, .base = base, .bi = bi, .dt = en->dtype, .threads = threads, .sink = sink,
-                      .opaque = opaque};
-        rc = decode_lossy(ct, &rec, en, &c, rescale, scratch ? scratch : &own, e);
+        ddct_dec_scratch own = {{0}, {{0}, {0}}, 0, NULL};
+        cast_job c = {.b = b, .base = base, .bi = bi, .dt = en->dtype, .sink = sink, .opaque = opaque};
+        rc = decode_lossy(ct, &rec, en->nelem, threads, rescale, &c, scratch ? scratch : &own, e);
         ddct_dec_scratch_free(&own);
     } else {
         int against = b && b->nbytes == nbytes;
         piece_release pr = {.base = base, .bi = bi, .r = r, .data = rec.data, .sink = sink, .opaque = opaque};
-        rc = ddct_lossless_decode_stream(&rec, against ? b->data : NULL, nbytes, ddct_dtype_size(en->dtype),
+        if (scratch && scratch->aw) rc = ddct_aw_wait(scratch->aw, e); /* its pieces go first */
+        if (!rc) rc = ddct_lossless_decode_stream(&rec, against ? b->data : NULL, nbytes, ddct_dtype_size(en->dtype),
                                          release_sink, &pr, release_both, e);
     }
     if (bi != DDCT_MODEL_NONE) ddct_model_release(base, bi);
@@ -210,14 +239,14 @@ typedef struct {
     ddct_layout L;
 } opened;
 
-static int open_both(opened *o, const char *ddct_path, const char *base_path, ddct_err *e)
+static int open_both(opened *o, const char *ddct_path, const char *base_path, int threads, ddct_err *e)
 {
     memset(o, 0, sizeof *o);
     FORWARD_IF_ERROR(ddct_ctr_open(&o->r, ddct_path, e));
     FORWARD_IF_ERROR(ddct_layout_read(&o->L, o->r, e));
     if (!base_path) return 0;
     int rc = ddct_model_open(&o->base, base_path, e);
-    if (!rc) rc = ddct_check_base(o->r, o->base, e);
+    if (!rc) rc = ddct_check_base(o->r, o->base, threads, e);
     return rc;
 }
 
@@ -263,6 +292,8 @@ static int write_tensors(wjob *j, const char *path, size_t first, size_t count, 
     ddct_st_writer *w = NULL;
     int rc = ddct_stw_open(&w, path, overwrite, j->inputs, ents, count, meta, e);
     free(ents);
+    /* with threads, output slices are written on a second thread while the next is rebuilt */
+    if (!rc && j->threads > 1) j->scratch.aw = ddct_aw_create(stw_sink, w);
     for (size_t i = first; i < first + count && !rc; i++) {
         const ddct_ctr_entry *en = ddct_ctr_entry_at(j->o->r, i);
         rc = ddct_decode_stream(j->o->r, i, j->o->base, j->threads, j->d->rescale, &j->scratch, stw_sink, w, e);
@@ -271,6 +302,13 @@ static int write_tensors(wjob *j, const char *path, size_t first, size_t count, 
         if (!rc && j->d->progress &&
             j->d->progress(j->d->progress_opaque, j->done, j->total, j->done_bytes, j->total_bytes, en->name))
             rc = ddct_seterr(e, DDCT_ERR_PARAM, "cancelled");
+    }
+    if (j->scratch.aw) {
+        ddct_err we;
+        int wrc = ddct_aw_wait(j->scratch.aw, &we);
+        if (!rc && wrc) rc = (*e = we).code;
+        ddct_aw_free(j->scratch.aw);
+        j->scratch.aw = NULL;
     }
     if (!rc) {
         rc = ddct_stw_commit(w, e);
@@ -348,7 +386,7 @@ static int decompress(ddct_DCtx *d, const char *base_path, const char *ddct_path
     ddct_err *e = &d->err;
     RETURN_ERROR_IF(!out_path || !*out_path, e, DDCT_ERR_PARAM, "no output path given");
     opened o;
-    int rc = open_both(&o, ddct_path, base_path, e);
+    int rc = open_both(&o, ddct_path, base_path, ddct_resolve_threads(d->threads), e);
     const char *inputs[] = {base_path, ddct_path, NULL};
     wjob j = {.d = d, .o = &o, .inputs = inputs, .threads = ddct_resolve_threads(d->threads)};
     for (size_t i = 0; !rc && i < o.L.ntensors; i++) {
@@ -376,7 +414,7 @@ ddct_ErrorCode ddct_verifyFile(ddct_DCtx *d, const char *ddct_path, const char *
     ddct_err *e = &d->err;
     ddct_err_clear(e);
     opened o;
-    int rc = open_both(&o, ddct_path, base_path, e);
+    int rc = open_both(&o, ddct_path, base_path, ddct_resolve_threads(d->threads), e);
     for (size_t i = 0; !rc && i < ddct_ctr_count(o.r); i++) {
         ddct_record rec;
         rc = ddct_ctr_record(o.r, i, 1, &rec, e);
@@ -417,7 +455,7 @@ static int evaluate(ddct_DCtx *d, const char *base_path, const char *ft_path, co
     ddct_err *e = &d->err;
     opened o;
     ddct_model *ft = NULL;
-    int rc = open_both(&o, ddct_path, base_path, e);
+    int rc = open_both(&o, ddct_path, base_path, ddct_resolve_threads(d->threads), e);
     if (!rc) rc = ddct_model_open(&ft, ft_path, e);
     int threads = ddct_resolve_threads(d->threads);
     for (size_t i = 0; !rc && i < o.L.ntensors; i++) {
