@@ -84,6 +84,7 @@ int ddct_check_base(const ddct_ctr_reader *r, const ddct_model *base, int thread
         ddct_record rec;
         bi[m] = DDCT_MODEL_NONE;
         rc = ddct_ctr_record(r, m, 0, &rec, e); /* an error here comes after any base error before m */
+        ddct_ctr_release(r, m); /* only its head was read: keep no page of it resident */
         if (rc || !(rec.flags & DDCT_REC_HAS_BASE)) continue;
         want[m] = rec.base_fp;
         bi[m] = ddct_model_lookup(base, ddct_ctr_entry_at(r, m)->name);
