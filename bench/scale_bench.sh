@@ -87,13 +87,15 @@ print(n)
 EOF
 }
 
-# timed NAME CMD... : runs CMD REPEAT times, keeps the fastest; sets T_<NAME> (wall s), C_<NAME>
+# timed NAME CMD... : runs CMD REPEAT times (each after PRE and a sync, so that no command pays for
+# the previous one's disk writeback), keeps the fastest; sets T_<NAME> (wall s), C_<NAME>
 # (CPU s, user + system) and M_<NAME> (peak RSS, KiB) of that run
 timed() {
   local name=$1 best="" rss="" cpu="" r t m c
   shift
   for ((r = 0; r < REPEAT; r++)); do
     [ -z "${PRE:-}" ] || eval "$PRE"
+    sync # the previous command's dirty pages go to disk now, not during this one
     local t0 t1
     t0=$(date +%s.%N)
     $TIME -f '%M %U %S' -o "$WORK/time.txt" "$@" >/dev/null

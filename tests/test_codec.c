@@ -198,6 +198,156 @@ static void test_raw(void)
     ddct_enc_out_free(&o);
 }
 
+/* Version 1 patch records (streamed, rescale factor stored) rebuild what version 0 records
+ * (rescale computed at decode over the whole tensor) did: the same side and data, params
+ * differing only by the version byte and the factor; bit for bit without rescale, and with it up
+ * to the last bits of the factor (the encoder sums |delta^| per patch, the v0 decoder per block). */
+
+/* The version 0 params of a version 1 record: version byte 0, no f32 scale after mean_abs. */
+static size_t params_v0(const uint8_t *p, size_t len, uint8_t *q)
+{
+    size_t v = 8;
+    while (v < len && (p[v] & 0x80)) v++;
+    size_t cut = v + 1 + 4; /* varint cols, f32 mean_abs */
+    memcpy(q, p, cut);
+    q[0] = 0;
+    memcpy(q + cut, p + cut + 4, len - cut - 4);
+    return len - 4;
+}
+
+typedef struct {
+    float *out;
+    uint64_t next, slice, slice_n;
+    int bad;
+} collect;
+
+static int collect_begin(void *opaque, uint64_t first, uint64_t n, ddct_err *e)
+{
+    collect *c = opaque;
+    (void)e;
+    c->bad += first != c->next;
+    c->slice = first;
+    c->slice_n = n;
+    return 0;
+}
+
+static void collect_put(void *opaque, uint64_t first, uint64_t rel, const float *d, uint64_t n, float s)
+{
+    collect *c = opaque;
+    if (first - rel != c->slice || rel + n > c->slice_n) {
+#pragma omp atomic
+        c->bad++;
+        return;
+    }
+    for (uint64_t i = 0; i < n; i++) c->out[first + i] = d[i] * s;
+}
+
+static int collect_end(void *opaque, uint64_t first, uint64_t n, ddct_err *e)
+{
+    collect *c = opaque;
+    (void)e;
+    c->bad += first != c->slice || n != c->slice_n;
+    c->next = first + n;
+    return 0;
+}
+
+/* A source that copies (as the pipeline's does); with fail, reports a non-finite value at 0. */
+typedef struct {
+    const float *d;
+    int fail;
+} copy_src_t;
+
+static const float *copy_src(void *opaque, uint64_t first, uint64_t n, float *buf, int threads)
+{
+    const copy_src_t *c = opaque;
+    (void)threads;
+    if (c->fail && first == 0) return NULL;
+    memcpy(buf, c->d + first, n * sizeof *buf);
+    return buf;
+}
+
+static int bits_equal(const float *a, const float *b, uint64_t n) { return !memcmp(a, b, n * sizeof *a); }
+
+static void check_versions(const ddct_params *P, int ndim, const uint64_t *shape, uint64_t n, int threads)
+{
+    float *d = gen(n, 0.003);
+    for (uint64_t i = 0; i < n; i += 101) d[i] *= 20; /* heavy tail */
+    ddct_enc_out o, o2;
+    ddct_enc_out_init(&o);
+    ddct_enc_out_init(&o2);
+    ddct_err e;
+    ddct_lossy_in in = {.delta = d, .ndim = ndim, .shape = shape, .nelem = n, .params = P, .threads = threads};
+    CHECK(ddct_codec_patch.encode_lossy(&in, &o, &e) == 0, "encode: %s", e.msg);
+    CHECK(o.params.len > 0 && o.params.p[0] == 1, "params version %d", o.params.len ? o.params.p[0] : -1);
+    /* the streamed encoder with a copying source, on 1 thread: the same bytes */
+    copy_src_t cs = {d, 0};
+    ddct_patch_src src = {.ndim = ndim, .shape = shape, .nelem = n, .params = P, .threads = 1, .src = copy_src,
+                          .opaque = &cs};
+    int nonfinite = 1;
+    CHECK(ddct_patch_encode_stream(&src, &o2, &nonfinite, &e) == 0 && !nonfinite, "stream encode: %s", e.msg);
+    CHECK(o.params.len == o2.params.len && !memcmp(o.params.p, o2.params.p, o.params.len) &&
+              o.side.len == o2.side.len && !memcmp(o.side.p, o2.side.p, o.side.len) && o.data.len == o2.data.len &&
+              !memcmp(o.data.p, o2.data.p, o.data.len),
+          "streamed encoding differs (n %llu)", (unsigned long long)n);
+    /* a source reporting a non-finite value: nothing coded, no error */
+    ddct_enc_out o3;
+    ddct_enc_out_init(&o3);
+    copy_src_t bad = {d, 1};
+    src.opaque = &bad;
+    CHECK(ddct_patch_encode_stream(&src, &o3, &nonfinite, &e) == 0 && nonfinite == 1, "non-finite source");
+    ddct_enc_out_free(&o3);
+    uint8_t v0[64];
+    size_t v0len = params_v0(o.params.p, o.params.len, v0);
+    ddct_record r1 = {.codec = DDCT_CODEC_PATCH, .params = o.params.p, .params_len = o.params.len, .side = o.side.p,
+                      .side_len = o.side.len, .data = o.data.p, .data_len = o.data.len};
+    ddct_record r0 = r1;
+    r0.params = v0;
+    r0.params_len = v0len;
+    float *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b), *c = malloc(n * sizeof *c);
+    for (int rescale = -1; rescale <= 1; rescale++) {
+        CHECK(ddct_codec_patch.decode_lossy(&r1, n, threads, rescale, a, &e) == 0, "decode v1: %s", e.msg);
+        CHECK(ddct_codec_patch.decode_lossy(&r0, n, threads, rescale, b, &e) == 0, "decode v0: %s", e.msg);
+        int on = rescale < 0 ? P->rescale : rescale;
+        if (on) CHECK(tu_relerr(a, b, n) < 1e-6, "v0 and v1 rebuild differently (rescale %d, n %llu): %g", rescale,
+                      (unsigned long long)n, tu_relerr(a, b, n));
+        else CHECK(bits_equal(a, b, n), "v0 and v1 rebuild differently (rescale %d, n %llu)", rescale,
+                   (unsigned long long)n);
+        for (int v = 0; v < 2; v++) {
+            ddct_scratch scr = {0};
+            collect col = {c, 0, 0, 0, 0};
+            ddct_delta_out to = {collect_begin, collect_put, collect_end, &col};
+            memset(c, 0xff, n * sizeof *c);
+            CHECK(ddct_patch_decode_stream(v ? &r1 : &r0, n, threads, rescale, &scr, &to, &e) == 0,
+                  "stream decode v%d: %s", v, e.msg);
+            CHECK(col.bad == 0 && col.next == n && bits_equal(v ? a : b, c, n),
+                  "streamed v%d rebuild differs (rescale %d)", v, rescale);
+            ddct_scratch_free(&scr);
+        }
+    }
+    free(a);
+    free(b);
+    free(c);
+    free(d);
+    ddct_enc_out_free(&o);
+    ddct_enc_out_free(&o2);
+}
+
+static void test_versions(void)
+{
+    ddct_params P;
+    ddct_params_default(&P);
+    uint64_t small[2] = {67, 45}, flat[3] = {3, 7, 37}, big[2] = {2100, 2100}; /* big: 2 slices */
+    check_versions(&P, 2, small, 67 * 45, 1);
+    check_versions(&P, 3, flat, 3 * 7 * 37, 2);
+    check_versions(&P, 2, big, 2100 * 2100, 2);
+    P.transform = DDCT_TRANSFORM_DWT; /* kept bands and a quantization table: the non-identity path */
+    P.dwt_keep = DDCT_KEEP_LL_LH_HL;
+    P.qtable = DDCT_QTABLE_JPEG;
+    P.rescale = 0;
+    P.importance = DDCT_IMPORTANCE_LOWFREQ;
+    check_versions(&P, 2, small, 67 * 45, 2);
+}
+
 /* ddct_mean_abs (8 blocks per AVX2 call, threads) equals the one-block-at-a-time definition. */
 static void test_mean_abs(void)
 {
@@ -212,6 +362,23 @@ static void test_mean_abs(void)
             bad += memcmp(&a, &b, sizeof a) != 0;
         }
     CHECK(bad == 0, "ddct_mean_abs differs from ddct_mean_abs_ref in %d cases", bad);
+    /* the same values given in pieces of any size (ddct_absum) */
+    const uint64_t pieces[] = {1, 5, B - 3, 3, 9 * B + 7, 100, 2 * B, 17 * B};
+    ddct_absum acc = {0, 0, 0};
+    uint64_t at = 0;
+    for (size_t k = 0; k < sizeof pieces / sizeof *pieces; k++) {
+        ddct_absum_add(&acc, x + at, pieces[k], 2);
+        at += pieces[k];
+    }
+    double a = ddct_absum_mean(&acc), b = ddct_mean_abs_ref(x, at);
+    CHECK(at <= 40 * B && !memcmp(&a, &b, sizeof a), "ddct_absum in pieces: %.17g vs %.17g", a, b);
+    /* ddct_abs_sum8 (AVX2 where present) equals its lane-by-lane definition */
+    bad = 0;
+    for (size_t len = 0; len <= 300; len++) {
+        double u = ddct_abs_sum8(x + len, len), v = ddct_abs_sum8_ref(x + len, len);
+        bad += memcmp(&u, &v, sizeof u) != 0;
+    }
+    CHECK(bad == 0, "ddct_abs_sum8 differs from ddct_abs_sum8_ref for %d lengths", bad);
     free(x);
 }
 
@@ -223,5 +390,6 @@ int main(void)
     test_zero_bit_means();
     test_views();
     test_raw();
+    test_versions();
     return TEST_SUMMARY();
 }

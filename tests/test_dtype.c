@@ -266,9 +266,10 @@ static void test_fused(void)
                     for (size_t i = 0; i < n; i++) bad += bits(d[i]) != bits(dd[i]);
                     /* add_cast: base tb + d -> ta */
                     for (size_t i = 0; i < n; i++) d[i] = (float)(tu_normal() * 0.01);
-                    ddct_add_cast(tb, b + 1, d, n, ta, o + 1);
+                    float sc = si % 2 ? 1.0f : 1.37f;
+                    ddct_add_cast(tb, b + 1, d, sc, n, ta, o + 1);
                     for (size_t i = 0; i < n; i++) {
-                        float s = one_to_f32(tb, b + 1 + i * eb) + d[i];
+                        float ds = d[i] * sc, s = one_to_f32(tb, b + 1 + i * eb) + ds;
                         ddct_from_f32(ta, &s, 1, want);
                         badcast += memcmp(want, o + 1 + i * ea, ea) != 0;
                     }

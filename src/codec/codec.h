@@ -82,6 +82,17 @@ typedef void (*ddct_consumed_fn)(void *opaque, uint64_t base_upto, uint64_t data
 int ddct_lossless_decode_stream(const ddct_record *rec, const uint8_t *base, uint64_t nbytes, size_t elsize,
                                 ddct_sink_fn sink, void *opaque, ddct_consumed_fn consumed, ddct_err *e);
 
+/* The raw codec's inverse transform of one m-byte chunk: byte planes of es-byte elements (es = 1:
+ * no shuffle) interleaved back, then xor-ed with base's bytes when base is not NULL (SSE2 where
+ * present for es 1, 2, 4; _ref: the plain loops). */
+void ddct_unshuffle_xor(const uint8_t *in, uint64_t m, size_t es, const uint8_t *base, uint8_t *out);
+void ddct_unshuffle_xor_ref(const uint8_t *in, uint64_t m, size_t es, const uint8_t *base, uint8_t *out);
+/* Its forward transform: out = the m-byte chunk xor-ed with base (when not NULL), then shuffled
+ * (es > 1); tmp: m bytes of scratch (SSE2 for es 2; _ref: the plain loops). */
+void ddct_xor_shuffle(const uint8_t *in, const uint8_t *base, uint64_t m, size_t es, uint8_t *tmp, uint8_t *out);
+void ddct_xor_shuffle_ref(const uint8_t *in, const uint8_t *base, uint64_t m, size_t es, uint8_t *tmp,
+                          uint8_t *out);
+
 void ddct_enc_out_init(ddct_enc_out *o);
 void ddct_enc_out_free(ddct_enc_out *o);
 int ddct_enc_out_check(const ddct_enc_out *o, ddct_err *e);
@@ -91,13 +102,67 @@ int ddct_enc_out_check(const ddct_enc_out *o, ddct_err *e);
 double ddct_mean_abs(const float *x, uint64_t n, int threads);
 /* The same value computed block by block in one thread, with no SIMD (tests compare the two). */
 double ddct_mean_abs_ref(const float *x, uint64_t n);
+/* The same mean over values given in consecutive pieces of any size (zero-initialise). */
+typedef struct {
+    double total, cur; /* sums of the complete blocks; of the current partial block */
+    uint64_t n;        /* values so far */
+} ddct_absum;
+void ddct_absum_add(ddct_absum *a, const float *x, uint64_t n, int threads);
+double ddct_absum_mean(const ddct_absum *a);
+/* The factor that makes mean |x| == target when mean |x| == cur: 1 when either is 0 or not finite. */
+float ddct_rescale_factor(double target, double cur);
 /* Scale x so mean |x| == target (no-op when either is 0 or not finite). */
 void ddct_rescale_to(float *x, uint64_t n, double target, int threads);
+/* A buffer reused across calls (grown on demand, contents not kept): zero-initialise. */
+typedef struct {
+    void *p;
+    size_t cap;
+} ddct_scratch;
+void *ddct_scratch_get(ddct_scratch *s, size_t bytes); /* NULL when out of memory */
+void ddct_scratch_free(ddct_scratch *s);
 /* bf16 with directed rounding (for ranges that must contain their values). */
 uint16_t ddct_bf16_down(float f);
 uint16_t ddct_bf16_up(float f);
 /* 2-D view of an n-element tensor as rows x cols for patch size p (see docs/FORMAT.md). */
 uint64_t ddct_view_cols(int ndim, const uint64_t *shape, uint64_t nelem, int p);
+
+/* Streamed patch codec (codec_patch.c): neither side holds a float copy of the whole tensor.
+ * The encoder asks a source for the delta's values [first, first + n) in row-major order, one
+ * strip (p rows of the 2-D view) at a time, from several threads at once, twice per strip; the
+ * source returns them (in buf, room for n floats, or its own memory), or NULL if one is not
+ * finite. */
+typedef const float *(*ddct_delta_src)(void *opaque, uint64_t first, uint64_t n, float *buf, int threads);
+typedef struct {
+    int ndim;
+    const uint64_t *shape;
+    uint64_t nelem;
+    const ddct_params *params;
+    int threads;
+    ddct_delta_src src;
+    void *opaque;
+} ddct_patch_src;
+/* A (version 1) patch record; *nonfinite = 1 and nothing coded when the source returned NULL. */
+int ddct_patch_encode_stream(const ddct_patch_src *in, ddct_enc_out *out, int *nonfinite, ddct_err *e);
+/* Where a decoder puts delta^: in slices [first, first + n) in order; begin and end run on the
+ * calling thread around each slice, put on any thread for disjoint consecutive-covering pieces
+ * of it (rel = first - the slice's first), with the factor s to multiply them by (the rescale;
+ * 1 when off). */
+typedef struct {
+    int (*begin)(void *opaque, uint64_t first, uint64_t n, ddct_err *e);
+    void (*put)(void *opaque, uint64_t first, uint64_t rel, const float *d, uint64_t n, float s);
+    int (*end)(void *opaque, uint64_t first, uint64_t n, ddct_err *e);
+    void *opaque;
+} ddct_delta_out;
+/* Hand a whole delta^ d (n values) to out, in slices of about 4 Mi values. */
+int ddct_delta_out_array(const ddct_delta_out *out, const float *d, uint64_t n, float s, int threads, ddct_err *e);
+/* Decode a patch record to out. Version 1: slice by slice (scratch unused); version 0: the whole
+ * tensor at once into scratch (n floats), as before. rescale: -1 as stored, 0 off, 1 on. */
+int ddct_patch_decode_stream(const ddct_record *rec, uint64_t n, int threads, int rescale, ddct_scratch *scratch,
+                             const ddct_delta_out *out, ddct_err *e);
+/* Sum of |v[i]|, i < n, over 8 float lanes (lane k: the i = k mod 8 in order), the lanes then
+ * added in double as ((0+1)+(2+3))+((4+5)+(6+7)): the patch codec's sum of a rebuilt patch. */
+double ddct_abs_sum8(const float *v, size_t n);
+double ddct_abs_sum8_ref(const float *v, size_t n);
 
 /* The individual codecs. */
 extern const ddct_codec_traits ddct_codec_same, ddct_codec_raw, ddct_codec_patch, ddct_codec_bitdelta,

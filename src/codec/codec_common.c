@@ -1,5 +1,6 @@
 /* codec_common.c — helpers shared by the lossy codecs: rescale, directed bf16, 2-D views. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "codec.h"
@@ -54,42 +55,74 @@ __attribute__((target("avx2"))) static void block_sums8_avx2(const float *x, dou
 }
 #endif
 
-/* part[b] = sum of block b0 + b (the last block of x possibly partial), or part[b..b+7] when
- * those 8 blocks are full and b is a multiple of 8 (< cnt); returns how many were done. */
-static uint64_t block_sums(const float *x, uint64_t n, uint64_t b0, uint64_t b, uint64_t cnt, double *part)
+/* part[b] = sum of full block b of x, or part[b..b+7] when b is a multiple of 8 and b + 8 <= cnt
+ * (x holds cnt full blocks); returns how many were done. */
+static uint64_t block_sums(const float *x, uint64_t b, uint64_t cnt, double *part)
 {
-    uint64_t s = (b0 + b) * MEAN_BLOCK;
 #if DDCT_MEAN_X86
-    if (b % 8 == 0 && b + 8 <= cnt && s + 8 * (uint64_t)MEAN_BLOCK <= n && __builtin_cpu_supports("avx2")) {
-        block_sums8_avx2(x + s, part + b);
+    if (b % 8 == 0 && b + 8 <= cnt && __builtin_cpu_supports("avx2")) {
+        block_sums8_avx2(x + b * MEAN_BLOCK, part + b);
         return 8;
     }
 #else
     (void)cnt;
 #endif
-    part[b] = block_sum(x + s, (s + MEAN_BLOCK < n ? s + MEAN_BLOCK : n) - s);
+    part[b] = block_sum(x + b * MEAN_BLOCK, MEAN_BLOCK);
     return 1;
 }
 
-/* Mean of |x|: per-block (MEAN_BLOCK values) double sums, added in block order: the same
- * result for any thread count and any kernel. Blocks go 8 at a time to a thread (one group
- * = one AVX2 call where available). */
-double ddct_mean_abs(const float *x, uint64_t n, int threads)
+/* Full blocks x[0 .. nb * MEAN_BLOCK): each block's sum added to total in block order; blocks
+ * go 8 at a time to a thread (one group = one AVX2 call where available). */
+static double add_full_blocks(double total, const float *x, uint64_t nb, int threads)
 {
-    if (n == 0) return 0;
-    uint64_t nb = (n + MEAN_BLOCK - 1) / MEAN_BLOCK;
-    double total = 0;
     double part[MEAN_CHUNK];
     for (uint64_t b0 = 0; b0 < nb; b0 += MEAN_CHUNK) {
         uint64_t cnt = nb - b0 < MEAN_CHUNK ? nb - b0 : MEAN_CHUNK;
         uint64_t ng = (cnt + 7) / 8;
+        const float *xs = x + b0 * MEAN_BLOCK;
         (void)threads;
 #pragma omp parallel for num_threads(threads) schedule(static) if (cnt >= 32)
         for (uint64_t g = 0; g < ng; g++)
-            for (uint64_t b = 8 * g; b < 8 * g + 8 && b < cnt;) b += block_sums(x, n, b0, b, cnt, part);
+            for (uint64_t b = 8 * g; b < 8 * g + 8 && b < cnt;) b += block_sums(xs, b, cnt, part);
         for (uint64_t b = 0; b < cnt; b++) total += part[b];
     }
-    return total / (double)n;
+    return total;
+}
+
+/* Values in order, in pieces of any size: a partial block is continued element by element
+ * (the same add chain as block_sum), full blocks go through add_full_blocks. */
+void ddct_absum_add(ddct_absum *a, const float *x, uint64_t n, int threads)
+{
+    uint64_t i = 0, off = a->n % MEAN_BLOCK;
+    if (off && n) {
+        uint64_t m = n < MEAN_BLOCK - off ? n : MEAN_BLOCK - off;
+        double acc = a->cur;
+        for (; i < m; i++) acc += fabsf(x[i]);
+        a->cur = acc;
+        a->n += m;
+        if (a->n % MEAN_BLOCK) return;
+        a->total += a->cur;
+        a->cur = 0;
+    }
+    uint64_t nb = (n - i) / MEAN_BLOCK;
+    a->total = add_full_blocks(a->total, x + i, nb, threads);
+    i += nb * MEAN_BLOCK;
+    a->n += nb * MEAN_BLOCK;
+    if (i < n) {
+        a->cur = block_sum(x + i, n - i);
+        a->n += n - i;
+    }
+}
+
+double ddct_absum_mean(const ddct_absum *a) { return a->n ? (a->total + a->cur) / (double)a->n : 0; }
+
+/* Mean of |x|: per-block (MEAN_BLOCK values) double sums, added in block order: the same
+ * result for any thread count, any kernel and any split of x into pieces (ddct_absum). */
+double ddct_mean_abs(const float *x, uint64_t n, int threads)
+{
+    ddct_absum a = {0, 0, 0};
+    ddct_absum_add(&a, x, n, threads);
+    return ddct_absum_mean(&a);
 }
 
 double ddct_mean_abs_ref(const float *x, uint64_t n)
@@ -100,13 +133,86 @@ double ddct_mean_abs_ref(const float *x, uint64_t n)
     return total / (double)n;
 }
 
+float ddct_rescale_factor(double target, double cur)
+{
+    if (!(cur > 0) || !(target > 0) || !isfinite(cur) || !isfinite(target)) return 1.0f;
+    return (float)(target / cur);
+}
+
 void ddct_rescale_to(float *x, uint64_t n, double target, int threads)
 {
-    double cur = ddct_mean_abs(x, n, threads);
-    if (!(cur > 0) || !(target > 0) || !isfinite(cur) || !isfinite(target)) return;
-    float s = (float)(target / cur);
+    float s = ddct_rescale_factor(target, ddct_mean_abs(x, n, threads));
+    if (s == 1.0f) return; /* x * 1 == x */
 #pragma omp parallel for num_threads(threads) schedule(static) if (n > 1000000)
     for (uint64_t i = 0; i < n; i++) x[i] *= s;
+}
+
+/* Lane sums of ddct_abs_sum8, combined in the fixed order. */
+static double lanes_total(const float *l)
+{
+    return (((double)l[0] + (double)l[1]) + ((double)l[2] + (double)l[3])) +
+           (((double)l[4] + (double)l[5]) + ((double)l[6] + (double)l[7]));
+}
+
+double ddct_abs_sum8_ref(const float *v, size_t n)
+{
+    float l[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (size_t i = 0; i < n; i++) l[i % 8] += fabsf(v[i]);
+    return lanes_total(l);
+}
+
+#if DDCT_MEAN_X86
+__attribute__((target("avx2"))) static double abs_sum8_avx2(const float *v, size_t n)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 acc = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) acc = _mm256_add_ps(acc, _mm256_andnot_ps(sign, _mm256_loadu_ps(v + i)));
+    float l[8];
+    _mm256_storeu_ps(l, acc);
+    for (; i < n; i++) l[i % 8] += fabsf(v[i]);
+    return lanes_total(l);
+}
+#endif
+
+double ddct_abs_sum8(const float *v, size_t n)
+{
+#if DDCT_MEAN_X86
+    if (n >= 8 && __builtin_cpu_supports("avx2")) return abs_sum8_avx2(v, n);
+#endif
+    return ddct_abs_sum8_ref(v, n);
+}
+
+int ddct_delta_out_array(const ddct_delta_out *out, const float *d, uint64_t n, float s, int threads, ddct_err *e)
+{
+    const uint64_t SLICE = (uint64_t)4 << 20, CH = (uint64_t)1 << 16;
+    for (uint64_t a = 0; a < n; a += SLICE) {
+        uint64_t m = n - a < SLICE ? n - a : SLICE;
+        FORWARD_IF_ERROR(out->begin(out->opaque, a, m, e));
+        (void)threads;
+#pragma omp parallel for num_threads(threads) schedule(static) if (m > 4 * CH)
+        for (uint64_t c0 = 0; c0 < m; c0 += CH)
+            out->put(out->opaque, a + c0, c0, d + a + c0, m - c0 < CH ? m - c0 : CH, s);
+        FORWARD_IF_ERROR(out->end(out->opaque, a, m, e));
+    }
+    return 0;
+}
+
+void *ddct_scratch_get(ddct_scratch *s, size_t bytes)
+{
+    if (bytes > s->cap) {
+        free(s->p);
+        s->p = malloc(bytes ? bytes : 1);
+        s->cap = s->p ? bytes : 0;
+    }
+    return s->p;
+}
+
+void ddct_scratch_free(ddct_scratch *s)
+{
+    free(s->p);
+    s->p = NULL;
+    s->cap = 0;
 }
 
 static uint16_t bf16_trunc(float f)

@@ -16,6 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <zstd.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "codec.h"
 
@@ -44,17 +47,101 @@ static void unshuffle_range(const uint8_t *in, uint64_t n, size_t es, uint64_t a
     for (uint64_t j = end > a ? end : a; j < a + m; j++) out[j - a] = in[j];
 }
 
+void ddct_unshuffle_xor_ref(const uint8_t *in, uint64_t m, size_t es, const uint8_t *base, uint8_t *out)
+{
+    unshuffle_range(in, m, es, 0, m, out);
+    if (base)
+        for (uint64_t i = 0; i < m; i++) out[i] ^= base[i];
+}
+
+#if defined(__SSE2__)
+static inline __m128i xor_base(__m128i v, const uint8_t *base, uint64_t at)
+{
+    return base ? _mm_xor_si128(v, _mm_loadu_si128((const __m128i *)(base + at))) : v;
+}
+
+/* 2- and 4-byte elements, 16 at a time: byte planes interleaved with unpack, then the xor. */
+static uint64_t unshuffle_xor_sse2(const uint8_t *in, uint64_t ne, size_t es, const uint8_t *base, uint8_t *out)
+{
+    uint64_t i = 0;
+    if (es == 2) {
+        for (; i + 16 <= ne; i += 16) {
+            __m128i lo = _mm_loadu_si128((const __m128i *)(in + i)), hi = _mm_loadu_si128((const __m128i *)(in + ne + i));
+            _mm_storeu_si128((__m128i *)(out + 2 * i), xor_base(_mm_unpacklo_epi8(lo, hi), base, 2 * i));
+            _mm_storeu_si128((__m128i *)(out + 2 * i + 16), xor_base(_mm_unpackhi_epi8(lo, hi), base, 2 * i + 16));
+        }
+    } else if (es == 4) {
+        for (; i + 16 <= ne; i += 16) {
+            __m128i p0 = _mm_loadu_si128((const __m128i *)(in + i)), p1 = _mm_loadu_si128((const __m128i *)(in + ne + i));
+            __m128i p2 = _mm_loadu_si128((const __m128i *)(in + 2 * ne + i));
+            __m128i p3 = _mm_loadu_si128((const __m128i *)(in + 3 * ne + i));
+            __m128i t0 = _mm_unpacklo_epi8(p0, p1), t1 = _mm_unpackhi_epi8(p0, p1);
+            __m128i t2 = _mm_unpacklo_epi8(p2, p3), t3 = _mm_unpackhi_epi8(p2, p3);
+            const __m128i o[4] = {_mm_unpacklo_epi16(t0, t2), _mm_unpackhi_epi16(t0, t2), _mm_unpacklo_epi16(t1, t3),
+                                  _mm_unpackhi_epi16(t1, t3)};
+            for (int k = 0; k < 4; k++)
+                _mm_storeu_si128((__m128i *)(out + 4 * i + 16 * k), xor_base(o[k], base, 4 * i + 16 * (uint64_t)k));
+        }
+    } else if (es == 1) {
+        for (; i + 16 <= ne; i += 16)
+            _mm_storeu_si128((__m128i *)(out + i), xor_base(_mm_loadu_si128((const __m128i *)(in + i)), base, i));
+    }
+    return i;
+}
+#endif
+
+/* out = the m-byte chunk in unshuffled (es-byte elements; es = 1: as is), xor base when not NULL. */
+void ddct_unshuffle_xor(const uint8_t *in, uint64_t m, size_t es, const uint8_t *base, uint8_t *out)
+{
+    uint64_t ne = m / es, i = 0;
+#if defined(__SSE2__)
+    i = unshuffle_xor_sse2(in, ne, es, base, out);
+#endif
+    for (; i < ne; i++)
+        for (size_t k = 0; k < es; k++) out[i * es + k] = (uint8_t)(in[k * ne + i] ^ (base ? base[i * es + k] : 0));
+    for (uint64_t j = ne * es; j < m; j++) out[j] = (uint8_t)(in[j] ^ (base ? base[j] : 0));
+}
+
+void ddct_xor_shuffle_ref(const uint8_t *in, const uint8_t *base, uint64_t m, size_t es, uint8_t *tmp,
+                          uint8_t *out)
+{
+    const uint8_t *src = in;
+    if (base) {
+        for (uint64_t i = 0; i < m; i++) tmp[i] = in[i] ^ base[i];
+        src = tmp;
+    }
+    if (es > 1) shuffle(src, m, es, out);
+    else memcpy(out, src, (size_t)m);
+}
+
+/* out = the chunk xor-ed with base (when not NULL), then shuffled (es > 1): one pass, with SSE2
+ * for 2-byte elements (even bytes to one plane, odd to the other); tmp unused there. */
+void ddct_xor_shuffle(const uint8_t *in, const uint8_t *base, uint64_t m, size_t es, uint8_t *tmp, uint8_t *out)
+{
+#if defined(__SSE2__)
+    if (es == 2) {
+        uint64_t ne = m / 2, i = 0;
+        const __m128i lo8 = _mm_set1_epi16(0x00ff);
+        for (; i + 16 <= ne; i += 16) {
+            __m128i a = xor_base(_mm_loadu_si128((const __m128i *)(in + 2 * i)), base, 2 * i);
+            __m128i b = xor_base(_mm_loadu_si128((const __m128i *)(in + 2 * i + 16)), base, 2 * i + 16);
+            _mm_storeu_si128((__m128i *)(out + i), _mm_packus_epi16(_mm_and_si128(a, lo8), _mm_and_si128(b, lo8)));
+            _mm_storeu_si128((__m128i *)(out + ne + i), _mm_packus_epi16(_mm_srli_epi16(a, 8), _mm_srli_epi16(b, 8)));
+        }
+        for (; i < ne; i++)
+            for (size_t k = 0; k < 2; k++) out[k * ne + i] = (uint8_t)(in[2 * i + k] ^ (base ? base[2 * i + k] : 0));
+        if (m & 1) out[m - 1] = (uint8_t)(in[m - 1] ^ (base ? base[m - 1] : 0));
+        return;
+    }
+#endif
+    ddct_xor_shuffle_ref(in, base, m, es, tmp, out);
+}
+
 /* Transform n bytes of ft (and base) by flags into tmp (tmp2: scratch for the xor). */
 static void prepare(const uint8_t *ft, const uint8_t *base, uint64_t n, size_t es, unsigned flags, uint8_t *tmp,
                     uint8_t *tmp2)
 {
-    const uint8_t *src = ft;
-    if (flags & RAW_XOR) {
-        for (uint64_t i = 0; i < n; i++) tmp2[i] = ft[i] ^ base[i];
-        src = tmp2;
-    }
-    if (flags & RAW_SHUFFLE) shuffle(src, n, es, tmp);
-    else memcpy(tmp, src, (size_t)n);
+    ddct_xor_shuffle(ft, flags & RAW_XOR ? base : NULL, n, flags & RAW_SHUFFLE ? es : 1, tmp2, tmp);
 }
 
 /* One-shot compression of a (small) sample into out (appended), for choosing the variant. */
@@ -216,18 +303,9 @@ static int emit(const uint8_t *z, uint64_t a, size_t m, size_t es, unsigned flag
                 ddct_sink_fn sink, void *opaque, ddct_err *e)
 {
     const uint8_t *p = z;
-    if (flags & RAW_SHUFFLE) {
-        unshuffle_range(z, m, es, 0, m, tmp);
+    if (flags & (RAW_SHUFFLE | RAW_XOR)) {
+        ddct_unshuffle_xor(z, m, flags & RAW_SHUFFLE ? es : 1, flags & RAW_XOR ? base + a : NULL, tmp);
         p = tmp;
-    }
-    if (flags & RAW_XOR) {
-        uint8_t *q = (uint8_t *)p;
-        if (p == z) {
-            memcpy(tmp, z, m);
-            q = tmp;
-        }
-        for (size_t i = 0; i < m; i++) q[i] ^= base[a + i];
-        p = q;
     }
     return sink(opaque, p, m, e);
 }

@@ -229,12 +229,12 @@ DDCT_DTYPE_ALWAYS_INLINE int sub_body(ddct_dtype ta, const uint8_t *restrict a, 
     return bad == 0;
 }
 
-/* out = cast(base + d) */
+/* out = cast(base + d * s) */
 DDCT_DTYPE_ALWAYS_INLINE void add_cast_body(ddct_dtype tb, const uint8_t *restrict b, const float *restrict d,
-                                            size_t n, ddct_dtype to, uint8_t *restrict o)
+                                            float s, size_t n, ddct_dtype to, uint8_t *restrict o)
 {
     if (tb == DDCT_DT_BF16 && to == DDCT_DT_BF16) {
-        for (size_t i = 0; i < n; i++) st16(o + 2 * i, f2b(b2f(ld16(b + 2 * i)) + d[i]));
+        for (size_t i = 0; i < n; i++) st16(o + 2 * i, f2b(b2f(ld16(b + 2 * i)) + d[i] * s));
         return;
     }
     float tmp[SUB_CHUNK];
@@ -242,7 +242,7 @@ DDCT_DTYPE_ALWAYS_INLINE void add_cast_body(ddct_dtype tb, const uint8_t *restri
     for (size_t c0 = 0; c0 < n; c0 += SUB_CHUNK) {
         size_t m = n - c0 < SUB_CHUNK ? n - c0 : SUB_CHUNK;
         to_f32_body(tb, b + c0 * eb, m, tmp);
-        for (size_t i = 0; i < m; i++) tmp[i] = tmp[i] + d[c0 + i];
+        for (size_t i = 0; i < m; i++) tmp[i] = tmp[i] + d[c0 + i] * s;
         from_f32_body(to, tmp, m, o + c0 * eo);
     }
 }
@@ -262,10 +262,10 @@ __attribute__((target("avx2"))) static int sub_avx2(ddct_dtype ta, const uint8_t
 {
     return sub_body(ta, a, tb, b, n, d);
 }
-__attribute__((target("avx2"))) static void add_cast_avx2(ddct_dtype tb, const uint8_t *b, const float *d, size_t n,
-                                                          ddct_dtype to, uint8_t *o)
+__attribute__((target("avx2"))) static void add_cast_avx2(ddct_dtype tb, const uint8_t *b, const float *d, float s,
+                                                          size_t n, ddct_dtype to, uint8_t *o)
 {
-    add_cast_body(tb, b, d, n, to, o);
+    add_cast_body(tb, b, d, s, n, to, o);
 }
 static int use_avx2(size_t n) { return n >= 32 && __builtin_cpu_supports("avx2"); }
 #else
@@ -302,13 +302,13 @@ int ddct_sub_to_f32(ddct_dtype ta, const void *a, ddct_dtype tb, const void *b, 
     return sub_body(ta, a, tb, b, n, d);
 }
 
-void ddct_add_cast(ddct_dtype tb, const void *base, const float *d, size_t n, ddct_dtype to, void *out)
+void ddct_add_cast(ddct_dtype tb, const void *base, const float *d, float s, size_t n, ddct_dtype to, void *out)
 {
 #if DDCT_DTYPE_X86
     if (use_avx2(n)) {
-        add_cast_avx2(tb, base, d, n, to, out);
+        add_cast_avx2(tb, base, d, s, n, to, out);
         return;
     }
 #endif
-    add_cast_body(tb, base, d, n, to, out);
+    add_cast_body(tb, base, d, s, n, to, out);
 }

@@ -37,8 +37,8 @@ void ddct_from_f32(ddct_dtype t, const float *src, size_t n, void *dst);
 /* d = a - b in float32 (a, b: n elements of lossy float types ta, tb); returns 1 if every input
  * value and every difference is finite, else 0 (d is then still fully written). */
 int ddct_sub_to_f32(ddct_dtype ta, const void *a, ddct_dtype tb, const void *b, size_t n, float *d);
-/* out = cast to `to` of (base as float32 + d), element by element (the same as ddct_to_f32,
- * a float addition and ddct_from_f32). */
-void ddct_add_cast(ddct_dtype tb, const void *base, const float *d, size_t n, ddct_dtype to, void *out);
+/* out = cast to `to` of (base as float32 + d * s), element by element (the same as ddct_to_f32,
+ * a float multiplication, a float addition and ddct_from_f32; s = 1 leaves d exact). */
+void ddct_add_cast(ddct_dtype tb, const void *base, const float *d, float s, size_t n, ddct_dtype to, void *out);
 
 #endif

@@ -73,11 +73,21 @@ void ddct_map_close(ddct_map *m)
     memset(m, 0, sizeof *m);
 }
 
+/* The read-only mapping's pages are dropped from the process, rounded OUTWARD to the kernel's
+ * fault-around windows (64 KiB, aligned in the address space): a fault maps up to that window
+ * around the faulting page, so rounding inward would leave pages of neighbouring ranges mapped
+ * for good, a few per tensor. Dropping a page something still reads only costs a minor fault. */
+#define DROP_ALIGN ((uintptr_t)64 << 10)
+
 void ddct_map_dontneed(const ddct_map *m, uint64_t off, uint64_t len)
 {
-    if (!m->mapped || len == 0) return;
-    long pg = sysconf(_SC_PAGESIZE);
-    uint64_t a = (off + (uint64_t)pg - 1) / (uint64_t)pg * (uint64_t)pg;
-    uint64_t b = (off + len) / (uint64_t)pg * (uint64_t)pg;
-    if (b > a) madvise((void *)(m->p + a), (size_t)(b - a), MADV_DONTNEED);
+    if (!m->mapped || len == 0 || off >= m->size) return;
+    if (len > m->size - off) len = m->size - off;
+    uintptr_t base = (uintptr_t)m->p, pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t end = base + ((uintptr_t)m->size + pg - 1) / pg * pg; /* the mapping's last page included */
+    uintptr_t a = (base + (uintptr_t)off) / DROP_ALIGN * DROP_ALIGN;
+    uintptr_t b = (base + (uintptr_t)(off + len) + DROP_ALIGN - 1) / DROP_ALIGN * DROP_ALIGN;
+    if (a < base) a = base;
+    if (b > end) b = end;
+    if (b > a) madvise((void *)a, (size_t)(b - a), MADV_DONTNEED);
 }

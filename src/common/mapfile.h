@@ -16,7 +16,8 @@ typedef struct {
 
 int ddct_map_open(ddct_map *m, const char *path, ddct_err *e);
 void ddct_map_close(ddct_map *m);
-/* Advise the kernel that [off, off+len) is no longer needed (keeps resident memory bounded). */
+/* Drop [off, off+len) of a read-only mapping from the process (keeps resident memory bounded);
+ * rounded outward to 64 KiB windows, so neighbouring pages may have to fault in again. */
 void ddct_map_dontneed(const ddct_map *m, uint64_t off, uint64_t len);
 
 #endif

@@ -20,6 +20,21 @@ uint64_t ddct_tensor_fingerprint(ddct_dtype dt, int ndim, const uint64_t *shape,
     return ddct_tensor_fingerprint_cb(dt, ndim, shape, data, nbytes, NULL, NULL);
 }
 
+/* Add data[0..n) to s in 4 MiB pieces, telling done (may be NULL) after each how far it got (so
+ * a caller can drop the pages hashed); returns the digest and frees s. */
+static uint64_t hash_pieces(XXH3_state_t *s, const void *data, uint64_t n, void (*done)(void *opaque, uint64_t upto),
+                            void *opaque)
+{
+    const uint64_t piece = (uint64_t)4 << 20;
+    for (uint64_t a = 0; a < n; a += piece) {
+        XXH3_64bits_update(s, (const uint8_t *)data + a, (size_t)(n - a < piece ? n - a : piece));
+        if (done) done(opaque, n - a < piece ? n : a + piece);
+    }
+    uint64_t h = XXH3_64bits_digest(s);
+    XXH3_freeState(s);
+    return h;
+}
+
 uint64_t ddct_tensor_fingerprint_cb(ddct_dtype dt, int ndim, const uint64_t *shape, const void *data, uint64_t nbytes,
                                     void (*done)(void *opaque, uint64_t upto), void *opaque)
 {
@@ -31,14 +46,7 @@ uint64_t ddct_tensor_fingerprint_cb(ddct_dtype dt, int ndim, const uint64_t *sha
     head[1] = (uint8_t)ndim;
     for (int i = 0; i < ndim && i < DDCT_MAX_DIMS; i++) ddct_st64(head + 2 + 8 * i, shape[i]);
     XXH3_64bits_update(s, head, 2 + 8 * (size_t)ndim);
-    const uint64_t piece = (uint64_t)16 << 20;
-    for (uint64_t a = 0; a < nbytes; a += piece) {
-        XXH3_64bits_update(s, (const uint8_t *)data + a, (size_t)(nbytes - a < piece ? nbytes - a : piece));
-        if (done) done(opaque, nbytes - a < piece ? nbytes : a + piece);
-    }
-    uint64_t h = XXH3_64bits_digest(s);
-    XXH3_freeState(s);
-    return h;
+    return hash_pieces(s, data, nbytes, done, opaque);
 }
 
 /* ------------------------------------------------------------------ writer */
@@ -461,6 +469,28 @@ const ddct_ctr_entry *ddct_ctr_entry_at(const ddct_ctr_reader *r, size_t i)
     return i < r->count ? &r->entries[i] : NULL;
 }
 
+typedef struct {
+    const ddct_ctr_reader *r;
+    const uint8_t *p;
+} record_pages;
+
+static void release_record(void *opaque, uint64_t upto)
+{
+    const record_pages *x = opaque;
+    ddct_ctr_release_ptr(x->r, x->p, upto);
+}
+
+/* XXH3 of a record's n bytes at p; the pages of a large record are dropped as they are hashed
+ * (the decoder maps them again piece by piece), so verifying never makes it resident whole. */
+static uint64_t record_hash(const ddct_ctr_reader *r, const uint8_t *p, size_t n)
+{
+    XXH3_state_t *s = n > ((size_t)4 << 20) ? XXH3_createState() : NULL;
+    if (!s) return XXH3_64bits(p, n);
+    XXH3_64bits_reset(s);
+    record_pages x = {r, p};
+    return hash_pieces(s, p, n, release_record, &x);
+}
+
 int ddct_ctr_record(const ddct_ctr_reader *r, size_t i, int verify, ddct_record *rec, ddct_err *e)
 {
     memset(rec, 0, sizeof *rec);
@@ -472,7 +502,7 @@ int ddct_ctr_record(const ddct_ctr_reader *r, size_t i, int verify, ddct_record 
                     r->path, en->name, off);
     size_t body = (size_t)en->length - 8;
     if (verify)
-        RETURN_ERROR_IF(XXH3_64bits(p, body) != ddct_le64(p + body), e, DDCT_ERR_CHECKSUM,
+        RETURN_ERROR_IF(record_hash(r, p, body) != ddct_le64(p + body), e, DDCT_ERR_CHECKSUM,
                         "%s: tensor '%s': record checksum mismatch (offset %llu, %llu bytes): file corrupt",
                         r->path, en->name, off, (unsigned long long)en->length);
     ddct_rd rd;

@@ -117,20 +117,28 @@ static int is_lossy(const selector *s, const ddct_params *p, const ddct_st_tenso
     return regexec(&s->exc, t->name, 0, NULL, 0) != 0;
 }
 
-/* delta = ft - base in float32; returns 0 if any value (input or delta) is not finite. */
-static int make_delta(const ddct_st_tensor *t, const ddct_st_tensor *b, float *d, float *tmp, int threads)
+/* delta = ft - base in float32 for values [first, first + n) into d; returns 0 if any value
+ * (input or delta) is not finite. */
+static int make_delta_range(const ddct_st_tensor *t, const ddct_st_tensor *b, uint64_t first, uint64_t n, float *d,
+                            int threads)
 {
     const uint64_t CH = 1 << 16;
+    size_t ts = ddct_dtype_size(t->dtype), bs = ddct_dtype_size(b->dtype);
     int finite = 1;
-    (void)tmp; /* fused: ddct_sub_to_f32 converts, subtracts and checks in one pass */
-#pragma omp parallel for num_threads(threads) schedule(static) reduction(&& : finite) if (t->nelem > 2 * CH)
-    for (uint64_t c0 = 0; c0 < t->nelem; c0 += CH) {
-        uint64_t n = t->nelem - c0 < CH ? t->nelem - c0 : CH;
-        int ok = ddct_sub_to_f32(t->dtype, t->data + c0 * ddct_dtype_size(t->dtype), b->dtype,
-                                 b->data + c0 * ddct_dtype_size(b->dtype), (size_t)n, d + c0);
+    /* fused: ddct_sub_to_f32 converts, subtracts and checks in one pass */
+#pragma omp parallel for num_threads(threads) schedule(static) reduction(&& : finite) if (n > 2 * CH)
+    for (uint64_t c0 = 0; c0 < n; c0 += CH) {
+        uint64_t m = n - c0 < CH ? n - c0 : CH;
+        int ok = ddct_sub_to_f32(t->dtype, t->data + (first + c0) * ts, b->dtype, b->data + (first + c0) * bs,
+                                 (size_t)m, d + c0);
         finite = finite && ok;
     }
     return finite;
+}
+
+static int make_delta(const ddct_st_tensor *t, const ddct_st_tensor *b, float *d, int threads)
+{
+    return make_delta_range(t, b, 0, t->nelem, d, threads);
 }
 
 static const ddct_codec_traits *lossy_codec(const ddct_params *p)
@@ -177,8 +185,9 @@ typedef struct {
     const selector *sel;
     int threads;
     ddct_ctr_writer *w;
-    float *d, *tmp; /* sized for the largest tensor */
+    float *d;         /* methods other than patch: sized for the largest lossy tensor */
     double *rd_steps; /* rd method: per-tensor steps from the pre-pass (NULL: none) */
+    uint64_t *base_fp; /* per fine-tune tensor: its base tensor's fingerprint (hashed up front) */
     size_t cur;       /* index of the tensor being encoded */
     const ddct_model *ftm, *basem; /* to drop pages already read (see release_upto) */
 } cjob;
@@ -190,6 +199,18 @@ static void release_upto(void *opaque, uint64_t upto)
     if (!j->ftm) return;
     ddct_model_release_range(j->ftm, j->cur, 0, upto);
     ddct_model_release_range(j->basem, ddct_model_lookup(j->basem, ddct_model_get(j->ftm, j->cur)->name), 0, upto);
+}
+
+/* Drops a base tensor's pages as it is hashed. */
+typedef struct {
+    const ddct_model *base;
+    size_t bi;
+} cjob_fp;
+
+static void release_base(void *opaque, uint64_t upto)
+{
+    const cjob_fp *r = opaque;
+    ddct_model_release_range(r->base, r->bi, 0, upto);
 }
 
 static int is_same(const ddct_st_tensor *t, const ddct_st_tensor *b)
@@ -230,7 +251,7 @@ static int rd_tensor(void *opaque, size_t i, ddct_lossy_in *in, ddct_err *e)
     rd_src *s = opaque;
     const ddct_st_tensor *t = ddct_model_get(s->ft, i), *b = ddct_model_find(s->base, t->name);
     (void)e;
-    int lossy = !is_same(t, b) && is_lossy(s->j->sel, s->j->p, t, b) && make_delta(t, b, s->j->d, s->j->tmp, s->j->threads);
+    int lossy = !is_same(t, b) && is_lossy(s->j->sel, s->j->p, t, b) && make_delta(t, b, s->j->d, s->j->threads);
     release_pair(s->ft, s->base, i);
     if (!lossy) return 0;
     *in = (ddct_lossy_in){.delta = s->j->d, .ndim = t->ndim, .shape = t->shape, .nelem = t->nelem,
@@ -288,6 +309,47 @@ static int write_files(cjob *j, const ddct_model *ft, ddct_err *e)
     return 0;
 }
 
+/* The patch codec's source: the delta of values [first, first + n) of the current tensor (one
+ * strip, called from several threads), whose input pages are dropped once read (so resident
+ * memory stays at a few strips of each input). */
+typedef struct {
+    cjob *j;
+    const ddct_st_tensor *t, *b;
+} delta_src;
+
+static const float *read_delta(void *opaque, uint64_t first, uint64_t n, float *buf, int threads)
+{
+    const delta_src *s = opaque;
+    int finite = make_delta_range(s->t, s->b, first, n, buf, threads);
+    const cjob *j = s->j;
+    ddct_model_release_range(j->ftm, j->cur, first * ddct_dtype_size(s->t->dtype), n * ddct_dtype_size(s->t->dtype));
+    ddct_model_release_range(j->basem, ddct_model_lookup(j->basem, s->t->name), first * ddct_dtype_size(s->b->dtype),
+                             n * ddct_dtype_size(s->b->dtype));
+    return finite ? buf : NULL;
+}
+
+/* Lossy coding of t against b into out; *coded = 0 when a value is not finite (then raw). */
+static int encode_lossy(cjob *j, const ddct_st_tensor *t, const ddct_st_tensor *b, ddct_record *rec,
+                        ddct_enc_out *out, int *coded, ddct_err *e)
+{
+    const ddct_codec_traits *ct = lossy_codec(j->p);
+    rec->codec = ct->id;
+    if (ct == &ddct_codec_patch) {
+        delta_src ds = {j, t, b};
+        ddct_patch_src in = {.ndim = t->ndim, .shape = t->shape, .nelem = t->nelem, .params = j->p,
+                             .threads = j->threads, .src = read_delta, .opaque = &ds};
+        int nonfinite = 0;
+        int rc = ddct_patch_encode_stream(&in, out, &nonfinite, e);
+        *coded = !nonfinite;
+        return rc;
+    }
+    *coded = make_delta(t, b, j->d, j->threads);
+    if (!*coded) return 0;
+    ddct_lossy_in in = {.delta = j->d, .ndim = t->ndim, .shape = t->shape, .nelem = t->nelem, .params = j->p,
+                        .threads = j->threads, .rd_step = j->rd_steps ? j->rd_steps[j->cur] : 0};
+    return ct->encode_lossy(&in, out, e);
+}
+
 static int encode_tensor(cjob *j, const ddct_st_tensor *t, const ddct_st_tensor *b, ddct_err *e)
 {
     ddct_enc_out out;
@@ -300,27 +362,25 @@ static int encode_tensor(cjob *j, const ddct_st_tensor *t, const ddct_st_tensor 
     en.dtype = t->dtype;
     en.ndim = t->ndim;
     memcpy(en.shape, t->shape, sizeof en.shape);
-    int rc = 0;
+    int rc = 0, coded = 0, lossy = 0;
     if (b) {
         rec.flags = DDCT_REC_HAS_BASE;
-        rec.base_fp = ddct_tensor_fingerprint_cb(b->dtype, b->ndim, b->shape, b->data, b->nbytes, release_upto, j);
+        rec.base_fp = j->base_fp[j->cur];
     }
     if (is_same_release(j, t, b)) {
         rec.codec = DDCT_CODEC_SAME;
-    } else if (is_lossy(j->sel, j->p, t, b) && make_delta(t, b, j->d, j->tmp, j->threads)) {
-        const ddct_codec_traits *ct = lossy_codec(j->p);
-        ddct_lossy_in in = {.delta = j->d, .ndim = t->ndim, .shape = t->shape, .nelem = t->nelem,
-                            .params = j->p, .threads = j->threads, .rd_step = j->rd_steps ? j->rd_steps[j->cur] : 0};
-        rec.codec = ct->id;
-        rc = ct->encode_lossy(&in, &out, e);
-    } else {
-        if (is_lossy(j->sel, j->p, t, b)) add_note(j->c, t->name, "holds NaN or Inf: stored losslessly");
+        coded = 1;
+    } else if ((lossy = is_lossy(j->sel, j->p, t, b))) {
+        rc = encode_lossy(j, t, b, &rec, &out, &coded, e);
+    }
+    if (!rc && !coded) {
+        if (lossy) add_note(j->c, t->name, "holds NaN or Inf: stored losslessly");
         int against = b && b->nbytes == t->nbytes && b->dtype == t->dtype;
         ddct_lossless_in in = {.ft = t->data, .base = against ? b->data : NULL, .nbytes = t->nbytes,
                                .elsize = ddct_dtype_size(t->dtype), .level = j->p->zstd_level,
                                .threads = j->threads, .consumed = release_upto, .consumed_opaque = j};
-        rc = write_raw(j, &en, &rec, &in, e);
         ddct_enc_out_free(&out);
+        rc = write_raw(j, &en, &rec, &in, e);
         if (rc) ddct_err_prefix(e, "tensor '%s': ", t->name);
         return rc;
     }
@@ -359,11 +419,11 @@ static int check_params(const ddct_params *p, ddct_err *e)
     return 0;
 }
 
-/* Memory bound: two float32 buffers of the largest LOSSY tensor (delta and scratch; lossless
- * tensors never get a float copy), the lossy codec's work space (a fraction of that), the raw
- * codec's chunks and zstd windows (a few DDCT_RAW_CHUNK per thread), and the mapped pages of the
- * tensor being coded, released after each tensor. Peak RSS therefore does not grow with the
- * number of layers or the size of embeddings (see README.md, "Scale"). */
+/* Memory bound (default patch method): per thread one float32 strip (p rows of the tensor's 2-D
+ * view), the per-patch tables of the tensor (~20 bytes a patch) and its coded record, the raw codec's chunks and zstd windows (a few DDCT_RAW_CHUNK per
+ * thread), and the mapped input pages of the slice or chunk being coded, dropped as each is
+ * read. Peak RSS therefore does not grow with the model or tensor size (README.md, "Scale").
+ * The other lossy methods hold one float32 copy of the largest lossy tensor. */
 static int compress(ddct_CCtx *c, const char *base_path, const char *ft_path, const char *out_path,
                     const ddct_params *p, int overwrite, ddct_model *base, ddct_model *ft)
 {
@@ -393,15 +453,26 @@ static int compress(ddct_CCtx *c, const char *base_path, const char *ft_path, co
         total += t->nbytes;
     }
     char *hj = header_json(p, base, ft);
-    j.d = malloc((size_t)maxn * sizeof(float));
-    j.tmp = malloc((size_t)maxn * sizeof(float));
-    if (!hj || !j.d || !j.tmp) rc = ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory (%llu-element tensor)",
+    if (p->method != DDCT_METHOD_PATCH) j.d = malloc((size_t)maxn * sizeof(float));
+    if (!hj || (p->method != DDCT_METHOD_PATCH && !j.d)) rc = ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory (%llu-element tensor)",
                                                 (unsigned long long)maxn);
     if (!rc && p->method == DDCT_METHOD_RD && !(p->error > 0)) { /* one Lagrangian slope for all tensors */
         rd_src src = {&j, base, ft};
         j.rd_steps = calloc(n ? n : 1, sizeof *j.rd_steps);
         rc = j.rd_steps ? ddct_rd_plan(n, rd_tensor, &src, p, j.threads, j.rd_steps, e)
                         : ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory");
+    }
+    /* base fingerprints, tensors hashed in parallel (pages dropped as hashed) */
+    j.base_fp = calloc(n ? n : 1, sizeof *j.base_fp);
+    if (!rc && !j.base_fp) rc = ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory");
+#pragma omp parallel for num_threads(j.threads) schedule(dynamic) if (!rc && n > 1)
+    for (size_t i = 0; i < n; i++) {
+        if (rc) continue;
+        size_t bi = ddct_model_lookup(base, ddct_model_get(ft, i)->name);
+        if (bi == DDCT_MODEL_NONE) continue;
+        const ddct_st_tensor *b = ddct_model_get(base, bi);
+        cjob_fp r = {base, bi};
+        j.base_fp[i] = ddct_tensor_fingerprint_cb(b->dtype, b->ndim, b->shape, b->data, b->nbytes, release_base, &r);
     }
     const char *inputs[] = {base_path, ft_path, NULL};
     if (!rc) rc = ddct_ctrw_open(&j.w, out_path, overwrite, inputs, hj, e);
@@ -422,8 +493,8 @@ static int compress(ddct_CCtx *c, const char *base_path, const char *ft_path, co
     ddct_ctrw_abort(j.w);
     free(hj);
     free(j.d);
-    free(j.tmp);
     free(j.rd_steps);
+    free(j.base_fp);
     selector_free(&sel);
     ddct_model_close(base);
     ddct_model_close(ft);

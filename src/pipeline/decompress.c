@@ -72,48 +72,118 @@ static int release_sink(void *opaque, const uint8_t *p, size_t n, ddct_err *e)
     return pr->sink(pr->opaque, p, n, e);
 }
 
-int ddct_check_base(const ddct_ctr_reader *r, const ddct_model *base, ddct_err *e)
+int ddct_check_base(const ddct_ctr_reader *r, const ddct_model *base, int threads, ddct_err *e)
 {
-    for (size_t i = 0; i < ddct_ctr_count(r); i++) {
-        const ddct_ctr_entry *en = ddct_ctr_entry_at(r, i);
+    size_t n = ddct_ctr_count(r), m = 0; /* records [0, m) read */
+    size_t *bi = malloc((n ? n : 1) * sizeof *bi);
+    uint64_t *want = malloc((n ? n : 1) * sizeof *want), *got = malloc((n ? n : 1) * sizeof *got);
+    char *missing = calloc(n ? n : 1, 1);
+    int rc = bi && want && got && missing ? 0 : ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory");
+    if (rc) n = 0;
+    for (; m < n && !rc; m++) {
         ddct_record rec;
-        FORWARD_IF_ERROR(ddct_ctr_record(r, i, 0, &rec, e));
-        if (!(rec.flags & DDCT_REC_HAS_BASE)) continue;
-        size_t bi = ddct_model_lookup(base, en->name);
-        RETURN_ERROR_IF(bi == DDCT_MODEL_NONE, e, DDCT_ERR_BASE_MISMATCH,
-                        "%s: tensor '%s' is missing from the base %s: wrong base model?", ddct_ctr_path(r),
-                        en->name, ddct_model_path(base));
-        const ddct_st_tensor *b = ddct_model_get(base, bi);
-        piece_release pr = {.base = base, .bi = bi};
-        uint64_t fp = ddct_tensor_fingerprint_cb(b->dtype, b->ndim, b->shape, b->data, b->nbytes, release_base, &pr);
-        RETURN_ERROR_IF(fp != rec.base_fp, e, DDCT_ERR_BASE_MISMATCH,
-                        "%s: tensor '%s' of the base %s differs from the one this delta was made against "
-                        "(fingerprint %016llx, expected %016llx): wrong base model",
-                        ddct_ctr_path(r), en->name, ddct_model_path(base), (unsigned long long)fp,
-                        (unsigned long long)rec.base_fp);
+        bi[m] = DDCT_MODEL_NONE;
+        rc = ddct_ctr_record(r, m, 0, &rec, e); /* an error here comes after any base error before m */
+        ddct_ctr_release(r, m); /* only its head was read: keep no page of it resident */
+        if (rc || !(rec.flags & DDCT_REC_HAS_BASE)) continue;
+        want[m] = rec.base_fp;
+        bi[m] = ddct_model_lookup(base, ddct_ctr_entry_at(r, m)->name);
+        missing[m] = bi[m] == DDCT_MODEL_NONE;
     }
+    /* fingerprints in parallel (tensors one to a thread, pages dropped as hashed); the first
+     * failure in record order is reported */
+    (void)threads;
+#pragma omp parallel for num_threads(threads) schedule(dynamic) if (m > 1)
+    for (size_t i = 0; i < m; i++) {
+        if (bi[i] == DDCT_MODEL_NONE) continue;
+        const ddct_st_tensor *b = ddct_model_get(base, bi[i]);
+        piece_release pr = {.base = base, .bi = bi[i]};
+        got[i] = ddct_tensor_fingerprint_cb(b->dtype, b->ndim, b->shape, b->data, b->nbytes, release_base, &pr);
+    }
+    int brc = 0;
+    for (size_t i = 0; i < m && !brc; i++) {
+        const char *name = ddct_ctr_entry_at(r, i)->name;
+        if (missing[i])
+            brc = ddct_seterr(e, DDCT_ERR_BASE_MISMATCH, "%s: tensor '%s' is missing from the base %s: wrong base model?",
+                              ddct_ctr_path(r), name, ddct_model_path(base));
+        else if (bi[i] != DDCT_MODEL_NONE && got[i] != want[i])
+            brc = ddct_seterr(e, DDCT_ERR_BASE_MISMATCH,
+                              "%s: tensor '%s' of the base %s differs from the one this delta was made against "
+                              "(fingerprint %016llx, expected %016llx): wrong base model",
+                              ddct_ctr_path(r), name, ddct_model_path(base), (unsigned long long)got[i],
+                              (unsigned long long)want[i]);
+    }
+    free(bi);
+    free(want);
+    free(got);
+    free(missing);
+    return brc ? brc : rc;
+}
+
+/* Rebuilds a lossy tensor from delta^ (ddct_delta_out): each slice is cast(base + delta^ * s)
+ * into an output buffer, piece by piece on any thread, then goes to the sink; the base's pages
+ * are dropped once used. */
+typedef struct {
+    const ddct_st_tensor *b;
+    const ddct_model *base;
+    size_t bi;
+    ddct_dtype dt;
+    ddct_dec_scratch *ds;
+    uint8_t *out; /* the current slice, in dt */
+    ddct_sink_fn sink;
+    void *opaque;
+} cast_job;
+
+static int cast_begin(void *opaque, uint64_t first, uint64_t n, ddct_err *e)
+{
+    cast_job *c = opaque;
+    (void)first;
+    c->out = ddct_scratch_get(&c->ds->out[c->ds->flip], (size_t)(n ? n : 1) * ddct_dtype_size(c->dt));
+    RETURN_ERROR_IF(!c->out, e, DDCT_ERR_NOMEM, "out of memory (%llu-value slice)", (unsigned long long)n);
     return 0;
 }
 
-/* base (any float dtype) + delta -> out (dtype dt) for elements [first, first + n), in chunks. */
-static void add_cast(const ddct_st_tensor *b, const float *delta, uint64_t first, uint64_t n, ddct_dtype dt,
-                     uint8_t *out, int threads)
+static void cast_put(void *opaque, uint64_t first, uint64_t rel, const float *d, uint64_t n, float s)
 {
-    const uint64_t CH = 1 << 16;
-    size_t bs = ddct_dtype_size(b->dtype), os = ddct_dtype_size(dt);
-    /* fused convert + add + cast (vectorized, same values); threads only when there is work */
-#pragma omp parallel for num_threads(threads) schedule(static) if (n > 4 * CH)
-    for (uint64_t c0 = 0; c0 < n; c0 += CH) {
-        uint64_t m = n - c0 < CH ? n - c0 : CH;
-        ddct_add_cast(b->dtype, b->data + (first + c0) * bs, delta + first + c0, (size_t)m, dt, out + c0 * os);
-    }
+    const cast_job *c = opaque;
+    /* fused convert + scale + add + cast (vectorized, same values) */
+    ddct_add_cast(c->b->dtype, c->b->data + first * ddct_dtype_size(c->b->dtype), d, s, (size_t)n, c->dt,
+                  c->out + rel * ddct_dtype_size(c->dt));
 }
 
-/* Rebuilt lossy tensors go to the sink in pieces of this many elements. */
-#define CAST_PIECE ((uint64_t)1 << 20)
+static int cast_end(void *opaque, uint64_t first, uint64_t n, ddct_err *e)
+{
+    const cast_job *c = opaque;
+    size_t bs = ddct_dtype_size(c->b->dtype);
+    ddct_model_release_range(c->base, c->bi, first * bs, n * bs);
+    size_t len = (size_t)(n * ddct_dtype_size(c->dt));
+    if (!c->ds->aw) return c->sink(c->opaque, c->out, len, e);
+    c->ds->flip ^= 1; /* the writer holds this buffer until the next submit returns */
+    return ddct_aw_submit(c->ds->aw, c->out, len, e);
+}
+
+void ddct_dec_scratch_free(ddct_dec_scratch *s)
+{
+    ddct_scratch_free(&s->delta);
+    ddct_scratch_free(&s->out[0]);
+    ddct_scratch_free(&s->out[1]);
+}
+
+/* A lossy record: the patch codec streams delta^ slice by slice; the others decode it whole. */
+static int decode_lossy(const ddct_codec_traits *ct, const ddct_record *rec, uint64_t n, int threads, int rescale,
+                        cast_job *c, ddct_dec_scratch *s, ddct_err *e)
+{
+    c->ds = s;
+    ddct_delta_out out = {cast_begin, cast_put, cast_end, c};
+    if (ct == &ddct_codec_patch) return ddct_patch_decode_stream(rec, n, threads, rescale, &s->delta, &out, e);
+    float *d = ddct_scratch_get(&s->delta, (size_t)(n ? n : 1) * sizeof(float));
+    RETURN_ERROR_IF(!d, e, DDCT_ERR_NOMEM, "out of memory (%llu elements)", (unsigned long long)n);
+    FORWARD_IF_ERROR(ct->decode_lossy(rec, n, threads, rescale, d, e));
+    return ddct_delta_out_array(&out, d, n, 1.0f, threads, e);
+}
 
 int ddct_decode_stream(const ddct_ctr_reader *r, size_t i, const ddct_model *base, int threads, int rescale,
-                       ddct_sink_fn sink, void *opaque, ddct_err *e)
+                       ddct_dec_scratch *scratch, ddct_sink_fn sink, void *opaque, ddct_err *e)
 {
     const ddct_ctr_entry *en = ddct_ctr_entry_at(r, i);
     ddct_record rec;
@@ -136,24 +206,15 @@ int ddct_decode_stream(const ddct_ctr_reader *r, size_t i, const ddct_model *bas
                             !ddct_dtype_is_lossy_float(en->dtype),
                         e, DDCT_ERR_FORMAT, "%s: tensor '%s': lossy record without a matching float base tensor",
                         ddct_ctr_path(r), en->name);
-        size_t os = ddct_dtype_size(en->dtype);
-        uint64_t piece = en->nelem < CAST_PIECE ? en->nelem : CAST_PIECE;
-        float *d = malloc(en->nelem ? (size_t)en->nelem * sizeof(float) : 1);
-        uint8_t *out = malloc(piece ? (size_t)(piece * os) : 1);
-        if (!d || !out) rc = ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory (%llu elements)",
-                                         (unsigned long long)en->nelem);
-        if (!rc) rc = ct->decode_lossy(&rec, en->nelem, threads, rescale, d, e);
-        for (uint64_t a = 0; !rc && a < en->nelem; a += piece) {
-            uint64_t m = en->nelem - a < piece ? en->nelem - a : piece;
-            add_cast(b, d, a, m, en->dtype, out, threads);
-            rc = sink(opaque, out, (size_t)(m * os), e);
-        }
-        free(d);
-        free(out);
+        ddct_dec_scratch own = {{0}, {{0}, {0}}, 0, NULL};
+        cast_job c = {.b = b, .base = base, .bi = bi, .dt = en->dtype, .sink = sink, .opaque = opaque};
+        rc = decode_lossy(ct, &rec, en->nelem, threads, rescale, &c, scratch ? scratch : &own, e);
+        ddct_dec_scratch_free(&own);
     } else {
         int against = b && b->nbytes == nbytes;
         piece_release pr = {.base = base, .bi = bi, .r = r, .data = rec.data, .sink = sink, .opaque = opaque};
-        rc = ddct_lossless_decode_stream(&rec, against ? b->data : NULL, nbytes, ddct_dtype_size(en->dtype),
+        if (scratch && scratch->aw) rc = ddct_aw_wait(scratch->aw, e); /* its pieces go first */
+        if (!rc) rc = ddct_lossless_decode_stream(&rec, against ? b->data : NULL, nbytes, ddct_dtype_size(en->dtype),
                                          release_sink, &pr, release_both, e);
     }
     if (bi != DDCT_MODEL_NONE) ddct_model_release(base, bi);
@@ -167,7 +228,7 @@ int ddct_decode_tensor(const ddct_ctr_reader *r, size_t i, const ddct_model *bas
 {
     const ddct_ctr_entry *en = ddct_ctr_entry_at(r, i);
     ddct_mem_sink s = {out, en->nelem * ddct_dtype_size(en->dtype), 0};
-    FORWARD_IF_ERROR(ddct_decode_stream(r, i, base, threads, rescale, ddct_mem_sink_write, &s, e));
+    FORWARD_IF_ERROR(ddct_decode_stream(r, i, base, threads, rescale, NULL, ddct_mem_sink_write, &s, e));
     RETURN_ERROR_IF(s.pos != s.n, e, DDCT_ERR_FORMAT, "%s: tensor '%s': decoded stream shorter than the tensor",
                     ddct_ctr_path(r), en->name);
     return 0;
@@ -179,14 +240,14 @@ typedef struct {
     ddct_layout L;
 } opened;
 
-static int open_both(opened *o, const char *ddct_path, const char *base_path, ddct_err *e)
+static int open_both(opened *o, const char *ddct_path, const char *base_path, int threads, ddct_err *e)
 {
     memset(o, 0, sizeof *o);
     FORWARD_IF_ERROR(ddct_ctr_open(&o->r, ddct_path, e));
     FORWARD_IF_ERROR(ddct_layout_read(&o->L, o->r, e));
     if (!base_path) return 0;
     int rc = ddct_model_open(&o->base, base_path, e);
-    if (!rc) rc = ddct_check_base(o->r, o->base, e);
+    if (!rc) rc = ddct_check_base(o->r, o->base, threads, e);
     return rc;
 }
 
@@ -206,6 +267,7 @@ typedef struct {
     int threads;
     size_t done, total;
     uint64_t done_bytes, total_bytes;
+    ddct_dec_scratch scratch; /* lossy tensors' buffers, reused */
 } wjob;
 
 static int stw_sink(void *opaque, const uint8_t *p, size_t n, ddct_err *e)
@@ -231,14 +293,23 @@ static int write_tensors(wjob *j, const char *path, size_t first, size_t count, 
     ddct_st_writer *w = NULL;
     int rc = ddct_stw_open(&w, path, overwrite, j->inputs, ents, count, meta, e);
     free(ents);
+    /* with threads, output slices are written on a second thread while the next is rebuilt */
+    if (!rc && j->threads > 1) j->scratch.aw = ddct_aw_create(stw_sink, w);
     for (size_t i = first; i < first + count && !rc; i++) {
         const ddct_ctr_entry *en = ddct_ctr_entry_at(j->o->r, i);
-        rc = ddct_decode_stream(j->o->r, i, j->o->base, j->threads, j->d->rescale, stw_sink, w, e);
+        rc = ddct_decode_stream(j->o->r, i, j->o->base, j->threads, j->d->rescale, &j->scratch, stw_sink, w, e);
         j->done_bytes += en->nelem * ddct_dtype_size(en->dtype);
         j->done++;
         if (!rc && j->d->progress &&
             j->d->progress(j->d->progress_opaque, j->done, j->total, j->done_bytes, j->total_bytes, en->name))
             rc = ddct_seterr(e, DDCT_ERR_PARAM, "cancelled");
+    }
+    if (j->scratch.aw) {
+        ddct_err we;
+        int wrc = ddct_aw_wait(j->scratch.aw, &we);
+        if (!rc && wrc) rc = (*e = we).code;
+        ddct_aw_free(j->scratch.aw);
+        j->scratch.aw = NULL;
     }
     if (!rc) {
         rc = ddct_stw_commit(w, e);
@@ -316,7 +387,7 @@ static int decompress(ddct_DCtx *d, const char *base_path, const char *ddct_path
     ddct_err *e = &d->err;
     RETURN_ERROR_IF(!out_path || !*out_path, e, DDCT_ERR_PARAM, "no output path given");
     opened o;
-    int rc = open_both(&o, ddct_path, base_path, e);
+    int rc = open_both(&o, ddct_path, base_path, ddct_resolve_threads(d->threads), e);
     const char *inputs[] = {base_path, ddct_path, NULL};
     wjob j = {.d = d, .o = &o, .inputs = inputs, .threads = ddct_resolve_threads(d->threads)};
     for (size_t i = 0; !rc && i < o.L.ntensors; i++) {
@@ -327,6 +398,7 @@ static int decompress(ddct_DCtx *d, const char *base_path, const char *ddct_path
     int to_dir = ends_with(out_path, "/") || is_dir(out_path) || (o.L.directory && !ends_with(out_path, ".safetensors"));
     if (!rc && to_dir) rc = write_dir(&j, out_path, overwrite);
     else if (!rc) rc = write_tensors(&j, out_path, 0, o.L.ntensors, o.L.shards[0].metadata, overwrite);
+    ddct_dec_scratch_free(&j.scratch);
     close_both(&o);
     return rc;
 }
@@ -343,7 +415,7 @@ ddct_ErrorCode ddct_verifyFile(ddct_DCtx *d, const char *ddct_path, const char *
     ddct_err *e = &d->err;
     ddct_err_clear(e);
     opened o;
-    int rc = open_both(&o, ddct_path, base_path, e);
+    int rc = open_both(&o, ddct_path, base_path, ddct_resolve_threads(d->threads), e);
     for (size_t i = 0; !rc && i < ddct_ctr_count(o.r); i++) {
         ddct_record rec;
         rc = ddct_ctr_record(o.r, i, 1, &rec, e);
@@ -384,7 +456,7 @@ static int evaluate(ddct_DCtx *d, const char *base_path, const char *ft_path, co
     ddct_err *e = &d->err;
     opened o;
     ddct_model *ft = NULL;
-    int rc = open_both(&o, ddct_path, base_path, e);
+    int rc = open_both(&o, ddct_path, base_path, ddct_resolve_threads(d->threads), e);
     if (!rc) rc = ddct_model_open(&ft, ft_path, e);
     int threads = ddct_resolve_threads(d->threads);
     for (size_t i = 0; !rc && i < o.L.ntensors; i++) {

@@ -27,15 +27,38 @@ struct ddct_DCtx_s {
 
 int ddct_resolve_threads(int threads);
 
-/* Check the base fingerprints of every record of r against base (first mismatch fails). */
-int ddct_check_base(const ddct_ctr_reader *r, const ddct_model *base, ddct_err *e);
+/* Check the base fingerprints of every record of r against base (the first mismatch in record
+ * order fails); tensors are hashed on `threads` threads. */
+int ddct_check_base(const ddct_ctr_reader *r, const ddct_model *base, int threads, ddct_err *e);
 /* Decode record i into out (the tensor's bytes in its dtype). base may be NULL if unused. */
 int ddct_decode_tensor(const ddct_ctr_reader *r, size_t i, const ddct_model *base, int threads, int rescale,
                        uint8_t *out, ddct_err *e);
-/* The same, streamed: the tensor's bytes go to sink in order. Memory: one float32 copy of a
- * lossy tensor plus a 1 Mi-element piece; lossless records stream in DDCT_RAW_CHUNK pieces.
- * The record's and the base tensor's mapped pages are released afterwards. */
+/* Writes a sink's pieces on a second thread, one at a time and in order (aw_writer.c). */
+typedef struct ddct_aw ddct_aw;
+/* NULL when out of memory or the thread cannot start (then write synchronously). */
+ddct_aw *ddct_aw_create(ddct_sink_fn sink, void *opaque);
+/* Hand p[0..n) to the writer once the previous piece is written (its error, if any, is returned
+ * instead); p must stay valid until the next submit or wait returns. */
+int ddct_aw_submit(ddct_aw *w, const uint8_t *p, size_t n, ddct_err *e);
+/* Wait until everything submitted is written; the first write error, if any. */
+int ddct_aw_wait(ddct_aw *w, ddct_err *e);
+void ddct_aw_free(ddct_aw *w); /* waits first */
+
+/* State for decoding lossy tensors, reused from one tensor to the next (zero-initialise). With
+ * aw, output slices alternate between the two out buffers and are written by aw while the next
+ * slice is decoded; the sink given to ddct_decode_stream must then be aw's. */
+typedef struct {
+    ddct_scratch delta, out[2];
+    int flip;
+    ddct_aw *aw;
+} ddct_dec_scratch;
+void ddct_dec_scratch_free(ddct_dec_scratch *s);
+/* The same, streamed: the tensor's bytes go to sink in order. Memory: one float32 strip per
+ * thread and a slice of about 4 Mi output values of a patch record (version 1; older records and
+ * other lossy codecs: a float32 copy of the whole tensor); lossless records stream in DDCT_RAW_CHUNK pieces.
+ * The base tensor's pages are dropped as they are used, the record's afterwards. scratch may be
+ * NULL (buffers for this call only). */
 int ddct_decode_stream(const ddct_ctr_reader *r, size_t i, const ddct_model *base, int threads, int rescale,
-                       ddct_sink_fn sink, void *opaque, ddct_err *e);
+                       ddct_dec_scratch *scratch, ddct_sink_fn sink, void *opaque, ddct_err *e);
 
 #endif
