@@ -9,6 +9,7 @@
 #   deltadct compress / decompress   (default options, -T $THREADS): time, parameters/s, peak RSS, size
 #   cat FT > /dev/null               the read bound (page cache -> process)
 #   cp FT bench/out/...              the copy bound (read + write to the output disk)
+#   cp FT ... && sync COPY           the durable copy bound (deltadct fsyncs its output)
 #   zstd -1 -T0 FT                   a generic fast compressor on the fine-tune
 #   bench/numpy_deltadct.py          the same method in vectorized NumPy/SciPy (/usr/bin/python3)
 # Peak RSS is /usr/bin/time's %M. It prints a Markdown table (also written to
@@ -146,6 +147,9 @@ for s in "$@"; do
   timed cat cat "${FF[@]}"
   mkdir -p "$w/cp"
   PRE="rm -f $w/cp/*" timed cp cp "${FF[@]}" "$w/cp/"
+  # deltadct fsyncs its output before the rename (a crash never leaves a torn file): the same
+  # guarantee for the copy is cp + sync of the copies
+  PRE="rm -f $w/cp/*" timed cps sh -c 'd=$1; shift; cp "$@" "$d/" && sync "$d"/*' sh "$w/cp" "${FF[@]}"
   rm -rf "$w/cp"
   PRE="rm -f $w/ft.zst" timed zstd sh -c 'zstd -1 -T0 -q -c "$@" > '"$w/ft.zst" sh "${FF[@]}"
   ZS=$(stat -c %s "$w/ft.zst")
@@ -187,6 +191,7 @@ for s in "$@"; do
     row "zstd -1 -T0" "$T_zstd" "$M_zstd" "$ZS" "" "" "$C_zstd" ""
     row "cat (read bound)" "$T_cat" "$M_cat" "" "" "" "$C_cat" ""
     row "cp (copy bound)" "" "" "" "$T_cp" "$M_cp" "" "$C_cp"
+    row "cp + sync (durable copy bound)" "" "" "" "$T_cps" "$M_cps" "" "$C_cps"
   } >>"$MD.table"
 
   CM=$(mps "$N" "$T_dc")
@@ -195,6 +200,7 @@ for s in "$@"; do
     echo "| $s | compress >= 150 M params/s | $(printf '%.0f' "$CM") | $(pf "$CM >= 150") |"
     echo "| $s | decompress >= 500 M params/s | $(printf '%.0f' "$DM") | $(pf "$DM >= 500") |"
     echo "| $s | decompress <= 3x cp time | $(printf '%.2fx' "$(ratio "$T_dd" "$T_cp")") | $(pf "$T_dd <= 3 * $T_cp") |"
+    echo "| $s | decompress <= 3x cp + sync time (both durable) | $(printf '%.2fx' "$(ratio "$T_dd" "$T_cps")") | $(pf "$T_dd <= 3 * $T_cps") |"
     if [ "$HAVE_NP" = 1 ]; then
       echo "| $s | compress >= 5x NumPy/SciPy | $(printf '%.1fx' "$(ratio "$T_nc" "$T_dc")") | $(pf "$T_nc >= 5 * $T_dc") |"
       echo "| $s | decompress >= 5x NumPy/SciPy | $(printf '%.1fx' "$(ratio "$T_nd" "$T_dd")") | $(pf "$T_nd >= 5 * $T_dd") |"
