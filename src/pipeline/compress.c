@@ -201,18 +201,6 @@ static void release_upto(void *opaque, uint64_t upto)
     ddct_model_release_range(j->basem, ddct_model_lookup(j->basem, ddct_model_get(j->ftm, j->cur)->name), 0, upto);
 }
 
-/* Drops a base tensor's pages as it is hashed. */
-typedef struct {
-    const ddct_model *base;
-    size_t bi;
-} cjob_fp;
-
-static void release_base(void *opaque, uint64_t upto)
-{
-    const cjob_fp *r = opaque;
-    ddct_model_release_range(r->base, r->bi, 0, upto);
-}
-
 static int is_same(const ddct_st_tensor *t, const ddct_st_tensor *b)
 {
     return b && b->dtype == t->dtype && same_shape(t, b) && !memcmp(t->data, b->data, (size_t)t->nbytes);
@@ -469,10 +457,7 @@ static int compress(ddct_CCtx *c, const char *base_path, const char *ft_path, co
     for (size_t i = 0; i < n; i++) {
         if (rc) continue;
         size_t bi = ddct_model_lookup(base, ddct_model_get(ft, i)->name);
-        if (bi == DDCT_MODEL_NONE) continue;
-        const ddct_st_tensor *b = ddct_model_get(base, bi);
-        cjob_fp r = {base, bi};
-        j.base_fp[i] = ddct_tensor_fingerprint_cb(b->dtype, b->ndim, b->shape, b->data, b->nbytes, release_base, &r);
+        if (bi != DDCT_MODEL_NONE) j.base_fp[i] = ddct_base_fingerprint(base, bi);
     }
     const char *inputs[] = {base_path, ft_path, NULL};
     if (!rc) rc = ddct_ctrw_open(&j.w, out_path, overwrite, inputs, hj, e);

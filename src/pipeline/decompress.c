@@ -59,6 +59,13 @@ static void release_base(void *opaque, uint64_t upto)
     if (pr->base && pr->bi != DDCT_MODEL_NONE) ddct_model_release_range(pr->base, pr->bi, 0, upto);
 }
 
+uint64_t ddct_base_fingerprint(const ddct_model *base, size_t bi)
+{
+    const ddct_st_tensor *b = ddct_model_get(base, bi);
+    piece_release pr = {.base = base, .bi = bi};
+    return ddct_tensor_fingerprint_cb(b->dtype, b->ndim, b->shape, b->data, b->nbytes, release_base, &pr);
+}
+
 static void release_both(void *opaque, uint64_t base_upto, uint64_t data_upto)
 {
     const piece_release *pr = opaque;
@@ -95,10 +102,7 @@ int ddct_check_base(const ddct_ctr_reader *r, const ddct_model *base, int thread
     (void)threads;
 #pragma omp parallel for num_threads(threads) schedule(dynamic) if (m > 1)
     for (size_t i = 0; i < m; i++) {
-        if (bi[i] == DDCT_MODEL_NONE) continue;
-        const ddct_st_tensor *b = ddct_model_get(base, bi[i]);
-        piece_release pr = {.base = base, .bi = bi[i]};
-        got[i] = ddct_tensor_fingerprint_cb(b->dtype, b->ndim, b->shape, b->data, b->nbytes, release_base, &pr);
+        if (bi[i] != DDCT_MODEL_NONE) got[i] = ddct_base_fingerprint(base, bi[i]);
     }
     int brc = 0;
     for (size_t i = 0; i < m && !brc; i++) {

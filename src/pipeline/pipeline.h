@@ -29,6 +29,8 @@ int ddct_resolve_threads(int threads);
 
 /* Check the base fingerprints of every record of r against base (the first mismatch in record
  * order fails); tensors are hashed on `threads` threads. */
+/* The fingerprint of base tensor bi (ddct_tensor_fingerprint_cb), its pages dropped as hashed. */
+uint64_t ddct_base_fingerprint(const ddct_model *base, size_t bi);
 int ddct_check_base(const ddct_ctr_reader *r, const ddct_model *base, int threads, ddct_err *e);
 /* Decode record i into out (the tensor's bytes in its dtype). base may be NULL if unused. */
 int ddct_decode_tensor(const ddct_ctr_reader *r, size_t i, const ddct_model *base, int threads, int rescale,
