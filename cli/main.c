@@ -75,6 +75,9 @@ static const char *DECOMPRESS_HELP =
     "  -f, --force           overwrite an existing output\n"
     "  --no-rescale          rebuild without the rescale step (ablation)\n"
     "  --rescale             force the rescale step on\n"
+    "  --direct-io MODE      auto (default: files of >= 64 MiB are written with O_DIRECT, from\n"
+    "                        the program's buffer to the disk, without a copy into the page\n"
+    "                        cache) | on (every file) | off (all through the page cache)\n"
     "  -T, --threads N       threads (default: all cores)\n"
     "  -q, --quiet           no progress\n";
 
@@ -249,11 +252,19 @@ int cmd_decompress(int argc, char **argv)
     if (wants_help(argc, argv, DECOMPRESS_HELP)) return 0;
     cli_common c = {.rescale = -1};
     const char *pos[2];
-    int npos = 0;
+    int npos = 0, direct = -1;
     for (int i = 1; i < argc; i++) {
-        int r = common_opt(argc, argv, &i, &c);
+        int r = common_opt(argc, argv, &i, &c), m;
         if (r < 0) return EXIT_USAGE;
         if (r) continue;
+        const char *v = cli_optval(argc, argv, &i, "--direct-io", &m);
+        if (m) {
+            if (v && !strcmp(v, "auto")) direct = -1;
+            else if (v && !strcmp(v, "on")) direct = 1;
+            else if (v && !strcmp(v, "off")) direct = 0;
+            else return cli_error("--direct-io needs auto, on or off"), EXIT_USAGE;
+            continue;
+        }
         if (argv[i][0] == '-' && argv[i][1])
             return cli_error("unknown option '%s' (see 'deltadct decompress --help')", argv[i]), EXIT_USAGE;
         if (npos == 2) return cli_error("too many arguments"), EXIT_USAGE;
@@ -266,6 +277,7 @@ int cmd_decompress(int argc, char **argv)
     if (!d || !out) return cli_error("out of memory"), 1;
     ddct_DCtx_setThreads(d, c.threads);
     ddct_DCtx_setRescale(d, c.rescale);
+    ddct_DCtx_setDirectIO(d, direct);
     cli_progress pr;
     cli_progress_init(&pr, c.quiet, "decompress");
     ddct_DCtx_setProgress(d, cli_progress_cb, &pr);

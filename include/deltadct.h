@@ -131,6 +131,11 @@ void ddct_DCtx_setProgress(ddct_DCtx *dctx, ddct_progress_fn fn, void *opaque);
 void ddct_DCtx_setThreads(ddct_DCtx *dctx, int threads);
 /* Override the rescale flag stored in the file: -1 = as stored (default), 0 = off, 1 = on. */
 void ddct_DCtx_setRescale(ddct_DCtx *dctx, int rescale);
+/* How rebuilt .safetensors files reach the disk: -1 = auto (default: O_DIRECT, bypassing the
+ * page cache, for files of >= 64 MiB; the page cache for smaller ones), 0 = always through the
+ * page cache, 1 = O_DIRECT for every file. O_DIRECT is best effort: a filesystem without it
+ * gets buffered writes. The bytes written are the same either way. */
+void ddct_DCtx_setDirectIO(ddct_DCtx *dctx, int direct);
 /* BASE as for compression. The output is a directory (shards, index and carried files as they
  * came, written into a temporary sibling directory renamed at the end) when out_path ends with
  * '/', is an existing directory, or the fine-tune was a directory and out_path does not end in

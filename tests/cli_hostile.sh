@@ -339,6 +339,7 @@ if mount -t tmpfs -o size=64k tmpfs "$MNT" 2>/dev/null; then
   O_SAVE=$O; O=$MNT
   expect_reject "disk full (compress)" "$MNT/x.ddct" "$DDCT" compress "$D/base.safetensors" "$D/finetuned.safetensors" -o "$MNT/x.ddct" -q
   expect_reject "disk full (decompress)" "$MNT/r.safetensors" "$DDCT" decompress "$D/base.safetensors" "$T/demo.ddct" -o "$MNT/r.safetensors" -q
+  expect_reject "disk full (decompress, O_DIRECT)" "$MNT/r.safetensors" "$DDCT" decompress "$D/base.safetensors" "$T/demo.ddct" -o "$MNT/r.safetensors" -q --direct-io on
   # a small output still fits: the failure above was the disk, not the mount
   "$DDCT" compress "$B" "$F" -o "$MNT/ok.ddct" -q && cmp -s "$MNT/ok.ddct" "$P/m.ddct" && ok || bad "small compress onto the tmpfs"
   rm -f "$MNT/ok.ddct"
@@ -351,6 +352,7 @@ fi
 # 4b. file size limit: ulimit -f 8 (8 KiB). SIGXFSZ must not kill the CLI: expect a clean exit 1.
 expect_reject "ulimit -f (compress)" "$O/x.ddct" bash -c 'ulimit -f 8; exec "$@"' _ "$DDCT" compress "$D/base.safetensors" "$D/finetuned.safetensors" -o "$O/x.ddct" -q
 expect_reject "ulimit -f (decompress)" "$O/r.safetensors" bash -c 'ulimit -f 8; exec "$@"' _ "$DDCT" decompress "$D/base.safetensors" "$T/demo.ddct" -o "$O/r.safetensors" -q
+expect_reject "ulimit -f (decompress, O_DIRECT)" "$O/r.safetensors" bash -c 'ulimit -f 8; exec "$@"' _ "$DDCT" decompress "$D/base.safetensors" "$T/demo.ddct" -o "$O/r.safetensors" -q --direct-io on
 # 4c. existing output without -f: refused, old file byte-identical
 printf 'precious bytes\n' >"$T/keep"
 for cmdline in "compress $B $F" "decompress $B $P/m.ddct"; do
@@ -387,6 +389,13 @@ done
 "$DDCT" decompress "$D/base.safetensors" "$T/t1.ddct" -o "$T/r1.safetensors" -q -T 1 \
   && "$DDCT" decompress "$D/base.safetensors" "$T/t1.ddct" -o "$T/r8.safetensors" -q -T 8 \
   && cmp -s "$T/r1.safetensors" "$T/r8.safetensors" && ok || bad "decompress threads 1/8 differ"
+# O_DIRECT output (the default for rebuilt files of >= 64 MiB) gives the same bytes as the page cache
+for dio in on off auto; do
+  "$DDCT" decompress "$D/base.safetensors" "$T/t1.ddct" -o "$T/rd-$dio.safetensors" -q -T 2 --direct-io $dio \
+    && cmp -s "$T/r1.safetensors" "$T/rd-$dio.safetensors" && ok || bad "decompress --direct-io $dio differs"
+done
+"$DDCT" decompress "$D/base.safetensors" "$T/t1.ddct" -o "$T/rd-x.safetensors" --direct-io sometimes 2>/dev/null; rc=$?
+[ $rc -eq 2 ] && [ ! -e "$T/rd-x.safetensors" ] && ok || bad "--direct-io sometimes: exit $rc (expected 2)"
 
 section "6. model directories"
 # ---------------------------------------------------------------- 6. model directories

@@ -502,18 +502,25 @@ static int ofile_write_all(const char *path, int overwrite, const char *const *i
     return ddct_ofile_commit(f, e);
 }
 
-static void test_ofile_basic(void)
+/* direct: the O_DIRECT mode (two 8 MiB buffers, a writer thread, the tail through the page
+ * cache): the same bytes must come out, whatever the write sizes. */
+static void test_ofile_basic(int direct)
 {
-    const char *p = tpath("out.bin");
-    enum { N = 3 << 20 };
+    const char *p = tpath(direct ? "out-direct.bin" : "out.bin");
+    const size_t N = direct ? ((size_t)19 << 20) + 777 : (size_t)3 << 20;
     uint8_t *big = malloc(N);
     for (size_t i = 0; i < N; i++) big[i] = (uint8_t)(tu_next() >> 7);
     ddct_ofile *f = NULL;
     ddct_err e = {0};
     mode_t old = umask(022);
     CHECK(ddct_ofile_open(&f, p, 0, NULL, &e) == 0, "open: %s", e.msg);
-    /* mixed small and large writes around the 1 MiB buffer */
-    size_t pos = 0, steps[] = {8, 1, 100000, (1 << 20) - 5, 17, (1 << 20) + 3, 12345};
+    if (direct) {
+        CHECK(ddct_ofile_write(f, big, 8, &e) == 0, "write before direct: %s", e.msg);
+        if (!ddct_ofile_set_direct(f)) printf("  note: no O_DIRECT on this filesystem: buffered path tested\n");
+        CHECK(ddct_ofile_set_direct(f) == 0, "direct mode is set once");
+    }
+    /* mixed small and large writes around the 1 MiB buffer (and the 8 MiB direct ones) */
+    size_t pos = direct ? 8 : 0, steps[] = {8, 1, 100000, (1 << 20) - 5, 17, (9 << 20) + 3, 12345};
     int rc = 0;
     for (size_t k = 0; !rc && pos < N; k++) {
         size_t c = steps[k % 7] < N - pos ? steps[k % 7] : N - pos;
@@ -553,6 +560,15 @@ static void test_ofile_safety(void)
     CHECK(ddct_ofile_open(&f, p, 1, NULL, &e) == 0 && ddct_ofile_write(f, "partial", 7, &e) == 0, "open: %s", e.msg);
     ddct_ofile_abort(f);
     CHECK(file_equals(p, "old", 3) && count_temps() == 0, "abort leaves the old file and no temporary");
+    /* the same with a direct write in flight */
+    size_t nz = (size_t)17 << 20;
+    uint8_t *z = calloc(nz, 1);
+    CHECK(z && ddct_ofile_open(&f, p, 1, NULL, &e) == 0, "open: %s", e.msg);
+    (void)ddct_ofile_set_direct(f);
+    CHECK(ddct_ofile_write(f, z, nz, &e) == 0, "direct write: %s", e.msg);
+    ddct_ofile_abort(f);
+    free(z);
+    CHECK(file_equals(p, "old", 3) && count_temps() == 0, "abort (direct) leaves the old file and no temporary");
 
     CHECK(ofile_write_all(p, 1, NULL, "newer", 5, &e) == 0 && file_equals(p, "newer", 5), "overwrite: %s", e.msg);
 
@@ -704,7 +720,8 @@ int main(void)
     test_truncation();
     test_corruption();
     test_writer_errors();
-    test_ofile_basic();
+    test_ofile_basic(0);
+    test_ofile_basic(1);
     test_ofile_safety();
     test_ofile_write_failure();
     test_real_files();

@@ -24,6 +24,10 @@ int ddct_ofile_open(ddct_ofile **out, const char *final_path, int overwrite, con
 int ddct_ofile_write(ddct_ofile *f, const void *p, size_t n, ddct_err *e);
 int ddct_ofile_pwrite(ddct_ofile *f, const void *p, size_t n, uint64_t offset, ddct_err *e);
 uint64_t ddct_ofile_tell(const ddct_ofile *f);
+/* Write the bulk of the file with O_DIRECT from an aligned 8 MiB buffer (see ofile.c), for
+ * outputs of many GB. Only before the first flush; best effort: returns 1 if direct mode is
+ * on, 0 if the file stays buffered (filesystem without O_DIRECT, no memory, too late). */
+int ddct_ofile_set_direct(ddct_ofile *f);
 /* Read back n bytes written at offset (buffered bytes are flushed first). */
 int ddct_ofile_pread(ddct_ofile *f, void *p, size_t n, uint64_t offset, ddct_err *e);
 /* fsync a directory (best effort), e.g. after renaming into it. */

@@ -482,6 +482,9 @@ int ddct_stw_open(ddct_st_writer **out, const char *path, int overwrite, const c
     return 0;
 }
 
+uint64_t ddct_stw_data_bytes(const ddct_st_writer *w) { return w ? w->total : 0; }
+int ddct_stw_set_direct(ddct_st_writer *w) { return w ? ddct_ofile_set_direct(w->of) : 0; }
+
 /* Name of the tensor holding data offset pos (the last one if pos is at the end). */
 static const char *tensor_at(const ddct_st_writer *w, uint64_t pos)
 {

@@ -61,6 +61,10 @@ typedef struct ddct_st_writer ddct_st_writer;
 /* metadata_json: a JSON object text or NULL. inputs: see ddct_ofile_open. */
 int ddct_stw_open(ddct_st_writer **out, const char *path, int overwrite, const char *const *inputs,
                   const ddct_st_entry *entries, size_t n, const char *metadata_json, ddct_err *e);
+/* The data bytes the header declares. */
+uint64_t ddct_stw_data_bytes(const ddct_st_writer *w);
+/* Write through O_DIRECT (ddct_ofile_set_direct); call right after open. 1 if on. */
+int ddct_stw_set_direct(ddct_st_writer *w);
 /* Append the next bytes of the current tensor(s); total must equal the header's sizes. */
 int ddct_stw_write(ddct_st_writer *w, const void *p, size_t n, ddct_err *e);
 int ddct_stw_commit(ddct_st_writer *w, ddct_err *e); /* checks all bytes written; frees w */

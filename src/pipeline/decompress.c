@@ -21,7 +21,7 @@
 ddct_DCtx *ddct_createDCtx(void)
 {
     ddct_DCtx *d = calloc(1, sizeof *d);
-    if (d) d->rescale = -1;
+    if (d) d->rescale = d->direct = -1;
     return d;
 }
 void ddct_freeDCtx(ddct_DCtx *d) { free(d); }
@@ -32,6 +32,7 @@ void ddct_DCtx_setProgress(ddct_DCtx *d, ddct_progress_fn fn, void *opaque)
 }
 void ddct_DCtx_setThreads(ddct_DCtx *d, int threads) { d->threads = threads; }
 void ddct_DCtx_setRescale(ddct_DCtx *d, int rescale) { d->rescale = rescale < 0 ? -1 : !!rescale; }
+void ddct_DCtx_setDirectIO(ddct_DCtx *d, int direct) { d->direct = direct < 0 ? -1 : !!direct; }
 const char *ddct_DCtx_getErrorMessage(const ddct_DCtx *d) { return d->err.msg; }
 
 static int same_shape(const ddct_ctr_entry *en, const ddct_st_tensor *b)
@@ -297,6 +298,8 @@ static int write_tensors(wjob *j, const char *path, size_t first, size_t count, 
     ddct_st_writer *w = NULL;
     int rc = ddct_stw_open(&w, path, overwrite, j->inputs, ents, count, meta, e);
     free(ents);
+    if (!rc && (j->d->direct > 0 || (j->d->direct < 0 && ddct_stw_data_bytes(w) >= DDCT_DIRECT_MIN_BYTES)))
+        (void)ddct_stw_set_direct(w);
     /* with threads, output slices are written on a second thread while the next is rebuilt */
     if (!rc && j->threads > 1) j->scratch.aw = ddct_aw_create(stw_sink, w);
     for (size_t i = first; i < first + count && !rc; i++) {

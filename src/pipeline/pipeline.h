@@ -5,6 +5,7 @@
 #define DDCT_PIPELINE_H
 
 #include "codec/codec.h"
+#include "common/aw.h"
 #include "container/container.h"
 #include "io/model.h"
 #include "io/safetensors.h"
@@ -23,9 +24,14 @@ struct ddct_DCtx_s {
     void *progress_opaque;
     int threads;
     int rescale;
+    int direct; /* ddct_DCtx_setDirectIO */
 };
 
 int ddct_resolve_threads(int threads);
+
+/* ddct_DCtx_setDirectIO's auto mode: rebuilt files with at least this many data bytes are
+ * written with O_DIRECT. */
+#define DDCT_DIRECT_MIN_BYTES ((uint64_t)64 << 20)
 
 /* Check the base fingerprints of every record of r against base (the first mismatch in record
  * order fails); tensors are hashed on `threads` threads. */
@@ -35,16 +41,7 @@ int ddct_check_base(const ddct_ctr_reader *r, const ddct_model *base, int thread
 /* Decode record i into out (the tensor's bytes in its dtype). base may be NULL if unused. */
 int ddct_decode_tensor(const ddct_ctr_reader *r, size_t i, const ddct_model *base, int threads, int rescale,
                        uint8_t *out, ddct_err *e);
-/* Writes a sink's pieces on a second thread, one at a time and in order (aw_writer.c). */
-typedef struct ddct_aw ddct_aw;
-/* NULL when out of memory or the thread cannot start (then write synchronously). */
-ddct_aw *ddct_aw_create(ddct_sink_fn sink, void *opaque);
-/* Hand p[0..n) to the writer once the previous piece is written (its error, if any, is returned
- * instead); p must stay valid until the next submit or wait returns. */
-int ddct_aw_submit(ddct_aw *w, const uint8_t *p, size_t n, ddct_err *e);
-/* Wait until everything submitted is written; the first write error, if any. */
-int ddct_aw_wait(ddct_aw *w, ddct_err *e);
-void ddct_aw_free(ddct_aw *w); /* waits first */
+
 
 /* State for decoding lossy tensors, reused from one tensor to the next (zero-initialise). With
  * aw, output slices alternate between the two out buffers and are written by aw while the next

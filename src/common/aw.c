@@ -1,20 +1,20 @@
 /*
- * aw_writer.c — a second thread that writes the decoder's output slices, so that rebuilding slice
- * k + 1 overlaps the kernel's copy of slice k into the page cache. One piece in flight at a time;
- * pieces are written in the order submitted; the first error stops all later writes and is
- * returned by the next submit or wait.
+ * aw.c — a second thread that writes pieces (aw.h): the decoder's output slices, so that rebuilding
+ * slice k + 1 overlaps writing slice k, and ofile's O_DIRECT buffers, so that filling one overlaps
+ * the disk's write of the other. One piece in flight at a time; pieces are written in the order
+ * submitted; the first error stops all later writes and is returned by the next submit or wait.
  */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "pipeline.h"
+#include "aw.h"
 
 struct ddct_aw {
     pthread_t th;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    ddct_sink_fn sink;
+    ddct_aw_fn sink;
     void *opaque;
     const uint8_t *p;
     size_t n;
@@ -43,7 +43,7 @@ static void *aw_main(void *arg)
     return NULL;
 }
 
-ddct_aw *ddct_aw_create(ddct_sink_fn sink, void *opaque)
+ddct_aw *ddct_aw_create(ddct_aw_fn sink, void *opaque)
 {
     ddct_aw *w = calloc(1, sizeof *w);
     if (!w) return NULL;
