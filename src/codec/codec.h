@@ -129,8 +129,10 @@ uint64_t ddct_view_cols(int ndim, const uint64_t *shape, uint64_t nelem, int p);
 /* Streamed patch codec (codec_patch.c): neither side holds a float copy of the whole tensor.
  * The encoder asks a source for the delta's values [first, first + n) in row-major order, one
  * strip (p rows of the 2-D view) at a time, from several threads at once, twice per strip; the
- * source returns them (in buf, room for n floats, or its own memory), or NULL if one is not
- * finite. */
+ * source returns them (in buf, or its own memory), or NULL if one is not finite. buf has room
+ * for DDCT_DELTA_SRC_ROOM * n floats: the delta goes to buf[0..n), the rest is the source's
+ * scratch (8 bytes a value: both inputs' raw bytes, read with pread). */
+#define DDCT_DELTA_SRC_ROOM 3
 typedef const float *(*ddct_delta_src)(void *opaque, uint64_t first, uint64_t n, float *buf, int threads);
 typedef struct {
     int ndim;

@@ -212,7 +212,7 @@ static void fill_patch(const layout *L, float *x, uint64_t x0, uint64_t pr, uint
 
 typedef struct {
     float *a, *b, *scratch, *vals;
-    float *strip; /* one strip of the view */
+    float *strip; /* one strip of the view (and the source's scratch: DDCT_DELTA_SRC_ROOM strips) */
     uint16_t *q;
 } work;
 
@@ -220,7 +220,7 @@ static int work_alloc(work *w, const layout *L)
 {
     size_t pp = (size_t)L->p * (size_t)L->p;
     uint64_t sv = (uint64_t)L->p * L->cols;
-    w->strip = malloc((size_t)(sv < L->n ? sv : L->n) * sizeof(float) + sizeof(float));
+    w->strip = malloc((size_t)(sv < L->n ? sv : L->n) * DDCT_DELTA_SRC_ROOM * sizeof(float) + sizeof(float));
     w->a = malloc(pp * sizeof(float));
     w->b = malloc(pp * sizeof(float));
     w->vals = malloc(pp * sizeof(float));

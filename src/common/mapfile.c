@@ -50,7 +50,7 @@ int ddct_map_open(ddct_map *m, const char *path, ddct_err *e)
     if (p != MAP_FAILED) {
         m->p = p;
         m->mapped = 1;
-        close(fd);
+        m->fd = fd;
         return 0;
     }
     uint8_t *buf = malloc((size_t)m->size);
@@ -68,9 +68,32 @@ int ddct_map_open(ddct_map *m, const char *path, ddct_err *e)
 
 void ddct_map_close(ddct_map *m)
 {
-    if (m->mapped) munmap((void *)m->p, (size_t)m->size);
-    else if (m->size) free((void *)m->p);
+    if (m->mapped) {
+        munmap((void *)m->p, (size_t)m->size);
+        close(m->fd);
+    } else if (m->size) {
+        free((void *)m->p);
+    }
     memset(m, 0, sizeof *m);
+}
+
+int ddct_map_pread(const ddct_map *m, uint64_t off, void *buf, size_t len)
+{
+    if (off > m->size || len > m->size - off) return -1;
+    if (!m->mapped) {
+        if (len) memcpy(buf, m->p + off, len);
+        return 0;
+    }
+    uint8_t *q = buf;
+    while (len > 0) {
+        ssize_t r = pread(m->fd, q, len, (off_t)off);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return -1;
+        q += r;
+        len -= (size_t)r;
+        off += (uint64_t)r;
+    }
+    return 0;
 }
 
 /* The read-only mapping's pages are dropped from the process, rounded OUTWARD to the kernel's

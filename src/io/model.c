@@ -537,6 +537,12 @@ void ddct_model_release_range(const ddct_model *m, size_t i, uint64_t off, uint6
     if (m && i < m->n) ddct_st_release(m->shards[m->t[i].shard], m->t[i].t, off, len);
 }
 
+int ddct_model_pread(const ddct_model *m, size_t i, uint64_t off, void *buf, size_t len)
+{
+    if (!m || i >= m->n) return -1;
+    return ddct_st_pread(m->shards[m->t[i].shard], m->t[i].t, off, buf, len);
+}
+
 void ddct_model_release(const ddct_model *m, size_t i) { ddct_model_release_range(m, i, 0, UINT64_MAX); }
 
 size_t ddct_model_file_count(const ddct_model *m) { return m->nfiles; }

@@ -329,6 +329,12 @@ void ddct_st_release(const ddct_st_file *f, const ddct_st_tensor *t, uint64_t of
     if (f && t && off <= t->nbytes) ddct_map_dontneed(&f->map, t->offset + off, len < t->nbytes - off ? len : t->nbytes - off);
 }
 
+int ddct_st_pread(const ddct_st_file *f, const ddct_st_tensor *t, uint64_t off, void *buf, size_t len)
+{
+    if (!f || !t || off > t->nbytes || len > t->nbytes - off) return -1;
+    return ddct_map_pread(&f->map, t->offset + off, buf, len);
+}
+
 const ddct_st_tensor *ddct_st_find(const ddct_st_file *f, const char *name)
 {
     if (!name || f->n == 0) return NULL;

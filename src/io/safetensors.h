@@ -47,6 +47,9 @@ const char *ddct_st_metadata_json(const ddct_st_file *f);
  * page cache keeps them, a later read faults them back), so reading a model piece by piece
  * keeps resident memory at about one piece. */
 void ddct_st_release(const ddct_st_file *f, const ddct_st_tensor *t, uint64_t off, uint64_t len);
+/* Copy bytes [off, off + len) of t into buf with pread (ddct_map_pread: nothing mapped, faulted
+ * or dropped). 0, or -1 when the range is outside t or the read fails (then use t->data). */
+int ddct_st_pread(const ddct_st_file *f, const ddct_st_tensor *t, uint64_t off, void *buf, size_t len);
 
 /* Streaming writer: the header is written from the entries first, then each tensor's
  * bytes in entry order. Data offsets are assigned contiguously in entry order. */

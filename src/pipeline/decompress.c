@@ -134,7 +134,8 @@ typedef struct {
     size_t bi;
     ddct_dtype dt;
     ddct_dec_scratch *ds;
-    uint8_t *out; /* the current slice, in dt */
+    uint8_t *out;  /* the current slice, in dt */
+    uint8_t *braw; /* the base's bytes of the current slice */
     ddct_sink_fn sink;
     void *opaque;
 } cast_job;
@@ -144,16 +145,21 @@ static int cast_begin(void *opaque, uint64_t first, uint64_t n, ddct_err *e)
     cast_job *c = opaque;
     (void)first;
     c->out = ddct_scratch_get(&c->ds->out[c->ds->flip], (size_t)(n ? n : 1) * ddct_dtype_size(c->dt));
-    RETURN_ERROR_IF(!c->out, e, DDCT_ERR_NOMEM, "out of memory (%llu-value slice)", (unsigned long long)n);
+    c->braw = ddct_scratch_get(&c->ds->braw, (size_t)(n ? n : 1) * ddct_dtype_size(c->b->dtype));
+    RETURN_ERROR_IF(!c->out || !c->braw, e, DDCT_ERR_NOMEM, "out of memory (%llu-value slice)", (unsigned long long)n);
     return 0;
 }
 
 static void cast_put(void *opaque, uint64_t first, uint64_t rel, const float *d, uint64_t n, float s)
 {
     const cast_job *c = opaque;
+    size_t bs = ddct_dtype_size(c->b->dtype);
+    /* the base's bytes by pread into this piece's part of the slice's buffer (no page of the
+     * mapping touched: see read_delta in compress.c), else (a failed read) from the mapping */
+    const uint8_t *b = c->b->data + first * bs;
+    if (ddct_model_pread(c->base, c->bi, first * bs, c->braw + rel * bs, (size_t)(n * bs)) == 0) b = c->braw + rel * bs;
     /* fused convert + scale + add + cast (vectorized, same values) */
-    ddct_add_cast(c->b->dtype, c->b->data + first * ddct_dtype_size(c->b->dtype), d, s, (size_t)n, c->dt,
-                  c->out + rel * ddct_dtype_size(c->dt));
+    ddct_add_cast(c->b->dtype, b, d, s, (size_t)n, c->dt, c->out + rel * ddct_dtype_size(c->dt));
 }
 
 static int cast_end(void *opaque, uint64_t first, uint64_t n, ddct_err *e)
@@ -172,6 +178,7 @@ void ddct_dec_scratch_free(ddct_dec_scratch *s)
     ddct_scratch_free(&s->delta);
     ddct_scratch_free(&s->out[0]);
     ddct_scratch_free(&s->out[1]);
+    ddct_scratch_free(&s->braw);
 }
 
 /* A lossy record: the patch codec streams delta^ slice by slice; the others decode it whole. */
@@ -211,7 +218,7 @@ int ddct_decode_stream(const ddct_ctr_reader *r, size_t i, const ddct_model *bas
                             !ddct_dtype_is_lossy_float(en->dtype),
                         e, DDCT_ERR_FORMAT, "%s: tensor '%s': lossy record without a matching float base tensor",
                         ddct_ctr_path(r), en->name);
-        ddct_dec_scratch own = {{0}, {{0}, {0}}, 0, NULL};
+        ddct_dec_scratch own = {0};
         cast_job c = {.b = b, .base = base, .bi = bi, .dt = en->dtype, .sink = sink, .opaque = opaque};
         rc = decode_lossy(ct, &rec, en->nelem, threads, rescale, &c, scratch ? scratch : &own, e);
         ddct_dec_scratch_free(&own);

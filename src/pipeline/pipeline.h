@@ -47,7 +47,7 @@ int ddct_decode_tensor(const ddct_ctr_reader *r, size_t i, const ddct_model *bas
  * aw, output slices alternate between the two out buffers and are written by aw while the next
  * slice is decoded; the sink given to ddct_decode_stream must then be aw's. */
 typedef struct {
-    ddct_scratch delta, out[2];
+    ddct_scratch delta, out[2], braw;
     int flip;
     ddct_aw *aw;
 } ddct_dec_scratch;
