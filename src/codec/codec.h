@@ -41,6 +41,11 @@ typedef struct {
      * no longer needed, so a caller reading mapped files can drop their pages */
     void (*consumed)(void *opaque, uint64_t upto);
     void *consumed_opaque;
+    /* optional (streamed coding): copy bytes [off, off + n) of ft (which = 0) or base (1) into
+     * buf and return 0 (or -1: then ft / base are read directly), so a caller can read files with
+     * pread instead of through a mapping */
+    int (*read)(void *opaque, int which, uint64_t off, void *buf, size_t n);
+    void *read_opaque;
 } ddct_lossless_in;
 
 typedef struct {

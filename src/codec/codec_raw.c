@@ -166,8 +166,15 @@ int ddct_raw_params(const ddct_lossless_in *in, ddct_buf *params, ddct_err *e)
     uint64_t n = in->nbytes;
     uint64_t sample = n > SAMPLE_BYTES ? SAMPLE_BYTES / in->elsize * in->elsize : n;
     int slevel = n > SAMPLE_BYTES ? 1 : in->level;
-    uint8_t *tmp = malloc(sample ? (size_t)sample : 1), *tmp2 = in->base ? malloc(sample ? (size_t)sample : 1) : NULL;
-    int rc = (!tmp || (in->base && !tmp2)) ? ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory") : 0;
+    size_t sb = sample ? (size_t)sample : 1;
+    uint8_t *tmp = malloc(sb), *tmp2 = in->base ? malloc(sb) : NULL;
+    uint8_t *rb[2] = {in->read ? malloc(sb) : NULL, in->read && in->base ? malloc(sb) : NULL};
+    int rc = (!tmp || (in->base && !tmp2) || (in->read && (!rb[0] || (in->base && !rb[1]))))
+                 ? ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory")
+                 : 0;
+    const uint8_t *f = in->ft, *b = in->base;
+    if (!rc && in->read && in->read(in->read_opaque, 0, 0, rb[0], (size_t)sample) == 0) f = rb[0];
+    if (!rc && in->read && b && in->read(in->read_opaque, 1, 0, rb[1], (size_t)sample) == 0) b = rb[1];
     unsigned best = 0;
     size_t best_size = SIZE_MAX;
     ddct_buf scratch;
@@ -175,7 +182,7 @@ int ddct_raw_params(const ddct_lossless_in *in, ddct_buf *params, ddct_err *e)
     for (unsigned flags = 0; flags < 4 && !rc; flags++) {
         if ((flags & RAW_XOR) && !in->base) continue;
         if ((flags & RAW_SHUFFLE) && in->elsize < 2) continue;
-        prepare(in->ft, in->base, sample, in->elsize, flags, tmp, tmp2);
+        prepare(f, b, sample, in->elsize, flags, tmp, tmp2);
         size_t cs = 0;
         scratch.len = 0;
         rc = zcompress(tmp, sample, slevel, &scratch, &cs, e);
@@ -187,6 +194,8 @@ int ddct_raw_params(const ddct_lossless_in *in, ddct_buf *params, ddct_err *e)
     ddct_buf_free(&scratch);
     free(tmp);
     free(tmp2);
+    free(rb[0]);
+    free(rb[1]);
     FORWARD_IF_ERROR(rc);
     ddct_buf_u8(params, (uint8_t)(best | RAW_CHUNKED));
     ddct_buf_varint(params, DDCT_RAW_CHUNK / in->elsize * in->elsize);
@@ -239,8 +248,10 @@ int ddct_raw_stream(const ddct_lossless_in *in, const uint8_t *params, size_t pa
     size_t cb = (size_t)(chunk < n ? chunk : (n ? n : 1)), ob = ZSTD_CStreamOutSize();
     zstream s = {.z = ZSTD_createCCtx(), .out = {malloc(ob), ob, 0}, .sink = sink, .opaque = opaque};
     uint8_t *tmp = malloc(cb), *tmp2 = (flags & RAW_XOR) ? malloc(cb) : NULL;
+    uint8_t *rb[2] = {in->read ? malloc(cb) : NULL, in->read && (flags & RAW_XOR) ? malloc(cb) : NULL};
     int rc = 0;
-    if (!s.z || !s.out.dst || !tmp || ((flags & RAW_XOR) && !tmp2))
+    if (!s.z || !s.out.dst || !tmp || ((flags & RAW_XOR) && !tmp2) || (in->read && !rb[0]) ||
+        (in->read && (flags & RAW_XOR) && !rb[1]))
         rc = ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory (zstd stream)");
     if (!rc) {
         ZSTD_CCtx_setParameter(s.z, ZSTD_c_compressionLevel, in->level);
@@ -251,7 +262,10 @@ int ddct_raw_stream(const ddct_lossless_in *in, const uint8_t *params, size_t pa
     }
     for (uint64_t a = 0; !rc && (a < n || a == 0); a += chunk) {
         size_t m = (size_t)(n - a < chunk ? n - a : chunk);
-        prepare(in->ft + a, in->base ? in->base + a : NULL, m, in->elsize, flags, tmp, tmp2);
+        const uint8_t *f = in->ft + a, *b = (flags & RAW_XOR) ? in->base + a : NULL;
+        if (in->read && in->read(in->read_opaque, 0, a, rb[0], m) == 0) f = rb[0];
+        if (in->read && b && in->read(in->read_opaque, 1, a, rb[1], m) == 0) b = rb[1];
+        prepare(f, b, m, in->elsize, flags, tmp, tmp2);
         rc = zfeed(&s, tmp, m, a + m >= n, e);
         if (in->consumed) in->consumed(in->consumed_opaque, a + m);
         if (n == 0) break;
@@ -260,6 +274,8 @@ int ddct_raw_stream(const ddct_lossless_in *in, const uint8_t *params, size_t pa
     free(s.out.dst);
     free(tmp);
     free(tmp2);
+    free(rb[0]);
+    free(rb[1]);
     return rc;
 }
 

@@ -18,7 +18,7 @@ typedef struct {
 int ddct_map_open(ddct_map *m, const char *path, ddct_err *e);
 void ddct_map_close(ddct_map *m);
 /* Drop [off, off+len) of a read-only mapping from the process (keeps resident memory bounded);
- * rounded outward to 64 KiB windows, so neighbouring pages may have to fault in again. */
+ * rounded outward to 2 MiB windows, so neighbouring pages may have to fault in again. */
 void ddct_map_dontneed(const ddct_map *m, uint64_t off, uint64_t len);
 /* Copy bytes [off, off + len) of the file into buf with pread (from the page cache: no page of
  * the mapping is touched, so nothing is faulted in, dropped or counted in the resident set).

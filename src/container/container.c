@@ -35,18 +35,44 @@ static uint64_t hash_pieces(XXH3_state_t *s, const void *data, uint64_t n, void 
     return h;
 }
 
-uint64_t ddct_tensor_fingerprint_cb(ddct_dtype dt, int ndim, const uint64_t *shape, const void *data, uint64_t nbytes,
-                                    void (*done)(void *opaque, uint64_t upto), void *opaque)
+/* A state holding the fingerprint's head (dtype, shape), or NULL. */
+static XXH3_state_t *fingerprint_start(ddct_dtype dt, int ndim, const uint64_t *shape)
 {
     XXH3_state_t *s = XXH3_createState();
-    if (!s) return 0;
+    if (!s) return NULL;
     XXH3_64bits_reset(s);
     uint8_t head[2 + 8 * DDCT_MAX_DIMS];
     head[0] = (uint8_t)dt;
     head[1] = (uint8_t)ndim;
     for (int i = 0; i < ndim && i < DDCT_MAX_DIMS; i++) ddct_st64(head + 2 + 8 * i, shape[i]);
     XXH3_64bits_update(s, head, 2 + 8 * (size_t)ndim);
-    return hash_pieces(s, data, nbytes, done, opaque);
+    return s;
+}
+
+uint64_t ddct_tensor_fingerprint_cb(ddct_dtype dt, int ndim, const uint64_t *shape, const void *data, uint64_t nbytes,
+                                    void (*done)(void *opaque, uint64_t upto), void *opaque)
+{
+    XXH3_state_t *s = fingerprint_start(dt, ndim, shape);
+    return s ? hash_pieces(s, data, nbytes, done, opaque) : 0;
+}
+
+int ddct_tensor_fingerprint_read(ddct_dtype dt, int ndim, const uint64_t *shape, uint64_t nbytes,
+                                 int (*read)(void *opaque, uint64_t off, void *buf, size_t n), void *opaque,
+                                 uint64_t *fp)
+{
+    const size_t piece = (size_t)256 << 10; /* stays in L2 between the copy and the hash */
+    XXH3_state_t *s = fingerprint_start(dt, ndim, shape);
+    uint8_t *buf = malloc(piece);
+    int rc = s && buf ? 0 : -1;
+    for (uint64_t a = 0; !rc && a < nbytes; a += piece) {
+        size_t m = (size_t)(nbytes - a < piece ? nbytes - a : piece);
+        rc = read(opaque, a, buf, m);
+        if (!rc) XXH3_64bits_update(s, buf, m);
+    }
+    if (!rc) *fp = XXH3_64bits_digest(s);
+    XXH3_freeState(s);
+    free(buf);
+    return rc;
 }
 
 /* ------------------------------------------------------------------ writer */
@@ -135,15 +161,46 @@ static void index_entry(ddct_ctr_writer *w, const ddct_ctr_entry *entry, uint64_
     w->count++;
 }
 
+/* Write n bytes to the output and add them to the record's hash. */
+static int put_hashed(ddct_ctr_writer *w, XXH3_state_t *h, const void *p, size_t n, ddct_err *e)
+{
+    XXH3_64bits_update(h, p, n);
+    return ddct_ofile_write(w->f, p, n, e);
+}
+
+/* The bytes ddct_record_serialize makes, written piece by piece (no copy of the record is made:
+ * the payload goes from the codec's buffer to the file, hashed on the way). */
 int ddct_ctrw_add(ddct_ctr_writer *w, const ddct_ctr_entry *entry, const ddct_record *rec, ddct_err *e)
 {
-    w->rec.len = 0;
-    ddct_record_serialize(rec, &w->rec);
-    FORWARD_IF_ERROR(ddct_buf_check(&w->rec, e));
     RETURN_ERROR_IF(w->streaming, e, DDCT_ERR_INTERNAL, "container: a streamed record is still open");
+    XXH3_state_t *h = XXH3_createState();
+    RETURN_ERROR_IF(!h, e, DDCT_ERR_NOMEM, "out of memory");
+    XXH3_64bits_reset(h);
     uint64_t off = ddct_ofile_tell(w->f);
-    FORWARD_IF_ERROR(ddct_ofile_write(w->f, w->rec.p, w->rec.len, e));
-    index_entry(w, entry, off, w->rec.len);
+    w->rec.len = 0;
+    ddct_buf_u8(&w->rec, rec->codec);
+    ddct_buf_u8(&w->rec, rec->flags);
+    if (rec->flags & DDCT_REC_HAS_BASE) ddct_buf_u64(&w->rec, rec->base_fp);
+    ddct_buf_str(&w->rec, (const char *)rec->params, rec->params_len);
+    ddct_buf_varint(&w->rec, rec->side_len);
+    int rc = ddct_buf_check(&w->rec, e);
+    if (!rc) rc = put_hashed(w, h, w->rec.p, w->rec.len, e);
+    if (!rc) rc = put_hashed(w, h, rec->side, rec->side_len, e);
+    if (!rc) {
+        w->rec.len = 0;
+        ddct_buf_varint(&w->rec, rec->data_len);
+        rc = ddct_buf_check(&w->rec, e);
+    }
+    if (!rc) rc = put_hashed(w, h, w->rec.p, w->rec.len, e);
+    if (!rc) rc = put_hashed(w, h, rec->data, rec->data_len, e);
+    if (!rc) {
+        uint8_t sum[8];
+        ddct_st64(sum, XXH3_64bits_digest(h));
+        rc = ddct_ofile_write(w->f, sum, 8, e);
+    }
+    XXH3_freeState(h);
+    FORWARD_IF_ERROR(rc);
+    index_entry(w, entry, off, ddct_ofile_tell(w->f) - off);
     return ddct_buf_check(&w->index, e);
 }
 

@@ -112,5 +112,10 @@ uint64_t ddct_tensor_fingerprint(ddct_dtype dt, int ndim, const uint64_t *shape,
  * (done may be NULL), so a caller can drop the pages already read. */
 uint64_t ddct_tensor_fingerprint_cb(ddct_dtype dt, int ndim, const uint64_t *shape, const void *data, uint64_t nbytes,
                                     void (*done)(void *opaque, uint64_t upto), void *opaque);
+/* The same from a reader: read(opaque, off, buf, n) copies bytes [off, off + n) into buf
+ * (0, or -1 on failure). 0 and *fp set, or -1 (a read failed or no memory). */
+int ddct_tensor_fingerprint_read(ddct_dtype dt, int ndim, const uint64_t *shape, uint64_t nbytes,
+                                 int (*read)(void *opaque, uint64_t off, void *buf, size_t n), void *opaque,
+                                 uint64_t *fp);
 
 #endif

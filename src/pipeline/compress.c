@@ -206,18 +206,34 @@ static int is_same(const ddct_st_tensor *t, const ddct_st_tensor *b)
     return b && b->dtype == t->dtype && same_shape(t, b) && !memcmp(t->data, b->data, (size_t)t->nbytes);
 }
 
-/* is_same in 16 MiB pieces, dropping the pages compared (lossless tensors may be huge). */
+/* The current tensor's bytes [off, off + n) of the fine-tune (which = 0) or its base (1), by
+ * pread (ddct_lossless_in.read): 0, or -1 to read the mapping instead. */
+static int read_cur(void *opaque, int which, uint64_t off, void *buf, size_t n)
+{
+    const cjob *j = opaque;
+    if (!which) return ddct_model_pread(j->ftm, j->cur, off, buf, n);
+    return ddct_model_pread(j->basem, ddct_model_lookup(j->basem, ddct_model_get(j->ftm, j->cur)->name), off, buf, n);
+}
+
+/* is_same in 1 MiB pieces read with pread (lossless tensors may be huge; nothing gets mapped),
+ * through the mapping (pages dropped as compared) if a read fails. */
 static int is_same_release(cjob *j, const ddct_st_tensor *t, const ddct_st_tensor *b)
 {
     if (!b || b->dtype != t->dtype || !same_shape(t, b)) return 0;
-    const uint64_t piece = (uint64_t)16 << 20;
-    for (uint64_t a = 0; a < t->nbytes; a += piece) {
-        uint64_t m = t->nbytes - a < piece ? t->nbytes - a : piece;
-        int eq = !memcmp(t->data + a, b->data + a, (size_t)m);
-        release_upto(j, a + m);
-        if (!eq) return 0;
+    const uint64_t piece = (uint64_t)1 << 20;
+    uint8_t *pb = malloc(2 * piece);
+    int eq = 1;
+    for (uint64_t a = 0; a < t->nbytes && eq; a += piece) {
+        size_t m = (size_t)(t->nbytes - a < piece ? t->nbytes - a : piece);
+        if (pb && !read_cur(j, 0, a, pb, m) && !read_cur(j, 1, a, pb + piece, m)) {
+            eq = !memcmp(pb, pb + piece, m);
+        } else {
+            eq = !memcmp(t->data + a, b->data + a, m);
+            release_upto(j, a + m);
+        }
     }
-    return 1;
+    free(pb);
+    return eq;
 }
 
 /* Drop the pages of fine-tune tensor i and its base tensor: resident memory stays at about
@@ -376,7 +392,8 @@ static int encode_tensor(cjob *j, const ddct_st_tensor *t, const ddct_st_tensor 
         int against = b && b->nbytes == t->nbytes && b->dtype == t->dtype;
         ddct_lossless_in in = {.ft = t->data, .base = against ? b->data : NULL, .nbytes = t->nbytes,
                                .elsize = ddct_dtype_size(t->dtype), .level = j->p->zstd_level,
-                               .threads = j->threads, .consumed = release_upto, .consumed_opaque = j};
+                               .threads = j->threads, .consumed = release_upto, .consumed_opaque = j,
+                               .read = read_cur, .read_opaque = j};
         ddct_enc_out_free(&out);
         rc = write_raw(j, &en, &rec, &in, e);
         if (rc) ddct_err_prefix(e, "tensor '%s': ", t->name);

@@ -60,10 +60,19 @@ static void release_base(void *opaque, uint64_t upto)
     if (pr->base && pr->bi != DDCT_MODEL_NONE) ddct_model_release_range(pr->base, pr->bi, 0, upto);
 }
 
+static int read_base(void *opaque, uint64_t off, void *buf, size_t n)
+{
+    const piece_release *pr = opaque;
+    return ddct_model_pread(pr->base, pr->bi, off, buf, n);
+}
+
 uint64_t ddct_base_fingerprint(const ddct_model *base, size_t bi)
 {
     const ddct_st_tensor *b = ddct_model_get(base, bi);
     piece_release pr = {.base = base, .bi = bi};
+    uint64_t fp;
+    /* by pread (nothing mapped), else through the mapping with its pages dropped as hashed */
+    if (ddct_tensor_fingerprint_read(b->dtype, b->ndim, b->shape, b->nbytes, read_base, &pr, &fp) == 0) return fp;
     return ddct_tensor_fingerprint_cb(b->dtype, b->ndim, b->shape, b->data, b->nbytes, release_base, &pr);
 }
 
