@@ -85,7 +85,7 @@ static int ctx_count(const rd_layout *L) { return ((L->cmode & 1) ? L->nb : 1) *
 static int nbr_class(int a) { return a == 0 ? 0 : a == 1 ? 1 : a <= 3 ? 2 : 3; }
 
 static uint16_t zigzag(int q) { return (uint16_t)(q >= 0 ? 2 * q : -2 * q - 1); }
-static int unzigzag(uint16_t s) { return (s & 1) ? -(int)((s + 1) >> 1) : (int)(s >> 1); }
+static int unzigzag(uint16_t s) { return (int)(s >> 1) ^ -(int)(s & 1); } /* branch-free: vectorizes */
 
 /* Visit the plane positions of unit k in coding order: calls body with pos (plane index), band,
  * left and up neighbour positions (or -1). Written as a macro-free iterator over a position list. */
@@ -736,10 +736,34 @@ done:
 }
 
 /* ------------------------------------------------------------------ decoder core (shared) */
-/* Decode unit k's symbols into q (relative plane) in the coding order of unit_sites, with the
- * contexts of site_ctx, computed in place rather than through a site list. */
-static void unit_decode(const rd_layout *L, uint64_t k, const uint8_t *bandmap, ddct_rans_dec *dp, int16_t *q)
+static void unzigzag_to(const uint16_t *s, int16_t *q, size_t n)
 {
+    for (size_t i = 0; i < n; i++) q[i] = (int16_t)unzigzag(s[i]);
+}
+
+/* Decode unit k's symbols into q (relative plane) in the coding order of unit_sites, with the
+ * contexts of site_ctx, computed in place rather than through a site list. tmp: p * p symbols. */
+static void unit_decode(const rd_layout *L, uint64_t k, const uint8_t *bandmap, ddct_rans_dec *dp, int16_t *q,
+                        uint16_t *tmp)
+{
+    if (ctx_count(L) == 1) {
+        /* one context: whole runs (the plane's rows without DCT, else tile by tile) */
+        uint64_t r0 = k * L->unit_rows, r1 = min_u64(L->rows_pad, r0 + L->unit_rows);
+        size_t W = (size_t)L->cols_pad, m = (size_t)(r1 - r0) * W;
+        if (!L->dct) {
+            uint16_t *s = (uint16_t *)q; /* the unsigned twin of int16_t: converted in place */
+            ddct_rans_dec_run(dp, 0, s, m);
+            unzigzag_to(s, q, m);
+            return;
+        }
+        size_t p = (size_t)L->p;
+        for (size_t sr = 0; sr < m / W && !dp->failed; sr += p)
+            for (size_t tc = 0; tc < W; tc += p) {
+                ddct_rans_dec_run(dp, 0, tmp, p * p);
+                for (size_t u = 0; u < p; u++) unzigzag_to(tmp + u * p, q + (sr + u) * W + tc, p);
+            }
+        return;
+    }
     ddct_rans_dec dl = *dp, *d = &dl; /* a local copy keeps the coder state in registers */
     static const uint8_t cls[5] = {0, 1, 2, 2, 3}; /* nbr_class of min(a, 4) */
     uint64_t r0 = k * L->unit_rows, r1 = min_u64(L->rows_pad, r0 + L->unit_rows);
@@ -1165,27 +1189,31 @@ static int rd_decode_stats(const ddct_record *rec, uint64_t n, int threads, int 
         ddct_rans_dec d;
         rc = ddct_rans_dec_init(&d, fblob, flen, e);
         if (rc) goto done;
-        ddct_rans_dec dl = d; /* a local copy keeps the coder state in registers */
-        for (size_t i = 0; i < rr; i++) {
+        uint16_t *sy = malloc((rows > cols ? rows : cols) * sizeof *sy);
+        if (!sy) {
+            ddct_rans_dec_free(&d);
+            rc = ddct_seterr(e, DDCT_ERR_NOMEM, "rd codec: out of memory (rank %zu)", rr);
+            goto done;
+        }
+        for (size_t i = 0; i < rr && !d.failed; i++) {
             float fst = ddct_bf16_to_f32(ddct_le16(rec->side + 4 * i));
             for (int w = 0; w < 2; w++) {
                 size_t len = w ? cols : rows;
                 float *dst = w ? vc + i * cols : uc + i * rows;
-                int c = rec->side[4 * i + 2 + (size_t)w];
-                uint64_t mx = 0;
-                for (size_t j = 0; j < len; j++) {
-                    uint16_t sy = ddct_rans_dec_get(&dl, c);
-                    mx = sy > mx ? sy : mx;
-                    dst[j] = (float)unzigzag(sy) * fst;
+                ddct_rans_dec_run(&d, rec->side[4 * i + 2 + (size_t)w], sy, len);
+                for (size_t j = 0; j < len; j++) dst[j] = (float)unzigzag(sy[j]) * fst;
+                if (st) {
+                    uint64_t mx = 0;
+                    for (size_t j = 0; j < len; j++) mx = sy[j] > mx ? sy[j] : mx;
+                    st->fac_packed_bits += packed_bits(mx, len);
                 }
-                if (st) st->fac_packed_bits += packed_bits(mx, len);
             }
         }
+        free(sy);
         if (st) {
             st->fac_syms = (uint64_t)(rows + cols) * rr;
             st->fac_coded_bits = 8 * (uint64_t)flen;
         }
-        d = dl;
         rc = ddct_rans_dec_finish(&d, e);
         ddct_rans_dec_free(&d);
         if (rc) goto done;
@@ -1204,7 +1232,8 @@ static int rd_decode_stats(const ddct_record *rec, uint64_t n, int threads, int 
         {
             int16_t *q = malloc(cap * sizeof *q);
             float *tile = malloc(((size_t)(L.p * L.p) + ddct_xform_scratch_floats(xf)) * sizeof *tile);
-            int ok = q && tile;
+            uint16_t *tmp = malloc((size_t)(L.p * L.p) * sizeof *tmp);
+            int ok = q && tile && tmp;
             if (!ok) {
 #pragma omp atomic write
                 failed = 1;
@@ -1221,7 +1250,7 @@ static int rd_decode_stats(const ddct_record *rec, uint64_t n, int threads, int 
                     continue;
                 }
                 int bad = d.nctx > nctx;
-                if (!bad) unit_decode(&L, k, bandmap, &d, q);
+                if (!bad) unit_decode(&L, k, bandmap, &d, q, tmp);
                 if (st && !bad) {
                     size_t m = (size_t)(min_u64(L.rows_pad, (k + 1) * L.unit_rows) - k * L.unit_rows) * L.cols_pad;
                     uint64_t mx = 0, bb = 0;
@@ -1238,12 +1267,14 @@ static int rd_decode_stats(const ddct_record *rec, uint64_t n, int threads, int 
                 if (bad || ddct_rans_dec_finish(&d, &e2)) {
 #pragma omp atomic write
                     failed = 2;
+                    bad = 1; /* q is not all written: nothing to rebuild */
                 }
                 ddct_rans_dec_free(&d);
                 if (!bad) unit_rebuild(&L, xf, k, q, bandmap, out, tile);
             }
             free(q);
             free(tile);
+            free(tmp);
         }
         if (failed) {
             rc = failed == 1 ? ddct_seterr(e, DDCT_ERR_NOMEM, "rd codec: out of memory")

@@ -367,6 +367,90 @@ int ddct_rans_dec_init(ddct_rans_dec *d, const uint8_t *in, size_t len, ddct_err
     return DDCT_OK;
 }
 
+void ddct_rans_dec_run_ref(ddct_rans_dec *d, int ctx, uint16_t *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++) out[i] = ddct_rans_dec_get(d, ctx);
+}
+
+/* The renormalisation of ddct_rans_dec_get: x >= 2^23 and f >= 1 leave x >= 256 after a step,
+ * so at most two bytes are read; 0 (and nothing read) where the stream ends first. */
+static inline int renorm(uint32_t *x, const uint8_t **p, const uint8_t *end)
+{
+    while (*x < RANS_L) {
+        if (*p >= end) return 0;
+        *x = (*x << 8) | *(*p)++;
+    }
+    return 1;
+}
+
+void ddct_rans_dec_run(ddct_rans_dec *d, int ctx, uint16_t *out, size_t n)
+{
+    if (!n) return;
+    if (d->failed || (unsigned)ctx >= (unsigned)d->nctx || d->cx[ctx].kind == DDCT_RANS_EMPTY) {
+        d->failed = 1;
+        return;
+    }
+    const ddct_rans_cx *c = &d->cx[ctx];
+    if (c->kind == DDCT_RANS_SINGLE) {
+        for (size_t i = 0; i < n; i++) out[i] = c->single;
+        return;
+    }
+    const uint16_t *slot = c->slot;
+    const uint32_t *fc = c->fc;
+    const uint32_t mask = c->mask, f0 = fc[0] & 0xffffu; /* symbol 0: slots [0, f0) */
+    const int pb = c->pb;
+    uint32_t x = d->x;
+    const uint8_t *p = d->p, *end = d->end;
+    size_t i = 0;
+    if (f0 > (mask >> 1)) {
+        /* mostly zeros: a predictable branch skips the table; renormalisation is rare */
+        for (; i < n; i++) {
+            uint32_t sl = x & mask;
+            uint16_t s = 0;
+            if (sl < f0) {
+                x = f0 * (x >> pb) + sl;
+            } else {
+                s = slot[sl];
+                uint32_t f = fc[s];
+                x = (f & 0xffffu) * (x >> pb) + sl - (f >> 16);
+            }
+            out[i] = s;
+            if (x < RANS_L && !renorm(&x, &p, end)) goto fail;
+        }
+    } else {
+        /* branch-free renormalisation while two bytes are left (both may be read, neither
+         * past the end), then the checked loop */
+        for (; i < n && end - p >= 2; i++) {
+            uint32_t sl = x & mask;
+            uint16_t s = slot[sl];
+            uint32_t f = fc[s];
+            x = (f & 0xffffu) * (x >> pb) + sl - (f >> 16);
+            out[i] = s;
+            uint32_t y = (x << 8) | p[0];
+            int b = x < RANS_L;
+            x = b ? y : x;
+            p += b;
+            y = (x << 8) | p[0];
+            b = x < RANS_L;
+            x = b ? y : x;
+            p += b;
+        }
+        for (; i < n; i++) {
+            uint32_t sl = x & mask;
+            uint16_t s = slot[sl];
+            uint32_t f = fc[s];
+            x = (f & 0xffffu) * (x >> pb) + sl - (f >> 16);
+            out[i] = s;
+            if (!renorm(&x, &p, end)) goto fail;
+        }
+    }
+    d->x = x;
+    d->p = p;
+    return;
+fail:
+    d->failed = 1;
+}
+
 int ddct_rans_dec_finish(const ddct_rans_dec *d, ddct_err *e)
 {
     RETURN_ERROR_IF(d->failed, e, DDCT_ERR_FORMAT, "rANS: corrupt stream or context out of range");

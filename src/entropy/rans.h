@@ -132,6 +132,11 @@ static inline uint16_t ddct_rans_dec_get(ddct_rans_dec *d, int ctx)
     d->x = x;
     return s;
 }
+/* n symbols in the one context ctx into out[0..n): the same symbols, state and failure as n
+ * calls of ddct_rans_dec_get (on failure out[] is unspecified and failed is latched). Tight
+ * loops: a run of symbol 0 (the common symbol of a residual) skips the table lookup. */
+void ddct_rans_dec_run(ddct_rans_dec *d, int ctx, uint16_t *out, size_t n);
+void ddct_rans_dec_run_ref(ddct_rans_dec *d, int ctx, uint16_t *out, size_t n);
 /* DDCT_ERR_FORMAT if anything failed or the stream did not end exactly (state back to
  * 2^23, every byte consumed). Does not free. */
 int ddct_rans_dec_finish(const ddct_rans_dec *d, ddct_err *e);
