@@ -460,7 +460,7 @@ static void test_dec_run(void)
     uint8_t *ctx = malloc(N);
     size_t *runs = malloc(N * sizeof *runs);
     int bad = 0;
-    for (int trial = 0; trial < 24; trial++) {
+    for (int trial = 0; trial < 24; trial++) { /* 0..11 one state, 12..23 four */
         int pb = trial % 2 ? 12 : 15;
         size_t n = 0, nr = 0;
         while (n < N) {
@@ -478,7 +478,18 @@ static void test_dec_run(void)
         ddct_buf b;
         ddct_buf_init(&b);
         ddct_err e;
-        CHECK(ddct_rans_encode(sym, ctx, n, 5, pb, &b, &e) == 0, "dec_run: encode");
+        int x4 = trial >= 12;
+        CHECK((x4 ? ddct_rans_encode_x4 : ddct_rans_encode)(sym, ctx, n, 5, pb, &b, &e) == 0, "dec_run: encode");
+        {
+            /* each kind of decoder refuses the other kind of blob */
+            ddct_rans_dec d;
+            CHECK((x4 ? ddct_rans_dec_init : ddct_rans_dec_init_x4)(&d, b.p, b.len, &e) == DDCT_ERR_FORMAT,
+                  "dec_run: %s blob refused by the other decoder", x4 ? "four-state" : "one-state");
+        }
+        int (*init)(ddct_rans_dec *, const uint8_t *, size_t, ddct_err *) = x4 ? ddct_rans_dec_init_x4
+                                                                               : ddct_rans_dec_init;
+        void (*run)(ddct_rans_dec *, int, uint16_t *, size_t) = x4 ? ddct_rans_dec_run_x4 : ddct_rans_dec_run;
+        void (*ref)(ddct_rans_dec *, int, uint16_t *, size_t) = x4 ? ddct_rans_dec_run_x4_ref : ddct_rans_dec_run_ref;
         for (int mode = 0; mode < 4; mode++) {
             /* 0 intact, 1 truncated, 2 a flipped byte, 3 a context out of range / empty */
             size_t len = mode == 1 ? b.len - 1 - rnd(b.len / 2) : b.len;
@@ -486,21 +497,23 @@ static void test_dec_run(void)
             memcpy(cp, b.p, len);
             if (mode == 2) cp[len / 2 + rnd((unsigned)(len / 2))] ^= (uint8_t)(1 + rnd(255));
             ddct_rans_dec d1, d2;
-            if (ddct_rans_dec_init(&d1, cp, len, &e)) {
+            if (init(&d1, cp, len, &e)) {
                 free(cp);
                 continue;
             }
-            ddct_rans_dec_init(&d2, cp, len, &e);
+            init(&d2, cp, len, &e);
             size_t off = 0;
             for (size_t r = 0; r < nr; r++) {
                 int c = mode == 3 && r == nr / 2 ? (r & 1 ? 4 : 9) : ctx[off];
-                ddct_rans_dec_run(&d1, c, o1 + off, runs[r]);
-                ddct_rans_dec_run_ref(&d2, c, o2 + off, runs[r]);
+                run(&d1, c, o1 + off, runs[r]);
+                ref(&d2, c, o2 + off, runs[r]);
                 bad |= d1.failed != d2.failed;
                 if (!d1.failed) bad |= memcmp(o1 + off, o2 + off, runs[r] * sizeof *o1) != 0;
                 off += runs[r];
             }
-            bad |= d1.failed != d2.failed || (!d1.failed && (d1.x != d2.x || d1.p != d2.p));
+            bad |= d1.failed != d2.failed ||
+                   (!d1.failed && (d1.x != d2.x || d1.p != d2.p || d1.lane != d2.lane ||
+                                   memcmp(d1.xs, d2.xs, sizeof d1.xs) != 0));
             if (mode == 0) bad |= d1.failed || memcmp(o1, sym, n * sizeof *o1) != 0 || ddct_rans_dec_finish(&d1, &e);
             if (mode == 3) bad |= !d1.failed;
             ddct_rans_dec_free(&d1);
@@ -509,7 +522,7 @@ static void test_dec_run(void)
         }
         ddct_buf_free(&b);
     }
-    CHECK(!bad, "dec_run matches dec_run_ref (good, truncated, corrupt streams, bad contexts)");
+    CHECK(!bad, "dec_run(_x4) matches dec_run(_x4)_ref (good, truncated, corrupt streams, bad contexts)");
     free(sym);
     free(o1);
     free(o2);

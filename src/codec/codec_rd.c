@@ -34,7 +34,7 @@
 #include "lowrank.h"
 #include "transform/transform.h"
 
-#define RD_VERSION 0
+#define RD_VERSION 1 /* 1: four-state factor stream; 0 (one state) is still read */
 #define RD_P 16
 #define RD_NB 6          /* DCT bands */
 #define RD_QMAX 2047     /* |q| limit: zigzag symbols < 4095 */
@@ -47,7 +47,7 @@
 #define RD_FRHO 0.48f    /* factor rounding offset (0.5 = round; see the head comment) */
 
 typedef struct {
-    int rescale, dct, p, cmode, prob_bits, nb;
+    int ver, rescale, dct, p, cmode, prob_bits, nb;
     uint64_t n, rows, cols, r, rows_pad, cols_pad, unit_rows, nunits;
     float mean_abs;
     uint16_t step_h[RD_NB];
@@ -184,8 +184,9 @@ static int parse_params(const ddct_record *rec, uint64_t n, rd_layout *L, ddct_e
     L->r = ddct_rd_varint(&r);
     int cm = ddct_rd_u8(&r);
     RETURN_ERROR_IF(r.failed, e, DDCT_ERR_FORMAT, "rd codec: parameters truncated");
-    RETURN_ERROR_IF(ver != RD_VERSION, e, DDCT_ERR_UNSUPPORTED, "rd codec: parameter version %d unknown", ver);
+    RETURN_ERROR_IF(ver > RD_VERSION, e, DDCT_ERR_UNSUPPORTED, "rd codec: parameter version %d unknown", ver);
     RETURN_ERROR_IF(flags > 3 || cm > 15, e, DDCT_ERR_FORMAT, "rd codec: bad flags");
+    L->ver = ver;
     L->rescale = flags & 1;
     L->dct = (flags >> 1) & 1;
     L->cmode = cm & 3;
@@ -713,7 +714,7 @@ static int encode_factors(rd_enc *E, ddct_buf *data, ddct_err *e)
                     off += len;
                 }
             blob.len = 0;
-            rc = ddct_rans_encode(sym, ctx, tot, RD_FCTX >> shifts[si], pbs[pi], &blob, e);
+            rc = ddct_rans_encode_x4(sym, ctx, tot, RD_FCTX >> shifts[si], pbs[pi], &blob, e);
             if (!rc && (!have || blob.len < best.len)) {
                 have = 1;
                 ddct_buf t = best;
@@ -1186,9 +1187,11 @@ static int rd_decode_stats(const ddct_record *rec, uint64_t n, int threads, int 
             rc = ddct_seterr(e, DDCT_ERR_NOMEM, "rd codec: out of memory (rank %zu)", rr);
             goto done;
         }
+        /* version 0: one rANS state; 1: four, taken in turn */
         ddct_rans_dec d;
-        rc = ddct_rans_dec_init(&d, fblob, flen, e);
+        rc = (L.ver ? ddct_rans_dec_init_x4 : ddct_rans_dec_init)(&d, fblob, flen, e);
         if (rc) goto done;
+        void (*run)(ddct_rans_dec *, int, uint16_t *, size_t) = L.ver ? ddct_rans_dec_run_x4 : ddct_rans_dec_run;
         uint16_t *sy = malloc((rows > cols ? rows : cols) * sizeof *sy);
         if (!sy) {
             ddct_rans_dec_free(&d);
@@ -1200,7 +1203,7 @@ static int rd_decode_stats(const ddct_record *rec, uint64_t n, int threads, int 
             for (int w = 0; w < 2; w++) {
                 size_t len = w ? cols : rows;
                 float *dst = w ? vc + i * cols : uc + i * rows;
-                ddct_rans_dec_run(&d, rec->side[4 * i + 2 + (size_t)w], sy, len);
+                run(&d, rec->side[4 * i + 2 + (size_t)w], sy, len);
                 for (size_t j = 0; j < len; j++) dst[j] = (float)unzigzag(sy[j]) * fst;
                 if (st) {
                     uint64_t mx = 0;
