@@ -45,6 +45,7 @@
 #define RD_LAMBDA 0.1155 /* lambda = RD_LAMBDA * step^2: the high-rate slope (ln 2 / 6) */
 #define RD_SEARCH_STRIDE 4 /* rank/transform search on large planes: stats of every 4th strip */
 #define RD_FRHO 0.48f    /* factor rounding offset (0.5 = round; see the head comment) */
+#define RD_X4_MIN 16384  /* factor streams of at least this many symbols use four rANS states */
 
 typedef struct {
     int ver, rescale, dct, p, cmode, prob_bits, nb;
@@ -714,7 +715,9 @@ static int encode_factors(rd_enc *E, ddct_buf *data, ddct_err *e)
                     off += len;
                 }
             blob.len = 0;
-            rc = ddct_rans_encode_x4(sym, ctx, tot, RD_FCTX >> shifts[si], pbs[pi], &blob, e);
+            /* four states (12 bytes more) where the stream is long enough for it to matter */
+            rc = (tot >= RD_X4_MIN ? ddct_rans_encode_x4 : ddct_rans_encode)(sym, ctx, tot, RD_FCTX >> shifts[si],
+                                                                           pbs[pi], &blob, e);
             if (!rc && (!have || blob.len < best.len)) {
                 have = 1;
                 ddct_buf t = best;
@@ -1187,11 +1190,12 @@ static int rd_decode_stats(const ddct_record *rec, uint64_t n, int threads, int 
             rc = ddct_seterr(e, DDCT_ERR_NOMEM, "rd codec: out of memory (rank %zu)", rr);
             goto done;
         }
-        /* version 0: one rANS state; 1: four, taken in turn */
+        /* version 0: one rANS state; 1: one or four (taken in turn), as the blob's header says */
+        int x4 = L.ver && flen && (fblob[0] >> 6) == 2;
         ddct_rans_dec d;
-        rc = (L.ver ? ddct_rans_dec_init_x4 : ddct_rans_dec_init)(&d, fblob, flen, e);
+        rc = (x4 ? ddct_rans_dec_init_x4 : ddct_rans_dec_init)(&d, fblob, flen, e);
         if (rc) goto done;
-        void (*run)(ddct_rans_dec *, int, uint16_t *, size_t) = L.ver ? ddct_rans_dec_run_x4 : ddct_rans_dec_run;
+        void (*run)(ddct_rans_dec *, int, uint16_t *, size_t) = x4 ? ddct_rans_dec_run_x4 : ddct_rans_dec_run;
         uint16_t *sy = malloc((rows > cols ? rows : cols) * sizeof *sy);
         if (!sy) {
             ddct_rans_dec_free(&d);
