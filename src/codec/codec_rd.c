@@ -21,6 +21,10 @@
  *      mode and precision are then chosen by the exact coded size.
  * Residual symbols are coded in fixed units of whole tile rows (>= RD_UNIT values, independent of
  * the thread count), each its own rANS blob: units decode in parallel, byte-identically.
+ * Parameter version 1 (RD_VERSION): a factor stream of >= RD_X4_MIN symbols is coded with four
+ * interleaved rANS states (rans.h, ddct_rans_encode_x4), whose steps a decoder overlaps; version 0
+ * records (one state) still decode. Both decoders take whole runs of one context at a time
+ * (ddct_rans_dec_run*): a factor vector, or a residual unit whose contexts are all one.
  */
 #include <limits.h>
 #include <math.h>

@@ -416,7 +416,7 @@ int ddct_rans_dec_init_x4(ddct_rans_dec *d, const uint8_t *in, size_t len, ddct_
     } while (0)
 
 /* Checks of a run: 0 (failed latched) for a failed decoder, a bad or empty context; 1 for a
- * single-symbol context (out[] filled); 2 for a general one. */
+ * single-symbol context (out[] filled, the four-state lane moved on by n); 2 for a general one. */
 static int run_start(ddct_rans_dec *d, int ctx, uint16_t *out, size_t n)
 {
     if (d->failed || (unsigned)ctx >= (unsigned)d->nctx || d->cx[ctx].kind == DDCT_RANS_EMPTY) {
@@ -425,6 +425,7 @@ static int run_start(ddct_rans_dec *d, int ctx, uint16_t *out, size_t n)
     }
     if (d->cx[ctx].kind == DDCT_RANS_SINGLE) {
         for (size_t i = 0; i < n; i++) out[i] = d->cx[ctx].single;
+        if (d->lanes == DDCT_RANS_LANES) d->lane = (int)(((size_t)d->lane + n) % DDCT_RANS_LANES);
         return 1;
     }
     return 2;
@@ -490,10 +491,7 @@ fail:
 
 void ddct_rans_dec_run_x4_ref(ddct_rans_dec *d, int ctx, uint16_t *out, size_t n)
 {
-    if (!n) return;
-    int k = run_start(d, ctx, out, n);
-    if (k == 1) d->lane = (int)(((size_t)d->lane + n) % DDCT_RANS_LANES);
-    if (k != 2) return;
+    if (!n || run_start(d, ctx, out, n) != 2) return;
     const ddct_rans_cx *c = &d->cx[ctx];
     for (size_t i = 0; i < n; i++) {
         uint32_t x = d->xs[d->lane];
@@ -511,10 +509,7 @@ void ddct_rans_dec_run_x4_ref(ddct_rans_dec *d, int ctx, uint16_t *out, size_t n
 
 void ddct_rans_dec_run_x4(ddct_rans_dec *d, int ctx, uint16_t *out, size_t n)
 {
-    if (!n) return;
-    int k = run_start(d, ctx, out, n);
-    if (k == 1) d->lane = (int)(((size_t)d->lane + n) % DDCT_RANS_LANES);
-    if (k != 2) return;
+    if (!n || run_start(d, ctx, out, n) != 2) return;
     const ddct_rans_cx *c = &d->cx[ctx];
     const uint16_t *slot = c->slot;
     const uint32_t *fc = c->fc;
