@@ -361,6 +361,41 @@ static void encode_lossy(const char *dir, const ddct_codec_traits *ct, int ndim,
     free(d);
 }
 
+/* rd version 1 with a four-state factor stream (>= 16384 symbols): a 256 x 256 delta of rank 48
+ * plus a little noise, so the encoder keeps rank >= 32 (>= 32 * 512 factor symbols). */
+static void encode_rd_four_state(const char *dir)
+{
+    enum { R = 256, C = 256, K = 48 };
+    float *d = calloc((size_t)R * C, sizeof *d);
+    double *u = malloc(R * sizeof *u), *v = malloc(C * sizeof *v);
+    if (!d || !u || !v) die(dir, "out of memory");
+    for (int k = 0; k < K; k++) {
+        for (int i = 0; i < R; i++) u[i] = rnorm() / (1 + k);
+        for (int j = 0; j < C; j++) v[j] = 0.01 * rnorm();
+        for (int i = 0; i < R; i++)
+            for (int j = 0; j < C; j++) d[i * C + j] += (float)(u[i] * v[j]);
+    }
+    for (int i = 0; i < R * C; i++) d[i] += (float)(5e-4 * rnorm());
+    static const uint64_t shape[2] = {R, C};
+    ddct_params p;
+    ddct_params_default(&p);
+    p.method = DDCT_METHOD_RD;
+    p.bpp = 3;
+    ddct_lossy_in in = {.delta = d, .ndim = 2, .shape = shape, .nelem = (uint64_t)R * C, .params = &p, .threads = 1};
+    ddct_enc_out out;
+    ddct_enc_out_init(&out);
+    ddct_err e;
+    if (ddct_codec_rd.encode_lossy(&in, &out, &e) || ddct_enc_out_check(&out, &e)) die("rd", e.msg);
+    if (out.side.len / 4 * (R + C) < 16384) die("rd", "four-state seed: the encoder kept a lower rank");
+    ddct_record rec = {.codec = DDCT_CODEC_RD, .params = out.params.p, .params_len = out.params.len,
+                       .side = out.side.p, .side_len = out.side.len, .data = out.data.p, .data_len = out.data.len};
+    codec_input(dir, DDCT_CODEC_RD, 0x08, (uint64_t)R * C, 2, &rec);
+    ddct_enc_out_free(&out);
+    free(d);
+    free(u);
+    free(v);
+}
+
 static void encode_raw(const char *dir, uint64_t nbytes, size_t elsize, int with_base)
 {
     uint8_t *ft = malloc((size_t)nbytes + 1), *base = malloc((size_t)nbytes + 1);
@@ -464,6 +499,7 @@ static void gen_codecs(const char *dir, int nfiles, char **files)
     encode_raw(dir, 33, 1, 1);
     ddct_record same = {.codec = DDCT_CODEC_SAME, .flags = DDCT_REC_HAS_BASE};
     codec_input(dir, DDCT_CODEC_SAME, 0x40, 16, 2, &same);
+    encode_rd_four_state(dir); /* last: the seeds above keep their random streams */
 }
 
 /* ------------------------------------------------------------------ bit streams */

@@ -449,8 +449,90 @@ static void test_malformed_tables(void)
     free(cp);
 }
 
+/* ddct_rans_dec_run (tight loops) against ddct_rans_dec_run_ref (ddct_rans_dec_get per symbol):
+ * the same symbols, state, position and failure, on good streams (runs of any length in
+ * contexts of every kind: zero-heavy, spread, single-symbol, empty, out of range) and on
+ * truncated and corrupted ones. */
+static void test_dec_run(void)
+{
+    enum { N = 20000 };
+    uint16_t *sym = malloc(N * sizeof *sym), *o1 = malloc(N * sizeof *o1), *o2 = malloc(N * sizeof *o2);
+    uint8_t *ctx = malloc(N);
+    size_t *runs = malloc(N * sizeof *runs);
+    int bad = 0;
+    for (int trial = 0; trial < 24; trial++) { /* 0..11 one state, 12..23 four */
+        int pb = trial % 2 ? 12 : 15;
+        size_t n = 0, nr = 0;
+        while (n < N) {
+            size_t len = 1 + rnd(trial % 3 == 0 ? 8 : 700);
+            if (len > N - n) len = N - n;
+            uint8_t c = (uint8_t)rnd(4); /* 0 zero-heavy, 1 spread, 2 single (always 5), 3 wide */
+            for (size_t i = 0; i < len; i++) {
+                ctx[n + i] = c;
+                sym[n + i] = c == 0 ? (rnd(1000) < 997 ? 0 : (uint16_t)rnd(9)) : c == 1 ? geo(0.7, 40) : c == 2 ? 5
+                                                                                                   : (uint16_t)rnd(4096);
+            }
+            runs[nr++] = len;
+            n += len;
+        }
+        ddct_buf b;
+        ddct_buf_init(&b);
+        ddct_err e;
+        int x4 = trial >= 12;
+        CHECK((x4 ? ddct_rans_encode_x4 : ddct_rans_encode)(sym, ctx, n, 5, pb, &b, &e) == 0, "dec_run: encode");
+        {
+            /* each kind of decoder refuses the other kind of blob */
+            ddct_rans_dec d;
+            CHECK((x4 ? ddct_rans_dec_init : ddct_rans_dec_init_x4)(&d, b.p, b.len, &e) == DDCT_ERR_FORMAT,
+                  "dec_run: %s blob refused by the other decoder", x4 ? "four-state" : "one-state");
+        }
+        int (*init)(ddct_rans_dec *, const uint8_t *, size_t, ddct_err *) = x4 ? ddct_rans_dec_init_x4
+                                                                               : ddct_rans_dec_init;
+        void (*run)(ddct_rans_dec *, int, uint16_t *, size_t) = x4 ? ddct_rans_dec_run_x4 : ddct_rans_dec_run;
+        void (*ref)(ddct_rans_dec *, int, uint16_t *, size_t) = x4 ? ddct_rans_dec_run_x4_ref : ddct_rans_dec_run_ref;
+        for (int mode = 0; mode < 4; mode++) {
+            /* 0 intact, 1 truncated, 2 a flipped byte, 3 a context out of range / empty */
+            size_t len = mode == 1 ? b.len - 1 - rnd(b.len / 2) : b.len;
+            uint8_t *cp = malloc(len);
+            memcpy(cp, b.p, len);
+            if (mode == 2) cp[len / 2 + rnd((unsigned)(len / 2))] ^= (uint8_t)(1 + rnd(255));
+            ddct_rans_dec d1, d2;
+            if (init(&d1, cp, len, &e)) {
+                free(cp);
+                continue;
+            }
+            init(&d2, cp, len, &e);
+            size_t off = 0;
+            for (size_t r = 0; r < nr; r++) {
+                int c = mode == 3 && r == nr / 2 ? (r & 1 ? 4 : 9) : ctx[off];
+                run(&d1, c, o1 + off, runs[r]);
+                ref(&d2, c, o2 + off, runs[r]);
+                bad |= d1.failed != d2.failed;
+                if (!d1.failed) bad |= memcmp(o1 + off, o2 + off, runs[r] * sizeof *o1) != 0;
+                off += runs[r];
+            }
+            bad |= d1.failed != d2.failed ||
+                   (!d1.failed && (d1.x != d2.x || d1.p != d2.p || d1.lane != d2.lane ||
+                                   memcmp(d1.xs, d2.xs, sizeof d1.xs) != 0));
+            if (mode == 0) bad |= d1.failed || memcmp(o1, sym, n * sizeof *o1) != 0 || ddct_rans_dec_finish(&d1, &e);
+            if (mode == 3) bad |= !d1.failed;
+            ddct_rans_dec_free(&d1);
+            ddct_rans_dec_free(&d2);
+            free(cp);
+        }
+        ddct_buf_free(&b);
+    }
+    CHECK(!bad, "dec_run(_x4) matches dec_run(_x4)_ref (good, truncated, corrupt streams, bad contexts)");
+    free(sym);
+    free(o1);
+    free(o2);
+    free(ctx);
+    free(runs);
+}
+
 int main(void)
 {
+    test_dec_run();
     test_malformed_tables();
     test_small();
     test_tables();

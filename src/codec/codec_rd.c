@@ -21,6 +21,10 @@
  *      mode and precision are then chosen by the exact coded size.
  * Residual symbols are coded in fixed units of whole tile rows (>= RD_UNIT values, independent of
  * the thread count), each its own rANS blob: units decode in parallel, byte-identically.
+ * Parameter version 1 (RD_VERSION): a factor stream of >= RD_X4_MIN symbols is coded with four
+ * interleaved rANS states (rans.h, ddct_rans_encode_x4), whose steps a decoder overlaps; version 0
+ * records (one state) still decode. Both decoders take whole runs of one context at a time
+ * (ddct_rans_dec_run*): a factor vector, or a residual unit whose contexts are all one.
  */
 #include <limits.h>
 #include <math.h>
@@ -34,7 +38,7 @@
 #include "lowrank.h"
 #include "transform/transform.h"
 
-#define RD_VERSION 0
+#define RD_VERSION 1 /* 1: four-state factor stream; 0 (one state) is still read */
 #define RD_P 16
 #define RD_NB 6          /* DCT bands */
 #define RD_QMAX 2047     /* |q| limit: zigzag symbols < 4095 */
@@ -45,9 +49,10 @@
 #define RD_LAMBDA 0.1155 /* lambda = RD_LAMBDA * step^2: the high-rate slope (ln 2 / 6) */
 #define RD_SEARCH_STRIDE 4 /* rank/transform search on large planes: stats of every 4th strip */
 #define RD_FRHO 0.48f    /* factor rounding offset (0.5 = round; see the head comment) */
+#define RD_X4_MIN 16384  /* factor streams of at least this many symbols use four rANS states */
 
 typedef struct {
-    int rescale, dct, p, cmode, prob_bits, nb;
+    int ver, rescale, dct, p, cmode, prob_bits, nb;
     uint64_t n, rows, cols, r, rows_pad, cols_pad, unit_rows, nunits;
     float mean_abs;
     uint16_t step_h[RD_NB];
@@ -85,7 +90,7 @@ static int ctx_count(const rd_layout *L) { return ((L->cmode & 1) ? L->nb : 1) *
 static int nbr_class(int a) { return a == 0 ? 0 : a == 1 ? 1 : a <= 3 ? 2 : 3; }
 
 static uint16_t zigzag(int q) { return (uint16_t)(q >= 0 ? 2 * q : -2 * q - 1); }
-static int unzigzag(uint16_t s) { return (s & 1) ? -(int)((s + 1) >> 1) : (int)(s >> 1); }
+static int unzigzag(uint16_t s) { return (int)(s >> 1) ^ -(int)(s & 1); } /* branch-free: vectorizes */
 
 /* Visit the plane positions of unit k in coding order: calls body with pos (plane index), band,
  * left and up neighbour positions (or -1). Written as a macro-free iterator over a position list. */
@@ -184,8 +189,9 @@ static int parse_params(const ddct_record *rec, uint64_t n, rd_layout *L, ddct_e
     L->r = ddct_rd_varint(&r);
     int cm = ddct_rd_u8(&r);
     RETURN_ERROR_IF(r.failed, e, DDCT_ERR_FORMAT, "rd codec: parameters truncated");
-    RETURN_ERROR_IF(ver != RD_VERSION, e, DDCT_ERR_UNSUPPORTED, "rd codec: parameter version %d unknown", ver);
+    RETURN_ERROR_IF(ver > RD_VERSION, e, DDCT_ERR_UNSUPPORTED, "rd codec: parameter version %d unknown", ver);
     RETURN_ERROR_IF(flags > 3 || cm > 15, e, DDCT_ERR_FORMAT, "rd codec: bad flags");
+    L->ver = ver;
     L->rescale = flags & 1;
     L->dct = (flags >> 1) & 1;
     L->cmode = cm & 3;
@@ -713,7 +719,9 @@ static int encode_factors(rd_enc *E, ddct_buf *data, ddct_err *e)
                     off += len;
                 }
             blob.len = 0;
-            rc = ddct_rans_encode(sym, ctx, tot, RD_FCTX >> shifts[si], pbs[pi], &blob, e);
+            /* four states (12 bytes more) where the stream is long enough for it to matter */
+            rc = (tot >= RD_X4_MIN ? ddct_rans_encode_x4 : ddct_rans_encode)(sym, ctx, tot, RD_FCTX >> shifts[si],
+                                                                           pbs[pi], &blob, e);
             if (!rc && (!have || blob.len < best.len)) {
                 have = 1;
                 ddct_buf t = best;
@@ -736,10 +744,34 @@ done:
 }
 
 /* ------------------------------------------------------------------ decoder core (shared) */
-/* Decode unit k's symbols into q (relative plane) in the coding order of unit_sites, with the
- * contexts of site_ctx, computed in place rather than through a site list. */
-static void unit_decode(const rd_layout *L, uint64_t k, const uint8_t *bandmap, ddct_rans_dec *dp, int16_t *q)
+static void unzigzag_to(const uint16_t *s, int16_t *q, size_t n)
 {
+    for (size_t i = 0; i < n; i++) q[i] = (int16_t)unzigzag(s[i]);
+}
+
+/* Decode unit k's symbols into q (relative plane) in the coding order of unit_sites, with the
+ * contexts of site_ctx, computed in place rather than through a site list. tmp: p * p symbols. */
+static void unit_decode(const rd_layout *L, uint64_t k, const uint8_t *bandmap, ddct_rans_dec *dp, int16_t *q,
+                        uint16_t *tmp)
+{
+    if (ctx_count(L) == 1) {
+        /* one context: whole runs (the plane's rows without DCT, else tile by tile) */
+        uint64_t r0 = k * L->unit_rows, r1 = min_u64(L->rows_pad, r0 + L->unit_rows);
+        size_t W = (size_t)L->cols_pad, m = (size_t)(r1 - r0) * W;
+        if (!L->dct) {
+            uint16_t *s = (uint16_t *)q; /* the unsigned twin of int16_t: converted in place */
+            ddct_rans_dec_run(dp, 0, s, m);
+            unzigzag_to(s, q, m);
+            return;
+        }
+        size_t p = (size_t)L->p;
+        for (size_t sr = 0; sr < m / W && !dp->failed; sr += p)
+            for (size_t tc = 0; tc < W; tc += p) {
+                ddct_rans_dec_run(dp, 0, tmp, p * p);
+                for (size_t u = 0; u < p; u++) unzigzag_to(tmp + u * p, q + (sr + u) * W + tc, p);
+            }
+        return;
+    }
     ddct_rans_dec dl = *dp, *d = &dl; /* a local copy keeps the coder state in registers */
     static const uint8_t cls[5] = {0, 1, 2, 2, 3}; /* nbr_class of min(a, 4) */
     uint64_t r0 = k * L->unit_rows, r1 = min_u64(L->rows_pad, r0 + L->unit_rows);
@@ -1162,30 +1194,37 @@ static int rd_decode_stats(const ddct_record *rec, uint64_t n, int threads, int 
             rc = ddct_seterr(e, DDCT_ERR_NOMEM, "rd codec: out of memory (rank %zu)", rr);
             goto done;
         }
+        /* version 0: one rANS state; 1: one or four (taken in turn), as the blob's header says */
+        int x4 = L.ver && flen && (fblob[0] >> 6) == 2;
         ddct_rans_dec d;
-        rc = ddct_rans_dec_init(&d, fblob, flen, e);
+        rc = (x4 ? ddct_rans_dec_init_x4 : ddct_rans_dec_init)(&d, fblob, flen, e);
         if (rc) goto done;
-        ddct_rans_dec dl = d; /* a local copy keeps the coder state in registers */
-        for (size_t i = 0; i < rr; i++) {
+        void (*run)(ddct_rans_dec *, int, uint16_t *, size_t) = x4 ? ddct_rans_dec_run_x4 : ddct_rans_dec_run;
+        uint16_t *sy = malloc((rows > cols ? rows : cols) * sizeof *sy);
+        if (!sy) {
+            ddct_rans_dec_free(&d);
+            rc = ddct_seterr(e, DDCT_ERR_NOMEM, "rd codec: out of memory (rank %zu)", rr);
+            goto done;
+        }
+        for (size_t i = 0; i < rr && !d.failed; i++) {
             float fst = ddct_bf16_to_f32(ddct_le16(rec->side + 4 * i));
             for (int w = 0; w < 2; w++) {
                 size_t len = w ? cols : rows;
                 float *dst = w ? vc + i * cols : uc + i * rows;
-                int c = rec->side[4 * i + 2 + (size_t)w];
-                uint64_t mx = 0;
-                for (size_t j = 0; j < len; j++) {
-                    uint16_t sy = ddct_rans_dec_get(&dl, c);
-                    mx = sy > mx ? sy : mx;
-                    dst[j] = (float)unzigzag(sy) * fst;
+                run(&d, rec->side[4 * i + 2 + (size_t)w], sy, len);
+                for (size_t j = 0; j < len; j++) dst[j] = (float)unzigzag(sy[j]) * fst;
+                if (st) {
+                    uint64_t mx = 0;
+                    for (size_t j = 0; j < len; j++) mx = sy[j] > mx ? sy[j] : mx;
+                    st->fac_packed_bits += packed_bits(mx, len);
                 }
-                if (st) st->fac_packed_bits += packed_bits(mx, len);
             }
         }
+        free(sy);
         if (st) {
             st->fac_syms = (uint64_t)(rows + cols) * rr;
             st->fac_coded_bits = 8 * (uint64_t)flen;
         }
-        d = dl;
         rc = ddct_rans_dec_finish(&d, e);
         ddct_rans_dec_free(&d);
         if (rc) goto done;
@@ -1204,7 +1243,8 @@ static int rd_decode_stats(const ddct_record *rec, uint64_t n, int threads, int 
         {
             int16_t *q = malloc(cap * sizeof *q);
             float *tile = malloc(((size_t)(L.p * L.p) + ddct_xform_scratch_floats(xf)) * sizeof *tile);
-            int ok = q && tile;
+            uint16_t *tmp = malloc((size_t)(L.p * L.p) * sizeof *tmp);
+            int ok = q && tile && tmp;
             if (!ok) {
 #pragma omp atomic write
                 failed = 1;
@@ -1221,7 +1261,7 @@ static int rd_decode_stats(const ddct_record *rec, uint64_t n, int threads, int 
                     continue;
                 }
                 int bad = d.nctx > nctx;
-                if (!bad) unit_decode(&L, k, bandmap, &d, q);
+                if (!bad) unit_decode(&L, k, bandmap, &d, q, tmp);
                 if (st && !bad) {
                     size_t m = (size_t)(min_u64(L.rows_pad, (k + 1) * L.unit_rows) - k * L.unit_rows) * L.cols_pad;
                     uint64_t mx = 0, bb = 0;
@@ -1238,12 +1278,14 @@ static int rd_decode_stats(const ddct_record *rec, uint64_t n, int threads, int 
                 if (bad || ddct_rans_dec_finish(&d, &e2)) {
 #pragma omp atomic write
                     failed = 2;
+                    bad = 1; /* q is not all written: nothing to rebuild */
                 }
                 ddct_rans_dec_free(&d);
                 if (!bad) unit_rebuild(&L, xf, k, q, bandmap, out, tile);
             }
             free(q);
             free(tile);
+            free(tmp);
         }
         if (failed) {
             rc = failed == 1 ? ddct_seterr(e, DDCT_ERR_NOMEM, "rd codec: out of memory")

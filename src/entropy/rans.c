@@ -224,8 +224,8 @@ double ddct_rans_table_cost_bits(const ddct_rans_table *t, const uint64_t *count
 }
 
 /* ------------------------------------------------------------ encoder */
-int ddct_rans_encode(const uint16_t *sym, const uint8_t *ctx, size_t n, int nctx, int prob_bits, ddct_buf *out,
-                     ddct_err *e)
+static int encode_lanes(const uint16_t *sym, const uint8_t *ctx, size_t n, int nctx, int prob_bits, int lanes,
+                        ddct_buf *out, ddct_err *e)
 {
     if (prob_bits == 0) prob_bits = DDCT_RANS_PROB_BITS_DEFAULT;
     RETURN_ERROR_IF(nctx < 1 || nctx > DDCT_RANS_MAX_CONTEXTS, e, DDCT_ERR_PARAM, "rANS: %d contexts (1..%d)", nctx,
@@ -255,24 +255,24 @@ int ddct_rans_encode(const uint16_t *sym, const uint8_t *ctx, size_t n, int nctx
     }
     /* pass 1: counts */
     for (size_t i = 0; i < n; i++) counts[(size_t)(ctx ? ctx[i] : 0u) * A + sym[i]]++;
-    ddct_buf_u8(out, (uint8_t)(nctx - 1));
+    ddct_buf_u8(out, (uint8_t)((nctx - 1) | (lanes == DDCT_RANS_LANES ? 0x80 : 0)));
     for (int c = 0; c < nctx; c++) {
         rc = ddct_rans_table_build(&tab[c], counts + (size_t)c * A, (int)A, prob_bits, e);
         if (rc) goto done;
         ddct_rans_table_write(&tab[c], out);
     }
     /* pass 2: code backwards into the reserved tail, then move it down */
-    size_t bound = 4 + 2 * n; /* <= 2 bytes per symbol: x < 2^31 and x_max >= 2^16 */
+    size_t bound = 4 * (size_t)lanes + 2 * n; /* <= 2 bytes per symbol: x < 2^31 and x_max >= 2^16 */
     if (ddct_buf_reserve(out, bound)) {
         rc = ddct_buf_check(out, e);
         goto done;
     }
     uint8_t *base = out->p + out->len, *p = base + bound;
-    uint32_t x = RANS_L;
+    uint32_t xs[DDCT_RANS_LANES] = {RANS_L, RANS_L, RANS_L, RANS_L};
     for (size_t i = n; i-- > 0;) {
         const ddct_rans_table *t = &tab[ctx ? ctx[i] : 0];
         unsigned s = sym[i];
-        uint32_t f = t->freq[s], start = t->cum[s];
+        uint32_t f = t->freq[s], start = t->cum[s], x = xs[i % (size_t)lanes];
         int pb = t->prob_bits;
         if (t->kind == DDCT_RANS_SINGLE) continue;
         uint32_t x_max = ((RANS_L >> pb) << 8) * f;
@@ -280,10 +280,12 @@ int ddct_rans_encode(const uint16_t *sym, const uint8_t *ctx, size_t n, int nctx
             *--p = (uint8_t)x;
             x >>= 8;
         }
-        x = ((x / f) << pb) + x % f + start;
+        xs[i % (size_t)lanes] = ((x / f) << pb) + x % f + start;
     }
-    p -= 4;
-    ddct_st32(p, x);
+    for (int l = lanes; l-- > 0;) {
+        p -= 4;
+        ddct_st32(p, xs[l]);
+    }
     size_t len = (size_t)(base + bound - p);
     memmove(base, p, len);
     out->len += len;
@@ -292,6 +294,18 @@ done:
     free(counts);
     free(tab);
     return rc;
+}
+
+int ddct_rans_encode(const uint16_t *sym, const uint8_t *ctx, size_t n, int nctx, int prob_bits, ddct_buf *out,
+                     ddct_err *e)
+{
+    return encode_lanes(sym, ctx, n, nctx, prob_bits, 1, out, e);
+}
+
+int ddct_rans_encode_x4(const uint16_t *sym, const uint8_t *ctx, size_t n, int nctx, int prob_bits, ddct_buf *out,
+                        ddct_err *e)
+{
+    return encode_lanes(sym, ctx, n, nctx, prob_bits, DDCT_RANS_LANES, out, e);
 }
 
 /* ------------------------------------------------------------ decoder */
@@ -308,13 +322,15 @@ void ddct_rans_dec_free(ddct_rans_dec *d)
     memset(d, 0, sizeof *d);
 }
 
-int ddct_rans_dec_init(ddct_rans_dec *d, const uint8_t *in, size_t len, ddct_err *e)
+static int dec_init(ddct_rans_dec *d, const uint8_t *in, size_t len, int lanes, ddct_err *e)
 {
     memset(d, 0, sizeof *d);
     ddct_rd r;
     ddct_rd_init(&r, in, in ? len : 0);
     uint8_t h = ddct_rd_u8(&r);
-    RETURN_ERROR_IF(r.failed || (h >> 6), e, DDCT_ERR_FORMAT, "rANS: bad header");
+    RETURN_ERROR_IF(r.failed || (h >> 6) != (lanes == DDCT_RANS_LANES ? 2 : 0), e, DDCT_ERR_FORMAT,
+                    "rANS: bad header");
+    d->lanes = lanes;
     d->nctx = (h & 63) + 1;
     d->tab = malloc((size_t)d->nctx * sizeof *d->tab);
     d->slot = calloc((size_t)d->nctx, sizeof *d->slot);
@@ -352,25 +368,194 @@ int ddct_rans_dec_init(ddct_rans_dec *d, const uint8_t *in, size_t len, ddct_err
         cx->slot = sl;
         cx->fc = fc;
     }
-    const uint8_t *st = ddct_rd_bytes(&r, 4);
+    const uint8_t *st = ddct_rd_bytes(&r, 4 * (size_t)lanes);
     if (!st) {
         ddct_rans_dec_free(d);
         RETURN_ERROR(e, DDCT_ERR_FORMAT, "rANS: truncated stream (no state)");
     }
-    d->x = ddct_le32(st);
-    if (d->x < RANS_L || d->x >= (RANS_L << 8)) {
-        ddct_rans_dec_free(d);
-        RETURN_ERROR(e, DDCT_ERR_FORMAT, "rANS: bad initial state");
+    for (int l = 0; l < lanes; l++) {
+        d->xs[l] = ddct_le32(st + 4 * l);
+        if (d->xs[l] < RANS_L || d->xs[l] >= (RANS_L << 8)) {
+            ddct_rans_dec_free(d);
+            RETURN_ERROR(e, DDCT_ERR_FORMAT, "rANS: bad initial state");
+        }
     }
-    d->p = st + 4;
+    d->x = d->xs[0];
+    d->p = st + 4 * lanes;
     d->end = in + len;
     return DDCT_OK;
+}
+
+int ddct_rans_dec_init(ddct_rans_dec *d, const uint8_t *in, size_t len, ddct_err *e)
+{
+    return dec_init(d, in, len, 1, e);
+}
+
+int ddct_rans_dec_init_x4(ddct_rans_dec *d, const uint8_t *in, size_t len, ddct_err *e)
+{
+    return dec_init(d, in, len, DDCT_RANS_LANES, e);
+}
+
+/* The decoding step of one symbol s = slot[x & mask] (general table): the new state. */
+#define RANS_STEP(x, s, slot, fc, mask, pb)                                                                            \
+    do {                                                                                                               \
+        uint32_t sl_ = (x) & (mask);                                                                                   \
+        (s) = (slot)[sl_];                                                                                             \
+        uint32_t f_ = (fc)[s];                                                                                         \
+        (x) = (f_ & 0xffffu) * ((x) >> (pb)) + sl_ - (f_ >> 16);                                                       \
+    } while (0)
+/* Branch-free renormalisation (at most two bytes), for when two bytes are left: the count of
+ * bytes comes from x alone (x < 2^23: one; x < 2^15: two), so the position p is the only chain
+ * from one state's renormalisation to the next, and no branch or select depends on it. */
+#define RANS_RENORM2(x, p)                                                                                             \
+    do {                                                                                                               \
+        uint32_t n_ = ((x) < RANS_L) + ((x) < (RANS_L >> 8));                                                          \
+        uint32_t w_ = (uint32_t)(p)[0] << 8 | (p)[1]; /* the next two bytes, the first on top */                     \
+        (x) = (x) << (8 * n_) | w_ >> (16 - 8 * n_);  /* n_ = 0: x; 1: x, byte 0; 2: x, bytes 0, 1 */                 \
+        (p) += n_;                                                                                                     \
+    } while (0)
+
+/* Checks of a run: 0 (failed latched) for a failed decoder, a bad or empty context; 1 for a
+ * single-symbol context (out[] filled, the four-state lane moved on by n); 2 for a general one. */
+static int run_start(ddct_rans_dec *d, int ctx, uint16_t *out, size_t n)
+{
+    if (d->failed || (unsigned)ctx >= (unsigned)d->nctx || d->cx[ctx].kind == DDCT_RANS_EMPTY) {
+        d->failed = 1;
+        return 0;
+    }
+    if (d->cx[ctx].kind == DDCT_RANS_SINGLE) {
+        for (size_t i = 0; i < n; i++) out[i] = d->cx[ctx].single;
+        if (d->lanes == DDCT_RANS_LANES) d->lane = (int)(((size_t)d->lane + n) % DDCT_RANS_LANES);
+        return 1;
+    }
+    return 2;
+}
+
+void ddct_rans_dec_run_ref(ddct_rans_dec *d, int ctx, uint16_t *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++) out[i] = ddct_rans_dec_get(d, ctx);
+}
+
+/* The renormalisation of ddct_rans_dec_get: x >= 2^23 and f >= 1 leave x >= 256 after a step,
+ * so at most two bytes are read; 0 (and nothing read) where the stream ends first. */
+static inline int renorm(uint32_t *x, const uint8_t **p, const uint8_t *end)
+{
+    while (*x < RANS_L) {
+        if (*p >= end) return 0;
+        *x = (*x << 8) | *(*p)++;
+    }
+    return 1;
+}
+
+void ddct_rans_dec_run(ddct_rans_dec *d, int ctx, uint16_t *out, size_t n)
+{
+    if (!n || run_start(d, ctx, out, n) != 2) return;
+    const ddct_rans_cx *c = &d->cx[ctx];
+    const uint16_t *slot = c->slot;
+    const uint32_t *fc = c->fc;
+    const uint32_t mask = c->mask, f0 = fc[0] & 0xffffu; /* symbol 0: slots [0, f0) */
+    const int pb = c->pb;
+    uint32_t x = d->x;
+    const uint8_t *p = d->p, *end = d->end;
+    size_t i = 0;
+    if (f0 > (mask >> 1)) {
+        /* mostly zeros: a predictable branch skips the table; renormalisation is rare */
+        for (; i < n; i++) {
+            uint32_t sl = x & mask;
+            if (sl < f0) {
+                x = f0 * (x >> pb) + sl;
+                out[i] = 0;
+            } else {
+                RANS_STEP(x, out[i], slot, fc, mask, pb);
+            }
+            if (x < RANS_L && !renorm(&x, &p, end)) goto fail;
+        }
+    } else {
+        /* branch-free renormalisation while two bytes are left (both may be read, neither
+         * past the end), then the checked loop */
+        for (; i < n && end - p >= 2; i++) {
+            RANS_STEP(x, out[i], slot, fc, mask, pb);
+            RANS_RENORM2(x, p);
+        }
+        for (; i < n; i++) {
+            RANS_STEP(x, out[i], slot, fc, mask, pb);
+            if (!renorm(&x, &p, end)) goto fail;
+        }
+    }
+    d->x = x;
+    d->p = p;
+    return;
+fail:
+    d->failed = 1;
+}
+
+void ddct_rans_dec_run_x4_ref(ddct_rans_dec *d, int ctx, uint16_t *out, size_t n)
+{
+    if (!n || run_start(d, ctx, out, n) != 2) return;
+    const ddct_rans_cx *c = &d->cx[ctx];
+    for (size_t i = 0; i < n; i++) {
+        uint32_t x = d->xs[d->lane];
+        uint16_t s;
+        RANS_STEP(x, s, c->slot, c->fc, c->mask, c->pb);
+        if (!renorm(&x, &d->p, d->end)) {
+            d->failed = 1;
+            return;
+        }
+        d->xs[d->lane] = x;
+        d->lane = (d->lane + 1) % DDCT_RANS_LANES;
+        out[i] = s;
+    }
+}
+
+void ddct_rans_dec_run_x4(ddct_rans_dec *d, int ctx, uint16_t *out, size_t n)
+{
+    if (!n || run_start(d, ctx, out, n) != 2) return;
+    const ddct_rans_cx *c = &d->cx[ctx];
+    const uint16_t *slot = c->slot;
+    const uint32_t *fc = c->fc;
+    const uint32_t mask = c->mask;
+    const int pb = c->pb, l0 = d->lane;
+    /* the states in the order this run uses them */
+    uint32_t x0 = d->xs[l0], x1 = d->xs[(l0 + 1) % 4], x2 = d->xs[(l0 + 2) % 4], x3 = d->xs[(l0 + 3) % 4];
+    const uint8_t *p = d->p, *end = d->end;
+    size_t i = 0;
+    /* four independent states: their steps overlap; the bytes are read in symbol order */
+    for (; i + 4 <= n && end - p >= 8; i += 4) {
+        uint16_t s0, s1, s2, s3;
+        RANS_STEP(x0, s0, slot, fc, mask, pb);
+        RANS_STEP(x1, s1, slot, fc, mask, pb);
+        RANS_STEP(x2, s2, slot, fc, mask, pb);
+        RANS_STEP(x3, s3, slot, fc, mask, pb);
+        RANS_RENORM2(x0, p);
+        RANS_RENORM2(x1, p);
+        RANS_RENORM2(x2, p);
+        RANS_RENORM2(x3, p);
+        out[i] = s0;
+        out[i + 1] = s1;
+        out[i + 2] = s2;
+        out[i + 3] = s3;
+    }
+    uint32_t xs[4] = {x0, x1, x2, x3};
+    for (; i < n; i++) {
+        uint32_t *x = &xs[i % 4];
+        RANS_STEP(*x, out[i], slot, fc, mask, pb);
+        if (!renorm(x, &p, end)) {
+            d->failed = 1;
+            return;
+        }
+    }
+    for (int l = 0; l < 4; l++) d->xs[(l0 + l) % 4] = xs[l];
+    d->lane = (int)(((size_t)l0 + n) % DDCT_RANS_LANES);
+    d->p = p;
 }
 
 int ddct_rans_dec_finish(const ddct_rans_dec *d, ddct_err *e)
 {
     RETURN_ERROR_IF(d->failed, e, DDCT_ERR_FORMAT, "rANS: corrupt stream or context out of range");
-    RETURN_ERROR_IF(d->x != RANS_L || d->p != d->end, e, DDCT_ERR_FORMAT,
+    int ended = d->lanes == DDCT_RANS_LANES
+                    ? d->xs[0] == RANS_L && d->xs[1] == RANS_L && d->xs[2] == RANS_L && d->xs[3] == RANS_L
+                    : d->x == RANS_L;
+    RETURN_ERROR_IF(!ended || d->p != d->end, e, DDCT_ERR_FORMAT,
                     "rANS: stream does not end where expected (%zu bytes left)", (size_t)(d->end - d->p));
     return DDCT_OK;
 }

@@ -9,7 +9,7 @@
  * Integer arithmetic only: output is deterministic and machine-independent.
  *
  * Blob layout (ddct_rans_encode), all read by ddct_rans_decode / ddct_rans_dec_init:
- *   u8      nctx - 1 (low 6 bits; the top 2 bits are reserved, 0)
+ *   u8      nctx - 1 (low 6 bits; top 2 bits: 0, or 2 for a four-state blob, see below)
  *   table[nctx]       one per context, see below
  *   u32 LE  final encoder state
  *   bytes   renormalisation bytes, in decoding order
@@ -78,6 +78,15 @@ int ddct_rans_encode(const uint16_t *sym, const uint8_t *ctx, size_t n, int nctx
  * DDCT_ERR_NOMEM. */
 int ddct_rans_decode(const uint8_t *in, size_t len, const uint8_t *ctx, size_t n, uint16_t *sym, ddct_err *e);
 
+/* Four interleaved states (DDCT_RANS_LANES): symbol i of the blob is coded with state i mod 4,
+ * so a decoder can run four independent steps side by side. The blob is as above except that
+ * the header byte's top bits are 2 (0x80 | (nctx - 1)) and four u32 LE states (0, 1, 2, 3)
+ * replace the one: 12 bytes more. Decode with ddct_rans_dec_init_x4 + ddct_rans_dec_run_x4;
+ * the one-state functions refuse such a blob and the four-state ones a one-state blob. */
+#define DDCT_RANS_LANES 4
+int ddct_rans_encode_x4(const uint16_t *sym, const uint8_t *ctx, size_t n, int nctx, int prob_bits, ddct_buf *out,
+                        ddct_err *e);
+
 /* Streaming decoder, for contexts that depend on symbols already decoded. */
 #define DDCT_RANS_L (1u << 23)
 
@@ -93,7 +102,9 @@ typedef struct {
 
 typedef struct {
     const uint8_t *p, *end;
-    uint32_t x;
+    uint32_t x;            /* the state (one-state blobs) */
+    uint32_t xs[4];        /* the states of a four-state blob (ddct_rans_dec_init_x4) */
+    int lanes, lane;       /* states (1 or 4); the state of the next symbol (four-state blobs) */
     int nctx;
     int failed;
     ddct_rans_table *tab;  /* [nctx] */
@@ -104,6 +115,8 @@ typedef struct {
 
 /* Parse tables and the initial state. On failure the decoder holds nothing to free. */
 int ddct_rans_dec_init(ddct_rans_dec *d, const uint8_t *in, size_t len, ddct_err *e);
+/* The same for a four-state blob; decode it only with ddct_rans_dec_run_x4 (+ _ref). */
+int ddct_rans_dec_init_x4(ddct_rans_dec *d, const uint8_t *in, size_t len, ddct_err *e);
 /* Next symbol in context ctx; on a bad context / stream returns 0 and latches failed
  * (later calls return 0). Inline: it is the inner loop of every context-adaptive decoder. */
 static inline uint16_t ddct_rans_dec_get(ddct_rans_dec *d, int ctx)
@@ -132,6 +145,15 @@ static inline uint16_t ddct_rans_dec_get(ddct_rans_dec *d, int ctx)
     d->x = x;
     return s;
 }
+/* n symbols in the one context ctx into out[0..n): the same symbols, state and failure as n
+ * calls of ddct_rans_dec_get (on failure out[] is unspecified and failed is latched). Tight
+ * loops: a run of symbol 0 (the common symbol of a residual) skips the table lookup. */
+void ddct_rans_dec_run(ddct_rans_dec *d, int ctx, uint16_t *out, size_t n);
+void ddct_rans_dec_run_ref(ddct_rans_dec *d, int ctx, uint16_t *out, size_t n);
+/* The same on a four-state decoder, the states taken in turn across runs (the next run goes on
+ * with the state after the last one used). _ref: one checked symbol at a time. */
+void ddct_rans_dec_run_x4(ddct_rans_dec *d, int ctx, uint16_t *out, size_t n);
+void ddct_rans_dec_run_x4_ref(ddct_rans_dec *d, int ctx, uint16_t *out, size_t n);
 /* DDCT_ERR_FORMAT if anything failed or the stream did not end exactly (state back to
  * 2^23, every byte consumed). Does not free. */
 int ddct_rans_dec_finish(const ddct_rans_dec *d, ddct_err *e);
