@@ -54,7 +54,7 @@ static void check_params(const ddct_params *p, const char *what)
     FUZZ_ASSERT(p->lowfreq_k >= 1 && p->lowfreq_k <= 128, "%s: lowfreq-k %d", what, p->lowfreq_k);
     FUZZ_ASSERT(p->dwt_levels >= 1 && p->dwt_levels <= 6, "%s: dwt-levels %d", what, p->dwt_levels);
     FUZZ_ASSERT(p->threads >= 0 && p->threads <= 1024, "%s: threads %d", what, p->threads);
-    FUZZ_ASSERT(p->zstd_level >= 1 && p->zstd_level <= 22, "%s: zstd-level %d", what, p->zstd_level);
+    FUZZ_ASSERT(p->zstd_level >= 0 && p->zstd_level <= 22, "%s: zstd-level %d", what, p->zstd_level);
     FUZZ_ASSERT(p->bpp == 0 || (isfinite(p->bpp) && p->bpp > 0 && p->bpp <= 32), "%s: bpp %g", what, p->bpp);
     FUZZ_ASSERT(p->error == 0 || (isfinite(p->error) && p->error > 0 && p->error < 1), "%s: error %g", what, p->error);
     check_strategy(&p->bits, what);

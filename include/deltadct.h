@@ -89,7 +89,8 @@ typedef struct {
     const char *include_regex;  /* POSIX ERE; NULL = default rule */
     const char *exclude_regex;  /* POSIX ERE; NULL = default exclusions */
     int threads;                /* 0 = all cores */
-    int zstd_level;             /* lossless tensors, default 19 */
+    int zstd_level;             /* lossless tensors: 1..22 a zstd level (default 1); 0 zstd's fastest
+                                   search with Huffman-coded literals (faster, about as small) */
 } ddct_params;
 
 void ddct_params_default(ddct_params *p);

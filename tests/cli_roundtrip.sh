@@ -24,6 +24,16 @@ for dt in F32 F16 BF16; do
   check "eval $dt" bash -c "'$DDCT' eval '$d/base.safetensors' '$d/finetuned.safetensors' '$d/m.ddct' --json | python3 -c 'import json,sys; j=json.load(sys.stdin); assert 0 < j[\"rel_error\"] < 1.2, j[\"rel_error\"]; assert 1.0 < j[\"bits_per_lossy_param\"] < 1.25, j[\"bits_per_lossy_param\"]'"
 done
 
+# --zstd-level 0 (fast tensor setting) and 19: lossless tensors still byte-exact, same lossy part
+for zl in 0 19; do
+  d=$T/BF16
+  check "compress --zstd-level $zl" "$DDCT" compress "$d/base.safetensors" "$d/finetuned.safetensors" -o "$d/z$zl.ddct" -q --zstd-level $zl
+  check "decompress --zstd-level $zl" "$DDCT" decompress "$d/base.safetensors" "$d/z$zl.ddct" -o "$d/z$zl.safetensors" -q
+  check "lossless --zstd-level $zl" cmp_st "$d/finetuned.safetensors" "$d/z$zl.safetensors" $LOSSLESS
+  check "same rebuild --zstd-level $zl" cmp -s "$d/r.safetensors" "$d/z$zl.safetensors"
+done
+"$DDCT" compress --zstd-level 23 a b -o c 2>/dev/null; [ $? -eq 2 ] && ok || bad "bad --zstd-level exit 2"
+
 d=$T/F32
 # conventions: refuse to overwrite, -f overwrites, output may not be an input
 check_fails "refuse existing output" "$DDCT" compress "$d/base.safetensors" "$d/finetuned.safetensors" -o "$d/m.ddct" -q

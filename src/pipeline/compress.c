@@ -301,7 +301,9 @@ static int write_files(cjob *j, const ddct_model *ft, ddct_err *e)
             ddct_ctr_entry en = {.name = rname, .dtype = DDCT_DT_U8, .ndim = 1, .shape = {map.size}, .nelem = map.size};
             ddct_record rec;
             memset(&rec, 0, sizeof rec);
-            ddct_lossless_in in = {.ft = map.p, .nbytes = map.size, .elsize = 1, .level = j->p->zstd_level,
+            /* files (config, tokenizer: text) want real match finding: level 1 for the default 0 */
+            ddct_lossless_in in = {.ft = map.p, .nbytes = map.size, .elsize = 1,
+                                   .level = j->p->zstd_level ? j->p->zstd_level : 1,
                                    .threads = j->threads, .consumed = release_map, .consumed_opaque = &map};
             rc = write_raw(j, &en, &rec, &in, e);
             ddct_map_close(&map);
@@ -430,7 +432,7 @@ static int check_params(const ddct_params *p, ddct_err *e)
                         (unsigned)p->importance >= DDCT_IMPORTANCE_COUNT || (unsigned)p->qtable >= DDCT_QTABLE_COUNT,
                     e, DDCT_ERR_PARAM, "invalid enumerated parameter");
     RETURN_ERROR_IF(p->dwt_levels < 1 || p->dwt_levels > 6, e, DDCT_ERR_PARAM, "--dwt-levels must be 1..6");
-    RETURN_ERROR_IF(p->zstd_level < 1 || p->zstd_level > 22, e, DDCT_ERR_PARAM, "--zstd-level must be 1..22");
+    RETURN_ERROR_IF(p->zstd_level < 0 || p->zstd_level > 22, e, DDCT_ERR_PARAM, "--zstd-level must be 0..22");
     return 0;
 }
 
