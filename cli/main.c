@@ -54,9 +54,11 @@ static const char *COMPRESS_HELP =
     "                        mse (default: squared error summed over the tensors) | rel (each\n"
     "                        tensor's squared error / its ||delta||^2, i.e. per-tensor relative\n"
     "                        error); --rescale adds the energy-preserving rebuild to either\n"
-    "  --no-rescale          store without the per-layer mean |delta| rescale (the default\n"
-    "                        for --method rd, whose allocation minimises plain squared error)\n"
-    "  --rescale             store with the rescale (the default for the other methods)\n"
+    "  --no-rescale          store without the per-layer mean |delta| rescale (for rd: the\n"
+    "                        rebuild closest to the fine-tune, by squared error and by KL)\n"
+    "  --rescale             store with the rescale (the default for the other methods; for\n"
+    "                        rd on every tensor). rd's default: per tensor, the rescale where the\n"
+    "                        plain rebuild's mean |delta| is within 10 % of the original's\n"
     "  --include REGEX       tensors matching REGEX are lossy even if excluded by default\n"
     "  --exclude REGEX       replace the default exclusions (POSIX extended, case-insensitive)\n"
     "  --zstd-level N        zstd level for lossless tensors, 1..22 (default 1); 0: zstd's fastest\n"
@@ -216,7 +218,7 @@ int cmd_compress(int argc, char **argv)
     }
     if (npos != 2) return cli_error("compress needs BASE and FINETUNED (see 'deltadct compress --help')"), EXIT_USAGE;
     if (c.rescale >= 0) p.rescale = c.rescale;
-    else if (p.method == DDCT_METHOD_RD) p.rescale = 0;
+    else if (p.method == DDCT_METHOD_RD) p.rescale = DDCT_RESCALE_AUTO;
     p.threads = c.threads;
     char *trimmed = strdup(pos[1]);
     for (size_t k = trimmed ? strlen(trimmed) : 0; k > 1 && trimmed[k - 1] == '/'; k--) trimmed[k - 1] = 0;

@@ -71,6 +71,7 @@ typedef struct {
     double frac[DDCT_MAX_BITS_LEVELS];
 } ddct_strategy;
 
+#define DDCT_RESCALE_AUTO 2
 typedef struct {
     ddct_method method;         /* default DDCT_METHOD_PATCH */
     ddct_transform transform;   /* default DDCT_TRANSFORM_DCT */
@@ -82,7 +83,9 @@ typedef struct {
     ddct_wavelet wavelet;       /* default HAAR */
     int dwt_levels;             /* default 1 */
     ddct_dwt_keep dwt_keep;     /* default ALL */
-    int rescale;                /* 1 (default): rebuild with per-layer mean |delta| */
+    int rescale;                /* 1 (default): rebuild with per-layer mean |delta|; 0: plain;
+                                   DDCT_RESCALE_AUTO (rd, the CLI's default for it): per tensor,
+                                   on where the plain rebuild's mean |delta^| is within 10 % */
     double bpp;                 /* target bits per lossy parameter (svd method, and >0: budget); 0 = unset */
     double error;               /* rd method: target relative error per tensor (> 0), 0 = unset (then bpp) */
     ddct_rd_measure rd_measure; /* rd method with a bpp budget: default MSE */

@@ -94,6 +94,48 @@ static void test_roundtrip_budget(void)
     }
 }
 
+/* DDCT_RESCALE_AUTO: the stored rescale flag (params byte 1, bit 0) is set where the plain
+ * rebuild's mean |delta^| is within 10 % of mean |delta| (a low-rank delta at 2 bpp) and not
+ * where it is far below (noise at 0.1 bpp); decoding as stored follows the flag. */
+static void test_auto_rescale(void)
+{
+    static const uint64_t shape[2] = {128, 192};
+    uint64_t n = shape[0] * shape[1];
+    static const struct {
+        int rank;
+        double noise, bpp;
+        int want;
+    } cases[] = {{4, 0.01, 2.0, 1}, {0, 1.0, 0.1, 0}};
+    float *r = malloc(n * sizeof *r), *r2 = malloc(n * sizeof *r2);
+    for (size_t c = 0; c < 2; c++) {
+        float *d = gen(shape[0], shape[1], cases[c].rank, cases[c].noise);
+        ddct_params P;
+        ddct_params_default(&P);
+        P.method = DDCT_METHOD_RD;
+        P.rescale = DDCT_RESCALE_AUTO;
+        P.bpp = cases[c].bpp;
+        ddct_enc_out o;
+        CHECK(encode(&P, d, shape, 2, &o) == 0, "encode case %zu", c);
+        int flag = o.params.len > 1 && (o.params.p[1] & 1);
+        CHECK(flag == cases[c].want, "case %zu: rescale flag %d, expected %d", c, flag, cases[c].want);
+        ddct_record rec = rec_of(&o);
+        ddct_err e;
+        CHECK(ddct_codec_rd.decode_lossy(&rec, n, 1, -1, r, &e) == 0 &&
+                  ddct_codec_rd.decode_lossy(&rec, n, 1, flag, r2, &e) == 0 && !memcmp(r, r2, n * sizeof *r),
+              "case %zu: decoding as stored = with the flag forced", c);
+        double ma = 0, mh = 0;
+        for (uint64_t i = 0; i < n; i++) {
+            ma += fabs(d[i]);
+            mh += fabs(r[i]);
+        }
+        if (flag) CHECK(fabs(mh / ma - 1) < 1e-3, "case %zu: mean |delta^| %.5g matches %.5g", c, mh, ma);
+        ddct_enc_out_free(&o);
+        free(d);
+    }
+    free(r);
+    free(r2);
+}
+
 static void test_error_target(void)
 {
     uint64_t shape[2] = {96, 160}, n = shape[0] * shape[1];
@@ -396,6 +438,7 @@ int main(void)
     }
     test_roundtrip_budget();
     test_error_target();
+    test_auto_rescale();
     test_determinism();
     test_corrupt();
     test_pipeline_budget();
