@@ -32,8 +32,10 @@ configs_default=(
   "bitdelta|--method bitdelta"
   "svd @1.0|--method svd --bpp 1.0"
   "svd @0.5|--method svd --bpp 0.5"
-  "rd @1.0|--method rd --bpp 1.0 --no-rescale"
-  "rd @0.5|--method rd --bpp 0.5 --no-rescale"
+  "rd @1.0 (default: auto rescale)|--method rd --bpp 1.0"
+  "rd @0.5 (default: auto rescale)|--method rd --bpp 0.5"
+  "rd @1.0, no rescale|--method rd --bpp 1.0 --no-rescale"
+  "rd @0.5, no rescale|--method rd --bpp 0.5 --no-rescale"
 )
 if [ $# -gt 2 ]; then configs=("${@:3}"); else configs=("${configs_default[@]}"); fi
 echo "| pair | method | bits / lossy param | loss (nats/byte) | share of the fine-tune's gain kept | KL(fine-tune ‖ rebuilt) (nats/byte) | share of the base's KL removed |"
