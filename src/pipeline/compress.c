@@ -301,7 +301,7 @@ static int write_files(cjob *j, const ddct_model *ft, ddct_err *e)
             ddct_ctr_entry en = {.name = rname, .dtype = DDCT_DT_U8, .ndim = 1, .shape = {map.size}, .nelem = map.size};
             ddct_record rec;
             memset(&rec, 0, sizeof rec);
-            /* files (config, tokenizer: text) want real match finding: level 1 for the default 0 */
+            /* files (config, tokenizer: text) want real match finding: level 1 for the tensor setting 0 */
             ddct_lossless_in in = {.ft = map.p, .nbytes = map.size, .elsize = 1,
                                    .level = j->p->zstd_level ? j->p->zstd_level : 1,
                                    .threads = j->threads, .consumed = release_map, .consumed_opaque = &map};
@@ -333,9 +333,8 @@ static const float *read_delta(void *opaque, uint64_t first, uint64_t n, float *
      * 64 KiB and a madvise + TLB shootdown per strip to drop them again (a fifth of the CPU time,
      * all in the kernel), and the mapped pages counted in the resident set. */
     uint8_t *raw = (uint8_t *)(buf + n);
-    if (ddct_model_pread(j->ftm, j->cur, first * ts, raw, (size_t)(n * ts)) == 0 &&
-        ddct_model_pread(j->basem, ddct_model_lookup(j->basem, s->t->name), first * bs, raw + n * ts,
-                         (size_t)(n * bs)) == 0)
+    if (read_cur(s->j, 0, first * ts, raw, (size_t)(n * ts)) == 0 &&
+        read_cur(s->j, 1, first * bs, raw + n * ts, (size_t)(n * bs)) == 0)
         return ddct_sub_to_f32(s->t->dtype, raw, s->b->dtype, raw + n * ts, (size_t)n, buf) ? buf : NULL;
     /* a failed read (file shrunk?) goes through the mapping, pages dropped as read */
     int finite = make_delta_range(s->t, s->b, first, n, buf, threads);
