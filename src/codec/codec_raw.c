@@ -183,6 +183,14 @@ uint64_t ddct_raw_data_bound(uint64_t nbytes)
     return nbytes + (nbytes >> 8) + ((nbytes >> 17) + 1) * 16 + 1024;
 }
 
+/* Bytes [off, off + n) of the fine-tune (which = 0) or the base (1): read into buf by the
+ * caller's reader when there is one (and buf), else (or when it fails) where they are mapped. */
+static const uint8_t *in_bytes(const ddct_lossless_in *in, int which, uint64_t off, size_t n, uint8_t *buf)
+{
+    if (in->read && buf && in->read(in->read_opaque, which, off, buf, n) == 0) return buf;
+    return (which ? in->base : in->ft) + off;
+}
+
 int ddct_raw_params(const ddct_lossless_in *in, ddct_buf *params, ddct_err *e)
 {
     uint64_t n = in->nbytes;
@@ -194,9 +202,8 @@ int ddct_raw_params(const ddct_lossless_in *in, ddct_buf *params, ddct_err *e)
     int rc = (!tmp || (in->base && !tmp2) || (in->read && (!rb[0] || (in->base && !rb[1]))))
                  ? ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory")
                  : 0;
-    const uint8_t *f = in->ft, *b = in->base;
-    if (!rc && in->read && in->read(in->read_opaque, 0, 0, rb[0], (size_t)sample) == 0) f = rb[0];
-    if (!rc && in->read && b && in->read(in->read_opaque, 1, 0, rb[1], (size_t)sample) == 0) b = rb[1];
+    const uint8_t *f = rc ? NULL : in_bytes(in, 0, 0, (size_t)sample, rb[0]);
+    const uint8_t *b = rc || !in->base ? NULL : in_bytes(in, 1, 0, (size_t)sample, rb[1]);
     unsigned best = 0;
     size_t best_size = SIZE_MAX;
     ddct_buf scratch;
@@ -284,9 +291,7 @@ int ddct_raw_stream(const ddct_lossless_in *in, const uint8_t *params, size_t pa
     }
     for (uint64_t a = 0; !rc && (a < n || a == 0); a += chunk) {
         size_t m = (size_t)(n - a < chunk ? n - a : chunk);
-        const uint8_t *f = in->ft + a, *b = (flags & RAW_XOR) ? in->base + a : NULL;
-        if (in->read && in->read(in->read_opaque, 0, a, rb[0], m) == 0) f = rb[0];
-        if (in->read && b && in->read(in->read_opaque, 1, a, rb[1], m) == 0) b = rb[1];
+        const uint8_t *f = in_bytes(in, 0, a, m, rb[0]), *b = (flags & RAW_XOR) ? in_bytes(in, 1, a, m, rb[1]) : NULL;
         prepare(f, b, m, in->elsize, flags, tmp, tmp2);
         rc = zfeed(&s, tmp, m, a + m >= n, e);
         if (in->consumed) in->consumed(in->consumed_opaque, a + m);

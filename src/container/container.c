@@ -138,16 +138,15 @@ uint64_t ddct_record_size(int has_base, uint64_t params_len, uint64_t side_len, 
            varint_size(data_len) + data_len + 8;
 }
 
-void ddct_record_serialize(const ddct_record *rec, ddct_buf *b)
+/* A record's head into b: codec, flags, base fingerprint, params; side only when with_side
+ * (ddct_ctrw_add writes the side from the codec's buffer itself). */
+static void record_head(const ddct_record *rec, int with_side, ddct_buf *b)
 {
-    size_t start = b->len;
     ddct_buf_u8(b, rec->codec);
     ddct_buf_u8(b, rec->flags);
     if (rec->flags & DDCT_REC_HAS_BASE) ddct_buf_u64(b, rec->base_fp);
     ddct_buf_str(b, (const char *)rec->params, rec->params_len);
-    ddct_buf_str(b, (const char *)rec->side, rec->side_len);
-    ddct_buf_str(b, (const char *)rec->data, rec->data_len);
-    ddct_buf_u64(b, b->failed ? 0 : XXH3_64bits(b->p + start, b->len - start));
+    if (with_side) ddct_buf_str(b, (const char *)rec->side, rec->side_len);
 }
 
 static void index_entry(ddct_ctr_writer *w, const ddct_ctr_entry *entry, uint64_t off, uint64_t len)
@@ -168,8 +167,8 @@ static int put_hashed(ddct_ctr_writer *w, XXH3_state_t *h, const void *p, size_t
     return ddct_ofile_write(w->f, p, n, e);
 }
 
-/* The bytes ddct_record_serialize makes, written piece by piece (no copy of the record is made:
- * the payload goes from the codec's buffer to the file, hashed on the way). */
+/* The record (docs/FORMAT.md) written piece by piece: no copy of it is made, the side and the
+ * payload go from the codec's buffers to the file, hashed on the way. */
 int ddct_ctrw_add(ddct_ctr_writer *w, const ddct_ctr_entry *entry, const ddct_record *rec, ddct_err *e)
 {
     RETURN_ERROR_IF(w->streaming, e, DDCT_ERR_INTERNAL, "container: a streamed record is still open");
@@ -178,10 +177,7 @@ int ddct_ctrw_add(ddct_ctr_writer *w, const ddct_ctr_entry *entry, const ddct_re
     XXH3_64bits_reset(h);
     uint64_t off = ddct_ofile_tell(w->f);
     w->rec.len = 0;
-    ddct_buf_u8(&w->rec, rec->codec);
-    ddct_buf_u8(&w->rec, rec->flags);
-    if (rec->flags & DDCT_REC_HAS_BASE) ddct_buf_u64(&w->rec, rec->base_fp);
-    ddct_buf_str(&w->rec, (const char *)rec->params, rec->params_len);
+    record_head(rec, 0, &w->rec);
     ddct_buf_varint(&w->rec, rec->side_len);
     int rc = ddct_buf_check(&w->rec, e);
     if (!rc) rc = put_hashed(w, h, w->rec.p, w->rec.len, e);
@@ -219,11 +215,7 @@ int ddct_ctrw_begin(ddct_ctr_writer *w, const ddct_ctr_entry *entry, const ddct_
 {
     RETURN_ERROR_IF(w->streaming, e, DDCT_ERR_INTERNAL, "container: a streamed record is already open");
     w->rec.len = 0;
-    ddct_buf_u8(&w->rec, head->codec);
-    ddct_buf_u8(&w->rec, head->flags);
-    if (head->flags & DDCT_REC_HAS_BASE) ddct_buf_u64(&w->rec, head->base_fp);
-    ddct_buf_str(&w->rec, (const char *)head->params, head->params_len);
-    ddct_buf_str(&w->rec, (const char *)head->side, head->side_len);
+    record_head(head, 1, &w->rec);
     FORWARD_IF_ERROR(ddct_buf_check(&w->rec, e));
     w->st_start = ddct_ofile_tell(w->f);
     w->st_len_at = w->st_start + w->rec.len;

@@ -83,9 +83,6 @@ void ddct_ctrw_abort(ddct_ctr_writer *w);
  * so codecs can hold a size budget exactly. */
 uint64_t ddct_record_size(int has_base, uint64_t params_len, uint64_t side_len, uint64_t data_len);
 
-/* Serialize a record into b (used by the writer and by tests). */
-void ddct_record_serialize(const ddct_record *rec, ddct_buf *b);
-
 /* ------------------------------------------------------------ reader */
 typedef struct ddct_ctr_reader ddct_ctr_reader;
 int ddct_ctr_open(ddct_ctr_reader **out, const char *path, ddct_err *e);
