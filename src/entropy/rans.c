@@ -224,50 +224,95 @@ double ddct_rans_table_cost_bits(const ddct_rans_table *t, const uint64_t *count
 }
 
 /* ------------------------------------------------------------ encoder */
-static int encode_lanes(const uint16_t *sym, const uint8_t *ctx, size_t n, int nctx, int prob_bits, int lanes,
-                        ddct_buf *out, ddct_err *e)
+/* A symbol as the fast encoder codes it (ryg_rans' RansEncSymbol): emit bytes while x >= x_max,
+ * then x' = x + bias + q * cmpl with q = floor(x / freq) = (x * rcp / 2^32) >> shift, which is
+ * the step x' = (x / freq) 2^pb + x % freq + start without a division. The reciprocal (Alverson)
+ * is exact for x < 2^31: rcp = ceil(2^(31 + s) / freq), s = ceil(log2 freq), has the error
+ * e = rcp freq - 2^(31 + s) < freq <= 2^s, so x rcp / 2^(31 + s) = x / freq + x e / (freq 2^(31 + s))
+ * and the last term is below 1 / freq. freq = 1 takes rcp = 2^32 - 1 (q = x - 1) and the bias
+ * start + 2^pb - 1. A single-symbol table (freq = 2^pb) is the identity: x_max = 2^31, cmpl = 0. */
+typedef struct {
+    uint32_t x_max, rcp, bias;
+    uint16_t cmpl, shift;
+} enc_sym;
+
+static void enc_sym_init(enc_sym *q, uint32_t start, uint32_t freq, int pb)
 {
-    if (prob_bits == 0) prob_bits = DDCT_RANS_PROB_BITS_DEFAULT;
-    RETURN_ERROR_IF(nctx < 1 || nctx > DDCT_RANS_MAX_CONTEXTS, e, DDCT_ERR_PARAM, "rANS: %d contexts (1..%d)", nctx,
-                    DDCT_RANS_MAX_CONTEXTS);
-    RETURN_ERROR_IF(prob_bits < DDCT_RANS_PROB_BITS_MIN || prob_bits > DDCT_RANS_PROB_BITS_MAX, e, DDCT_ERR_PARAM,
-                    "rANS: probability precision %d bits (12..15)", prob_bits);
-    RETURN_ERROR_IF(n > 0 && !sym, e, DDCT_ERR_PARAM, "rANS: NULL symbols");
-    RETURN_ERROR_IF(n > (SIZE_MAX - 64) / 2, e, DDCT_ERR_PARAM, "rANS: %zu symbols is too many", n);
-    int rc = DDCT_OK;
-    uint64_t *counts = NULL;
-    ddct_rans_table *tab = NULL;
-    /* pass 0: check, and the alphabet actually used (counts then take nctx * A, not 4096) */
-    unsigned smax = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned c = ctx ? ctx[i] : 0u, s = sym[i];
-        if (c >= (unsigned)nctx || s >= DDCT_RANS_MAX_SYMBOLS)
-            return ddct_seterr(e, DDCT_ERR_PARAM, "rANS: symbol %zu: %s %u out of range", i,
-                               c >= (unsigned)nctx ? "context" : "value", c >= (unsigned)nctx ? c : s);
-        smax = s > smax ? s : smax;
+    q->x_max = ((RANS_L >> pb) << 8) * freq;
+    q->cmpl = (uint16_t)((1u << pb) - freq);
+    if (freq < 2) {
+        q->rcp = ~0u;
+        q->shift = 0;
+        q->bias = start + (1u << pb) - 1u;
+    } else {
+        uint32_t sh = 0;
+        while (freq > (1u << sh)) sh++;
+        q->rcp = (uint32_t)((((uint64_t)1 << (sh + 31)) + freq - 1) / freq);
+        q->shift = (uint16_t)(sh - 1);
+        q->bias = start;
     }
-    const size_t A = (size_t)smax + 1;
-    counts = calloc((size_t)nctx * A, sizeof *counts);
-    tab = malloc((size_t)nctx * sizeof *tab);
-    if (!counts || !tab) {
-        rc = ddct_seterr(e, DDCT_ERR_NOMEM, "rANS: out of memory (tables)");
-        goto done;
+}
+
+/* One symbol: at most two bytes out (x < 2^31, x_max >= 2^16), written without a branch: both
+ * bytes are stored (the second may be overwritten later; p - 2 stays inside the output, above
+ * the 4 lanes bytes of the states), p moves by the count. */
+#define ENC_PUT(x, q, p)                                                                                               \
+    do {                                                                                                               \
+        const uint32_t k_ = ((x) >= (q)->x_max) + ((uint64_t)(x) >= (uint64_t)(q)->x_max << 8);                        \
+        (p)[-1] = (uint8_t)(x);                                                                                        \
+        (p)[-2] = (uint8_t)((x) >> 8);                                                                                 \
+        (p) -= k_;                                                                                                     \
+        (x) >>= 8 * k_;                                                                                                \
+        const uint32_t d_ = (uint32_t)(((uint64_t)(x) * (q)->rcp) >> 32) >> (q)->shift;                               \
+        (x) = (x) + (q)->bias + d_ * (q)->cmpl;                                                                        \
+    } while (0)
+
+/* The coding pass of the fast encoder: sym[0..n) backwards from p; returns the new p. ctx NULL:
+ * context 0 (read as ctx[i & 0] of a zero byte). es: [nctx][A]. */
+static uint8_t *encode_pass(const uint16_t *sym, const uint8_t *ctx, size_t n, size_t A, const enc_sym *es,
+                            int lanes, uint8_t *p)
+{
+    static const uint8_t zero = 0;
+    const uint8_t *cp = ctx ? ctx : &zero;
+    const size_t cm = ctx ? SIZE_MAX : 0;
+#define ES(i) (&es[(size_t)cp[(i)&cm] * A + sym[i]])
+    size_t i = n;
+    uint32_t x0 = RANS_L, x1 = RANS_L, x2 = RANS_L, x3 = RANS_L;
+    if (lanes == 1) {
+        while (i > 0) {
+            i--;
+            ENC_PUT(x0, ES(i), p);
+        }
+    } else {
+        /* the last n mod 4 symbols, then four at a time (lanes 3, 2, 1, 0) */
+        uint32_t xs[DDCT_RANS_LANES] = {RANS_L, RANS_L, RANS_L, RANS_L};
+        while (i % DDCT_RANS_LANES) {
+            i--;
+            ENC_PUT(xs[i % DDCT_RANS_LANES], ES(i), p);
+        }
+        x0 = xs[0], x1 = xs[1], x2 = xs[2], x3 = xs[3];
+        while (i > 0) {
+            i -= 4;
+            const enc_sym *q3 = ES(i + 3), *q2 = ES(i + 2), *q1 = ES(i + 1), *q0 = ES(i);
+            ENC_PUT(x3, q3, p);
+            ENC_PUT(x2, q2, p);
+            ENC_PUT(x1, q1, p);
+            ENC_PUT(x0, q0, p);
+        }
     }
-    /* pass 1: counts */
-    for (size_t i = 0; i < n; i++) counts[(size_t)(ctx ? ctx[i] : 0u) * A + sym[i]]++;
-    ddct_buf_u8(out, (uint8_t)((nctx - 1) | (lanes == DDCT_RANS_LANES ? 0x80 : 0)));
-    for (int c = 0; c < nctx; c++) {
-        rc = ddct_rans_table_build(&tab[c], counts + (size_t)c * A, (int)A, prob_bits, e);
-        if (rc) goto done;
-        ddct_rans_table_write(&tab[c], out);
+#undef ES
+    const uint32_t xs[DDCT_RANS_LANES] = {x0, x1, x2, x3};
+    for (int l = lanes; l-- > 0;) {
+        p -= 4;
+        ddct_st32(p, xs[l]);
     }
-    /* pass 2: code backwards into the reserved tail, then move it down */
-    size_t bound = 4 * (size_t)lanes + 2 * n; /* <= 2 bytes per symbol: x < 2^31 and x_max >= 2^16 */
-    if (ddct_buf_reserve(out, bound)) {
-        rc = ddct_buf_check(out, e);
-        goto done;
-    }
-    uint8_t *base = out->p + out->len, *p = base + bound;
+    return p;
+}
+
+/* The coding pass of the reference encoder: a division per symbol. */
+static uint8_t *encode_pass_ref(const uint16_t *sym, const uint8_t *ctx, size_t n, const ddct_rans_table *tab,
+                                int lanes, uint8_t *p)
+{
     uint32_t xs[DDCT_RANS_LANES] = {RANS_L, RANS_L, RANS_L, RANS_L};
     for (size_t i = n; i-- > 0;) {
         const ddct_rans_table *t = &tab[ctx ? ctx[i] : 0];
@@ -286,26 +331,123 @@ static int encode_lanes(const uint16_t *sym, const uint8_t *ctx, size_t n, int n
         p -= 4;
         ddct_st32(p, xs[l]);
     }
-    size_t len = (size_t)(base + bound - p);
+    return p;
+}
+
+/* counts[c * A + s] += the number of i < n with ctx[i] = c (0 if ctx is NULL) and sym[i] = s;
+ * K = nctx * A counters. Runs of one symbol (mostly 0) make each increment wait for the last
+ * one to the same counter: four sets of 32-bit counters, summed at the end, where n is large
+ * enough to pay for them (and small enough for 32 bits). */
+static void count_symbols(const uint16_t *sym, const uint8_t *ctx, size_t n, size_t K, size_t A, uint64_t *counts)
+{
+    static const uint8_t zero = 0;
+    const uint8_t *cp = ctx ? ctx : &zero;
+    const size_t cm = ctx ? SIZE_MAX : 0;
+    uint32_t *h = n >= 16 * K && n <= UINT32_MAX ? calloc(4 * K, sizeof *h) : NULL;
+    if (!h) {
+        for (size_t i = 0; i < n; i++) counts[(size_t)cp[i & cm] * A + sym[i]]++;
+        return;
+    }
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        h[(size_t)cp[i & cm] * A + sym[i]]++;
+        h[K + (size_t)cp[(i + 1) & cm] * A + sym[i + 1]]++;
+        h[2 * K + (size_t)cp[(i + 2) & cm] * A + sym[i + 2]]++;
+        h[3 * K + (size_t)cp[(i + 3) & cm] * A + sym[i + 3]]++;
+    }
+    for (; i < n; i++) h[(size_t)cp[i & cm] * A + sym[i]]++;
+    for (size_t k = 0; k < K; k++) counts[k] += (uint64_t)h[k] + h[K + k] + h[2 * K + k] + h[3 * K + k];
+    free(h);
+}
+
+static int encode_lanes(const uint16_t *sym, const uint8_t *ctx, size_t n, int nctx, int prob_bits, int lanes,
+                        int ref, ddct_buf *out, ddct_err *e)
+{
+    if (prob_bits == 0) prob_bits = DDCT_RANS_PROB_BITS_DEFAULT;
+    RETURN_ERROR_IF(nctx < 1 || nctx > DDCT_RANS_MAX_CONTEXTS, e, DDCT_ERR_PARAM, "rANS: %d contexts (1..%d)", nctx,
+                    DDCT_RANS_MAX_CONTEXTS);
+    RETURN_ERROR_IF(prob_bits < DDCT_RANS_PROB_BITS_MIN || prob_bits > DDCT_RANS_PROB_BITS_MAX, e, DDCT_ERR_PARAM,
+                    "rANS: probability precision %d bits (12..15)", prob_bits);
+    RETURN_ERROR_IF(n > 0 && !sym, e, DDCT_ERR_PARAM, "rANS: NULL symbols");
+    RETURN_ERROR_IF(n > (SIZE_MAX - 64) / 2, e, DDCT_ERR_PARAM, "rANS: %zu symbols is too many", n);
+    int rc = DDCT_OK;
+    uint64_t *counts = NULL;
+    ddct_rans_table *tab = NULL;
+    enc_sym *es = NULL;
+    /* pass 0: check, and the alphabet actually used (counts then take nctx * A, not 4096); two
+     * vectorised maxima, the offender looked for only if there is one */
+    unsigned smax = 0, cmax = 0;
+    for (size_t i = 0; i < n; i++) smax = sym[i] > smax ? sym[i] : smax;
+    if (ctx)
+        for (size_t i = 0; i < n; i++) cmax = ctx[i] > cmax ? ctx[i] : cmax;
+    if (cmax >= (unsigned)nctx || smax >= DDCT_RANS_MAX_SYMBOLS)
+        for (size_t i = 0; i < n; i++) {
+            unsigned c = ctx ? ctx[i] : 0u, s = sym[i];
+            if (c >= (unsigned)nctx || s >= DDCT_RANS_MAX_SYMBOLS)
+                return ddct_seterr(e, DDCT_ERR_PARAM, "rANS: symbol %zu: %s %u out of range", i,
+                                   c >= (unsigned)nctx ? "context" : "value", c >= (unsigned)nctx ? c : s);
+        }
+    const size_t A = (size_t)smax + 1;
+    counts = calloc((size_t)nctx * A, sizeof *counts);
+    tab = malloc((size_t)nctx * sizeof *tab);
+    if (!ref) es = malloc((size_t)nctx * A * sizeof *es);
+    if (!counts || !tab || (!ref && !es)) {
+        rc = ddct_seterr(e, DDCT_ERR_NOMEM, "rANS: out of memory (tables)");
+        goto done;
+    }
+    /* pass 1: counts */
+    count_symbols(sym, ctx, n, nctx * A, A, counts);
+    ddct_buf_u8(out, (uint8_t)((nctx - 1) | (lanes == DDCT_RANS_LANES ? 0x80 : 0)));
+    for (int c = 0; c < nctx; c++) {
+        const ddct_rans_table *t = &tab[c];
+        rc = ddct_rans_table_build(&tab[c], counts + (size_t)c * A, (int)A, prob_bits, e);
+        if (rc) goto done;
+        ddct_rans_table_write(t, out);
+        if (!ref)
+            for (int s = 0; s < t->nsym; s++)
+                if (t->freq[s]) enc_sym_init(&es[(size_t)c * A + (size_t)s], t->cum[s], t->freq[s], t->prob_bits);
+    }
+    /* pass 2: code backwards into the reserved tail, then move it down */
+    size_t bound = 4 * (size_t)lanes + 2 * n; /* <= 2 bytes per symbol: x < 2^31 and x_max >= 2^16 */
+    if (ddct_buf_reserve(out, bound)) {
+        rc = ddct_buf_check(out, e);
+        goto done;
+    }
+    uint8_t *base = out->p + out->len, *end = base + bound;
+    uint8_t *p = ref ? encode_pass_ref(sym, ctx, n, tab, lanes, end) : encode_pass(sym, ctx, n, A, es, lanes, end);
+    size_t len = (size_t)(end - p);
     memmove(base, p, len);
     out->len += len;
     rc = ddct_buf_check(out, e);
 done:
     free(counts);
     free(tab);
+    free(es);
     return rc;
 }
 
 int ddct_rans_encode(const uint16_t *sym, const uint8_t *ctx, size_t n, int nctx, int prob_bits, ddct_buf *out,
                      ddct_err *e)
 {
-    return encode_lanes(sym, ctx, n, nctx, prob_bits, 1, out, e);
+    return encode_lanes(sym, ctx, n, nctx, prob_bits, 1, 0, out, e);
 }
 
 int ddct_rans_encode_x4(const uint16_t *sym, const uint8_t *ctx, size_t n, int nctx, int prob_bits, ddct_buf *out,
                         ddct_err *e)
 {
-    return encode_lanes(sym, ctx, n, nctx, prob_bits, DDCT_RANS_LANES, out, e);
+    return encode_lanes(sym, ctx, n, nctx, prob_bits, DDCT_RANS_LANES, 0, out, e);
+}
+
+int ddct_rans_encode_ref(const uint16_t *sym, const uint8_t *ctx, size_t n, int nctx, int prob_bits, ddct_buf *out,
+                         ddct_err *e)
+{
+    return encode_lanes(sym, ctx, n, nctx, prob_bits, 1, 1, out, e);
+}
+
+int ddct_rans_encode_x4_ref(const uint16_t *sym, const uint8_t *ctx, size_t n, int nctx, int prob_bits,
+                            ddct_buf *out, ddct_err *e)
+{
+    return encode_lanes(sym, ctx, n, nctx, prob_bits, DDCT_RANS_LANES, 1, out, e);
 }
 
 /* ------------------------------------------------------------ decoder */
@@ -319,7 +461,75 @@ void ddct_rans_dec_free(ddct_rans_dec *d)
     free(d->fc);
     free(d->cx);
     free(d->tab);
+    free(d->fx);
+    free(d->fx_fc);
+    free(d->fx_sym);
+    free(d->ctx_bad);
     memset(d, 0, sizeof *d);
+}
+
+/* The ddct_rans_fx tables of a four-state decoder (see rans.h) from d->tab; -1 if out of memory.
+ * Single-symbol tables take the pb of the general ones where these all have the same (the step
+ * is the identity at any pb), so that ddct_rans_dec_ctx_x4 can use one pb for every context. */
+static int fx_build(ddct_rans_dec *d)
+{
+    int pbg = 0, uniform = 1;
+    for (int c = 0; c < d->nctx; c++) {
+        const ddct_rans_table *t = &d->tab[c];
+        if (t->kind != DDCT_RANS_GENERAL) continue;
+        if (pbg && t->prob_bits != pbg) uniform = 0;
+        if (!pbg) pbg = t->prob_bits;
+    }
+    d->fx_pb = uniform ? (pbg ? pbg : DDCT_RANS_PROB_BITS_DEFAULT) : 0;
+    d->fx = calloc((size_t)d->nctx, sizeof *d->fx);
+    d->ctx_bad = malloc(256);
+    if (!d->fx || !d->ctx_bad) return -1;
+    memset(d->ctx_bad, 1, 256);
+    size_t tot = 0;
+    d->fx_empty0 = d->nctx;
+    for (int c = 0; c < d->nctx; c++) {
+        const ddct_rans_table *t = &d->tab[c];
+        ddct_rans_fx *f = &d->fx[c];
+        if (t->kind == DDCT_RANS_EMPTY) {
+            if (d->fx_empty0 == d->nctx) d->fx_empty0 = c;
+            continue;
+        }
+        d->ctx_bad[c] = 0;
+        f->pb = (uint8_t)(t->kind == DDCT_RANS_SINGLE && d->fx_pb ? d->fx_pb : t->prob_bits);
+        const uint32_t M = 1u << f->pb;
+        f->mask = (uint16_t)(M - 1u);
+        f->g = t->kind == DDCT_RANS_SINGLE ? M - 1u : t->freq[0] ? t->freq[0] - 1u : 0u;
+        f->off = tot - f->g; /* mod 2^64 */
+        tot += M - f->g;
+    }
+    d->fx_fc = malloc((tot ? tot : 1) * sizeof *d->fx_fc);
+    d->fx_sym = malloc((tot ? tot : 1) * sizeof *d->fx_sym);
+    if (!d->fx_fc || !d->fx_sym) return -1;
+    for (int c = 0; c < d->nctx; c++) {
+        const ddct_rans_table *t = &d->tab[c];
+        const ddct_rans_fx *f = &d->fx[c];
+        uint32_t *fc = d->fx_fc + (f->off + f->g);
+        uint16_t *sy = d->fx_sym + (f->off + f->g); /* entry 0: the slots [0, g] */
+        if (t->kind == DDCT_RANS_EMPTY) continue;
+        if (t->kind == DDCT_RANS_SINGLE) {
+            fc[0] = 1u << f->pb; /* freq 2^pb, cum 0: x' = x */
+            sy[0] = (uint16_t)(t->nsym - 1);
+            continue;
+        }
+        /* slot sl >= g has entry sl - g (locals: the stores could alias t's uint16_t arrays) */
+        const uint32_t g = f->g;
+        for (int s = 0; s < t->nsym; s++) {
+            const uint32_t lo = t->cum[s], hi = t->cum[s + 1], v = t->freq[s] | lo << 16;
+            const uint16_t sv = (uint16_t)s;
+            const uint32_t j1 = hi > g ? hi - g : 0;
+            for (uint32_t j = lo > g ? lo - g : 0; j < j1; j++) {
+                fc[j] = v;
+                sy[j] = sv;
+            }
+        }
+    }
+    d->nfx = d->nctx;
+    return 0;
 }
 
 static int dec_init(ddct_rans_dec *d, const uint8_t *in, size_t len, int lanes, ddct_err *e)
@@ -347,6 +557,7 @@ static int dec_init(ddct_rans_dec *d, const uint8_t *in, size_t len, int lanes, 
             return ddct_err_prefix(e, "context %d: ", c);
         }
         const ddct_rans_table *t = &d->tab[c];
+        if (lanes == DDCT_RANS_LANES) continue; /* fx_build below; cx[] stays empty */
         ddct_rans_cx *cx = &d->cx[c];
         cx->kind = t->kind;
         cx->pb = t->prob_bits;
@@ -367,6 +578,10 @@ static int dec_init(ddct_rans_dec *d, const uint8_t *in, size_t len, int lanes, 
         }
         cx->slot = sl;
         cx->fc = fc;
+    }
+    if (lanes == DDCT_RANS_LANES && fx_build(d)) {
+        ddct_rans_dec_free(d);
+        RETURN_ERROR(e, DDCT_ERR_NOMEM, "rANS: out of memory (decoding table)");
     }
     const uint8_t *st = ddct_rd_bytes(&r, 4 * (size_t)lanes);
     if (!st) {
@@ -415,8 +630,8 @@ int ddct_rans_dec_init_x4(ddct_rans_dec *d, const uint8_t *in, size_t len, ddct_
         (p) += n_;                                                                                                     \
     } while (0)
 
-/* Checks of a run: 0 (failed latched) for a failed decoder, a bad or empty context; 1 for a
- * single-symbol context (out[] filled, the four-state lane moved on by n); 2 for a general one. */
+/* Checks of a one-state run: 0 (failed latched) for a failed decoder, a bad or empty context; 1
+ * for a single-symbol context (out[] filled); 2 for a general one. */
 static int run_start(ddct_rans_dec *d, int ctx, uint16_t *out, size_t n)
 {
     if (d->failed || (unsigned)ctx >= (unsigned)d->nctx || d->cx[ctx].kind == DDCT_RANS_EMPTY) {
@@ -425,7 +640,6 @@ static int run_start(ddct_rans_dec *d, int ctx, uint16_t *out, size_t n)
     }
     if (d->cx[ctx].kind == DDCT_RANS_SINGLE) {
         for (size_t i = 0; i < n; i++) out[i] = d->cx[ctx].single;
-        if (d->lanes == DDCT_RANS_LANES) d->lane = (int)(((size_t)d->lane + n) % DDCT_RANS_LANES);
         return 1;
     }
     return 2;
@@ -489,64 +703,132 @@ fail:
     d->failed = 1;
 }
 
+/* ---------------------------------------------------- four-state decoder (fx tables) */
 void ddct_rans_dec_run_x4_ref(ddct_rans_dec *d, int ctx, uint16_t *out, size_t n)
 {
-    if (!n || run_start(d, ctx, out, n) != 2) return;
-    const ddct_rans_cx *c = &d->cx[ctx];
-    for (size_t i = 0; i < n; i++) {
-        uint32_t x = d->xs[d->lane];
-        uint16_t s;
-        RANS_STEP(x, s, c->slot, c->fc, c->mask, c->pb);
-        if (!renorm(&x, &d->p, d->end)) {
-            d->failed = 1;
-            return;
-        }
-        d->xs[d->lane] = x;
-        d->lane = (d->lane + 1) % DDCT_RANS_LANES;
-        out[i] = s;
-    }
+    for (size_t i = 0; i < n; i++) out[i] = ddct_rans_dec_get_x4(d, ctx);
 }
 
-void ddct_rans_dec_run_x4(ddct_rans_dec *d, int ctx, uint16_t *out, size_t n)
+void ddct_rans_dec_ctx_x4_ref(ddct_rans_dec *d, const uint8_t *ctx, uint16_t *out, size_t n)
 {
-    if (!n || run_start(d, ctx, out, n) != 2) return;
-    const ddct_rans_cx *c = &d->cx[ctx];
-    const uint16_t *slot = c->slot;
-    const uint32_t *fc = c->fc;
-    const uint32_t mask = c->mask;
-    const int pb = c->pb, l0 = d->lane;
-    /* the states in the order this run uses them */
-    uint32_t x0 = d->xs[l0], x1 = d->xs[(l0 + 1) % 4], x2 = d->xs[(l0 + 2) % 4], x3 = d->xs[(l0 + 3) % 4];
+    for (size_t i = 0; i < n; i++) out[i] = ddct_rans_dec_get_x4(d, ctx[i]);
+}
+
+/* The step of ddct_rans_dec_get_x4 on context f (ddct_rans_fx) with precision PB and mask MASK;
+ * the symbol into s. */
+#define FX_STEP(x, f, PB, MASK, s)                                                                                     \
+    do {                                                                                                               \
+        const uint32_t sl_ = (x) & (MASK), g_ = (f)->g;                                                                \
+        const size_t j_ = (f)->off + (sl_ > g_ ? sl_ : g_);                                                            \
+        const uint32_t e_ = fc[j_];                                                                                    \
+        (x) = (e_ & 0xffffu) * ((x) >> (PB)) + sl_ - (e_ >> 16);                                                       \
+        (s) = sym[j_];                                                                                                 \
+    } while (0)
+/* The branch-free renormalisation of ddct_rans_dec_get_x4, for when two bytes are left: k = 0, 1
+ * or 2 bytes from x alone, x << 8k | the first k of the next two bytes; the position is the only
+ * chain from one state's renormalisation to the next. */
+#define FX_RENORM2(x, p)                                                                                               \
+    do {                                                                                                               \
+        const uint32_t k_ = ((x) < RANS_L) + ((x) < (RANS_L >> 8));                                                    \
+        (x) = (uint32_t)(((uint64_t)(x) << 16 | (uint32_t)(p)[0] << 8 | (p)[1]) >> (16 - 8 * k_));                     \
+        (p) += k_;                                                                                                     \
+    } while (0)
+
+/* n symbols of a four-state decoder in contexts ctx[0..n) (checked), or all in context c1 (ctx
+ * NULL, checked, general). PB: the pb of every context used (a constant where inlined), or 0 to
+ * take each context's own. */
+static inline __attribute__((always_inline)) void x4_loop(ddct_rans_dec *d, const uint8_t *ctx, int c1,
+                                                          uint16_t *out, size_t n, const int PB)
+{
+    const ddct_rans_fx *fx = d->fx;
+    const uint32_t *fc = d->fx_fc;
+    const uint16_t *sym = d->fx_sym;
+    const int l0 = d->lane;
+    /* the states in the order this call uses them */
+    uint32_t x0 = d->xs[l0], x1 = d->xs[(l0 + 1) & 3], x2 = d->xs[(l0 + 2) & 3], x3 = d->xs[(l0 + 3) & 3];
     const uint8_t *p = d->p, *end = d->end;
     size_t i = 0;
-    /* four independent states: their steps overlap; the bytes are read in symbol order */
+#define X4_F(k) (ctx ? &fx[ctx[i + (k)]] : &fx[c1])
+#define X4_STEP(x, f, s) FX_STEP(x, f, PB ? PB : (f)->pb, PB ? (1u << PB) - 1u : (f)->mask, s)
+    /* four independent states: their steps overlap; the bytes are read in symbol order, at most
+     * two per symbol, eight per round */
     for (; i + 4 <= n && end - p >= 8; i += 4) {
-        uint16_t s0, s1, s2, s3;
-        RANS_STEP(x0, s0, slot, fc, mask, pb);
-        RANS_STEP(x1, s1, slot, fc, mask, pb);
-        RANS_STEP(x2, s2, slot, fc, mask, pb);
-        RANS_STEP(x3, s3, slot, fc, mask, pb);
-        RANS_RENORM2(x0, p);
-        RANS_RENORM2(x1, p);
-        RANS_RENORM2(x2, p);
-        RANS_RENORM2(x3, p);
-        out[i] = s0;
-        out[i + 1] = s1;
-        out[i + 2] = s2;
-        out[i + 3] = s3;
+        const ddct_rans_fx *f0 = X4_F(0), *f1 = X4_F(1), *f2 = X4_F(2), *f3 = X4_F(3);
+        X4_STEP(x0, f0, out[i]);
+        X4_STEP(x1, f1, out[i + 1]);
+        X4_STEP(x2, f2, out[i + 2]);
+        X4_STEP(x3, f3, out[i + 3]);
+        FX_RENORM2(x0, p);
+        FX_RENORM2(x1, p);
+        FX_RENORM2(x2, p);
+        FX_RENORM2(x3, p);
     }
     uint32_t xs[4] = {x0, x1, x2, x3};
     for (; i < n; i++) {
-        uint32_t *x = &xs[i % 4];
-        RANS_STEP(*x, out[i], slot, fc, mask, pb);
+        const ddct_rans_fx *f = X4_F(0);
+        uint32_t *x = &xs[i & 3];
+        X4_STEP(*x, f, out[i]);
         if (!renorm(x, &p, end)) {
             d->failed = 1;
             return;
         }
     }
-    for (int l = 0; l < 4; l++) d->xs[(l0 + l) % 4] = xs[l];
-    d->lane = (int)(((size_t)l0 + n) % DDCT_RANS_LANES);
+#undef X4_F
+#undef X4_STEP
+    for (int l = 0; l < 4; l++) d->xs[(l0 + l) & 3] = xs[l];
+    d->lane = (int)(((size_t)l0 + n) & 3);
     d->p = p;
+}
+
+/* x4_loop with the decoder's common pb as a constant where there is one. */
+static void x4_run(ddct_rans_dec *d, const uint8_t *ctx, int c1, uint16_t *out, size_t n)
+{
+    switch (d->fx_pb) {
+    case 12: x4_loop(d, ctx, c1, out, n, 12); break;
+    case 13: x4_loop(d, ctx, c1, out, n, 13); break;
+    case 14: x4_loop(d, ctx, c1, out, n, 14); break;
+    case 15: x4_loop(d, ctx, c1, out, n, 15); break;
+    default: x4_loop(d, ctx, c1, out, n, 0); break;
+    }
+}
+
+void ddct_rans_dec_run_x4(ddct_rans_dec *d, int ctx, uint16_t *out, size_t n)
+{
+    if (!n) return;
+    if (d->failed || (unsigned)ctx >= (unsigned)d->nfx || !d->fx[ctx].pb) {
+        d->failed = 1;
+        return;
+    }
+    const ddct_rans_fx *f = &d->fx[ctx];
+    if (f->g == f->mask) { /* single symbol: the states stay */
+        const uint16_t s = d->fx_sym[f->off + f->g];
+        for (size_t i = 0; i < n; i++) out[i] = s;
+        d->lane = (int)(((size_t)d->lane + n) & 3);
+        return;
+    }
+    x4_run(d, NULL, ctx, out, n);
+}
+
+/* 1 if every ctx[0..n) is a context of d with a non-empty table. */
+static int ctx_check(const ddct_rans_dec *d, const uint8_t *ctx, size_t n)
+{
+    if (!d->ctx_bad) return 0; /* a one-state decoder */
+    uint8_t m = 0;
+    for (size_t i = 0; i < n; i++) m = ctx[i] > m ? ctx[i] : m; /* vectorised */
+    if (m < d->fx_empty0) return 1; /* every context up to the first empty table (or nctx) is good */
+    unsigned bad = 0;
+    for (size_t i = 0; i < n; i++) bad |= d->ctx_bad[ctx[i]];
+    return !bad;
+}
+
+void ddct_rans_dec_ctx_x4(ddct_rans_dec *d, const uint8_t *ctx, uint16_t *out, size_t n)
+{
+    if (!n || d->failed) return;
+    if (!ctx_check(d, ctx, n)) {
+        d->failed = 1;
+        return;
+    }
+    x4_run(d, ctx, 0, out, n);
 }
 
 int ddct_rans_dec_finish(const ddct_rans_dec *d, ddct_err *e)

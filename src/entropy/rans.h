@@ -72,6 +72,11 @@ double ddct_rans_table_cost_bits(const ddct_rans_table *t, const uint64_t *count
  * DDCT_ERR_PARAM for bad arguments, DDCT_ERR_NOMEM. */
 int ddct_rans_encode(const uint16_t *sym, const uint8_t *ctx, size_t n, int nctx, int prob_bits, ddct_buf *out,
                      ddct_err *e);
+/* The same blob as ddct_rans_encode (byte for byte) from the plain coding loop, a division per
+ * symbol; ddct_rans_encode codes with precomputed reciprocals and a branch-free renormalisation.
+ * For tests and benchmarks. */
+int ddct_rans_encode_ref(const uint16_t *sym, const uint8_t *ctx, size_t n, int nctx, int prob_bits, ddct_buf *out,
+                         ddct_err *e);
 /* Decode n symbols from the blob in[0..len) with the same contexts as at encoding
  * (ctx may be NULL: all context 0). DDCT_ERR_FORMAT if the blob is malformed, does not
  * hold exactly n symbols, or a context is out of range (sym[] is then zeroed);
@@ -86,11 +91,15 @@ int ddct_rans_decode(const uint8_t *in, size_t len, const uint8_t *ctx, size_t n
 #define DDCT_RANS_LANES 4
 int ddct_rans_encode_x4(const uint16_t *sym, const uint8_t *ctx, size_t n, int nctx, int prob_bits, ddct_buf *out,
                         ddct_err *e);
+/* ddct_rans_encode_x4 from the plain coding loop (as ddct_rans_encode_ref). */
+int ddct_rans_encode_x4_ref(const uint16_t *sym, const uint8_t *ctx, size_t n, int nctx, int prob_bits,
+                            ddct_buf *out, ddct_err *e);
 
 /* Streaming decoder, for contexts that depend on symbols already decoded. */
 #define DDCT_RANS_L (1u << 23)
 
-/* One context as the decoder uses it: slot -> symbol, and per symbol freq | cum << 16. */
+/* One context as the one-state decoder uses it: slot -> symbol, and per symbol freq | cum << 16.
+ * (A four-state decoder leaves every cx[] empty and slot[], fc[] NULL: it decodes from fx[].) */
 typedef struct {
     const uint16_t *slot; /* [2^pb] (general tables), else NULL */
     const uint32_t *fc;   /* [nsym] (general tables), else NULL */
@@ -100,6 +109,22 @@ typedef struct {
     uint16_t single;      /* the symbol of a single-symbol table */
 } ddct_rans_cx;
 
+/* One context as the four-state decoder uses it: one table entry per step, indexed by the slot
+ * sl = x & mask as j = off + max(sl, g), where the slots [0, g] share one entry: g = f0 - 1
+ * (f0: the frequency of symbol 0) gives every slot of symbol 0 the same entry, so a mostly-zero
+ * context touches its one entry and its table holds only the slots of the other symbols; g = 0
+ * when symbol 0 is absent; g = 2^pb - 1 for a single-symbol table, whose one entry freq = 2^pb,
+ * cum = 0 makes the step the identity (no renormalisation either), with no branch. Entry j is
+ * fx_fc[j] = freq | cum << 16 and fx_sym[j] = the symbol: x' = freq (x >> pb) + sl - cum.
+ * Entries per context: 2^pb - g. off is the context's first entry minus g (mod 2^64). */
+typedef struct {
+    size_t off;
+    uint32_t g;
+    uint16_t mask;        /* 2^pb - 1 */
+    uint8_t pb;           /* 12..15; 0 for an empty table (not decodable) */
+    uint8_t pad_;
+} ddct_rans_fx;
+
 typedef struct {
     const uint8_t *p, *end;
     uint32_t x;            /* the state (one-state blobs) */
@@ -108,14 +133,24 @@ typedef struct {
     int nctx;
     int failed;
     ddct_rans_table *tab;  /* [nctx] */
-    uint16_t **slot;       /* [nctx]: slot -> symbol for general tables, else NULL */
+    uint16_t **slot;       /* [nctx]: slot -> symbol for general tables, else NULL (one-state) */
     uint32_t **fc;         /* [nctx]: freq | cum << 16 per symbol for general tables, else NULL */
     ddct_rans_cx *cx;      /* [nctx] */
+    /* four-state decoders only (else NULL / 0) */
+    ddct_rans_fx *fx;      /* [nctx] */
+    uint32_t *fx_fc;       /* the entries of every fx[] */
+    uint16_t *fx_sym;
+    uint8_t *ctx_bad;      /* [256]: 1 for a context id >= nctx or with an empty table */
+    int nfx;               /* nctx (0 on a one-state decoder: the _x4 decoders fail there) */
+    int fx_pb;             /* the pb of every non-empty fx[] (0 if they differ) */
+    int fx_empty0;         /* the first context with an empty table, else nctx */
 } ddct_rans_dec;
 
 /* Parse tables and the initial state. On failure the decoder holds nothing to free. */
 int ddct_rans_dec_init(ddct_rans_dec *d, const uint8_t *in, size_t len, ddct_err *e);
-/* The same for a four-state blob; decode it only with ddct_rans_dec_run_x4 (+ _ref). */
+/* The same for a four-state blob; decode it only with ddct_rans_dec_get_x4, ddct_rans_dec_run_x4
+ * and ddct_rans_dec_ctx_x4 (+ _ref), in any mixture (ddct_rans_dec_get fails on it). Tables
+ * (ddct_rans_fx): 6 bytes per slot past symbol 0's, at most 2^pb entries per context. */
 int ddct_rans_dec_init_x4(ddct_rans_dec *d, const uint8_t *in, size_t len, ddct_err *e);
 /* Next symbol in context ctx; on a bad context / stream returns 0 and latches failed
  * (later calls return 0). Inline: it is the inner loop of every context-adaptive decoder. */
@@ -145,15 +180,68 @@ static inline uint16_t ddct_rans_dec_get(ddct_rans_dec *d, int ctx)
     d->x = x;
     return s;
 }
+/* Next symbol of a four-state decoder (ddct_rans_dec_init_x4) in context ctx: decoded with state
+ * xs[lane], then lane moves on to (lane + 1) mod 4. Exactly ddct_rans_dec_get's checks and failure
+ * latching (a failed decoder, ctx out of range or an empty table: returns 0 and latches failed; a
+ * stream that ends too soon: the same), and it mixes freely with ddct_rans_dec_run_x4 and
+ * ddct_rans_dec_ctx_x4: each call goes on with the state after the last one used. Fails (latched)
+ * on a one-state decoder. One table entry per symbol (ddct_rans_fx), no branch on the symbol, and
+ * while two bytes are left the renormalisation reads them without a branch either. */
+static inline uint16_t ddct_rans_dec_get_x4(ddct_rans_dec *d, int ctx)
+{
+    if (d->failed || (unsigned)ctx >= (unsigned)d->nfx || !d->fx[ctx].pb) {
+        d->failed = 1;
+        return 0;
+    }
+    const ddct_rans_fx *f = &d->fx[ctx];
+    const int l = d->lane;
+    uint32_t x = d->xs[l];
+    const uint32_t sl = x & f->mask;
+    const size_t j = f->off + (sl > f->g ? sl : f->g);
+    const uint32_t fc = d->fx_fc[j];
+    /* x >= 2^23 and freq >= 1 give x >= 256 here: at most two bytes */
+    x = (fc & 0xffffu) * (x >> f->pb) + sl - (fc >> 16);
+    const uint8_t *p = d->p;
+    if (d->end - p >= 2) {
+        /* k = 0, 1 or 2 bytes: x << 8k | the first k of the next two */
+        const uint32_t k = (x < DDCT_RANS_L) + (x < (DDCT_RANS_L >> 8));
+        x = (uint32_t)(((uint64_t)x << 16 | (uint32_t)p[0] << 8 | p[1]) >> (16 - 8 * k));
+        d->p = p + k;
+    } else {
+        while (x < DDCT_RANS_L) {
+            if (d->p >= d->end) {
+                d->failed = 1;
+                return 0;
+            }
+            x = (x << 8) | *d->p++;
+        }
+    }
+    d->xs[l] = x;
+    d->lane = (l + 1) & (DDCT_RANS_LANES - 1);
+    return d->fx_sym[j];
+}
 /* n symbols in the one context ctx into out[0..n): the same symbols, state and failure as n
  * calls of ddct_rans_dec_get (on failure out[] is unspecified and failed is latched). Tight
  * loops: a run of symbol 0 (the common symbol of a residual) skips the table lookup. */
 void ddct_rans_dec_run(ddct_rans_dec *d, int ctx, uint16_t *out, size_t n);
 void ddct_rans_dec_run_ref(ddct_rans_dec *d, int ctx, uint16_t *out, size_t n);
 /* The same on a four-state decoder, the states taken in turn across runs (the next run goes on
- * with the state after the last one used). _ref: one checked symbol at a time. */
+ * with the state after the last one used), the same symbols, state and failure as n calls of
+ * ddct_rans_dec_get_x4 (which _ref makes). Four states stepped side by side, branch-free. */
 void ddct_rans_dec_run_x4(ddct_rans_dec *d, int ctx, uint16_t *out, size_t n);
 void ddct_rans_dec_run_x4_ref(ddct_rans_dec *d, int ctx, uint16_t *out, size_t n);
+/* n symbols of a four-state decoder whose contexts ctx[0..n) are known in advance (a tile's band
+ * map) into out[0..n): the same symbols, state, position and failure as n calls of
+ * ddct_rans_dec_get_x4 (on failure out[] is unspecified and failed is latched). The contexts are
+ * checked once per call (any id >= nctx or of an empty table fails the call before a symbol is
+ * decoded), then the four states are stepped side by side, without a branch on a symbol or a
+ * renormalisation (single-symbol tables included) while eight bytes are left, and one checked
+ * symbol at a time after that: never a read outside the blob. Fastest where every non-empty
+ * table has the same pb (what ddct_rans_encode_x4 writes). _ref: the n calls of
+ * ddct_rans_dec_get_x4. Scalar: the four states are one chain of dependent steps each, which
+ * SIMD lanes would only lengthen (gathers, 32-bit vector multiplies). */
+void ddct_rans_dec_ctx_x4(ddct_rans_dec *d, const uint8_t *ctx, uint16_t *out, size_t n);
+void ddct_rans_dec_ctx_x4_ref(ddct_rans_dec *d, const uint8_t *ctx, uint16_t *out, size_t n);
 /* DDCT_ERR_FORMAT if anything failed or the stream did not end exactly (state back to
  * 2^23, every byte consumed). Does not free. */
 int ddct_rans_dec_finish(const ddct_rans_dec *d, ddct_err *e);
