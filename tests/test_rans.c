@@ -530,8 +530,276 @@ static void test_dec_run(void)
     free(runs);
 }
 
+/* ------------------------------------------------------------ four-state decoders */
+enum { D_GET, D_CTX, D_CTX_REF, D_RUN, D_RUN_REF, D_MIX, D_METHODS };
+static const char *dname[D_METHODS] = {"get_x4", "ctx_x4", "ctx_x4_ref", "run_x4", "run_x4_ref", "mixture"};
+
+/* What a decode ended with: comparable across methods. */
+typedef struct {
+    int init_rc, failed, finish_rc, lane;
+    uint32_t xs[4];
+    size_t pos; /* bytes consumed */
+} x4_end;
+
+/* Symbols [a, b) with method m (not D_MIX); run methods split the range into runs of one context. */
+static void x4_chunk(ddct_rans_dec *d, const uint8_t *ctx, uint16_t *out, size_t a, size_t b, int m)
+{
+    switch (m) {
+    case D_GET:
+        for (size_t i = a; i < b; i++) out[i] = ddct_rans_dec_get_x4(d, ctx[i]);
+        break;
+    case D_CTX: ddct_rans_dec_ctx_x4(d, ctx + a, out + a, b - a); break;
+    case D_CTX_REF: ddct_rans_dec_ctx_x4_ref(d, ctx + a, out + a, b - a); break;
+    default:
+        for (size_t i = a; i < b;) {
+            size_t j = i + 1;
+            while (j < b && ctx[j] == ctx[i]) j++;
+            (m == D_RUN ? ddct_rans_dec_run_x4 : ddct_rans_dec_run_x4_ref)(d, ctx[i], out + i, j - i);
+            i = j;
+        }
+    }
+}
+
+/* Decode n symbols of the four-state blob in[0..len) in contexts ctx with method m (D_MIX: chunks
+ * of random lengths, each with a random method). */
+static x4_end x4_decode(const uint8_t *in, size_t len, const uint8_t *ctx, size_t n, uint16_t *out, int m)
+{
+    x4_end r;
+    memset(&r, 0, sizeof r);
+    ddct_rans_dec d;
+    ddct_err e;
+    r.init_rc = ddct_rans_dec_init_x4(&d, in, len, &e);
+    if (r.init_rc) return r;
+    if (m != D_MIX) {
+        x4_chunk(&d, ctx, out, 0, n, m);
+    } else {
+        for (size_t i = 0; i < n;) {
+            size_t k = rnd(4) == 0 ? rnd(1000) : rnd(9);
+            if (k > n - i) k = n - i;
+            x4_chunk(&d, ctx, out, i, i + k, (int)rnd(D_MIX));
+            i += k;
+        }
+    }
+    r.failed = d.failed;
+    r.finish_rc = ddct_rans_dec_finish(&d, &e);
+    r.lane = d.lane;
+    memcpy(r.xs, d.xs, sizeof r.xs);
+    r.pos = (size_t)(d.p - in);
+    ddct_rans_dec_free(&d);
+    return r;
+}
+
+/* Every method on one blob: the same end (and symbols, where nothing failed) as get_x4. good: the
+ * blob is intact, so nothing may fail and the symbols must be sym. Returns 1 if get_x4 failed. */
+static int x4_all(const char *what, const uint8_t *in, size_t len, const uint8_t *ctx, size_t n, const uint16_t *sym,
+                  int good)
+{
+    uint16_t *o0 = malloc((n ? n : 1) * sizeof *o0), *o1 = malloc((n ? n : 1) * sizeof *o1);
+    x4_end r0 = x4_decode(in, len, ctx, n, o0, D_GET);
+    int bad = 0;
+    if (good) {
+        bad |= r0.init_rc || r0.failed || r0.finish_rc || (n && memcmp(o0, sym, n * sizeof *o0));
+        CHECK(!bad, "%s: get_x4 decode (init %d failed %d finish %d)", what, r0.init_rc, r0.failed, r0.finish_rc);
+    }
+    for (int m = D_CTX; m < D_METHODS; m++) {
+        x4_end r1 = x4_decode(in, len, ctx, n, o1, m);
+        int same = r1.init_rc == r0.init_rc && r1.failed == r0.failed && r1.finish_rc == r0.finish_rc;
+        if (same && !r0.init_rc && !r0.failed)
+            same = r1.lane == r0.lane && r1.pos == r0.pos && !memcmp(r1.xs, r0.xs, sizeof r1.xs) &&
+                   (!n || !memcmp(o0, o1, n * sizeof *o0));
+        if (!same) {
+            CHECK(same, "%s: %s differs from get_x4 (failed %d/%d finish %d/%d)", what, dname[m], r1.failed, r0.failed,
+                  r1.finish_rc, r0.finish_rc);
+            bad = 1;
+        }
+    }
+    free(o0);
+    free(o1);
+    (void)bad;
+    return r0.init_rc || r0.failed;
+}
+
+/* Encode with the fast coder and its reference: byte-identical blobs (one and four states). */
+static void enc_both(const char *what, const uint16_t *sym, const uint8_t *ctx, size_t n, int nctx, int pb,
+                     ddct_buf *b4)
+{
+    ddct_buf b1, r1, r4;
+    ddct_buf_init(&b1);
+    ddct_buf_init(&r1);
+    ddct_buf_init(&r4);
+    ddct_err e;
+    int rc = ddct_rans_encode_x4(sym, ctx, n, nctx, pb, b4, &e);
+    rc |= ddct_rans_encode_x4_ref(sym, ctx, n, nctx, pb, &r4, &e);
+    rc |= ddct_rans_encode(sym, ctx, n, nctx, pb, &b1, &e);
+    rc |= ddct_rans_encode_ref(sym, ctx, n, nctx, pb, &r1, &e);
+    CHECK(rc == 0, "%s: encode: %s", what, e.msg);
+    CHECK(b4->len == r4.len && !memcmp(b4->p, r4.p, r4.len), "%s: encode_x4 differs from encode_x4_ref", what);
+    CHECK(b1.len == r1.len && !memcmp(b1.p, r1.p, r1.len), "%s: encode differs from encode_ref", what);
+    ddct_buf_free(&b1);
+    ddct_buf_free(&r1);
+    ddct_buf_free(&r4);
+}
+
+/* Random streams: alphabets 1..4096 (per context: zero-heavy, wide, single-symbol or unused),
+ * 1..64 contexts (random, in runs, a tile's band map), lengths 0..200000, every precision. */
+static void gen_stream(uint16_t *sym, uint8_t *ctx, size_t n, int nctx, int A, int pattern)
+{
+    int kind[DDCT_RANS_MAX_CONTEXTS];
+    double q[DDCT_RANS_MAX_CONTEXTS];
+    uint16_t one[DDCT_RANS_MAX_CONTEXTS];
+    for (int c = 0; c < nctx; c++) {
+        kind[c] = (int)rnd(4); /* 0 zero-heavy, 1 wide, 2 single, 3 geometric */
+        q[c] = 0.05 + 0.9 * tu_unif();
+        one[c] = (uint16_t)rnd((unsigned)A);
+    }
+    uint8_t c = 0;
+    for (size_t i = 0; i < n; i++) {
+        switch (pattern) {
+        case 0: c = (uint8_t)rnd((unsigned)nctx); break;
+        case 1:
+            if (rnd(40) == 0) c = (uint8_t)rnd((unsigned)nctx);
+            break;
+        case 2: {
+            int u = (int)(i % 256) / 16, v = (int)(i % 16), s = u + v;
+            c = (uint8_t)((s == 0 ? 0 : s <= 2 ? 1 : s <= 5 ? 2 : s <= 10 ? 3 : s <= 18 ? 4 : 5) % nctx);
+            break;
+        }
+        default: c = 0;
+        }
+        ctx[i] = c;
+        switch (kind[c]) {
+        case 0: sym[i] = rnd(100) < 90 ? 0 : (uint16_t)rnd((unsigned)A); break;
+        case 1: sym[i] = (uint16_t)rnd((unsigned)A); break;
+        case 2: sym[i] = one[c]; break;
+        default: sym[i] = geo(q[c], (unsigned)A);
+        }
+    }
+}
+
+static void test_x4_decoders(void)
+{
+    static const size_t lens[] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 17, 31, 64, 255, 256, 257, 1023, 4097, 9999,
+                                  65536, 65539, 131073, 200000};
+    const size_t NL = sizeof lens / sizeof *lens;
+    size_t nmax = 200000;
+    uint16_t *sym = malloc(nmax * sizeof *sym);
+    uint8_t *ctx = malloc(nmax);
+    int trials = 0, fails = 0;
+    for (int t = 0; t < 60; t++) {
+        size_t n = t < (int)NL ? lens[t] : rnd(t % 3 ? 5000 : 100000);
+        int nctx = t % 5 == 0 ? 1 : 1 + (int)rnd(64), pattern = (int)rnd(4);
+        int A = t % 7 == 0 ? 1 : 1 + (int)rnd(t % 2 ? 4096 : 20);
+        int pb = t % 5 == 0 ? 0 : 12 + (int)rnd(4);
+        gen_stream(sym, ctx, n, nctx, A, pattern);
+        char what[96];
+        snprintf(what, sizeof what, "x4 n=%zu nctx=%d A=%d pb=%d pattern=%d", n, nctx, A, pb, pattern);
+        ddct_buf b;
+        ddct_buf_init(&b);
+        enc_both(what, sym, ctx, n, nctx, pb, &b);
+        uint8_t *cp = malloc(b.len); /* exact size: ASan sees any read past the end */
+        memcpy(cp, b.p, b.len);
+        fails += x4_all(what, cp, b.len, ctx, n, sym, 1);
+        trials++;
+        free(cp);
+        ddct_buf_free(&b);
+    }
+    CHECK(fails == 0, "four-state decoders: %d of %d streams failed", fails, trials);
+    printf("  four-state decoders: %d streams, every method and mixture agree\n", trials);
+    free(sym);
+    free(ctx);
+}
+
+/* Truncated, corrupted and random four-state blobs, bad contexts: every method fails or succeeds
+ * like get_x4 (and ends in the same state), never a crash or a read outside the blob (ASan). */
+static void test_x4_corrupt(void)
+{
+    size_t n = 3000;
+    uint16_t *sym = malloc(n * sizeof *sym);
+    uint8_t *ctx = malloc(n), *bctx = malloc(n);
+    int rejected = 0, trials = 0;
+    for (int k = 0; k < 4; k++) {
+        gen_stream(sym, ctx, n, k == 3 ? 1 : 6, k == 0 ? 16 : 300, k % 3);
+        ddct_buf b;
+        ddct_buf_init(&b);
+        ddct_err e;
+        CHECK(ddct_rans_encode_x4(sym, ctx, n, k == 3 ? 1 : 6, k == 1 ? 12 : 0, &b, &e) == 0, "x4 corrupt: encode");
+        /* truncations: every one through the tables and states, then a sample */
+        for (size_t t = 0; t < b.len; t += t < 96 ? 1 : 1 + rnd(9)) {
+            uint8_t *cp = malloc(t ? t : 1);
+            memcpy(cp, b.p, t);
+            rejected += x4_all("x4 truncated", t ? cp : NULL, t, ctx, n, sym, 0);
+            trials++;
+            free(cp);
+        }
+        /* flips and overwrites */
+        uint8_t *cp = malloc(b.len);
+        for (int rep = 0; rep < 150; rep++) {
+            memcpy(cp, b.p, b.len);
+            for (int j = 1 + (int)rnd(3); j-- > 0;) {
+                size_t at = rnd((unsigned)b.len);
+                if (rep % 2) cp[at] ^= (uint8_t)(1u << rnd(8));
+                else cp[at] = (uint8_t)tu_next();
+            }
+            rejected += x4_all("x4 corrupted", cp, b.len, ctx, n, sym, 0);
+            trials++;
+        }
+        /* the intact blob with bad contexts: out of range, empty tables (unused contexts) */
+        memcpy(cp, b.p, b.len);
+        for (int rep = 0; rep < 20; rep++) {
+            memcpy(bctx, ctx, n);
+            for (int j = 1 + (int)rnd(4); j-- > 0;) bctx[rnd((unsigned)n)] = (uint8_t)rnd(rep % 2 ? 256 : 8);
+            rejected += x4_all("x4 bad contexts", cp, b.len, bctx, n, sym, 0);
+            trials++;
+        }
+        free(cp);
+        ddct_buf_free(&b);
+    }
+    /* random blobs */
+    for (int rep = 0; rep < 300; rep++) {
+        size_t len = rnd(200);
+        uint8_t *rb = malloc(len ? len : 1);
+        for (size_t i = 0; i < len; i++) rb[i] = (uint8_t)tu_next();
+        if (len > 0) rb[0] = (uint8_t)(0x80 | (rb[0] & (rep % 2 ? 63 : 1)));
+        for (size_t i = 0; i < 64; i++) bctx[i] = (uint8_t)rnd(rep % 3 ? 2 : 70);
+        rejected += x4_all("x4 random", len ? rb : NULL, len, bctx, 64, sym, 0);
+        trials++;
+        free(rb);
+    }
+    printf("  four-state, damaged blobs / bad contexts: %d of %d rejected, every method the same\n", rejected, trials);
+    /* a decoder of the other kind fails cleanly */
+    for (size_t i = 0; i < 64; i++) ctx[i] = 0, sym[i] = (uint16_t)(i % 3);
+    ddct_buf b1, b4;
+    ddct_buf_init(&b1);
+    ddct_buf_init(&b4);
+    ddct_err e;
+    ddct_rans_encode(sym, ctx, 64, 1, 0, &b1, &e);
+    ddct_rans_encode_x4(sym, ctx, 64, 1, 0, &b4, &e);
+    ddct_rans_dec d;
+    uint16_t o[64];
+    for (int m = 0; m < 4; m++) {
+        CHECK(ddct_rans_dec_init(&d, b1.p, b1.len, &e) == 0, "one-state init");
+        if (m == 0) (void)ddct_rans_dec_get_x4(&d, 0);
+        if (m == 1) ddct_rans_dec_ctx_x4(&d, ctx, o, 8);
+        if (m == 2) ddct_rans_dec_run_x4(&d, 0, o, 8);
+        if (m == 3) ddct_rans_dec_ctx_x4_ref(&d, ctx, o, 8);
+        CHECK(d.failed, "four-state decoding (%d) of a one-state decoder fails", m);
+        ddct_rans_dec_free(&d);
+    }
+    CHECK(ddct_rans_dec_init_x4(&d, b4.p, b4.len, &e) == 0, "four-state init");
+    (void)ddct_rans_dec_get(&d, 0);
+    CHECK(d.failed, "ddct_rans_dec_get on a four-state decoder fails");
+    ddct_rans_dec_free(&d);
+    ddct_buf_free(&b1);
+    ddct_buf_free(&b4);
+    free(sym);
+    free(ctx);
+    free(bctx);
+}
+
 int main(void)
 {
+    test_x4_decoders();
+    test_x4_corrupt();
     test_dec_run();
     test_malformed_tables();
     test_small();
