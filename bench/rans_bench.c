@@ -9,7 +9,8 @@
  * four-state blobs, and the reference loop) and for decoding: ddct_rans_dec_get (one-state blob),
  * ddct_rans_dec_get_x4, ddct_rans_dec_ctx_x4 (one call per tile, the band map as contexts) and its
  * _ref; then the same decoders on units of 64 Ki symbols, a blob each, init and free included.
- * Every decode is checked against the input.
+ * Every decode is checked against the input. Times are the thread's CPU time, so that other work
+ * on a shared machine does not count (single-threaded).
  */
 #include <math.h>
 #include <stdio.h>

@@ -497,9 +497,8 @@ static int fx_build(ddct_rans_dec *d)
         d->ctx_bad[c] = 0;
         f->pb = (uint8_t)(t->kind == DDCT_RANS_SINGLE && d->fx_pb ? d->fx_pb : t->prob_bits);
         const uint32_t M = 1u << f->pb;
-        f->mask = (uint16_t)(M - 1u);
-        f->g = t->kind == DDCT_RANS_SINGLE ? M - 1u : t->freq[0] ? t->freq[0] - 1u : 0u;
-        f->off = tot - f->g; /* mod 2^64 */
+        f->g = (uint16_t)(t->kind == DDCT_RANS_SINGLE ? M - 1u : t->freq[0] ? t->freq[0] - 1u : 0u);
+        f->off = (uint32_t)tot - f->g; /* mod 2^32; tot <= 64 * 2^15 */
         tot += M - f->g;
     }
     d->fx_fc = malloc((tot ? tot : 1) * sizeof *d->fx_fc);
@@ -508,8 +507,8 @@ static int fx_build(ddct_rans_dec *d)
     for (int c = 0; c < d->nctx; c++) {
         const ddct_rans_table *t = &d->tab[c];
         const ddct_rans_fx *f = &d->fx[c];
-        uint32_t *fc = d->fx_fc + (f->off + f->g);
-        uint16_t *sy = d->fx_sym + (f->off + f->g); /* entry 0: the slots [0, g] */
+        uint32_t *fc = d->fx_fc + (uint32_t)(f->off + f->g);
+        uint16_t *sy = d->fx_sym + (uint32_t)(f->off + f->g); /* entry 0: the slots [0, g] */
         if (t->kind == DDCT_RANS_EMPTY) continue;
         if (t->kind == DDCT_RANS_SINGLE) {
             fc[0] = 1u << f->pb; /* freq 2^pb, cum 0: x' = x */
@@ -718,20 +717,10 @@ void ddct_rans_dec_ctx_x4_ref(ddct_rans_dec *d, const uint8_t *ctx, uint16_t *ou
  * the symbol into s. */
 #define FX_STEP(x, f, PB, MASK, s)                                                                                     \
     do {                                                                                                               \
-        const uint32_t sl_ = (x) & (MASK), g_ = (f)->g;                                                                \
-        const size_t j_ = (f)->off + (sl_ > g_ ? sl_ : g_);                                                            \
+        const uint32_t sl_ = (x) & (MASK), g_ = (f)->g, j_ = (f)->off + (sl_ > g_ ? sl_ : g_);                         \
         const uint32_t e_ = fc[j_];                                                                                    \
         (x) = (e_ & 0xffffu) * ((x) >> (PB)) + sl_ - (e_ >> 16);                                                       \
         (s) = sym[j_];                                                                                                 \
-    } while (0)
-/* The branch-free renormalisation of ddct_rans_dec_get_x4, for when two bytes are left: k = 0, 1
- * or 2 bytes from x alone, x << 8k | the first k of the next two bytes; the position is the only
- * chain from one state's renormalisation to the next. */
-#define FX_RENORM2(x, p)                                                                                               \
-    do {                                                                                                               \
-        const uint32_t k_ = ((x) < RANS_L) + ((x) < (RANS_L >> 8));                                                    \
-        (x) = (uint32_t)(((uint64_t)(x) << 16 | (uint32_t)(p)[0] << 8 | (p)[1]) >> (16 - 8 * k_));                     \
-        (p) += k_;                                                                                                     \
     } while (0)
 
 /* n symbols of a four-state decoder in contexts ctx[0..n) (checked), or all in context c1 (ctx
@@ -749,7 +738,7 @@ static inline __attribute__((always_inline)) void x4_loop(ddct_rans_dec *d, cons
     const uint8_t *p = d->p, *end = d->end;
     size_t i = 0;
 #define X4_F(k) (ctx ? &fx[ctx[i + (k)]] : &fx[c1])
-#define X4_STEP(x, f, s) FX_STEP(x, f, PB ? PB : (f)->pb, PB ? (1u << PB) - 1u : (f)->mask, s)
+#define X4_STEP(x, f, s) FX_STEP(x, f, PB ? PB : (f)->pb, (1u << (PB ? PB : (f)->pb)) - 1u, s)
     /* four independent states: their steps overlap; the bytes are read in symbol order, at most
      * two per symbol, eight per round */
     for (; i + 4 <= n && end - p >= 8; i += 4) {
@@ -758,10 +747,10 @@ static inline __attribute__((always_inline)) void x4_loop(ddct_rans_dec *d, cons
         X4_STEP(x1, f1, out[i + 1]);
         X4_STEP(x2, f2, out[i + 2]);
         X4_STEP(x3, f3, out[i + 3]);
-        FX_RENORM2(x0, p);
-        FX_RENORM2(x1, p);
-        FX_RENORM2(x2, p);
-        FX_RENORM2(x3, p);
+        p += ddct_rans_renorm2(&x0, p);
+        p += ddct_rans_renorm2(&x1, p);
+        p += ddct_rans_renorm2(&x2, p);
+        p += ddct_rans_renorm2(&x3, p);
     }
     uint32_t xs[4] = {x0, x1, x2, x3};
     for (; i < n; i++) {
@@ -800,8 +789,8 @@ void ddct_rans_dec_run_x4(ddct_rans_dec *d, int ctx, uint16_t *out, size_t n)
         return;
     }
     const ddct_rans_fx *f = &d->fx[ctx];
-    if (f->g == f->mask) { /* single symbol: the states stay */
-        const uint16_t s = d->fx_sym[f->off + f->g];
+    if (f->g == (1u << f->pb) - 1u) { /* single symbol: the states stay */
+        const uint16_t s = d->fx_sym[(uint32_t)(f->off + f->g)];
         for (size_t i = 0; i < n; i++) out[i] = s;
         d->lane = (int)(((size_t)d->lane + n) & 3);
         return;

@@ -110,20 +110,41 @@ typedef struct {
 } ddct_rans_cx;
 
 /* One context as the four-state decoder uses it: one table entry per step, indexed by the slot
- * sl = x & mask as j = off + max(sl, g), where the slots [0, g] share one entry: g = f0 - 1
- * (f0: the frequency of symbol 0) gives every slot of symbol 0 the same entry, so a mostly-zero
- * context touches its one entry and its table holds only the slots of the other symbols; g = 0
- * when symbol 0 is absent; g = 2^pb - 1 for a single-symbol table, whose one entry freq = 2^pb,
- * cum = 0 makes the step the identity (no renormalisation either), with no branch. Entry j is
- * fx_fc[j] = freq | cum << 16 and fx_sym[j] = the symbol: x' = freq (x >> pb) + sl - cum.
- * Entries per context: 2^pb - g. off is the context's first entry minus g (mod 2^64). */
+ * sl = x & (2^pb - 1) as j = off + max(sl, g) (mod 2^32), where the slots [0, g] share one entry:
+ * g = f0 - 1 (f0: the frequency of symbol 0) gives every slot of symbol 0 the same entry, so a
+ * mostly-zero context touches that one entry and its table holds only the slots of the other
+ * symbols; g = 0 when symbol 0 is absent; g = 2^pb - 1 for a single-symbol table, whose one entry
+ * freq = 2^pb, cum = 0 makes the step the identity (no renormalisation either), with no branch.
+ * Entry j is fx_fc[j] = freq | cum << 16 and fx_sym[j] = the symbol: x' = freq (x >> pb) + sl - cum.
+ * Entries per context: 2^pb - g; off is the context's first entry minus g. 8 bytes, so that a
+ * context id indexes an array of them without a multiplication. */
 typedef struct {
-    size_t off;
-    uint32_t g;
-    uint16_t mask;        /* 2^pb - 1 */
+    uint32_t off;
+    uint16_t g;
     uint8_t pb;           /* 12..15; 0 for an empty table (not decodable) */
     uint8_t pad_;
 } ddct_rans_fx;
+
+/* The two bytes at p, the first on top (big-endian). */
+static inline uint32_t ddct_rans_be16(const uint8_t *p)
+{
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint16_t v;
+    __builtin_memcpy(&v, p, 2);
+    return __builtin_bswap16(v);
+#else
+    return (uint32_t)p[0] << 8 | p[1];
+#endif
+}
+/* Renormalisation of a four-state decoder's state x (>= 256, < 2^31) where two bytes at p can be
+ * read: k = 0, 1 or 2 bytes (x < 2^23: one, x < 2^15: two), x << 8k | the first k of the two,
+ * without a branch: the shift 16 - 8k is (top bit of x - 7) & 24. Returns k. */
+static inline uint32_t ddct_rans_renorm2(uint32_t *x, const uint8_t *p)
+{
+    const uint32_t sh = ((uint32_t)(31 - __builtin_clz(*x)) - 7u) & 24u;
+    *x = (uint32_t)(((uint64_t)*x << 16 | ddct_rans_be16(p)) >> sh);
+    return 2u - (sh >> 3);
+}
 
 typedef struct {
     const uint8_t *p, *end;
@@ -196,17 +217,12 @@ static inline uint16_t ddct_rans_dec_get_x4(ddct_rans_dec *d, int ctx)
     const ddct_rans_fx *f = &d->fx[ctx];
     const int l = d->lane;
     uint32_t x = d->xs[l];
-    const uint32_t sl = x & f->mask;
-    const size_t j = f->off + (sl > f->g ? sl : f->g);
+    const uint32_t sl = x & ((1u << f->pb) - 1u), g = f->g, j = f->off + (sl > g ? sl : g);
     const uint32_t fc = d->fx_fc[j];
     /* x >= 2^23 and freq >= 1 give x >= 256 here: at most two bytes */
     x = (fc & 0xffffu) * (x >> f->pb) + sl - (fc >> 16);
-    const uint8_t *p = d->p;
-    if (d->end - p >= 2) {
-        /* k = 0, 1 or 2 bytes: x << 8k | the first k of the next two */
-        const uint32_t k = (x < DDCT_RANS_L) + (x < (DDCT_RANS_L >> 8));
-        x = (uint32_t)(((uint64_t)x << 16 | (uint32_t)p[0] << 8 | p[1]) >> (16 - 8 * k));
-        d->p = p + k;
+    if (d->end - d->p >= 2) {
+        d->p += ddct_rans_renorm2(&x, d->p);
     } else {
         while (x < DDCT_RANS_L) {
             if (d->p >= d->end) {
