@@ -725,9 +725,12 @@ void ddct_rans_dec_ctx_x4_ref(ddct_rans_dec *d, const uint8_t *ctx, uint16_t *ou
 
 /* n symbols of a four-state decoder in contexts ctx[0..n) (checked), or all in context c1 (ctx
  * NULL, checked, general). PB: the pb of every context used (a constant where inlined), or 0 to
- * take each context's own. */
+ * take each context's own. BR: renormalise behind a branch on x < 2^23 (taken about once in
+ * 8 / bits per symbol: cheaper below ~1.3 bits per symbol, where it is well predicted), else
+ * always, branch-free; either way the same result. The call leaves d->fx_dense, the choice for
+ * the next one, from the bytes per symbol it has read. */
 static inline __attribute__((always_inline)) void x4_loop(ddct_rans_dec *d, const uint8_t *ctx, int c1,
-                                                          uint16_t *out, size_t n, const int PB)
+                                                          uint16_t *out, size_t n, const int PB, const int BR)
 {
     const ddct_rans_fx *fx = d->fx;
     const uint32_t *fc = d->fx_fc;
@@ -747,11 +750,12 @@ static inline __attribute__((always_inline)) void x4_loop(ddct_rans_dec *d, cons
         X4_STEP(x1, f1, out[i + 1]);
         X4_STEP(x2, f2, out[i + 2]);
         X4_STEP(x3, f3, out[i + 3]);
-        p += ddct_rans_renorm2(&x0, p);
-        p += ddct_rans_renorm2(&x1, p);
-        p += ddct_rans_renorm2(&x2, p);
-        p += ddct_rans_renorm2(&x3, p);
+        if (!BR || x0 < RANS_L) p += ddct_rans_renorm2(&x0, p);
+        if (!BR || x1 < RANS_L) p += ddct_rans_renorm2(&x1, p);
+        if (!BR || x2 < RANS_L) p += ddct_rans_renorm2(&x2, p);
+        if (!BR || x3 < RANS_L) p += ddct_rans_renorm2(&x3, p);
     }
+    if (i >= 64) d->fx_dense = (size_t)(p - d->p) * 6 > i; /* over 4/3 bits per symbol */
     uint32_t xs[4] = {x0, x1, x2, x3};
     for (; i < n; i++) {
         const ddct_rans_fx *f = X4_F(0);
@@ -769,15 +773,22 @@ static inline __attribute__((always_inline)) void x4_loop(ddct_rans_dec *d, cons
     d->p = p;
 }
 
-/* x4_loop with the decoder's common pb as a constant where there is one. */
+/* x4_loop with the decoder's common pb as a constant where there is one (a run of one context
+ * keeps its pb in a register anyway), and the renormalisation fit for the last call's density. */
 static void x4_run(ddct_rans_dec *d, const uint8_t *ctx, int c1, uint16_t *out, size_t n)
 {
-    switch (d->fx_pb) {
-    case 12: x4_loop(d, ctx, c1, out, n, 12); break;
-    case 13: x4_loop(d, ctx, c1, out, n, 13); break;
-    case 14: x4_loop(d, ctx, c1, out, n, 14); break;
-    case 15: x4_loop(d, ctx, c1, out, n, 15); break;
-    default: x4_loop(d, ctx, c1, out, n, 0); break;
+    const int pb = ctx ? d->fx_pb : 0, br = !d->fx_dense;
+    switch (pb * 2 + br) {
+    case 24: x4_loop(d, ctx, c1, out, n, 12, 0); break;
+    case 25: x4_loop(d, ctx, c1, out, n, 12, 1); break;
+    case 26: x4_loop(d, ctx, c1, out, n, 13, 0); break;
+    case 27: x4_loop(d, ctx, c1, out, n, 13, 1); break;
+    case 28: x4_loop(d, ctx, c1, out, n, 14, 0); break;
+    case 29: x4_loop(d, ctx, c1, out, n, 14, 1); break;
+    case 30: x4_loop(d, ctx, c1, out, n, 15, 0); break;
+    case 31: x4_loop(d, ctx, c1, out, n, 15, 1); break;
+    case 1: x4_loop(d, ctx, c1, out, n, 0, 1); break;
+    default: x4_loop(d, ctx, c1, out, n, 0, 0); break;
     }
 }
 

@@ -165,6 +165,7 @@ typedef struct {
     int nfx;               /* nctx (0 on a one-state decoder: the _x4 decoders fail there) */
     int fx_pb;             /* the pb of every non-empty fx[] (0 if they differ) */
     int fx_empty0;         /* the first context with an empty table, else nctx */
+    int fx_dense;          /* the stream read so far takes over 4/3 bits per symbol (a speed hint) */
 } ddct_rans_dec;
 
 /* Parse tables and the initial state. On failure the decoder holds nothing to free. */
