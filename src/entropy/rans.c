@@ -730,7 +730,8 @@ void ddct_rans_dec_ctx_x4_ref(ddct_rans_dec *d, const uint8_t *ctx, uint16_t *ou
  * always, branch-free; either way the same result. The call leaves d->fx_dense, the choice for
  * the next one, from the bytes per symbol it has read. */
 static inline __attribute__((always_inline)) void x4_loop(ddct_rans_dec *d, const uint8_t *ctx, int c1,
-                                                          uint16_t *out, size_t n, const int PB, const int BR)
+                                                          uint16_t *out, size_t n, const int PB, const int BR,
+                                                          const int ONE)
 {
     const ddct_rans_fx *fx = d->fx;
     const uint32_t *fc = d->fx_fc;
@@ -740,7 +741,7 @@ static inline __attribute__((always_inline)) void x4_loop(ddct_rans_dec *d, cons
     uint32_t x0 = d->xs[l0], x1 = d->xs[(l0 + 1) & 3], x2 = d->xs[(l0 + 2) & 3], x3 = d->xs[(l0 + 3) & 3];
     const uint8_t *p = d->p, *end = d->end;
     size_t i = 0;
-#define X4_F(k) (ctx ? &fx[ctx[i + (k)]] : &fx[c1])
+#define X4_F(k) (ONE ? &fx[c1] : &fx[ctx[i + (k)]])
 #define X4_STEP(x, f, s) FX_STEP(x, f, PB ? PB : (f)->pb, (1u << (PB ? PB : (f)->pb)) - 1u, s)
     /* four independent states: their steps overlap; the bytes are read in symbol order, at most
      * two per symbol, eight per round */
@@ -773,23 +774,30 @@ static inline __attribute__((always_inline)) void x4_loop(ddct_rans_dec *d, cons
     d->p = p;
 }
 
-/* x4_loop with the decoder's common pb as a constant where there is one (a run of one context
- * keeps its pb in a register anyway), and the renormalisation fit for the last call's density. */
-static void x4_run(ddct_rans_dec *d, const uint8_t *ctx, int c1, uint16_t *out, size_t n)
+/* x4_loop in contexts ctx[0..n), with the decoder's common pb as a constant where there is one,
+ * and the renormalisation fit for the last call's density. */
+static void x4_ctx(ddct_rans_dec *d, const uint8_t *ctx, uint16_t *out, size_t n)
 {
-    const int pb = ctx ? d->fx_pb : 0, br = !d->fx_dense;
-    switch (pb * 2 + br) {
-    case 24: x4_loop(d, ctx, c1, out, n, 12, 0); break;
-    case 25: x4_loop(d, ctx, c1, out, n, 12, 1); break;
-    case 26: x4_loop(d, ctx, c1, out, n, 13, 0); break;
-    case 27: x4_loop(d, ctx, c1, out, n, 13, 1); break;
-    case 28: x4_loop(d, ctx, c1, out, n, 14, 0); break;
-    case 29: x4_loop(d, ctx, c1, out, n, 14, 1); break;
-    case 30: x4_loop(d, ctx, c1, out, n, 15, 0); break;
-    case 31: x4_loop(d, ctx, c1, out, n, 15, 1); break;
-    case 1: x4_loop(d, ctx, c1, out, n, 0, 1); break;
-    default: x4_loop(d, ctx, c1, out, n, 0, 0); break;
+    const int br = !d->fx_dense;
+    switch (d->fx_pb * 2 + br) {
+    case 24: x4_loop(d, ctx, 0, out, n, 12, 0, 0); break;
+    case 25: x4_loop(d, ctx, 0, out, n, 12, 1, 0); break;
+    case 26: x4_loop(d, ctx, 0, out, n, 13, 0, 0); break;
+    case 27: x4_loop(d, ctx, 0, out, n, 13, 1, 0); break;
+    case 28: x4_loop(d, ctx, 0, out, n, 14, 0, 0); break;
+    case 29: x4_loop(d, ctx, 0, out, n, 14, 1, 0); break;
+    case 30: x4_loop(d, ctx, 0, out, n, 15, 0, 0); break;
+    case 31: x4_loop(d, ctx, 0, out, n, 15, 1, 0); break;
+    case 1: x4_loop(d, ctx, 0, out, n, 0, 1, 0); break;
+    default: x4_loop(d, ctx, 0, out, n, 0, 0, 0); break;
     }
+}
+
+/* x4_loop in the one context c1 (its pb in a register). */
+static void x4_one(ddct_rans_dec *d, int c1, uint16_t *out, size_t n)
+{
+    if (d->fx_dense) x4_loop(d, NULL, c1, out, n, 0, 0, 1);
+    else x4_loop(d, NULL, c1, out, n, 0, 1, 1);
 }
 
 void ddct_rans_dec_run_x4(ddct_rans_dec *d, int ctx, uint16_t *out, size_t n)
@@ -806,7 +814,7 @@ void ddct_rans_dec_run_x4(ddct_rans_dec *d, int ctx, uint16_t *out, size_t n)
         d->lane = (int)(((size_t)d->lane + n) & 3);
         return;
     }
-    x4_run(d, NULL, ctx, out, n);
+    x4_one(d, ctx, out, n);
 }
 
 /* 1 if every ctx[0..n) is a context of d with a non-empty table. */
@@ -828,7 +836,7 @@ void ddct_rans_dec_ctx_x4(ddct_rans_dec *d, const uint8_t *ctx, uint16_t *out, s
         d->failed = 1;
         return;
     }
-    x4_run(d, ctx, 0, out, n);
+    x4_ctx(d, ctx, out, n);
 }
 
 int ddct_rans_dec_finish(const ddct_rans_dec *d, ddct_err *e)
