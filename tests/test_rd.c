@@ -15,6 +15,7 @@
 #include "io/safetensors.h"
 #include "testutil.h"
 #include "rd_v0_golden.h"
+#include "rd_v1_golden.h"
 
 /* rows x cols: rank-k part + noise of relative size `noise` */
 static float *gen(uint64_t rows, uint64_t cols, int k, double noise)
@@ -382,6 +383,111 @@ static void test_golden_v0(void)
     }
 }
 
+/* Parameter version 1 records (written by the version-1 encoder) decode as they did, whole and
+ * streamed, for 1 and 2 threads. */
+typedef struct {
+    float *d;
+    uint64_t n;
+} arr_out;
+static int ao_begin(void *o, uint64_t first, uint64_t n, ddct_err *e)
+{
+    (void)o, (void)first, (void)n, (void)e;
+    return 0;
+}
+static void ao_put(void *o, uint64_t first, uint64_t rel, const float *d, uint64_t n, float s)
+{
+    (void)rel;
+    arr_out *a = o;
+    for (uint64_t i = 0; i < n && first + i < a->n; i++) a->d[first + i] = d[i] * s;
+}
+static int ao_end(void *o, uint64_t first, uint64_t n, ddct_err *e)
+{
+    (void)o, (void)first, (void)n, (void)e;
+    return 0;
+}
+
+static void test_golden_v1(void)
+{
+    const struct {
+        const uint8_t *params, *side, *data;
+        size_t lp, ls, ld;
+        const float *want;
+        uint64_t n, stride;
+    } g[] = {{g1_0_params, g1_0_side, g1_0_data, sizeof g1_0_params, sizeof g1_0_side, sizeof g1_0_data, g1_0_out, 24 * 40, 1},
+             {g1_1_params, g1_1_side, g1_1_data, sizeof g1_1_params, sizeof g1_1_side, sizeof g1_1_data, g1_1_out, 48 * 64, 1},
+             {g1_2_params, g1_2_side, g1_2_data, sizeof g1_2_params, sizeof g1_2_side, sizeof g1_2_data, g1_2_out, 256 * 256, 16}};
+    for (size_t t = 0; t < sizeof g / sizeof g[0]; t++) {
+        ddct_record rec = {.codec = DDCT_CODEC_RD, .flags = DDCT_REC_HAS_BASE, .params = g[t].params,
+                           .params_len = g[t].lp, .side = g[t].side, .side_len = g[t].ls, .data = g[t].data,
+                           .data_len = g[t].ld};
+        float *out = malloc(g[t].n * sizeof *out);
+        for (int way = 0; way < 4; way++) {
+            int threads = 1 + way % 2;
+            ddct_err e;
+            ddct_err_clear(&e);
+            memset(out, 0, g[t].n * sizeof *out);
+            int rc;
+            if (way < 2) {
+                rc = ddct_codec_rd.decode_lossy(&rec, g[t].n, threads, -1, out, &e);
+            } else {
+                arr_out a = {out, g[t].n};
+                ddct_delta_out o = {ao_begin, ao_put, ao_end, &a};
+                ddct_scratch scr = {0};
+                rc = ddct_codec_rd.decode_stream(&rec, g[t].n, threads, -1, &scr, &o, &e);
+                ddct_scratch_free(&scr);
+            }
+            CHECK(rc == 0, "golden v1 %zu: %s", t, e.msg);
+            double worst = 0;
+            for (uint64_t i = 0, k = 0; i < g[t].n; i += g[t].stride, k++) {
+                double d = fabs((double)out[i] - g[t].want[k]) / (1e-6 + fabs(g[t].want[k]));
+                worst = d > worst ? d : worst;
+            }
+            CHECK(worst < 1e-4, "golden v1 %zu (way %d): decoded differs (worst relative %g)", t, way, worst);
+        }
+        free(out);
+    }
+}
+
+/* Version 2: a residual unit of >= 16384 symbols is a four-state blob; the streamed decoder gives
+ * what the whole one does, for 1 and 2 threads. */
+static void test_four_state_units(void)
+{
+    uint64_t shape[2] = {512, 384}, n = shape[0] * shape[1];
+    float *d = gen(shape[0], shape[1], 2, 1.0), *r1 = malloc(n * sizeof *r1), *r2 = malloc(n * sizeof *r2);
+    ddct_params P;
+    ddct_params_default(&P);
+    P.method = DDCT_METHOD_RD;
+    P.bpp = 1;
+    P.rescale = DDCT_RESCALE_AUTO;
+    ddct_enc_out o;
+    if (!encode(&P, d, shape, 2, &o)) {
+        ddct_rd rd;
+        ddct_rd_init(&rd, o.data.p, o.data.len);
+        uint64_t rank = o.side.len / 4;
+        if (rank) ddct_rd_bytes(&rd, (size_t)ddct_rd_varint(&rd));
+        uint64_t ulen = ddct_rd_varint(&rd);
+        const uint8_t *ub = ddct_rd_bytes(&rd, (size_t)ulen);
+        CHECK(ub && (ub[0] >> 6) == 2, "a residual unit of 65536 symbols is a four-state blob");
+        ddct_record rec = rec_of(&o);
+        for (int threads = 1; threads <= 2; threads++) {
+            ddct_err e;
+            ddct_err_clear(&e);
+            arr_out a = {r2, n};
+            ddct_delta_out out = {ao_begin, ao_put, ao_end, &a};
+            ddct_scratch scr = {0};
+            CHECK(decode(&o, n, threads, r1) == 0, "whole decode");
+            CHECK(ddct_codec_rd.decode_stream(&rec, n, threads, -1, &scr, &out, &e) == 0, "stream: %s", e.msg);
+            ddct_scratch_free(&scr);
+            CHECK(!memcmp(r1, r2, n * sizeof *r1), "streamed and whole decodes differ (T%d)", threads);
+        }
+        CHECK(tu_relerr(r1, d, n) < 0.6, "error %.4f", tu_relerr(r1, d, n));
+        ddct_enc_out_free(&o);
+    }
+    free(d);
+    free(r1);
+    free(r2);
+}
+
 /* Version 1: a long factor stream (>= 16384 symbols) is one four-state rANS blob (header byte's
  * top bits 2); it decodes the same for any thread count, and as a version-0 record (one state
  * only) it is refused. */
@@ -400,7 +506,7 @@ static void test_four_state(void)
         uint64_t flen = ddct_rd_varint(&rd);
         const uint8_t *blob = ddct_rd_bytes(&rd, (size_t)flen);
         uint64_t rank = o.side.len / 4;
-        CHECK(o.params.len > 0 && o.params.p[0] == 1, "parameter version %d", o.params.len ? o.params.p[0] : -1);
+        CHECK(o.params.len > 0 && o.params.p[0] == 2, "parameter version %d", o.params.len ? o.params.p[0] : -1);
         CHECK(rank * 512 >= 16384 && blob && (blob[0] >> 6) == 2, "rank %llu: four-state factor stream",
               (unsigned long long)rank);
         CHECK(decode(&o, n, 1, r1) == 0 && decode(&o, n, 2, r2) == 0, "decode");
@@ -420,8 +526,8 @@ static void test_four_state(void)
         CHECK(!odd, "damaged four-state streams: only format errors");
         o.params.p[0] = 0;
         CHECK(decode(&o, n, 1, r1) == DDCT_ERR_FORMAT, "four-state factor stream in a version-0 record refused");
-        o.params.p[0] = 2;
-        CHECK(decode(&o, n, 1, r1) == DDCT_ERR_UNSUPPORTED, "version 2 refused");
+        o.params.p[0] = 3;
+        CHECK(decode(&o, n, 1, r1) == DDCT_ERR_UNSUPPORTED, "version 3 refused");
         ddct_enc_out_free(&o);
     }
     free(d);
@@ -443,6 +549,8 @@ int main(void)
     test_corrupt();
     test_pipeline_budget();
     test_golden_v0();
+    test_golden_v1();
+    test_four_state_units();
     test_four_state();
     rmdir(g_dir);
     return TEST_SUMMARY();

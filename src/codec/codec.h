@@ -16,6 +16,16 @@
 #include "container/container.h"
 #include "deltadct.h"
 
+/* A source of a lossy tensor's delta, read in pieces (see ddct_lossy_in.src). */
+#define DDCT_DELTA_SRC_ROOM 3
+typedef const float *(*ddct_delta_src)(void *opaque, uint64_t first, uint64_t n, float *buf, int threads);
+
+/* The input of a lossy encoder: the delta as an array (delta), or from a source (src): the
+ * values [first, first + n) in row-major order, asked for in pieces from several threads at
+ * once, returned in buf (room for DDCT_DELTA_SRC_ROOM * n floats: the delta goes to buf[0..n),
+ * the rest is the source's scratch) or the source's own memory, or NULL if a value is not
+ * finite — then the encoder sets *nonfinite (when given) and codes nothing. Codecs that need the
+ * whole tensor at once gather it themselves (ddct_lossy_whole); patch and rd stream it. */
 typedef struct {
     const float *delta;
     int ndim;
@@ -23,7 +33,11 @@ typedef struct {
     uint64_t nelem;
     const ddct_params *params;
     int threads;
-    double rd_step; /* rd codec: > 0 = the residual step chosen by the pipeline's pre-pass */
+    double step;       /* codecs with a rate plan: > 0 = the step the plan chose for this tensor */
+    uint64_t cap;      /* with step: the record's bytes at most (0: no limit); coarser steps if need be */
+    ddct_delta_src src; /* used when delta is NULL */
+    void *src_opaque;
+    int *nonfinite;    /* may be NULL */
 } ddct_lossy_in;
 
 typedef struct {
@@ -48,6 +62,30 @@ typedef struct {
     void *read_opaque;
 } ddct_lossless_in;
 
+/* A buffer reused across calls (grown on demand, contents not kept): zero-initialise. */
+typedef struct {
+    void *p;
+    size_t cap;
+} ddct_scratch;
+
+/* Where a decoder puts delta^ (declared below). */
+typedef struct ddct_delta_out ddct_delta_out;
+
+/* A codec's rate plan over a whole model (rd: one Lagrangian slope for every tensor). fn(opaque,
+ * i, in) fills *in with tensor i's input and returns 1 if the codec codes it, 0 if not, or minus
+ * an error code. create may leave *out NULL (no plan needed for these parameters). Then, tensor
+ * by tensor in order: step(i, &cap) is the step to encode tensor i with (0: none) and the most
+ * bytes its record may take (ddct_lossy_in.step, .cap); spent(i, bytes) reports its size. */
+typedef struct ddct_plan ddct_plan;
+typedef int (*ddct_lossy_fn)(void *opaque, size_t i, ddct_lossy_in *in, ddct_err *e);
+typedef struct {
+    int (*create)(ddct_plan **out, size_t count, ddct_lossy_fn fn, void *opaque, const ddct_params *p, int threads,
+                  ddct_err *e);
+    double (*step)(ddct_plan *pl, size_t i, uint64_t *cap);
+    void (*spent)(ddct_plan *pl, size_t i, uint64_t bytes);
+    void (*free)(ddct_plan *pl);
+} ddct_plan_ops;
+
 typedef struct {
     const char *name;
     uint8_t id;
@@ -55,6 +93,10 @@ typedef struct {
     int (*encode_lossy)(const ddct_lossy_in *in, ddct_enc_out *out, ddct_err *e);
     /* rescale: -1 as stored, 0 off, 1 on. out: nelem floats. */
     int (*decode_lossy)(const ddct_record *rec, uint64_t nelem, int threads, int rescale, float *out, ddct_err *e);
+    /* The same to out, slice by slice (scratch: for codecs that rebuild the whole tensor first). */
+    int (*decode_stream)(const ddct_record *rec, uint64_t nelem, int threads, int rescale, ddct_scratch *scratch,
+                         const ddct_delta_out *out, ddct_err *e);
+    const ddct_plan_ops *plan; /* NULL: none */
     int (*encode_lossless)(const ddct_lossless_in *in, ddct_enc_out *out, ddct_err *e);
     /* base may be NULL when the record has no base; out: nbytes. */
     int (*decode_lossless)(const ddct_record *rec, const uint8_t *base, uint64_t nbytes, size_t elsize, uint8_t *out,
@@ -63,6 +105,8 @@ typedef struct {
 
 /* NULL for an unknown id. */
 const ddct_codec_traits *ddct_codec_get(unsigned id);
+/* The lossy codec of a method (NULL for an unknown one). */
+const ddct_codec_traits *ddct_codec_for_method(ddct_method m);
 
 /* Streamed lossless coding (codec_raw.c): memory stays at a few DDCT_RAW_CHUNK-byte chunks plus
  * zstd's windows, whatever the tensor size. A sink receives consecutive pieces of a stream. */
@@ -118,11 +162,6 @@ double ddct_absum_mean(const ddct_absum *a);
 float ddct_rescale_factor(double target, double cur);
 /* Scale x so mean |x| == target (no-op when either is 0 or not finite). */
 void ddct_rescale_to(float *x, uint64_t n, double target, int threads);
-/* A buffer reused across calls (grown on demand, contents not kept): zero-initialise. */
-typedef struct {
-    void *p;
-    size_t cap;
-} ddct_scratch;
 void *ddct_scratch_get(ddct_scratch *s, size_t bytes); /* NULL when out of memory */
 void ddct_scratch_free(ddct_scratch *s);
 /* bf16 with directed rounding (for ranges that must contain their values). */
@@ -132,13 +171,7 @@ uint16_t ddct_bf16_up(float f);
 uint64_t ddct_view_cols(int ndim, const uint64_t *shape, uint64_t nelem, int p);
 
 /* Streamed patch codec (codec_patch.c): neither side holds a float copy of the whole tensor.
- * The encoder asks a source for the delta's values [first, first + n) in row-major order, one
- * strip (p rows of the 2-D view) at a time, from several threads at once, twice per strip; the
- * source returns them (in buf, or its own memory), or NULL if one is not finite. buf has room
- * for DDCT_DELTA_SRC_ROOM * n floats: the delta goes to buf[0..n), the rest is the source's
- * scratch (8 bytes a value: both inputs' raw bytes, read with pread). */
-#define DDCT_DELTA_SRC_ROOM 3
-typedef const float *(*ddct_delta_src)(void *opaque, uint64_t first, uint64_t n, float *buf, int threads);
+ * The encoder asks the source for one strip (p rows of the 2-D view) at a time, twice per strip. */
 typedef struct {
     int ndim;
     const uint64_t *shape;
@@ -154,12 +187,19 @@ int ddct_patch_encode_stream(const ddct_patch_src *in, ddct_enc_out *out, int *n
  * calling thread around each slice, put on any thread for disjoint consecutive-covering pieces
  * of it (rel = first - the slice's first), with the factor s to multiply them by (the rescale;
  * 1 when off). */
-typedef struct {
+struct ddct_delta_out {
     int (*begin)(void *opaque, uint64_t first, uint64_t n, ddct_err *e);
     void (*put)(void *opaque, uint64_t first, uint64_t rel, const float *d, uint64_t n, float s);
     int (*end)(void *opaque, uint64_t first, uint64_t n, ddct_err *e);
     void *opaque;
-} ddct_delta_out;
+};
+/* A codec's decode_stream from its decode_lossy: the whole tensor into scratch, then to out. */
+int ddct_decode_stream_whole(const ddct_codec_traits *ct, const ddct_record *rec, uint64_t n, int threads, int rescale,
+                             ddct_scratch *scratch, const ddct_delta_out *out, ddct_err *e);
+/* A codec that needs the whole delta at once (enc takes in->delta): in->delta, or gathered
+ * from in->src into a copy first; a non-finite value sets *in->nonfinite and codes nothing. */
+int ddct_encode_whole(int (*enc)(const ddct_lossy_in *in, ddct_enc_out *out, ddct_err *e), const ddct_lossy_in *in,
+                      ddct_enc_out *out, ddct_err *e);
 /* Hand a whole delta^ d (n values) to out, in slices of about 4 Mi values. */
 int ddct_delta_out_array(const ddct_delta_out *out, const float *d, uint64_t n, float s, int threads, ddct_err *e);
 /* Decode a patch record to out. Version 1: slice by slice (scratch unused); version 0: the whole

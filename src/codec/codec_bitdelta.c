@@ -29,7 +29,7 @@
 
 static int nthreads(int t) { return t > 0 ? t : 1; }
 
-static int bitdelta_encode(const ddct_lossy_in *in, ddct_enc_out *out, ddct_err *e)
+static int bitdelta_encode_array(const ddct_lossy_in *in, ddct_enc_out *out, ddct_err *e)
 {
     uint64_t n = in->nelem;
     int threads = nthreads(in->threads);
@@ -89,8 +89,20 @@ static int bitdelta_decode(const ddct_record *rec, uint64_t n, int threads, int 
     return 0;
 }
 
+static int bitdelta_encode(const ddct_lossy_in *in, ddct_enc_out *out, ddct_err *e)
+{
+    return ddct_encode_whole(bitdelta_encode_array, in, out, e);
+}
+
+static int bitdelta_decode_stream(const ddct_record *rec, uint64_t n, int threads, int rescale, ddct_scratch *scr,
+                             const ddct_delta_out *out, ddct_err *e)
+{
+    return ddct_decode_stream_whole(&ddct_codec_bitdelta, rec, n, threads, rescale, scr, out, e);
+}
+
 const ddct_codec_traits ddct_codec_bitdelta = {.name = "bitdelta",
                                                .id = DDCT_CODEC_BITDELTA,
                                                .lossy = 1,
                                                .encode_lossy = bitdelta_encode,
-                                               .decode_lossy = bitdelta_decode};
+                                               .decode_lossy = bitdelta_decode,
+    .decode_stream = bitdelta_decode_stream};

@@ -272,3 +272,41 @@ uint64_t ddct_view_cols(int ndim, const uint64_t *shape, uint64_t nelem, int p)
     }
     return best_cols;
 }
+
+int ddct_decode_stream_whole(const ddct_codec_traits *ct, const ddct_record *rec, uint64_t n, int threads, int rescale,
+                             ddct_scratch *scratch, const ddct_delta_out *out, ddct_err *e)
+{
+    float *d = ddct_scratch_get(scratch, (size_t)(n ? n : 1) * sizeof *d);
+    RETURN_ERROR_IF(!d, e, DDCT_ERR_NOMEM, "out of memory (%llu-element tensor)", (unsigned long long)n);
+    FORWARD_IF_ERROR(ct->decode_lossy(rec, n, threads, rescale, d, e));
+    return ddct_delta_out_array(out, d, n, 1.0f, threads, e);
+}
+
+int ddct_encode_whole(int (*enc)(const ddct_lossy_in *in, ddct_enc_out *out, ddct_err *e), const ddct_lossy_in *in,
+                      ddct_enc_out *out, ddct_err *e)
+{
+    if (in->delta || !in->nelem) return enc(in, out, e);
+    RETURN_ERROR_IF(!in->src, e, DDCT_ERR_INTERNAL, "lossy codec: no input");
+    const uint64_t CH = (uint64_t)1 << 16;
+    float *d = malloc((size_t)(in->nelem + 2 * CH) * sizeof *d); /* room for the source's scratch */
+    RETURN_ERROR_IF(!d, e, DDCT_ERR_NOMEM, "out of memory (%llu-element tensor)", (unsigned long long)in->nelem);
+    int finite = 1;
+    for (uint64_t a = 0; a < in->nelem && finite; a += CH) {
+        uint64_t m = in->nelem - a < CH ? in->nelem - a : CH;
+        const float *p = in->src(in->src_opaque, a, m, d + a, in->threads);
+        if (!p) finite = 0;
+        else if (p != d + a) memcpy(d + a, p, (size_t)m * sizeof *d);
+    }
+    int rc = 0;
+    if (finite) {
+        ddct_lossy_in w = *in;
+        w.delta = d;
+        rc = enc(&w, out, e);
+    } else if (in->nonfinite) {
+        *in->nonfinite = 1;
+    } else {
+        rc = ddct_seterr(e, DDCT_ERR_PARAM, "lossy codec: the delta holds NaN or Inf");
+    }
+    free(d);
+    return rc;
+}

@@ -756,10 +756,12 @@ static const float *array_src(void *opaque, uint64_t first, uint64_t n, float *b
 static int patch_encode(const ddct_lossy_in *in, ddct_enc_out *out, ddct_err *e)
 {
     ddct_patch_src src = {.ndim = in->ndim, .shape = in->shape, .nelem = in->nelem, .params = in->params,
-                          .threads = in->threads, .src = array_src, .opaque = (void *)in->delta};
-    int nonfinite;
+                          .threads = in->threads, .src = in->delta ? array_src : in->src,
+                          .opaque = in->delta ? (void *)in->delta : in->src_opaque};
+    int nonfinite = 0;
     FORWARD_IF_ERROR(ddct_patch_encode_stream(&src, out, &nonfinite, e));
-    RETURN_ERROR_IF(nonfinite, e, DDCT_ERR_PARAM, "patch codec: the delta holds NaN or Inf"); /* arrays: never */
+    if (nonfinite && in->nonfinite) *in->nonfinite = 1;
+    RETURN_ERROR_IF(nonfinite && !in->nonfinite, e, DDCT_ERR_PARAM, "patch codec: the delta holds NaN or Inf");
     return 0;
 }
 
@@ -912,5 +914,9 @@ int ddct_patch_decode_stream(const ddct_record *rec, uint64_t n, int threads, in
     return rc;
 }
 
-const ddct_codec_traits ddct_codec_patch = {
-    .name = "patch", .id = DDCT_CODEC_PATCH, .lossy = 1, .encode_lossy = patch_encode, .decode_lossy = patch_decode};
+const ddct_codec_traits ddct_codec_patch = {.name = "patch",
+                                            .id = DDCT_CODEC_PATCH,
+                                            .lossy = 1,
+                                            .encode_lossy = patch_encode,
+                                            .decode_lossy = patch_decode,
+                                            .decode_stream = ddct_patch_decode_stream};

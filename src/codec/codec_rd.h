@@ -1,39 +1,38 @@
 /*
- * codec_rd.h — the rd codec's encoder entry points for the pipeline's rate allocation.
- *
- * The rd codec (codec_rd.c, docs/FORMAT.md "Codec 5") codes one tensor at a residual
- * quantizer step `step`; everything else (rank, transform, per-band steps, dead zones,
- * reconstruction offsets, entropy-coder contexts) is chosen inside by rate-distortion with
- * the slope lambda = RD_LAMBDA * step^2 (squared error per bit). One step per tensor, all
- * derived from one global value (weighted by ||delta|| with --rd-measure rel), is the Lagrangian
- * allocation across tensors: ddct_rd_plan finds that value by a bracketed secant search so the
- * lossy records total <= bpp bits per lossy parameter, then spends what the search left unused
- * on finer steps for single tensors.
+ * codec_rd.h — the rd codec (id 5): low-rank part + transform-coded residual, rANS-coded, its
+ * bits allocated by rate-distortion (rd_internal.h has the layout, docs/FORMAT.md the stream).
+ * Stages, one file each: rd_layout.c (record layout, coding order, unit rebuild), rd_enc.c
+ * (analysis and the final encode), rd_plan.c (rate allocation: one tensor, a whole model; the
+ * codec's traits), rd_dec.c (decoder, streamed and whole).
  */
 #ifndef DDCT_CODEC_RD_H
 #define DDCT_CODEC_RD_H
 
 #include "codec.h"
 
-/* Per-tensor analysis kept across encodes at different steps (the SVD's leading triplets). */
-typedef struct ddct_rd_svd ddct_rd_svd;
-int ddct_rd_svd_compute(const ddct_lossy_in *in, ddct_rd_svd **out, ddct_err *e);
-void ddct_rd_svd_free(ddct_rd_svd *s);
+/* The analysis of one tensor (rd_enc.c): low-rank triplets and residual statistics, from which
+ * the record's bytes and squared error at any step are estimated without encoding. sampled: of
+ * a sample of the rows only (large tensors; for rate plans, not for encoding).
+ * *nonfinite = 1 (and *out NULL) when the source saw a value that is not finite. */
+typedef struct ddct_rd_model ddct_rd_model;
+int ddct_rd_model_build(const ddct_lossy_in *in, int sampled, ddct_rd_model **out, int *nonfinite, ddct_err *e);
+void ddct_rd_model_free(ddct_rd_model *M);
+double ddct_rd_model_rms(const ddct_rd_model *M);
+double ddct_rd_model_energy(const ddct_rd_model *M); /* ||delta||^2 */
+/* Estimated record bytes and squared error at residual step `step`. */
+void ddct_rd_model_estimate(const ddct_rd_model *M, double step, double *bytes, double *dist);
+/* Encode at residual step `step` (> 0) with the choices the model makes there. out may be NULL
+ * (nothing kept). *bytes (may be NULL): the record's size as the container writes it; *err2 (may
+ * be NULL): the squared error of the rebuild as decoded with the stored rescale flag.
+ * Deterministic for any in->threads. */
+int ddct_rd_encode_model(const ddct_lossy_in *in, const ddct_rd_model *M, double step, ddct_enc_out *out,
+                         uint64_t *bytes, double *err2, int *nonfinite, ddct_err *e);
 
-/* Encode in->delta at residual step `step` (> 0) with the analysis svd (NULL: computed here).
- * out may be NULL (nothing kept). *bytes (may be NULL): the whole record's size as the
- * container writes it; *err2 (may be NULL): sum of squared reconstruction errors as decoded
- * with the stored rescale flag. Deterministic for any in->threads. */
-int ddct_rd_encode_step(const ddct_lossy_in *in, const ddct_rd_svd *svd, double step, ddct_enc_out *out,
-                        uint64_t *bytes, double *err2, ddct_err *e);
-
-/* The pipeline's pre-pass. fn(opaque, i, in) fills *in with tensor i's delta and returns 1 if
- * tensor i is coded by rd, 0 if not, < 0 on error (e set by fn). Writes steps[i] (0 for the
- * others) so that the rd records total <= p->bpp (1 when unset) bits per rd parameter when
- * each is encoded with in.rd_step = steps[i]. */
-typedef int (*ddct_rd_tensor_fn)(void *opaque, size_t i, ddct_lossy_in *in, ddct_err *e);
-int ddct_rd_plan(size_t count, ddct_rd_tensor_fn fn, void *opaque, const ddct_params *p, int threads,
-                 double *steps, ddct_err *e);
+/* Decoders (rd_dec.c): the whole tensor into out (n floats), or slice by slice to out
+ * (parameter version 2; older versions through scratch). rescale: -1 as stored, 0 off, 1 on. */
+int ddct_rd_decode(const ddct_record *rec, uint64_t n, int threads, int rescale, float *out, ddct_err *e);
+int ddct_rd_decode_stream(const ddct_record *rec, uint64_t n, int threads, int rescale, ddct_scratch *scr,
+                          const ddct_delta_out *out, ddct_err *e);
 
 /* What the entropy coder gains (ddct-rdstat): an rd record decoded (into out, n floats) with,
  * for the factor stream and the residual units, the symbols, their coded bits and the bits a

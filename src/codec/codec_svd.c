@@ -262,7 +262,7 @@ static uint16_t best_scale(const float *x, size_t len, int b, uint16_t hmax, flo
     return best;
 }
 
-static int svd_encode(const ddct_lossy_in *in, ddct_enc_out *out, ddct_err *e)
+static int svd_encode_array(const ddct_lossy_in *in, ddct_enc_out *out, ddct_err *e)
 {
     const ddct_params *P = in->params;
     int threads = nthreads(in->threads);
@@ -530,5 +530,17 @@ done:
     return rc;
 }
 
+static int svd_encode(const ddct_lossy_in *in, ddct_enc_out *out, ddct_err *e)
+{
+    return ddct_encode_whole(svd_encode_array, in, out, e);
+}
+
+static int svd_decode_stream(const ddct_record *rec, uint64_t n, int threads, int rescale, ddct_scratch *scr,
+                             const ddct_delta_out *out, ddct_err *e)
+{
+    return ddct_decode_stream_whole(&ddct_codec_svd, rec, n, threads, rescale, scr, out, e);
+}
+
 const ddct_codec_traits ddct_codec_svd = {
-    .name = "svd", .id = DDCT_CODEC_SVD, .lossy = 1, .encode_lossy = svd_encode, .decode_lossy = svd_decode};
+    .name = "svd", .id = DDCT_CODEC_SVD, .lossy = 1, .encode_lossy = svd_encode, .decode_lossy = svd_decode,
+    .decode_stream = svd_decode_stream};

@@ -16,6 +16,17 @@ const ddct_codec_traits *ddct_codec_get(unsigned id)
     return id < DDCT_CODEC_MAX ? table[id] : NULL;
 }
 
+const ddct_codec_traits *ddct_codec_for_method(ddct_method m)
+{
+    static const ddct_codec_traits *const table[DDCT_METHOD_COUNT] = {
+        [DDCT_METHOD_PATCH] = &ddct_codec_patch,
+        [DDCT_METHOD_BITDELTA] = &ddct_codec_bitdelta,
+        [DDCT_METHOD_SVD] = &ddct_codec_svd,
+        [DDCT_METHOD_RD] = &ddct_codec_rd,
+    };
+    return (unsigned)m < DDCT_METHOD_COUNT ? table[m] : NULL;
+}
+
 void ddct_enc_out_init(ddct_enc_out *o)
 {
     ddct_buf_init(&o->params);

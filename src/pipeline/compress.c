@@ -17,7 +17,6 @@
 #include <omp.h>
 #endif
 
-#include "codec/codec_rd.h"
 #include "common/dtype.h"
 #include "layout.h"
 #include "pipeline.h"
@@ -136,20 +135,6 @@ static int make_delta_range(const ddct_st_tensor *t, const ddct_st_tensor *b, ui
     return finite;
 }
 
-static int make_delta(const ddct_st_tensor *t, const ddct_st_tensor *b, float *d, int threads)
-{
-    return make_delta_range(t, b, 0, t->nelem, d, threads);
-}
-
-static const ddct_codec_traits *lossy_codec(const ddct_params *p)
-{
-    switch (p->method) {
-    case DDCT_METHOD_BITDELTA: return &ddct_codec_bitdelta;
-    case DDCT_METHOD_SVD: return &ddct_codec_svd;
-    case DDCT_METHOD_RD: return &ddct_codec_rd;
-    default: return &ddct_codec_patch;
-    }
-}
 
 static char *header_json(const ddct_params *p, const ddct_model *base, const ddct_model *ft)
 {
@@ -185,8 +170,8 @@ typedef struct {
     const selector *sel;
     int threads;
     ddct_ctr_writer *w;
-    float *d;         /* methods other than patch: sized for the largest lossy tensor */
-    double *rd_steps; /* rd method: per-tensor steps from the pre-pass (NULL: none) */
+    const ddct_codec_traits *ct; /* the method's lossy codec */
+    ddct_plan *plan;  /* its rate plan over the model (NULL: none) */
     uint64_t *base_fp; /* per fine-tune tensor: its base tensor's fingerprint (hashed up front) */
     size_t cur;       /* index of the tensor being encoded */
     const ddct_model *ftm, *basem; /* to drop pages already read (see release_upto) */
@@ -199,11 +184,6 @@ static void release_upto(void *opaque, uint64_t upto)
     if (!j->ftm) return;
     ddct_model_release_range(j->ftm, j->cur, 0, upto);
     ddct_model_release_range(j->basem, ddct_model_lookup(j->basem, ddct_model_get(j->ftm, j->cur)->name), 0, upto);
-}
-
-static int is_same(const ddct_st_tensor *t, const ddct_st_tensor *b)
-{
-    return b && b->dtype == t->dtype && same_shape(t, b) && !memcmp(t->data, b->data, (size_t)t->nbytes);
 }
 
 /* The current tensor's bytes [off, off + n) of the fine-tune (which = 0) or its base (1), by
@@ -242,25 +222,6 @@ static void release_pair(const ddct_model *ft, const ddct_model *base, size_t i)
 {
     ddct_model_release(ft, i);
     ddct_model_release(base, ddct_model_lookup(base, ddct_model_get(ft, i)->name));
-}
-
-/* rd pre-pass: tensor i's delta if encode_tensor would code it lossily. */
-typedef struct {
-    cjob *j;
-    ddct_model *base, *ft;
-} rd_src;
-
-static int rd_tensor(void *opaque, size_t i, ddct_lossy_in *in, ddct_err *e)
-{
-    rd_src *s = opaque;
-    const ddct_st_tensor *t = ddct_model_get(s->ft, i), *b = ddct_model_find(s->base, t->name);
-    (void)e;
-    int lossy = !is_same(t, b) && is_lossy(s->j->sel, s->j->p, t, b) && make_delta(t, b, s->j->d, s->j->threads);
-    release_pair(s->ft, s->base, i);
-    if (!lossy) return 0;
-    *in = (ddct_lossy_in){.delta = s->j->d, .ndim = t->ndim, .shape = t->shape, .nelem = t->nelem,
-                          .params = s->j->p, .threads = s->j->threads};
-    return 1;
 }
 
 static int ctrw_sink(void *opaque, const uint8_t *p, size_t n, ddct_err *e) { return ddct_ctrw_data(opaque, p, n, e); }
@@ -343,26 +304,53 @@ static const float *read_delta(void *opaque, uint64_t first, uint64_t n, float *
     return finite ? buf : NULL;
 }
 
-/* Lossy coding of t against b into out; *coded = 0 when a value is not finite (then raw). */
+/* The lossy codec's input for the current tensor j->cur: its delta read strip by strip. */
+static ddct_lossy_in lossy_input(cjob *j, const ddct_st_tensor *t, delta_src *ds, int *nonfinite)
+{
+    ddct_lossy_in in = {.ndim = t->ndim, .shape = t->shape, .nelem = t->nelem, .params = j->p, .threads = j->threads,
+                        .src = read_delta, .src_opaque = ds, .nonfinite = nonfinite};
+    return in;
+}
+
+/* The plan's view of tensor i: its input if encode_tensor would code it lossily. */
+typedef struct {
+    cjob *j;
+    delta_src ds;
+    int nonfinite;
+} plan_src;
+
+static int plan_tensor(void *opaque, size_t i, ddct_lossy_in *in, ddct_err *e)
+{
+    plan_src *s = opaque;
+    cjob *j = s->j;
+    const ddct_st_tensor *t = ddct_model_get(j->ftm, i), *b = ddct_model_find(j->basem, t->name);
+    (void)e;
+    release_pair(j->ftm, j->basem, i);
+    if (!is_lossy(j->sel, j->p, t, b) || is_same_release(j, t, b)) return 0;
+    j->cur = i;
+    s->ds = (delta_src){j, t, b};
+    *in = lossy_input(j, t, &s->ds, &s->nonfinite);
+    return 1;
+}
+
+/* Lossy coding of t against b into out; *coded = 0 when a value is not finite (then raw). With
+ * a rate plan, the plan gives the step and the most bytes the record may take, and is told the
+ * bytes it took. */
 static int encode_lossy(cjob *j, const ddct_st_tensor *t, const ddct_st_tensor *b, ddct_record *rec,
                         ddct_enc_out *out, int *coded, ddct_err *e)
 {
-    const ddct_codec_traits *ct = lossy_codec(j->p);
-    rec->codec = ct->id;
-    if (ct == &ddct_codec_patch) {
-        delta_src ds = {j, t, b};
-        ddct_patch_src in = {.ndim = t->ndim, .shape = t->shape, .nelem = t->nelem, .params = j->p,
-                             .threads = j->threads, .src = read_delta, .opaque = &ds};
-        int nonfinite = 0;
-        int rc = ddct_patch_encode_stream(&in, out, &nonfinite, e);
-        *coded = !nonfinite;
-        return rc;
+    rec->codec = j->ct->id;
+    delta_src ds = {j, t, b};
+    int nonfinite = 0;
+    ddct_lossy_in in = lossy_input(j, t, &ds, &nonfinite);
+    if (j->plan) in.step = j->ct->plan->step(j->plan, j->cur, &in.cap);
+    FORWARD_IF_ERROR(j->ct->encode_lossy(&in, out, e));
+    *coded = !nonfinite;
+    if (j->plan && !nonfinite) {
+        FORWARD_IF_ERROR(ddct_enc_out_check(out, e));
+        j->ct->plan->spent(j->plan, j->cur, ddct_record_size(b != NULL, out->params.len, out->side.len, out->data.len));
     }
-    *coded = make_delta(t, b, j->d, j->threads);
-    if (!*coded) return 0;
-    ddct_lossy_in in = {.delta = j->d, .ndim = t->ndim, .shape = t->shape, .nelem = t->nelem, .params = j->p,
-                        .threads = j->threads, .rd_step = j->rd_steps ? j->rd_steps[j->cur] : 0};
-    return ct->encode_lossy(&in, out, e);
+    return 0;
 }
 
 static int encode_tensor(cjob *j, const ddct_st_tensor *t, const ddct_st_tensor *b, ddct_err *e)
@@ -461,22 +449,18 @@ static int compress(ddct_CCtx *c, const char *base_path, const char *ft_path, co
     for (size_t k = 0; k < ddct_model_ignored_count(ft); k++)
         add_note(c, ddct_model_ignored(ft, k), "a .safetensors file the index does not name: left out");
     cjob j = {.c = c, .p = p, .sel = &sel, .threads = ddct_resolve_threads(p->threads), .ftm = ft, .basem = base};
-    uint64_t maxn = 1, total = 0, done_bytes = 0;
+    uint64_t total = 0, done_bytes = 0;
     size_t n = ddct_model_count(ft);
     for (size_t i = 0; i < n; i++) {
         const ddct_st_tensor *t = ddct_model_get(ft, i);
-        if (t->nelem > maxn && is_lossy(&sel, p, t, ddct_model_find(base, t->name))) maxn = t->nelem;
         total += t->nbytes;
     }
     char *hj = header_json(p, base, ft);
-    if (p->method != DDCT_METHOD_PATCH) j.d = malloc((size_t)maxn * sizeof(float));
-    if (!hj || (p->method != DDCT_METHOD_PATCH && !j.d)) rc = ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory (%llu-element tensor)",
-                                                (unsigned long long)maxn);
-    if (!rc && p->method == DDCT_METHOD_RD && !(p->error > 0)) { /* one Lagrangian slope for all tensors */
-        rd_src src = {&j, base, ft};
-        j.rd_steps = calloc(n ? n : 1, sizeof *j.rd_steps);
-        rc = j.rd_steps ? ddct_rd_plan(n, rd_tensor, &src, p, j.threads, j.rd_steps, e)
-                        : ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory");
+    if (!hj) rc = ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory");
+    j.ct = ddct_codec_for_method(p->method);
+    if (!rc && j.ct->plan) { /* e.g. rd: one Lagrangian slope for every tensor of the model */
+        plan_src src = {.j = &j};
+        rc = j.ct->plan->create(&j.plan, n, plan_tensor, &src, p, j.threads, e);
     }
     /* base fingerprints, tensors hashed in parallel (pages dropped as hashed) */
     j.base_fp = calloc(n ? n : 1, sizeof *j.base_fp);
@@ -505,8 +489,7 @@ static int compress(ddct_CCtx *c, const char *base_path, const char *ft_path, co
     }
     ddct_ctrw_abort(j.w);
     free(hj);
-    free(j.d);
-    free(j.rd_steps);
+    if (j.plan) j.ct->plan->free(j.plan);
     free(j.base_fp);
     selector_free(&sel);
     ddct_model_close(base);

@@ -190,17 +190,14 @@ void ddct_dec_scratch_free(ddct_dec_scratch *s)
     ddct_scratch_free(&s->braw);
 }
 
-/* A lossy record: the patch codec streams delta^ slice by slice; the others decode it whole. */
+/* A lossy record: delta^ from the codec slice by slice (the streaming codecs never hold the
+ * whole tensor; the others rebuild it in s->delta first). */
 static int decode_lossy(const ddct_codec_traits *ct, const ddct_record *rec, uint64_t n, int threads, int rescale,
                         cast_job *c, ddct_dec_scratch *s, ddct_err *e)
 {
     c->ds = s;
     ddct_delta_out out = {cast_begin, cast_put, cast_end, c};
-    if (ct == &ddct_codec_patch) return ddct_patch_decode_stream(rec, n, threads, rescale, &s->delta, &out, e);
-    float *d = ddct_scratch_get(&s->delta, (size_t)(n ? n : 1) * sizeof(float));
-    RETURN_ERROR_IF(!d, e, DDCT_ERR_NOMEM, "out of memory (%llu elements)", (unsigned long long)n);
-    FORWARD_IF_ERROR(ct->decode_lossy(rec, n, threads, rescale, d, e));
-    return ddct_delta_out_array(&out, d, n, 1.0f, threads, e);
+    return ct->decode_stream(rec, n, threads, rescale, &s->delta, &out, e);
 }
 
 int ddct_decode_stream(const ddct_ctr_reader *r, size_t i, const ddct_model *base, int threads, int rescale,
