@@ -19,7 +19,7 @@ echo "| pair | transform | bits / lossy param | rel. error, rescale | rel. error
 echo "|---|---|---|---|---|"
 while IFS=: read -r name b f; do
   for tr in dct none; do
-    $DDCT compress "$b" "$f" -o "$T/m.ddct" -q -f --transform $tr "$@"
+    $DDCT compress "$b" "$f" -o "$T/m.ddct" -q -f --method patch --transform $tr "$@"
     bpp=$($DDCT info "$T/m.ddct" --json | j bits_per_lossy_param)
     er=$($DDCT eval "$b" "$f" "$T/m.ddct" --json | j rel_error)
     en=$($DDCT eval "$b" "$f" "$T/m.ddct" --json --no-rescale | j rel_error)

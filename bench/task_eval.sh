@@ -24,11 +24,11 @@ T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 evalw() { /usr/bin/python3 "$EVAL" "$1" "$F/prose_eval.txt" --max-bytes "$MAXB" --kl "$2" --threads "${EVAL_THREADS:-2}" |
   sed -n -e 's/^cross-entropy: \([0-9.]*\) nats.*/\1/p' -e 's/^KL(P_ref || P_weights): \([0-9.e+-]*\) nats.*/\1/p' | tr '\n' ' '; }
 configs_default=(
-  "paper default (dct, 2:0.5,0:0.5)|"
-  "paper default, no rescale|--no-rescale"
-  "dct 2:0.45,0:0.55|--bits 2:0.45,0:0.55"
-  "none (ablation)|--transform none"
-  "dwt haar ll_lh_hl|--transform dwt --dwt-keep ll_lh_hl"
+  "paper default (dct, 2:0.5,0:0.5)|--method patch"
+  "paper default, no rescale|--method patch --no-rescale"
+  "dct 2:0.45,0:0.55|--method patch --bits 2:0.45,0:0.55"
+  "none (ablation)|--method patch --transform none"
+  "dwt haar ll_lh_hl|--method patch --transform dwt --dwt-keep ll_lh_hl"
   "bitdelta|--method bitdelta"
   "svd @1.0|--method svd --bpp 1.0"
   "svd @0.5|--method svd --bpp 0.5"

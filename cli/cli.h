@@ -16,8 +16,16 @@ typedef struct {
     const char *output;
 } cli_common;
 
-/* Print "deltadct: <msg>" to stderr. */
+/* Print "deltadct: <msg>" to stderr, on one line: the whole message is escaped as cli_esc does
+ * (library messages hold tensor and file names as they are in the inputs). */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A name (tensor, file, path) as it may be shown on a terminal: valid UTF-8 stays, control
+ * characters become \n, \r, \t or \xHH (ESC: \x1b), DEL \x7f, C1 controls and the Unicode
+ * line separators and bidirectional overrides \uHHHH, and bytes that are not UTF-8 \xHH.
+ * cli_esc writes it into buf (n bytes, cut before a character that does not fit) and returns buf;
+ * cli_fputs_esc writes all of it to f. Every name the CLI prints goes through one of them. */
+const char *cli_esc(const char *s, char *buf, size_t n);
+void cli_fputs_esc(FILE *f, const char *s);
 /* Progress callback: a one-line status on stderr when it is a terminal. opaque = cli_progress*. */
 typedef struct {
     int enabled;
@@ -33,11 +41,36 @@ void cli_passive_omp_wait(char **argv);
 double cli_now(void);
 /* Human-readable bytes into buf. */
 const char *cli_bytes(double b, char *buf, size_t n);
-/* Print a JSON string literal (escaped). */
+/* Print a JSON string literal: valid JSON for any bytes (see util.c; bytes that are not UTF-8
+ * become \ufffd). */
 void cli_json_str(FILE *f, const char *s);
+/* Print a JSON text that is known to be valid (a .ddct's header: jansson parsed it when the file
+ * was opened) on one line, with cli_json_str's escapes inside its strings. */
+void cli_json_text(FILE *f, const char *json);
+/* Print v with fmt, or null when v is NaN or infinite; returns 1 for null. JSON convention of the
+ * CLI: a measure that is not finite is null, and the object holding it has "nonfinite": true. */
+int cli_json_num(FILE *f, const char *fmt, double v);
 
 /* Option parsing: matches "--name VALUE" or "--name=VALUE"; advances *i. Returns the value or NULL. */
 const char *cli_optval(int argc, char **argv, int *i, const char *name, int *matched);
+/* Numeric options (util.c holds the one table of their ranges): 1 if name ("--patch", "patch",
+ * "-T", ...) is one. */
+int cli_is_num_option(const char *name);
+/* Parse v for the numeric option name strictly and check its range: 0 and *out, or -1 after a
+ * message naming the option and what it accepts (the caller exits with EXIT_USAGE). */
+int cli_parse_num(const char *name, const char *v, double *out);
+/* -T N / --threads N / --threads=N at argv[*i]: 1 consumed (into *threads), 0 not this option,
+ * -1 a bad value (message printed). */
+int cli_threads_opt(int argc, char **argv, int *i, int *threads);
+
+/* Which compression options each method reads (options.c). given: the option names (without
+ * "--") on the command line; p: the parameters after defaults, so the method is the effective
+ * one. An option the effective parameters do not read, or two that exclude each other, is a
+ * usage error: message naming it, -1. method_given: whether --method was on the command line
+ * (for the message). */
+int cli_check_options(const ddct_params *p, const char *const *given, int ngiven, int method_given);
+/* 1 if a compression with p reads option opt (a name of that table, without "--"), else 0. */
+int cli_option_read(const char *opt, const ddct_params *p);
 
 int cmd_compress(int argc, char **argv);
 int cmd_decompress(int argc, char **argv);

@@ -42,14 +42,15 @@ static const char *COMPRESS_HELP =
     "                        4:0.34,2:0.33,0:0.33; widths 0..8, fractions sum to 1\n"
     "  --importance I        l2 (default: patch L2 norm) | lowfreq (energy of the k x k lowest\n"
     "                        frequencies after the transform)\n"
-    "  --lowfreq-k K         k for --importance lowfreq (default 4)\n"
+    "  --lowfreq-k K         k for --importance lowfreq, 1..128 (default 4)\n"
     "  --qtable Q            flat (default) | jpeg (JPEG luminance table as per-frequency steps)\n"
     "  --wavelet W           haar (default) | cdf97, for --transform dwt\n"
-    "  --dwt-levels N        wavelet levels (default 1)\n"
+    "  --dwt-levels N        wavelet levels, 1..6 (default 1)\n"
     "  --dwt-keep K          all (default) | ll_lh_hl | ll_only: bands kept by --transform dwt\n"
-    "  --bpp X               target bits per lossy parameter (svd: sets the rank; rd: the lossy\n"
-    "                        records total <= X bits per lossy parameter, default 1)\n"
-    "  --error E             rd: the smallest file with relative error <= E for every lossy tensor\n"
+    "  --bpp X               target bits per lossy parameter, in (0, 32] (svd: sets the rank; rd:\n"
+    "                        the lossy records total <= X bits per lossy parameter, default 1)\n"
+    "  --error E             rd: the smallest file with relative error <= E, in (0, 1), for every\n"
+    "                        lossy tensor (instead of --bpp)\n"
     "  --rd-measure M        rd with --bpp: the distortion the allocation across tensors minimises:\n"
     "                        mse (default: squared error summed over the tensors) | rel (each\n"
     "                        tensor's squared error / its ||delta||^2, i.e. per-tensor relative\n"
@@ -64,9 +65,15 @@ static const char *COMPRESS_HELP =
     "  --zstd-level N        zstd level for lossless tensors, 1..22 (default 1); 0: zstd's fastest\n"
     "                        search with Huffman-coded literals (about 25 % faster; within a few\n"
     "                        % of level 1 in size: smaller on some models, larger on others)\n"
-    "  -T, --threads N       threads (default: all cores; output is identical for any N)\n"
+    "  -T, --threads N       threads, 0..1024 (default 0: all cores; output is identical for any N)\n"
     "  -q, --quiet           no progress or summary\n"
-    "  --json                print the summary as JSON\n";
+    "  --json                print the summary as JSON\n"
+    "\n"
+    "An option the method does not read is a usage error (exit 2), not ignored: --transform, --patch,\n"
+    "--bits, --importance, --qtable (and --wavelet, --dwt-levels, --dwt-keep with --transform dwt;\n"
+    "--lowfreq-k with --importance lowfreq) are read by patch only; --bpp by svd and rd; --error and\n"
+    "--rd-measure by rd only; --error excludes --bpp and --rd-measure. The method is the one in\n"
+    "effect: without --method, the default's. Numbers are plain decimals within the ranges above.\n";
 
 static const char *DECOMPRESS_HELP =
     "usage: deltadct decompress BASE IN.ddct -o REBUILT [options]\n"
@@ -83,7 +90,7 @@ static const char *DECOMPRESS_HELP =
     "  --direct-io MODE      auto (default: files of >= 64 MiB are written with O_DIRECT, from\n"
     "                        the program's buffer to the disk, without a copy into the page\n"
     "                        cache) | on (every file) | off (all through the page cache)\n"
-    "  -T, --threads N       threads (default: all cores)\n"
+    "  -T, --threads N       threads, 0..1024 (default 0: all cores)\n"
     "  -q, --quiet           no progress\n";
 
 int main(int argc, char **argv)
@@ -133,7 +140,7 @@ static int wants_help(int argc, char **argv, const char *help)
 static int common_opt(int argc, char **argv, int *i, cli_common *c)
 {
     const char *a = argv[*i], *v;
-    int m;
+    int m, r;
     if (!strcmp(a, "-f") || !strcmp(a, "--force")) return c->force = 1;
     if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) return c->quiet = 1;
     if (!strcmp(a, "--json")) return c->json = 1;
@@ -145,14 +152,8 @@ static int common_opt(int argc, char **argv, int *i, cli_common *c)
         c->output = v;
         return 1;
     }
-    v = cli_optval(argc, argv, i, !strcmp(a, "-T") ? "-T" : "--threads", &m);
-    if (m) {
-        char *end;
-        long t = v ? strtol(v, &end, 10) : -1;
-        if (!v || *end || t < 0 || t > 1024) return cli_error("--threads needs a number 0..1024"), -1;
-        c->threads = (int)t;
-        return 1;
-    }
+    r = cli_threads_opt(argc, argv, i, &c->threads);
+    if (r) return r;
     return 0;
 }
 
@@ -170,7 +171,7 @@ static char *default_name(const char *in, const char *strip, const char *add)
 static void print_notes(const ddct_CCtx *c, int quiet)
 {
     if (quiet) return;
-    for (size_t i = 0; i < ddct_CCtx_noteCount(c); i++) fprintf(stderr, "deltadct: note: %s\n", ddct_CCtx_note(c, i));
+    for (size_t i = 0; i < ddct_CCtx_noteCount(c); i++) cli_error("note: %s", ddct_CCtx_note(c, i));
 }
 
 /* Summary of a freshly written file (shared with info's totals). */
@@ -183,7 +184,8 @@ int cmd_compress(int argc, char **argv)
     ddct_params p;
     ddct_params_default(&p);
     const char *pos[2];
-    int npos = 0;
+    const char *given[32]; /* the compression options given, once each, for cli_check_options */
+    int npos = 0, ngiven = 0;
     char err[512];
     for (int i = 1; i < argc; i++) {
         int r = common_opt(argc, argv, &i, &c);
@@ -203,9 +205,14 @@ int cmd_compress(int argc, char **argv)
                 if (!m) continue;
                 done = 1;
                 if (!v) return cli_error("%s needs a value", opt), EXIT_USAGE;
+                double x;
+                if (cli_is_num_option(opt) && cli_parse_num(opt, v, &x)) return EXIT_USAGE;
                 if (!strcmp(names[k], "include")) p.include_regex = v;
                 else if (!strcmp(names[k], "exclude")) p.exclude_regex = v;
                 else if (ddct_params_set(&p, names[k], v, err, sizeof err)) return cli_error("%s", err), EXIT_USAGE;
+                int seen = 0;
+                for (int g = 0; g < ngiven; g++) seen |= given[g] == names[k];
+                if (!seen) given[ngiven++] = names[k];
             }
             if (!done) return cli_error("unknown option '%s' (see 'deltadct compress --help')", a), EXIT_USAGE;
         } else if (a[0] == '-' && a[1]) {
@@ -217,6 +224,9 @@ int cmd_compress(int argc, char **argv)
         }
     }
     if (npos != 2) return cli_error("compress needs BASE and FINETUNED (see 'deltadct compress --help')"), EXIT_USAGE;
+    int method_given = 0;
+    for (int g = 0; g < ngiven; g++) method_given |= !strcmp(given[g], "method");
+    if (cli_check_options(&p, given, ngiven, method_given)) return EXIT_USAGE;
     if (c.rescale >= 0) p.rescale = c.rescale;
     else if (p.method == DDCT_METHOD_RD) p.rescale = DDCT_RESCALE_AUTO;
     p.threads = c.threads;
@@ -237,7 +247,10 @@ int cmd_compress(int argc, char **argv)
     else {
         print_notes(cc, c.quiet);
         if (!c.quiet || c.json) {
-            if (!c.json) fprintf(stderr, "%s: written in %.2f s\n", out, cli_now() - t0);
+            if (!c.json) {
+                cli_fputs_esc(stderr, out);
+                fprintf(stderr, ": written in %.2f s\n", cli_now() - t0);
+            }
             cli_info_summary(out, c.json);
         }
     }
@@ -295,7 +308,10 @@ int cmd_decompress(int argc, char **argv)
     ddct_ErrorCode rc = ddct_decompressFile(d, pos[0], pos[1], out, c.force);
     cli_progress_end(&pr);
     if (rc) cli_error("%s", ddct_DCtx_getErrorMessage(d));
-    else if (!c.quiet) fprintf(stderr, "%s: rebuilt in %.2f s\n", out, cli_now() - t0);
+    else if (!c.quiet) {
+        cli_fputs_esc(stderr, out);
+        fprintf(stderr, ": rebuilt in %.2f s\n", cli_now() - t0);
+    }
     ddct_freeDCtx(d);
     free(dflt);
     return rc ? 1 : 0;
@@ -331,7 +347,10 @@ int cmd_verify(int argc, char **argv)
     if (!d) return cli_error("out of memory"), 1;
     ddct_ErrorCode rc = ddct_verifyFile(d, file, base);
     if (rc) cli_error("%s", ddct_DCtx_getErrorMessage(d));
-    else if (!quiet) printf("%s: OK%s\n", file, base ? " (base matches)" : "");
+    else if (!quiet) {
+        cli_fputs_esc(stdout, file);
+        printf(": OK%s\n", base ? " (base matches)" : "");
+    }
     ddct_freeDCtx(d);
     return rc ? 1 : 0;
 }

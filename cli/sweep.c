@@ -40,6 +40,9 @@ static const char *SWEEP_HELP =
     "  --rescale MODE        on (default), off, or both (evaluate every file both ways: two rows)\n"
     "  bitdelta and svd do not depend on the patch axes; they run once (per --bpp for svd) with the\n"
     "  first --patch value, which only decides which tensors are small enough to stay lossless.\n"
+    "  A grid option that no method of --methods reads (--bpp without svd or rd, --wavelet or\n"
+    "  --dwt-keep without dwt, the patch axes without dct, dwt or none) is a usage error, as for\n"
+    "  compress; --patch items are integers 2..128, --bpp items numbers in (0, 32].\n"
     "\n"
     "output:\n"
     "  --outdir DIR          where the .ddct files go (default: a fresh directory under $TMPDIR or /tmp);\n"
@@ -49,7 +52,7 @@ static const char *SWEEP_HELP =
     "  --csv FILE            the results as CSV (one header row, one row per configuration)\n"
     "  --md FILE             the results as a GitHub Markdown table\n"
     "  --svg FILE            a rate-distortion plot (bits per lossy parameter vs relative error)\n"
-    "  -T, --threads N       threads (default: all cores)\n"
+    "  -T, --threads N       threads, 0..1024 (default 0: all cores)\n"
     "  -q, --quiet           no progress lines on stderr\n"
     "\n"
     "Exit status: 0 when every configuration succeeded, 1 when one failed (the others still run\n"
@@ -384,7 +387,8 @@ static void row_cells(const sweep_row *r, char cells[C_COUNT][CELL])
     }
     snprintf(cells[C_BPP], CELL, "%.3f", r->bpp);
     snprintf(cells[C_REL], CELL, "%.4f", r->rel);
-    snprintf(cells[C_WORST], CELL, "%.4f (%s)", r->worst, r->worst_name[0] ? r->worst_name : "-");
+    char nm[CELL - 32];
+    snprintf(cells[C_WORST], CELL, "%.4f (%s)", r->worst, r->worst_name[0] ? cli_esc(r->worst_name, nm, sizeof nm) : "-");
     snprintf(cells[C_COS], CELL, "%.4f", r->cos);
 }
 
@@ -761,25 +765,50 @@ static int write_svg(const char *path, const rowset *rs, const char *base, const
 
 /* ------------------------------------------------------------------ the command */
 
-static int parse_threads(const char *v, int *out)
-{
-    char *end;
-    long t = v ? strtol(v, &end, 10) : -1;
-    if (!v || !*v || *end || t < 0 || t > 1024) return cli_error("--threads needs a number 0..1024"), -1;
-    *out = (int)t;
-    return 0;
-}
-
-/* Check every item of a list with ddct_params_set (name) or the strategy parser. */
+/* Check every item of a list: numbers with the CLI's parser (the ranges of compress), the rest
+ * with ddct_params_set (name) or the strategy parser. */
 static int validate(const strlist *l, const char *name)
 {
     ddct_params p;
     char err[512];
+    double x;
     for (int i = 0; i < l->n; i++) {
         ddct_params_default(&p);
+        if (cli_is_num_option(name) && cli_parse_num(name, l->v[i], &x)) return -1;
         if (ddct_params_set(&p, name, l->v[i], err, sizeof err)) return cli_error("%s", err), -1;
     }
     return 0;
+}
+
+/* The parameters a sweep method compresses with, for cli_option_read (default values otherwise). */
+static void method_params(int m, ddct_params *p)
+{
+    ddct_params_default(p);
+    p->method = m == M_BITDELTA ? DDCT_METHOD_BITDELTA : m == M_SVD ? DDCT_METHOD_SVD : m == M_RD ? DDCT_METHOD_RD
+                                                                                                   : DDCT_METHOD_PATCH;
+    p->transform = m == M_DWT ? DDCT_TRANSFORM_DWT : m == M_NONE ? DDCT_TRANSFORM_NONE : DDCT_TRANSFORM_DCT;
+}
+
+/* A grid option given while no method of --methods reads it (the table of cli_check_options)
+ * would add no row and change none: a usage error, as the same option is for compress. */
+static int check_grid_option(const grid *g, const char *opt)
+{
+    ddct_params p;
+    char readers[64] = "", methods[256] = "";
+    for (int i = 0; i < g->methods.n; i++)
+        snprintf(methods + strlen(methods), sizeof methods - strlen(methods), "%s%s", i ? "," : "", g->methods.v[i]);
+    for (int i = 0; i < g->methods.n; i++) {
+        method_params(method_of(g->methods.v[i]), &p);
+        if (cli_option_read(opt + 2, &p)) return 0;
+    }
+    for (int m = 0; m < M_COUNT; m++) {
+        method_params(m, &p);
+        if (cli_option_read(opt + 2, &p))
+            snprintf(readers + strlen(readers), sizeof readers - strlen(readers), "%s%s", readers[0] ? "," : "",
+                     method_name[m]);
+    }
+    cli_error("%s does nothing with --methods %s (it is read by %s)", opt, methods, readers);
+    return -1;
 }
 
 static void grid_free(grid *g)
@@ -861,11 +890,9 @@ int cmd_sweep(int argc, char **argv)
             }
             continue;
         }
-        v = cli_optval(argc, argv, &i, !strcmp(a, "-T") ? "-T" : "--threads", &m);
-        if (m) {
-            if (parse_threads(v, &g.threads)) goto out;
-            continue;
-        }
+        m = cli_threads_opt(argc, argv, &i, &g.threads);
+        if (m < 0) goto out;
+        if (m) continue;
         if (a[0] == '-' && a[1]) {
             cli_error("unknown option '%s' (see 'deltadct sweep --help')", a);
             goto out;
@@ -880,6 +907,17 @@ int cmd_sweep(int argc, char **argv)
         cli_error("sweep needs BASE and FINETUNED (see 'deltadct sweep --help')");
         goto out;
     }
+    /* the grid options given (before the defaults fill the lists), as compress's table sees them */
+    static const struct {
+        const char *opt;
+        size_t off;
+    } checked[] = {{"--patch", offsetof(grid, patch)},       {"--bits", offsetof(grid, bits)},
+                   {"--qtable", offsetof(grid, qtable)},     {"--importance", offsetof(grid, importance)},
+                   {"--wavelet", offsetof(grid, wavelet)},   {"--dwt-keep", offsetof(grid, keep)},
+                   {"--bpp", offsetof(grid, bpp)}};
+    int given[sizeof checked / sizeof *checked];
+    for (size_t k = 0; k < sizeof checked / sizeof *checked; k++)
+        given[k] = ((const strlist *)((const char *)&g + checked[k].off))->n > 0;
     if (list_default(&g.methods, "dct,dwt,none,bitdelta,svd") || list_default(&g.patch, "16") ||
         list_default(&g.qtable, "flat") || list_default(&g.importance, "l2") || list_default(&g.wavelet, "haar") ||
         list_default(&g.keep, "all") || list_default(&g.bpp, "1"))
@@ -894,6 +932,8 @@ int cmd_sweep(int argc, char **argv)
         validate(&g.importance, "importance") || validate(&g.wavelet, "wavelet") || validate(&g.keep, "dwt-keep") ||
         validate(&g.bpp, "bpp"))
         goto out;
+    for (size_t k = 0; k < sizeof checked / sizeof *checked; k++)
+        if (given[k] && check_grid_option(&g, checked[k].opt)) goto out;
 
     status = 1;
     for (int k = 0; k < 2; k++) {
@@ -968,7 +1008,7 @@ int cmd_sweep(int argc, char **argv)
     if (md && write_md(md, &rs, pos[0], pos[1])) status = 1;
     if (svg && write_svg(svg, &rs, pos[0], pos[1])) status = 1;
     if (failed) cli_error("%d of %d configurations failed", failed, rs.nfiles);
-    if (keep && !quiet) fprintf(stderr, "deltadct: .ddct files kept in %s\n", dir);
+    if (keep && !quiet) cli_error(".ddct files kept in %s", dir);
 
 out:
     if (dir[0] && made_dir && !keep) {

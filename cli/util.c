@@ -1,4 +1,6 @@
-/* util.c — CLI helpers: messages, progress, option values, JSON strings. */
+/* util.c — CLI helpers: messages, progress, option values and numbers, printable and JSON strings. */
+#include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,14 +9,111 @@
 
 #include "cli.h"
 
+/* ------------------------------------------------------------------ names on the terminal */
+
+/* Length (1..4) of the well-formed UTF-8 sequence at s, with its code point in *cp; 0 when s does
+ * not start one (a stray continuation byte, an overlong form, a surrogate, a truncated sequence:
+ * the terminating NUL is not a continuation byte, so nothing is read past it). */
+static int utf8_seq(const unsigned char *s, unsigned long *cp)
+{
+    unsigned c = s[0];
+    int n;
+    unsigned long v, min;
+    if (c < 0x80) return *cp = c, 1;
+    if (c >= 0xC2 && c <= 0xDF) n = 2, v = c & 0x1F, min = 0x80;
+    else if ((c & 0xF0) == 0xE0) n = 3, v = c & 0x0F, min = 0x800;
+    else if (c >= 0xF0 && c <= 0xF4) n = 4, v = c & 0x07, min = 0x10000;
+    else return 0;
+    for (int i = 1; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80) return 0;
+        v = v << 6 | (s[i] & 0x3F);
+    }
+    if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) return 0;
+    *cp = v;
+    return n;
+}
+
+/* Code points a terminal acts on instead of showing: C0 controls (ESC starts escape sequences,
+ * newline and CR break a one-line message), DEL, C1 controls (U+009B is a CSI on some
+ * terminals), and the line separators and bidirectional overrides that reorder or split what
+ * follows them. */
+static int unsafe_cp(unsigned long cp)
+{
+    return cp < 0x20 || (cp >= 0x7F && cp <= 0x9F) || cp == 0x061C || cp == 0x200E || cp == 0x200F ||
+           (cp >= 0x2028 && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069);
+}
+
+/* The printable form of the next character of s into out (at most 7 bytes, not terminated);
+ * *adv: bytes of s it stands for. Returns its length. */
+static size_t esc_next(const char *s, char *out, size_t *adv)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    unsigned long cp;
+    int n = utf8_seq(u, &cp);
+    if (!n) { /* not UTF-8: the byte in hex */
+        *adv = 1;
+        return (size_t)snprintf(out, 8, "\\x%02x", u[0]);
+    }
+    *adv = (size_t)n;
+    if (!unsafe_cp(cp)) {
+        memcpy(out, s, (size_t)n);
+        return (size_t)n;
+    }
+    if (cp == '\n') return memcpy(out, "\\n", 2), 2;
+    if (cp == '\r') return memcpy(out, "\\r", 2), 2;
+    if (cp == '\t') return memcpy(out, "\\t", 2), 2;
+    if (cp < 0x80) return (size_t)snprintf(out, 8, "\\x%02lx", cp);
+    return (size_t)snprintf(out, 8, "\\u%04lx", cp);
+}
+
+const char *cli_esc(const char *s, char *buf, size_t n)
+{
+    size_t o = 0, adv;
+    char one[8];
+    if (!n) return "";
+    if (!s) s = "(null)";
+    while (*s) {
+        size_t k = esc_next(s, one, &adv);
+        if (o + k >= n) break; /* cut before a character or escape, never inside one */
+        memcpy(buf + o, one, k);
+        o += k;
+        s += adv;
+    }
+    buf[o] = 0;
+    return buf;
+}
+
+void cli_fputs_esc(FILE *f, const char *s)
+{
+    size_t adv;
+    char one[8];
+    if (!s) s = "(null)";
+    while (*s) {
+        fwrite(one, 1, esc_next(s, one, &adv), f);
+        s += adv;
+    }
+}
+
+/* Every message goes through here, escaped as a whole: library messages name tensors and files
+ * as they are in the inputs (a tensor name may hold ESC or a newline), and an error stays one
+ * line on stderr. */
 void cli_error(const char *fmt, ...)
 {
+    char small[1024], *msg = small;
     va_list ap;
     va_start(ap, fmt);
-    fputs("deltadct: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    int len = vsnprintf(small, sizeof small, fmt, ap);
     va_end(ap);
+    if (len >= (int)sizeof small && (msg = malloc((size_t)len + 1)) != NULL) {
+        va_start(ap, fmt);
+        vsnprintf(msg, (size_t)len + 1, fmt, ap);
+        va_end(ap);
+    }
+    if (!msg) msg = small; /* out of memory: the truncated message */
+    fputs("deltadct: ", stderr);
+    cli_fputs_esc(stderr, len < 0 ? "(message could not be formatted)" : msg);
+    fputc('\n', stderr);
+    if (msg != small) free(msg);
 }
 
 double cli_now(void)
@@ -50,10 +149,10 @@ int cli_progress_cb(void *opaque, size_t done, size_t total, uint64_t bytes_done
     if (!p->enabled) return 0;
     double dt = cli_now() - p->t0, rate = dt > 0 ? bytes_done / dt : 0;
     double eta = rate > 0 ? (bytes_total - bytes_done) / rate : 0;
-    char a[32], b[32], r[32];
-    fprintf(stderr, "\r\033[K%s [%zu/%zu] %s / %s, %s/s, ETA %.0fs  %.40s", p->verb, done, total,
+    char a[32], b[32], r[32], nm[41];
+    fprintf(stderr, "\r\033[K%s [%zu/%zu] %s / %s, %s/s, ETA %.0fs  %s", p->verb, done, total,
             cli_bytes((double)bytes_done, a, sizeof a), cli_bytes((double)bytes_total, b, sizeof b),
-            cli_bytes(rate, r, sizeof r), eta, name);
+            cli_bytes(rate, r, sizeof r), eta, cli_esc(name, nm, sizeof nm));
     return 0;
 }
 
@@ -62,17 +161,50 @@ void cli_progress_end(cli_progress *p)
     if (p->enabled) fputs("\r\033[K", stderr);
 }
 
+/* ------------------------------------------------------------------ JSON */
+
+/* A JSON string that any JSON parser (jansson, Python's json) loads: '"', '\\' and the code
+ * points unsafe_cp() names are \u escapes (so the JSON is also safe to show on a terminal), and
+ * each byte that is not part of well-formed UTF-8 (names in a .ddct are bytes) becomes U+FFFD,
+ * written \ufffd, as Python's bytes.decode(errors="replace") does for a lone byte. */
 void cli_json_str(FILE *f, const char *s)
 {
     fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
-        else if (c < 0x20) fprintf(f, "\\u%04x", c);
-        else fputc(c, f);
+    const unsigned char *u = (const unsigned char *)s;
+    while (*u) {
+        unsigned long cp;
+        int n = utf8_seq(u, &cp);
+        if (!n) fputs("\\ufffd", f), n = 1;
+        else if (cp == '"' || cp == '\\') fprintf(f, "\\%c", (int)cp);
+        else if (unsafe_cp(cp)) fprintf(f, "\\u%04lx", cp);
+        else fwrite(u, 1, (size_t)n, f);
+        u += n;
     }
     fputc('"', f);
 }
+
+void cli_json_text(FILE *f, const char *json)
+{
+    const unsigned char *u = (const unsigned char *)json;
+    while (*u) {
+        unsigned long cp;
+        int n = utf8_seq(u, &cp);
+        if (!n) fputs("\\ufffd", f), n = 1;   /* cannot happen in text jansson accepted */
+        else if (cp == '\n' || cp == '\r' || cp == '\t') fputc(' ', f); /* whitespace between tokens */
+        else if (unsafe_cp(cp)) fprintf(f, "\\u%04lx", cp); /* inside a string: the same escape */
+        else fwrite(u, 1, (size_t)n, f);
+        u += n;
+    }
+}
+
+int cli_json_num(FILE *f, const char *fmt, double v)
+{
+    if (!isfinite(v)) return fputs("null", f), 1;
+    fprintf(f, fmt, v);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ option values */
 
 const char *cli_optval(int argc, char **argv, int *i, const char *name, int *matched)
 {
@@ -88,6 +220,84 @@ const char *cli_optval(int argc, char **argv, int *i, const char *name, int *mat
     *matched = 1;
     if (*i + 1 >= argc) return NULL;
     return argv[++*i];
+}
+
+/* Every numeric option of every command, with what it accepts. The library checks the same
+ * bounds (ddct_params_set, and compress and decompress for the API's users); the CLI checks
+ * first so that each option has one message, naming it and its range, and one syntax: decimal
+ * only, no leading blanks or '+', nothing after the number, no NaN or infinity (strtol and
+ * strtod alone take " 8", "+8", "0x10", "1e999" as inf, "nan"). */
+typedef struct {
+    const char *name;
+    int integer;
+    double lo, hi;
+    int lo_open, hi_open;
+    const char *range;
+} num_spec;
+
+static const num_spec NUM_SPECS[] = {
+    {"--patch", 1, 2, 128, 0, 0, "an integer in 2..128"},
+    {"--lowfreq-k", 1, 1, 128, 0, 0, "an integer in 1..128"},
+    {"--dwt-levels", 1, 1, 6, 0, 0, "an integer in 1..6"},
+    {"--zstd-level", 1, 0, 22, 0, 0, "an integer in 0..22"},
+    {"--threads", 1, 0, DDCT_MAX_THREADS, 0, 0, "an integer in 0..1024 (0: all cores)"},
+    {"--bpp", 0, 0, 32, 1, 0, "a number in (0, 32]"},
+    {"--error", 0, 0, 1, 1, 1, "a number in (0, 1)"},
+};
+
+static const num_spec *num_spec_of(const char *name)
+{
+    if (!strcmp(name, "-T")) name = "--threads";
+    for (size_t k = 0; k < sizeof NUM_SPECS / sizeof *NUM_SPECS; k++)
+        if (!strcmp(NUM_SPECS[k].name, name) || !strcmp(NUM_SPECS[k].name + 2, name)) return &NUM_SPECS[k];
+    return NULL;
+}
+
+int cli_is_num_option(const char *name) { return num_spec_of(name) != NULL; }
+
+/* 1 if v is a plain decimal number: [-]digits[.digits][(e|E)[+|-]digits] (an integer: [-]digits). */
+static int decimal_syntax(const char *v, int integer)
+{
+    const char *c = v;
+    size_t digits = 0;
+    if (*c == '-') c++;
+    while (*c >= '0' && *c <= '9') c++, digits++;
+    if (!integer && *c == '.')
+        for (c++; *c >= '0' && *c <= '9'; c++) digits++;
+    if (!digits) return 0;
+    if (!integer && (*c == 'e' || *c == 'E')) {
+        c++;
+        if (*c == '+' || *c == '-') c++;
+        if (!(*c >= '0' && *c <= '9')) return 0;
+        while (*c >= '0' && *c <= '9') c++;
+    }
+    return *c == 0;
+}
+
+int cli_parse_num(const char *name, const char *v, double *out)
+{
+    const num_spec *s = num_spec_of(name);
+    if (!s) return cli_error("%s: not a numeric option", name), -1; /* a bug in the caller */
+    if (!v) return cli_error("%s needs a value: %s", s->name, s->range), -1;
+    if (!decimal_syntax(v, s->integer)) return cli_error("%s needs %s, got '%s'", s->name, s->range, v), -1;
+    errno = 0; /* ERANGE: overflow (strtoll saturates, strtod gives inf) or underflow */
+    double x = s->integer ? (double)strtoll(v, NULL, 10) : strtod(v, NULL);
+    if (errno == ERANGE || !isfinite(x) || (s->lo_open ? x <= s->lo : x < s->lo) ||
+        (s->hi_open ? x >= s->hi : x > s->hi))
+        return cli_error("%s: '%s' is out of range: %s", s->name, v, s->range), -1;
+    *out = x;
+    return 0;
+}
+
+int cli_threads_opt(int argc, char **argv, int *i, int *threads)
+{
+    int m;
+    const char *v = cli_optval(argc, argv, i, !strcmp(argv[*i], "-T") ? "-T" : "--threads", &m);
+    if (!m) return 0;
+    double x;
+    if (cli_parse_num("--threads", v, &x)) return -1;
+    *threads = (int)x;
+    return 1;
 }
 
 /* OpenMP worker threads busy-wait for a while after every parallel region before they sleep

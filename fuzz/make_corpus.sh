@@ -41,18 +41,18 @@ while IFS='|' read -r name opts; do
   cp "$T/$name.ddct" "$C/fuzz_container/ddct-$name"
 done <<'EOF'
 default|
-dwt|--transform dwt
-dwt-cdf97|--transform dwt --wavelet cdf97 --dwt-levels 2 --dwt-keep ll_lh_hl
-dwt-llonly|--transform dwt --dwt-keep ll_only --patch 8
-none|--transform none
+dwt|--method patch --transform dwt
+dwt-cdf97|--method patch --transform dwt --wavelet cdf97 --dwt-levels 2 --dwt-keep ll_lh_hl
+dwt-llonly|--method patch --transform dwt --dwt-keep ll_only --patch 8
+none|--method patch --transform none
 bitdelta|--method bitdelta
 svd|--method svd
 svd-bpp4|--method svd --bpp 4
-jpeg|--qtable jpeg
-lowfreq|--importance lowfreq --lowfreq-k 3
-p8-three|--patch 8 --bits 4:0.34,2:0.33,0:0.33
-p7|--patch 7 --bits 8:0.1,3:0.3,2:0.6
-norescale|--no-rescale --patch 4
+jpeg|--method patch --qtable jpeg
+lowfreq|--method patch --importance lowfreq --lowfreq-k 3
+p8-three|--method patch --patch 8 --bits 4:0.34,2:0.33,0:0.33
+p7|--method patch --patch 7 --bits 8:0.1,3:0.3,2:0.6
+norescale|--method patch --no-rescale --patch 4
 lossless|--exclude .
 rd|--method rd
 rd-bpp3|--method rd --bpp 3

@@ -72,6 +72,7 @@ typedef struct {
 } ddct_strategy;
 
 #define DDCT_RESCALE_AUTO 2
+#define DDCT_MAX_THREADS 1024
 typedef struct {
     ddct_method method;         /* default DDCT_METHOD_PATCH */
     ddct_transform transform;   /* default DDCT_TRANSFORM_DCT */
@@ -91,7 +92,7 @@ typedef struct {
     ddct_rd_measure rd_measure; /* rd method with a bpp budget: default MSE */
     const char *include_regex;  /* POSIX ERE; NULL = default rule */
     const char *exclude_regex;  /* POSIX ERE; NULL = default exclusions */
-    int threads;                /* 0 = all cores */
+    int threads;                /* 0 = all cores, 1..DDCT_MAX_THREADS; others: DDCT_ERR_PARAM */
     int zstd_level;             /* lossless tensors: 1..22 a zstd level (default 1); 0 zstd's fastest
                                    search with Huffman-coded literals (faster, about as small) */
 } ddct_params;
@@ -132,6 +133,7 @@ typedef struct ddct_DCtx_s ddct_DCtx;
 ddct_DCtx *ddct_createDCtx(void);
 void ddct_freeDCtx(ddct_DCtx *dctx);
 void ddct_DCtx_setProgress(ddct_DCtx *dctx, ddct_progress_fn fn, void *opaque);
+/* 0 (default): all cores; 1..DDCT_MAX_THREADS; a value out of range is clamped into 0..DDCT_MAX_THREADS. */
 void ddct_DCtx_setThreads(ddct_DCtx *dctx, int threads);
 /* Override the rescale flag stored in the file: -1 = as stored (default), 0 = off, 1 = on. */
 void ddct_DCtx_setRescale(ddct_DCtx *dctx, int rescale);
@@ -205,7 +207,8 @@ typedef struct {
 } ddct_tensor_eval;
 
 /* Rebuild each tensor in memory (nothing written) and compare it with the fine-tune.
- * cb is called once per tensor in file order; it may be NULL. */
+ * cb is called once per tensor in file order; it may be NULL. A NaN or infinite value in the
+ * fine-tune or base makes that tensor's sums NaN (not a number: the error cannot be measured). */
 typedef void (*ddct_eval_fn)(void *opaque, const ddct_tensor_eval *ev);
 ddct_ErrorCode ddct_evaluate(ddct_DCtx *dctx, const char *base_path, const char *ft_path,
                              const char *ddct_path, ddct_eval_fn cb, void *opaque);

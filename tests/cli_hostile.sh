@@ -379,7 +379,7 @@ done
 
 section "5. thread counts"
 # ---------------------------------------------------------------- 5. thread counts
-for opts in "" "--transform dwt" "--method bitdelta" "--method svd" "--method rd" "--qtable jpeg --importance lowfreq --patch 8"; do
+for opts in "" "--method patch --transform dwt" "--method bitdelta" "--method svd" "--method rd" "--method patch --qtable jpeg --importance lowfreq --patch 8"; do
   for n in 1 2 8; do
     # shellcheck disable=SC2086
     "$DDCT" compress "$D/base.safetensors" "$D/finetuned.safetensors" -o "$T/t$n.ddct" -q -f -T $n $opts || bad "compress -T $n $opts"

@@ -101,10 +101,12 @@ for f in "$T/out"/*.ddct; do expect "kept file verifies: $(basename "$f")" "$DDC
 "$DDCT" sweep "$B" "$F" -T 1 --methods bitdelta --outdir "$T/out2" -q >/dev/null
 expect "--outdir made by sweep removed" test ! -e "$T/out2"
 
-# ---- dedup: bitdelta and svd do not depend on the patch axes
-"$DDCT" sweep "$B" "$F" -T 1 --methods bitdelta,svd --patch 8,16,32 --bits "2:0.5,0:0.5;4:0.34,2:0.33,0:0.33" \
-    --qtable flat,jpeg -q --csv "$T/d.csv" >/dev/null
-expect "dedup: 2 rows" test "$(lines "$T/d.csv")" -eq 3
+# ---- dedup: bitdelta and svd do not depend on the patch axes: dct x 2 patch x 2 qtable + bitdelta + svd = 6
+"$DDCT" sweep "$B" "$F" -T 1 --methods dct,bitdelta,svd --patch 8,16 --qtable flat,jpeg -q --csv "$T/d.csv" >/dev/null
+expect "dedup: 6 rows" test "$(lines "$T/d.csv")" -eq 7
+# ... and patch axes with no patch method listed are refused (they would change nothing)
+rc=0; "$DDCT" sweep "$B" "$F" -T 1 --methods bitdelta,svd --patch 8,16 -q >/dev/null 2>&1 || rc=$?
+expect "patch axes without a patch method: exit 2" test "$rc" -eq 2
 # dwt-only axes apply to dwt only: dct x 2 bits + dwt x 2 bits x 2 wavelets x 3 keeps = 14
 "$DDCT" sweep "$B" "$F" -T 1 --methods dct,dwt --bits "2:0.5,0:0.5;4:0.34,2:0.33,0:0.33" --wavelet haar,cdf97 \
     --dwt-keep all,ll_lh_hl,ll_only -q --csv "$T/w.csv" >/dev/null

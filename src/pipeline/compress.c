@@ -420,6 +420,8 @@ static int check_params(const ddct_params *p, ddct_err *e)
                     e, DDCT_ERR_PARAM, "invalid enumerated parameter");
     RETURN_ERROR_IF(p->dwt_levels < 1 || p->dwt_levels > 6, e, DDCT_ERR_PARAM, "--dwt-levels must be 1..6");
     RETURN_ERROR_IF(p->zstd_level < 0 || p->zstd_level > 22, e, DDCT_ERR_PARAM, "--zstd-level must be 0..22");
+    RETURN_ERROR_IF(p->threads < 0 || p->threads > DDCT_MAX_THREADS, e, DDCT_ERR_PARAM, "--threads must be 0..%d",
+                    DDCT_MAX_THREADS);
     return 0;
 }
 

@@ -7,6 +7,7 @@
  * fingerprinted before anything is written, so a wrong base fails early, naming the tensor.
  */
 #include <jansson.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,7 +31,13 @@ void ddct_DCtx_setProgress(ddct_DCtx *d, ddct_progress_fn fn, void *opaque)
     d->progress = fn;
     d->progress_opaque = opaque;
 }
-void ddct_DCtx_setThreads(ddct_DCtx *d, int threads) { d->threads = threads; }
+/* Clamped, never refused (the setter returns nothing): below 0 is 0 (all cores), above
+ * DDCT_MAX_THREADS is DDCT_MAX_THREADS. Unclamped, -T 100000 reached OpenMP's thread-team
+ * setup, which sizes a stack array by the team and crashed. */
+void ddct_DCtx_setThreads(ddct_DCtx *d, int threads)
+{
+    d->threads = threads < 0 ? 0 : threads > DDCT_MAX_THREADS ? DDCT_MAX_THREADS : threads;
+}
 void ddct_DCtx_setRescale(ddct_DCtx *d, int rescale) { d->rescale = rescale < 0 ? -1 : !!rescale; }
 void ddct_DCtx_setDirectIO(ddct_DCtx *d, int direct) { d->direct = direct < 0 ? -1 : !!direct; }
 const char *ddct_DCtx_getErrorMessage(const ddct_DCtx *d) { return d->err.msg; }
@@ -465,7 +472,8 @@ static void compare(const ddct_st_tensor *ft, const ddct_st_tensor *b, const uin
             ev->dot += dd * dh;
             ev->hat2 += dh * dh;
             if (err < 0) err = -err;
-            if (err > ev->max_abs_err) ev->max_abs_err = err;
+            /* a NaN (a NaN or infinite weight) sticks: no later comparison is true for it */
+            if (err > ev->max_abs_err || isnan(err)) ev->max_abs_err = err;
         }
     }
 }

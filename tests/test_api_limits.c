@@ -1,0 +1,130 @@
+/*
+ * test_api_limits.c — the API's thread settings out of range, and evaluation of NaN weights.
+ *
+ * ddct_params.threads outside 0..DDCT_MAX_THREADS is refused by ddct_compressFiles
+ * (DDCT_ERR_PARAM, nothing written); ddct_DCtx_setThreads clamps (it returns nothing), so a huge
+ * or negative count decompresses, verifies and evaluates like any other (-T 100000 used to reach
+ * OpenMP's team setup and crash). ddct_evaluate against a fine-tune holding a NaN reports that
+ * tensor's sums as NaN, not as a perfect rebuild.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/dtype.h"
+#include "deltadct.h"
+#include "io/safetensors.h"
+#include "testutil.h"
+
+static char g_dir[256];
+#define ROWS 32
+#define COLS 32
+#define NT 4 /* several tensors: the base check and the decoders run parallel loops over them */
+
+/* NT F32 tensors "layers.K.w" (ROWS x COLS): base values, plus a small delta when finetuned;
+ * nan_at >= 0 puts a NaN at that index of the last tensor. */
+static int write_model(const char *path, int finetuned, int nan_at)
+{
+    uint64_t shape[2] = {ROWS, COLS};
+    static const char *const names[NT] = {"layers.0.w", "layers.1.w", "layers.2.w", "layers.3.w"};
+    ddct_st_entry ents[NT];
+    for (int t = 0; t < NT; t++) ents[t] = (ddct_st_entry){names[t], DDCT_DT_F32, 2, shape};
+    ddct_st_writer *w;
+    ddct_err e;
+    if (ddct_stw_open(&w, path, 1, NULL, ents, NT, NULL, &e)) return fprintf(stderr, "%s\n", e.msg), -1;
+    tu_rng = 777;
+    for (int t = 0; t < NT; t++) {
+        float v[ROWS * COLS];
+        for (int k = 0; k < ROWS * COLS; k++) {
+            double b = 0.02 * tu_normal(), d = 0.003 * tu_normal();
+            v[k] = (float)(b + (finetuned ? d : 0));
+        }
+        if (nan_at >= 0 && t == NT - 1) v[nan_at] = NAN;
+        if (ddct_stw_write(w, v, sizeof v, &e)) return ddct_stw_abort(w), -1;
+    }
+    return ddct_stw_commit(w, &e) ? -1 : 0;
+}
+
+typedef struct {
+    int calls;
+    ddct_tensor_eval last;
+} eval_seen;
+
+static void on_eval(void *opaque, const ddct_tensor_eval *ev)
+{
+    eval_seen *s = opaque;
+    s->calls++;
+    s->last = *ev;
+}
+
+int main(void)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(g_dir, sizeof g_dir, "%s/ddct_limits.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(g_dir)) return perror("mkdtemp"), 1;
+    char base[512], ft[512], ftnan[512], out[512], bad[512], reb[512];
+    snprintf(base, sizeof base, "%s/base.safetensors", g_dir);
+    snprintf(ft, sizeof ft, "%s/ft.safetensors", g_dir);
+    snprintf(ftnan, sizeof ftnan, "%s/ftnan.safetensors", g_dir);
+    snprintf(out, sizeof out, "%s/m.ddct", g_dir);
+    snprintf(bad, sizeof bad, "%s/bad.ddct", g_dir);
+    snprintf(reb, sizeof reb, "%s/r.safetensors", g_dir);
+    CHECK(write_model(base, 0, -1) == 0 && write_model(ft, 1, -1) == 0 && write_model(ftnan, 1, 5) == 0, "inputs");
+
+    /* compress: threads out of range refused, nothing written */
+    static const int bad_threads[] = {-1, DDCT_MAX_THREADS + 1, 100000, INT32_MIN};
+    for (size_t k = 0; k < sizeof bad_threads / sizeof *bad_threads; k++) {
+        ddct_params p;
+        ddct_params_default(&p);
+        p.method = DDCT_METHOD_PATCH;
+        p.threads = bad_threads[k];
+        ddct_CCtx *c = ddct_createCCtx();
+        ddct_ErrorCode rc = ddct_compressFiles(c, base, ft, bad, &p, 1);
+        CHECK(rc == DDCT_ERR_PARAM, "threads %d: %s", bad_threads[k], ddct_getErrorName(rc));
+        CHECK(access(bad, F_OK) != 0, "threads %d: output written", bad_threads[k]);
+        ddct_freeCCtx(c);
+    }
+    ddct_params p;
+    ddct_params_default(&p);
+    p.method = DDCT_METHOD_PATCH;
+    p.threads = 2;
+    ddct_CCtx *c = ddct_createCCtx();
+    CHECK(ddct_compressFiles(c, base, ft, out, &p, 1) == DDCT_OK, "compress: %s", ddct_CCtx_getErrorMessage(c));
+    ddct_freeCCtx(c);
+
+    /* decompress, verify, evaluate: any thread count, clamped */
+    static const int any_threads[] = {-5, 0, 1, 3, DDCT_MAX_THREADS, DDCT_MAX_THREADS + 1, 100000, INT32_MAX};
+    for (size_t k = 0; k < sizeof any_threads / sizeof *any_threads; k++) {
+        ddct_DCtx *d = ddct_createDCtx();
+        ddct_DCtx_setThreads(d, any_threads[k]);
+        CHECK(ddct_verifyFile(d, out, base) == DDCT_OK, "verify -T %d: %s", any_threads[k], ddct_DCtx_getErrorMessage(d));
+        CHECK(ddct_decompressFile(d, base, out, reb, 1) == DDCT_OK, "decompress -T %d: %s", any_threads[k],
+              ddct_DCtx_getErrorMessage(d));
+        eval_seen s = {0};
+        CHECK(ddct_evaluate(d, base, ft, out, on_eval, &s) == DDCT_OK && s.calls == NT, "evaluate -T %d: %s",
+              any_threads[k], ddct_DCtx_getErrorMessage(d));
+        CHECK(isfinite(s.last.err2) && s.last.ref2 > 0 && s.last.err2 > 0, "evaluate -T %d: err2 %g ref2 %g",
+              any_threads[k], s.last.err2, s.last.ref2);
+        ddct_freeDCtx(d);
+    }
+
+    /* a NaN in the fine-tune: the sums are NaN, and so is the largest error */
+    ddct_DCtx *d = ddct_createDCtx();
+    eval_seen s = {0};
+    CHECK(ddct_evaluate(d, base, ftnan, out, on_eval, &s) == DDCT_OK && s.calls == NT, "evaluate NaN: %s",
+          ddct_DCtx_getErrorMessage(d));
+    CHECK(isnan(s.last.err2) && isnan(s.last.ref2) && isnan(s.last.max_abs_err), "NaN: err2 %g ref2 %g max %g",
+          s.last.err2, s.last.ref2, s.last.max_abs_err);
+    ddct_freeDCtx(d);
+
+    unlink(base);
+    unlink(ft);
+    unlink(ftnan);
+    unlink(out);
+    unlink(reb);
+    if (rmdir(g_dir) != 0) fprintf(stderr, "note: %s not empty, left in place\n", g_dir);
+    return TEST_SUMMARY();
+}
