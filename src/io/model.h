@@ -15,9 +15,13 @@
  *                                          *.safetensors file in it (one or many shards).
  * Checks before use (errors name the file, the tensor and what is wrong):
  *   - every file read from a directory is named by a plain file name (no '/', '\', "..", ".",
- *     NUL, not starting with '.'), and resolves inside the directory: a symlink is followed
- *     only when its target lies in the directory or, for a Hugging Face hub cache snapshot
- *     (".../snapshots/REV/"), in that repository's "blobs/" folder;
+ *     NUL, not starting with '.'), and its real path (realpath) lies inside the directory's
+ *     real path or, for a Hugging Face hub cache snapshot (".../snapshots/REV/"), inside that
+ *     repository's "blobs/" folder, which must be a real directory inside the repository (the
+ *     parent of "snapshots/"; a "blobs" that is a symlink is not trusted);
+ *   - an entry that is a FIFO, socket or device, a dangling symlink, a symlink that cannot be
+ *     followed, or a regular file whose name is not UTF-8 (the layout is JSON) is refused,
+ *     naming the file (escaped, ddct_escape) and the reason;
  *   - the index's "weight_map" is an object of shard names; every tensor it lists is in its
  *     shard, every tensor of a shard is listed with that shard, no name is in two shards.
  * Subdirectories, dotfiles and, in a directory with an index, *.safetensors files the index

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Paths and links: nothing from outside a model gets in, and errors say what is wrong with which
+# file.
+#   1. Hugging Face caches: a real cache round-trips; a blobs/ that is a symlink (to '/', or out
+#      of the cache) or a blob that is a symlink out of it lets nothing in;
+#   3. a non-UTF-8 name, a dangling symlink, a symlink loop, FIFOs and sockets: refused with a
+#      message naming the (escaped) file and the reason; subdirectories are left out;
+# usage: cli_paths.sh DELTADCT GENPAIR SHARED_DIR
+set -uo pipefail
+DDCT=$1; GEN=$2
+source "$(dirname "$0")/tools/harness.sh"
+umask 022
+
+# reject WHAT PATTERN CMD...: exit 1, exactly one stderr line holding PATTERN (fixed string)
+reject() {
+  local what=$1 pat=$2; shift 2
+  "$@" >"$T/so" 2>"$T/se"; local rc=$?
+  if [ $rc -eq 1 ] && [ "$(wc -l <"$T/se")" -eq 1 ] && grep -qF -- "$pat" "$T/se"; then ok
+  else bad "$what: exit $rc: $(head -c 600 "$T/se")"; fi
+}
+no_tmp() {  # DIR...: no temporary left
+  local d; for d in "$@"; do [ -z "$(ls -A "$d" | grep -F .tmp. || true)" ] || { bad "temporary left in $d"; return; }; done; ok
+}
+
+G=$T/g; ONE=$T/one
+"$GEN" "$G" --shards 2 --seed 7 >/dev/null 2>&1 && "$GEN" "$ONE" --seed 7 >/dev/null 2>&1 || { echo "FAIL: genpair"; exit 1; }
+printf 'secret outside the model\n' >"$T/secret.txt"
+sums() { (cd "$T" && md5sum g/base/* g/finetuned/* one/* secret.txt); }
+SUMS=$(sums)
+
+# ---------------------------------------------------------------- 1. Hugging Face caches
+# cache REPO SRC: a hub cache repository holding SRC's files as blobs, snapshot links to them
+cache() {
+  local r=$1 src=$2 f h
+  mkdir -p "$r/blobs" "$r/snapshots/0123abcd" "$r/refs"
+  echo 0123abcd >"$r/refs/main"
+  for f in "$src"/*; do
+    h=$(sha256sum "$f" | cut -c1-40)
+    cp "$f" "$r/blobs/$h"
+    ln -s "../../blobs/$h" "$r/snapshots/0123abcd/$(basename "$f")"
+  done
+}
+H=$T/hub/models--org--tiny; cache "$H" "$G/finetuned"; S=$H/snapshots/0123abcd
+check "cache snapshot compresses" "$DDCT" compress "$G/base" "$S" -o "$T/hub.ddct" -q --method patch
+check "cache snapshot rebuilds" "$DDCT" decompress "$G/base" "$T/hub.ddct" -o "$T/hub-r/" -q
+check "carried files byte for byte" cmp "$G/finetuned/config.json" "$T/hub-r/config.json"
+[ "$(ls "$T/hub-r")" = "$(ls "$G/finetuned")" ] && ok || bad "cache rebuild file list: $(ls "$T/hub-r" | tr '\n' ' ')"
+# blobs -> '/': config.json -> ../../blobs/<anything on the machine>
+B=$T/hub2/models--org--evil; cache "$B" "$G/finetuned"; S2=$B/snapshots/0123abcd
+rm -rf "$B/blobs"; ln -s / "$B/blobs"
+for f in "$S2"/*; do ln -sf "../../blobs$G/finetuned/$(basename "$f")" "$f"; done  # shards etc. through '/'
+ln -sf "../../blobs$T/secret.txt" "$S2/config.json"
+reject "blobs -> /" "outside the model directory" "$DDCT" compress "$G/base" "$S2" -o "$T/evil.ddct" -q --method patch
+grep -qF "blobs' is a symlink" "$T/se" && ok || bad "blobs -> /: the reason is not given: $(cat "$T/se")"
+[ ! -e "$T/evil.ddct" ] && ok || bad "blobs -> /: a .ddct was written"
+# blobs -> a directory outside the cache (holding a copy of the model and the secret)
+mkdir -p "$T/elsewhere"; cp "$G/finetuned"/* "$T/secret.txt" "$T/elsewhere/"
+rm "$B/blobs"; ln -s "$T/elsewhere" "$B/blobs"
+for f in "$S2"/*; do ln -sf "../../blobs/$(basename "$f")" "$f"; done
+ln -sf ../../blobs/secret.txt "$S2/config.json"
+reject "blobs -> outside the cache" "outside the model directory" "$DDCT" compress "$G/base" "$S2" -o "$T/evil.ddct" -q --method patch
+# a real blobs/ whose blob is a symlink out of the cache
+rm "$B/blobs"; mkdir "$B/blobs"; cp "$G/finetuned"/* "$B/blobs/"; ln -s "$T/secret.txt" "$B/blobs/secret"
+ln -sf ../../blobs/secret "$S2/config.json"
+reject "blob -> outside" "'config.json' is a symlink to '$T/secret.txt', outside" "$DDCT" compress "$G/base" "$S2" -o "$T/evil.ddct" -q --method patch
+[ ! -e "$T/evil.ddct" ] && ! grep -rqF "secret outside" "$T"/*.ddct 2>/dev/null && ok || bad "the outside file got into a .ddct"
+
+# ---------------------------------------------------------------- 3. errors that say what is wrong
+model_copy() { rm -rf "$T/m"; cp -r "$G/finetuned" "$T/m"; }
+model_copy; cp "$T/m/config.json" "$T/m/$(printf 'caf\xe9.json')"
+reject "non-UTF-8 name" "file 'caf\\xe9.json': file name is not valid UTF-8" \
+  "$DDCT" compress "$G/base" "$T/m" -o "$T/x.ddct" -q --method patch
+model_copy; ln -s no-such-target "$T/m/extra.json"
+reject "dangling symlink" "file 'extra.json' is a dangling symlink to 'no-such-target'" \
+  "$DDCT" compress "$G/base" "$T/m" -o "$T/x.ddct" -q --method patch
+model_copy; ln -s loop-b "$T/m/loop-a"; ln -s loop-a "$T/m/loop-b"
+reject "symlink loop" "is a symlink to 'loop-b' that cannot be followed" \
+  "$DDCT" compress "$G/base" "$T/m" -o "$T/x.ddct" -q --method patch
+model_copy; rm "$T/m/config.json"; mkfifo "$T/m/config.json"
+reject "FIFO config.json" "file 'config.json' is not a regular file (FIFO)" \
+  "$DDCT" compress "$G/base" "$T/m" -o "$T/x.ddct" -q --method patch
+model_copy; mkfifo "$T/m/$(printf 'odd\001name')"
+reject "FIFO with a control byte in its name" "file 'odd\\x01name' is not a regular file (FIFO)" \
+  "$DDCT" compress "$G/base" "$T/m" -o "$T/x.ddct" -q --method patch
+model_copy; python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$T/m/tokenizer.model"
+reject "socket" "file 'tokenizer.model' is not a regular file (socket)" \
+  "$DDCT" compress "$G/base" "$T/m" -o "$T/x.ddct" -q --method patch
+rm -rf "$T/m"; mkdir "$T/m"; cp "$ONE/finetuned.safetensors" "$T/m/"; mkfifo "$T/m/model-2.safetensors"
+reject "FIFO shard" "shard 'model-2.safetensors' is not a regular file (FIFO)" \
+  "$DDCT" compress "$G/base" "$T/m" -o "$T/x.ddct" -q --method patch
+[ ! -e "$T/x.ddct" ] && ok || bad "a .ddct was written for a refused model"
+# a single fine-tune file whose name is not UTF-8: compresses, its name recorded with '_'
+cp "$ONE/finetuned.safetensors" "$T/$(printf 'ft\xe9.safetensors')"
+check "single file with a non-UTF-8 name" "$DDCT" compress "$ONE/base.safetensors" "$T/$(printf 'ft\xe9.safetensors')" -o "$T/nu.ddct" -q --method patch
+check "... rebuilds into a directory" "$DDCT" decompress "$ONE/base.safetensors" "$T/nu.ddct" -o "$T/nu/" -q
+[ "$(ls "$T/nu")" = "ft_.safetensors" ] && ok || bad "recorded name: $(ls "$T/nu")"
+model_copy; mkdir "$T/m/original"; cp "$T/m/config.json" "$T/m/original/params.json"
+check "a subdirectory is left out" "$DDCT" compress "$G/base" "$T/m" -o "$T/sub.ddct" -q --method patch
+"$DDCT" info "$T/sub.ddct" --json | grep -q params.json && bad "subdirectory carried" || ok
+
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]
