@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# Paths and links: nothing from outside a model gets in, and errors say what is wrong with which
-# file.
+# Paths, links and identities: nothing from outside a model gets in, no input is ever replaced or
+# deleted, errors say what is wrong with which file, and -f never widens permissions.
 #   1. Hugging Face caches: a real cache round-trips; a blobs/ that is a symlink (to '/', or out
 #      of the cache) or a blob that is a symlink out of it lets nothing in;
+#   2. outputs that are inputs by identity (a shard, a carried file, a cache blob, a symlink or
+#      hard link to one; a directory holding a base reached through a symlink) are refused even
+#      with -f, naming both paths, before anything is written or deleted;
 #   3. a non-UTF-8 name, a dangling symlink, a symlink loop, FIFOs and sockets: refused with a
 #      message naming the (escaped) file and the reason; subdirectories are left out;
+#   5. modes: a replaced file or directory keeps its mode (and owner, when root), new ones follow
+#      the umask.
 # usage: cli_paths.sh DELTADCT GENPAIR SHARED_DIR
 set -uo pipefail
 DDCT=$1; GEN=$2
@@ -65,6 +70,38 @@ ln -sf ../../blobs/secret "$S2/config.json"
 reject "blob -> outside" "'config.json' is a symlink to '$T/secret.txt', outside" "$DDCT" compress "$G/base" "$S2" -o "$T/evil.ddct" -q --method patch
 [ ! -e "$T/evil.ddct" ] && ! grep -rqF "secret outside" "$T"/*.ddct 2>/dev/null && ok || bad "the outside file got into a .ddct"
 
+# ---------------------------------------------------------------- 2. outputs that are inputs
+reject "-o a base shard -f" "is also an input ('$G/base/model-00001-of-00002.safetensors'" \
+  "$DDCT" compress "$G/base" "$G/finetuned" -o "$G/base/model-00001-of-00002.safetensors" -q -f --method patch
+grep -qF "output '$G/base/model-00001-of-00002.safetensors'" "$T/se" && ok || bad "both paths not named: $(cat "$T/se")"
+reject "-o a carried file -f" "is also an input" \
+  "$DDCT" compress "$G/base" "$G/finetuned" -o "$G/finetuned/config.json" -q -f --method patch
+reject "-o a file of an index's directory -f" "is also an input" \
+  "$DDCT" compress "$G/base/model.safetensors.index.json" "$G/finetuned/model.safetensors.index.json" \
+  -o "$G/finetuned/tokenizer.json" -q -f --method patch
+ln -s "$G/base/model-00002-of-00002.safetensors" "$T/shard-link"
+reject "-o a symlink to a base shard -f" "is also an input" \
+  "$DDCT" compress "$G/base" "$G/finetuned" -o "$T/shard-link" -q -f --method patch
+reject "-o a cache blob -f" "is also an input" \
+  "$DDCT" compress "$G/base" "$S" -o "$H/blobs/$(sha256sum "$G/finetuned/config.json" | cut -c1-40)" -q -f --method patch
+check "compress dir" "$DDCT" compress "$G/base" "$G/finetuned" -o "$T/d.ddct" -q --method patch
+reject "decompress -o a base shard -f" "is also an input" \
+  "$DDCT" decompress "$G/base" "$T/d.ddct" -o "$G/base/model-00002-of-00002.safetensors" -q -f
+reject "decompress -o the base directory -f" "input" "$DDCT" decompress "$G/base" "$T/d.ddct" -o "$G/base/" -q -f
+# -o DIR/ -f where the base is a symlink (elsewhere) to a file in DIR
+mkdir -p "$T/od"; cp "$ONE/base.safetensors" "$T/od/base.safetensors"; ln -s "$T/od/base.safetensors" "$T/blink.safetensors"
+check "compress (linked base)" "$DDCT" compress "$T/blink.safetensors" "$ONE/finetuned.safetensors" -o "$T/s.ddct" -q --method patch
+reject "-o DIR/ -f holding the base (symlink)" "holds '$T/od/base.safetensors', which is also an input ('$T/blink.safetensors')" \
+  "$DDCT" decompress "$T/blink.safetensors" "$T/s.ddct" -o "$T/od/" -q -f
+cmp -s "$ONE/base.safetensors" "$T/od/base.safetensors" && ok || bad "the base in DIR was deleted or changed"
+# ... and holding a hard link of a base shard
+mkdir -p "$T/od2"; ln "$G/base/model-00001-of-00002.safetensors" "$T/od2/x.safetensors"
+reject "-o DIR/ -f holding a hard link of a shard" "which is also an input" \
+  "$DDCT" decompress "$G/base" "$T/d.ddct" -o "$T/od2/" -q -f
+[ -f "$T/od2/x.safetensors" ] && ok || bad "hard link in DIR deleted"
+[ "$(sums)" = "$SUMS" ] && ok || bad "an input changed"
+no_tmp "$T" "$G/base" "$G/finetuned" "$T/od" "$T/od2"
+
 # ---------------------------------------------------------------- 3. errors that say what is wrong
 model_copy() { rm -rf "$T/m"; cp -r "$G/finetuned" "$T/m"; }
 model_copy; cp "$T/m/config.json" "$T/m/$(printf 'caf\xe9.json')"
@@ -97,6 +134,36 @@ check "... rebuilds into a directory" "$DDCT" decompress "$ONE/base.safetensors"
 model_copy; mkdir "$T/m/original"; cp "$T/m/config.json" "$T/m/original/params.json"
 check "a subdirectory is left out" "$DDCT" compress "$G/base" "$T/m" -o "$T/sub.ddct" -q --method patch
 "$DDCT" info "$T/sub.ddct" --json | grep -q params.json && bad "subdirectory carried" || ok
+
+# ---------------------------------------------------------------- 5. modes
+touch "$T/p.ddct"; chmod 600 "$T/p.ddct"
+check "compress -f over a 0600 file" "$DDCT" compress "$ONE/base.safetensors" "$ONE/finetuned.safetensors" -o "$T/p.ddct" -q -f --method patch
+[ "$(stat -c %a "$T/p.ddct")" = 600 ] && ok || bad "-f widened 0600 to $(stat -c %a "$T/p.ddct")"
+(umask 027 && "$DDCT" compress "$ONE/base.safetensors" "$ONE/finetuned.safetensors" -o "$T/u.ddct" -q --method patch)
+[ "$(stat -c %a "$T/u.ddct")" = 640 ] && ok || bad "new file under umask 027: $(stat -c %a "$T/u.ddct")"
+touch "$T/r.safetensors"; chmod 640 "$T/r.safetensors"
+check "decompress -f over a 0640 file" "$DDCT" decompress "$ONE/base.safetensors" "$T/p.ddct" -o "$T/r.safetensors" -q -f
+[ "$(stat -c %a "$T/r.safetensors")" = 640 ] && ok || bad "decompress -f: $(stat -c %a "$T/r.safetensors")"
+mkdir "$T/pd"; chmod 700 "$T/pd"; touch "$T/pd/config.json"; chmod 600 "$T/pd/config.json"
+check "decompress -f over a 0700 directory" "$DDCT" decompress "$G/base" "$T/d.ddct" -o "$T/pd/" -q -f
+[ "$(stat -c %a "$T/pd")" = 700 ] && [ "$(stat -c %a "$T/pd/config.json")" = 600 ] \
+  && [ "$(stat -c %a "$T/pd/tokenizer.json")" = 644 ] && ok \
+  || bad "replaced directory modes: $(stat -c '%a %n' "$T/pd" "$T/pd"/* | tr '\n' ' ')"
+(umask 077 && "$DDCT" decompress "$G/base" "$T/d.ddct" -o "$T/nd/" -q)
+[ "$(stat -c %a "$T/nd")" = 700 ] && [ "$(stat -c %a "$T/nd/config.json")" = 600 ] && ok \
+  || bad "new directory under umask 077: $(stat -c '%a %n' "$T/nd" "$T/nd"/* | tr '\n' ' ')"
+if [ "$(id -u)" = 0 ]; then
+  touch "$T/own.ddct"; chown 65534:65534 "$T/own.ddct"; chmod 604 "$T/own.ddct"
+  "$DDCT" compress "$ONE/base.safetensors" "$ONE/finetuned.safetensors" -o "$T/own.ddct" -q -f --method patch
+  [ "$(stat -c '%u:%g %a' "$T/own.ddct")" = "65534:65534 604" ] && ok || bad "owner/mode not kept: $(stat -c '%u:%g %a' "$T/own.ddct")"
+  chown -R 65534:65534 "$T/pd"
+  "$DDCT" decompress "$G/base" "$T/d.ddct" -o "$T/pd" -q -f
+  [ "$(stat -c '%u:%g' "$T/pd" "$T/pd/config.json" | sort -u)" = "65534:65534" ] && ok \
+    || bad "directory owner not kept: $(stat -c '%u:%g %n' "$T/pd" "$T/pd/config.json" | tr '\n' ' ')"
+else
+  echo "skip: owner checks (not root)"
+fi
+no_tmp "$T"
 
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
