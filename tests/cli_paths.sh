@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Paths, links and identities: nothing from outside a model gets in, no input is ever replaced or
-# deleted, errors say what is wrong with which file, and -f never widens permissions.
+# deleted, errors say what is wrong with which file, an input changing underneath is an error
+# (never a signal), and -f never widens permissions.
 #   1. Hugging Face caches: a real cache round-trips; a blobs/ that is a symlink (to '/', or out
 #      of the cache) or a blob that is a symlink out of it lets nothing in;
 #   2. outputs that are inputs by identity (a shard, a carried file, a cache blob, a symlink or
@@ -8,6 +9,8 @@
 #      with -f, naming both paths, before anything is written or deleted;
 #   3. a non-UTF-8 name, a dangling symlink, a symlink loop, FIFOs and sockets: refused with a
 #      message naming the (escaped) file and the reason; subdirectories are left out;
+#   4. an input truncated while compress / decompress read it (stopped with SIGSTOP once it is
+#      mapped, `truncate`d, continued): exit 1, "input changed while reading: FILE";
 #   5. modes: a replaced file or directory keeps its mode (and owner, when root), new ones follow
 #      the umask.
 # usage: cli_paths.sh DELTADCT GENPAIR SHARED_DIR
@@ -134,6 +137,74 @@ check "... rebuilds into a directory" "$DDCT" decompress "$ONE/base.safetensors"
 model_copy; mkdir "$T/m/original"; cp "$T/m/config.json" "$T/m/original/params.json"
 check "a subdirectory is left out" "$DDCT" compress "$G/base" "$T/m" -o "$T/sub.ddct" -q --method patch
 "$DDCT" info "$T/sub.ddct" --json | grep -q params.json && bad "subdirectory carried" || ok
+
+# ---------------------------------------------------------------- 4. inputs changing underneath
+# A base whose first tensor is 512 MiB of zeros (a sparse file: no disk, read at memory speed)
+# keeps compress and decompress reading for a while after they have mapped the inputs.
+cat >"$T/race.py" <<'PY'
+import array, json, os, random, signal, struct, subprocess, sys, time
+
+def model(path, seed):
+    r = random.Random(seed)
+    w = array.array("f", (r.gauss(0, 0.02) for _ in range(256 * 256))).tobytes()
+    big = 1 << 29
+    h = {"a.big.weight": {"dtype": "F32", "shape": [big // 4], "data_offsets": [0, big]},
+         "b.proj.weight": {"dtype": "F32", "shape": [256, 256], "data_offsets": [big, big + len(w)]}}
+    hb = json.dumps(h).encode(); hb += b" " * (-len(hb) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(hb)) + hb)
+        f.seek(8 + len(hb) + big); f.write(w)
+    return 8 + len(hb)
+
+if sys.argv[1] == "model":
+    print(model(sys.argv[2], int(sys.argv[3])))
+    sys.exit(0)
+# race VICTIM KEEP CMD...: run CMD; once it has VICTIM mapped, stop it, truncate VICTIM to KEEP
+# bytes (its header stays), continue it. Prints the exit status (negative: killed by a signal),
+# or "finished" when it was done before it could be stopped; its stderr goes to ours.
+victim, keep, cmd = sys.argv[2], sys.argv[3], sys.argv[4:]
+real = os.path.realpath(victim)
+p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+stopped = False
+while p.poll() is None:
+    try:
+        with open("/proc/%d/maps" % p.pid) as f:
+            mapped = real in f.read()
+    except OSError:
+        break
+    if mapped:
+        os.kill(p.pid, signal.SIGSTOP)
+        stopped = True
+        break
+    time.sleep(0.0002)
+if stopped:
+    subprocess.run(["truncate", "-s", keep, victim], check=True)
+    os.kill(p.pid, signal.SIGCONT)
+err = p.communicate()[1]
+sys.stderr.write(err.decode(errors="replace"))
+print(p.returncode if stopped else "finished")
+PY
+R=$T/race; mkdir -p "$R"
+race() {  # WHAT VICTIM KEEP CMD...
+  local what=$1 victim=$2 keep=$3; shift 3
+  local rc; rc=$(python3 "$T/race.py" race "$victim" "$keep" "$@" 2>"$T/se")
+  if [ "$rc" = finished ]; then echo "skip: $what: finished before it could be stopped"; return; fi
+  if [ "$rc" = 1 ] && grep -qF "input changed while reading: $victim" "$T/se" && [ "$(wc -l <"$T/se")" -eq 1 ]; then ok
+  else bad "$what: exit $rc (135/138 or negative: a signal): $(head -c 600 "$T/se")"; fi
+}
+if hb=$(python3 "$T/race.py" model "$R/base.safetensors" 1) && python3 "$T/race.py" model "$R/ft.safetensors" 2 >/dev/null; then
+  check "compress the big pair" "$DDCT" compress "$R/base.safetensors" "$R/ft.safetensors" -o "$R/m.ddct" -q --method patch
+  race "decompress, base truncated" "$R/base.safetensors" "$hb" \
+    "$DDCT" decompress "$R/base.safetensors" "$R/m.ddct" -o "$R/out.safetensors" -q
+  python3 "$T/race.py" model "$R/base.safetensors" 1 >/dev/null
+  race "compress, fine-tune truncated" "$R/ft.safetensors" "$hb" \
+    "$DDCT" compress "$R/base.safetensors" "$R/ft.safetensors" -o "$R/x.ddct" -q --method patch
+  [ ! -e "$R/out.safetensors" ] && [ ! -e "$R/x.ddct" ] && ok || bad "output left after an input changed"
+  no_tmp "$R"
+  rm -f "$R"/*.safetensors
+else
+  bad "cannot write the big pair"
+fi
 
 # ---------------------------------------------------------------- 5. modes
 touch "$T/p.ddct"; chmod 600 "$T/p.ddct"

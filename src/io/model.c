@@ -604,10 +604,15 @@ void ddct_model_release_range(const ddct_model *m, size_t i, uint64_t off, uint6
     if (m && i < m->n) ddct_st_release(m->shards[m->t[i].shard], m->t[i].t, off, len);
 }
 
-int ddct_model_pread(const ddct_model *m, size_t i, uint64_t off, void *buf, size_t len)
+int ddct_model_pread(const ddct_model *m, size_t i, uint64_t off, void *buf, size_t len, ddct_err *e)
 {
-    if (!m || i >= m->n) return -1;
-    return ddct_st_pread(m->shards[m->t[i].shard], m->t[i].t, off, buf, len);
+    if (!m || i >= m->n) return DDCT_MAP_FALLBACK;
+    return ddct_st_pread(m->shards[m->t[i].shard], m->t[i].t, off, buf, len, e);
+}
+
+int ddct_model_check(const ddct_model *m, size_t i, ddct_err *e)
+{
+    return m && i < m->n ? ddct_st_check(m->shards[m->t[i].shard], e) : 0;
 }
 
 void ddct_model_release(const ddct_model *m, size_t i) { ddct_model_release_range(m, i, 0, UINT64_MAX); }

@@ -63,8 +63,12 @@ const ddct_st_tensor *ddct_model_find(const ddct_model *m, const char *name);
 /* Drop tensor i's mapped pages (all, or bytes [off, off + len)) from this process (ddct_st_release). */
 void ddct_model_release(const ddct_model *m, size_t i);
 void ddct_model_release_range(const ddct_model *m, size_t i, uint64_t off, uint64_t len);
-/* Bytes [off, off + len) of tensor i into buf by pread (ddct_st_pread); 0 or -1. */
-int ddct_model_pread(const ddct_model *m, size_t i, uint64_t off, void *buf, size_t len);
+/* Bytes [off, off + len) of tensor i into buf by pread (ddct_st_pread): 0; DDCT_MAP_FALLBACK (-1):
+ * read the mapping instead; DDCT_ERR_IO (e, may be NULL: "input changed while reading: SHARD"):
+ * the shard changed size, its mapping must not be touched. */
+int ddct_model_pread(const ddct_model *m, size_t i, uint64_t off, void *buf, size_t len, ddct_err *e);
+/* Before reading tensor i through the mapping: 0, or DDCT_ERR_IO when its shard changed size. */
+int ddct_model_check(const ddct_model *m, size_t i, ddct_err *e);
 
 /* The other regular files of a directory model, in file-name order. */
 size_t ddct_model_file_count(const ddct_model *m);
