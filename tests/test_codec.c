@@ -251,16 +251,21 @@ static int collect_end(void *opaque, uint64_t first, uint64_t n, ddct_err *e)
     return 0;
 }
 
-/* A source that copies (as the pipeline's does); with fail, reports a non-finite value at 0. */
+/* A source that copies (as the pipeline's does); with fail = 1, reports a non-finite value at 0;
+ * with fail = 2, fails to read there (as when an input changed). */
 typedef struct {
     const float *d;
     int fail;
 } copy_src_t;
 
-static const float *copy_src(void *opaque, uint64_t first, uint64_t n, float *buf, int threads)
+static const float *copy_src(void *opaque, uint64_t first, uint64_t n, float *buf, int threads, ddct_err *e)
 {
     const copy_src_t *c = opaque;
     (void)threads;
+    if (c->fail == 2 && first == 0) {
+        ddct_seterr(e, DDCT_ERR_IO, "input changed while reading: test source");
+        return NULL;
+    }
     if (c->fail && first == 0) return NULL;
     memcpy(buf, c->d + first, n * sizeof *buf);
     return buf;
@@ -296,6 +301,15 @@ static void check_versions(const ddct_params *P, int ndim, const uint64_t *shape
     src.opaque = &bad;
     CHECK(ddct_patch_encode_stream(&src, &o3, &nonfinite, &e) == 0 && nonfinite == 1, "non-finite source");
     ddct_enc_out_free(&o3);
+    /* a source that fails to read: its error, whatever the thread count */
+    copy_src_t gone = {d, 2};
+    src.opaque = &gone;
+    src.threads = threads;
+    ddct_enc_out_init(&o3);
+    CHECK(ddct_patch_encode_stream(&src, &o3, &nonfinite, &e) == DDCT_ERR_IO && strstr(e.msg, "input changed"),
+          "failing source: %d %s", e.code, e.msg);
+    ddct_enc_out_free(&o3);
+    src.threads = 1;
     uint8_t v0[64];
     size_t v0len = params_v0(o.params.p, o.params.len, v0);
     ddct_record r1 = {.codec = DDCT_CODEC_PATCH, .params = o.params.p, .params_len = o.params.len, .side = o.side.p,

@@ -16,9 +16,12 @@
 #include "container/container.h"
 #include "deltadct.h"
 
-/* A source of a lossy tensor's delta, read in pieces (see ddct_lossy_in.src). */
+/* A source of a lossy tensor's delta, read in pieces (see ddct_lossy_in.src): NULL if a value
+ * is not finite, or NULL with e->code set when it could not read them (e.g. an input changed:
+ * the encoder fails with that error). e is the calling thread's own, cleared before the call. */
 #define DDCT_DELTA_SRC_ROOM 3
-typedef const float *(*ddct_delta_src)(void *opaque, uint64_t first, uint64_t n, float *buf, int threads);
+typedef const float *(*ddct_delta_src)(void *opaque, uint64_t first, uint64_t n, float *buf, int threads,
+                                       ddct_err *e);
 
 /* The input of a lossy encoder: the delta as an array (delta), or from a source (src): the
  * values [first, first + n) in row-major order, asked for in pieces from several threads at
@@ -56,9 +59,10 @@ typedef struct {
     void (*consumed)(void *opaque, uint64_t upto);
     void *consumed_opaque;
     /* optional (streamed coding): copy bytes [off, off + n) of ft (which = 0) or base (1) into
-     * buf and return 0 (or -1: then ft / base are read directly), so a caller can read files with
-     * pread instead of through a mapping */
-    int (*read)(void *opaque, int which, uint64_t off, void *buf, size_t n);
+     * buf and return 0, so a caller can read files with pread instead of through a mapping; or
+     * -1: then ft / base are read directly (the caller has checked that they still can be); or an
+     * error code with e set (an input changed while reading): the coding stops there */
+    int (*read)(void *opaque, int which, uint64_t off, void *buf, size_t n, ddct_err *e);
     void *read_opaque;
 } ddct_lossless_in;
 
@@ -128,8 +132,14 @@ int ddct_mem_sink_write(void *opaque, const uint8_t *p, size_t n, ddct_err *e);
 /* Decode a same or raw record: the tensor's nbytes bytes go to sink in order. consumed (may be
  * NULL) is told after each chunk how far the base's bytes and the record's data were read. */
 typedef void (*ddct_consumed_fn)(void *opaque, uint64_t base_upto, uint64_t data_upto);
-int ddct_lossless_decode_stream(const ddct_record *rec, const uint8_t *base, uint64_t nbytes, size_t elsize,
-                                ddct_sink_fn sink, void *opaque, ddct_consumed_fn consumed, ddct_err *e);
+/* read_base (may be NULL) copies the base's bytes [off, off + n) into buf and returns 0, so a
+ * caller can read the base with pread instead of through its mapping; or -1: base is read
+ * directly (the caller has checked it still can be); or an error code with e set (the base
+ * changed while reading): decoding stops. */
+typedef int (*ddct_base_read_fn)(void *opaque, uint64_t off, void *buf, size_t n, ddct_err *e);
+int ddct_lossless_decode_stream(const ddct_record *rec, const uint8_t *base, ddct_base_read_fn read_base,
+                                void *read_opaque, uint64_t nbytes, size_t elsize, ddct_sink_fn sink, void *opaque,
+                                ddct_consumed_fn consumed, ddct_err *e);
 
 /* The raw codec's inverse transform of one m-byte chunk: byte planes of es-byte elements (es = 1:
  * no shuffle) interleaved back, then xor-ed with base's bytes when base is not NULL (SSE2 where
@@ -181,7 +191,8 @@ typedef struct {
     ddct_delta_src src;
     void *opaque;
 } ddct_patch_src;
-/* A (version 1) patch record; *nonfinite = 1 and nothing coded when the source returned NULL. */
+/* A (version 1) patch record; *nonfinite = 1 and nothing coded when the source returned NULL
+ * for a value that is not finite; the source's error when it failed. */
 int ddct_patch_encode_stream(const ddct_patch_src *in, ddct_enc_out *out, int *nonfinite, ddct_err *e);
 /* Where a decoder puts delta^: in slices [first, first + n) in order; begin and end run on the
  * calling thread around each slice, put on any thread for disjoint consecutive-covering pieces

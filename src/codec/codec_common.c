@@ -290,15 +290,18 @@ int ddct_encode_whole(int (*enc)(const ddct_lossy_in *in, ddct_enc_out *out, ddc
     const uint64_t CH = (uint64_t)1 << 16;
     float *d = malloc((size_t)(in->nelem + 2 * CH) * sizeof *d); /* room for the source's scratch */
     RETURN_ERROR_IF(!d, e, DDCT_ERR_NOMEM, "out of memory (%llu-element tensor)", (unsigned long long)in->nelem);
-    int finite = 1;
-    for (uint64_t a = 0; a < in->nelem && finite; a += CH) {
+    int finite = 1, rc = 0;
+    for (uint64_t a = 0; a < in->nelem && finite && !rc; a += CH) {
         uint64_t m = in->nelem - a < CH ? in->nelem - a : CH;
-        const float *p = in->src(in->src_opaque, a, m, d + a, in->threads);
-        if (!p) finite = 0;
+        ddct_err le;
+        ddct_err_clear(&le);
+        const float *p = in->src(in->src_opaque, a, m, d + a, in->threads, &le);
+        if (!p && le.code) rc = ddct_seterr(e, le.code, "%s", le.msg);
+        else if (!p) finite = 0;
         else if (p != d + a) memcpy(d + a, p, (size_t)m * sizeof *d);
     }
-    int rc = 0;
-    if (finite) {
+    if (rc) {
+    } else if (finite) {
         ddct_lossy_in w = *in;
         w.delta = d;
         rc = enc(&w, out, e);

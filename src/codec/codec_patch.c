@@ -283,6 +283,8 @@ typedef struct job {
     ddct_delta_src src;    /* encode: the delta, strip by strip */
     void *opaque;
     int *nonfinite;        /* encode: set when the source reports a value that is not finite */
+    ddct_err *srcerr;      /* encode: the source's first error (when *srcfail) */
+    int *srcfail;
     double *ssum;          /* encode: per strip, sum of |delta| (pass 1) or of |delta^| (pass 2) */
     uint64_t x0;           /* decode: out holds the view's values from x0 on */
     float *out;            /* decode: delta^ (version 0: the whole tensor), or NULL: to put */
@@ -319,6 +321,10 @@ static int for_each_strip(const job *j, uint64_t s0, uint64_t s1, int threads, s
         work_free(&w);
     }
     RETURN_ERROR_IF(failed, e, DDCT_ERR_NOMEM, "out of memory (patch buffers)");
+    if (j->srcfail && *j->srcfail) {
+        *e = *j->srcerr;
+        return e->code;
+    }
     return 0;
 }
 
@@ -377,12 +383,23 @@ __attribute__((target("avx2"))) static void sums8_avx2(const layout *L, const fl
 #endif
 
 /* The strip's delta from the source into w->strip (addressed from j->x0 = its first value), or
- * NULL (and j->nonfinite set) when a value is not finite. */
+ * NULL: j->nonfinite set when a value is not finite, the source's first error kept when it
+ * failed. */
 static const float *read_strip(const job *j, work *w, uint64_t s, uint64_t *x0)
 {
     *x0 = strip_first(j->L, s);
-    const float *x = j->src(j->opaque, *x0, strip_first(j->L, s + 1) - *x0, w->strip, 1);
-    if (!x) {
+    ddct_err le;
+    ddct_err_clear(&le);
+    const float *x = j->src(j->opaque, *x0, strip_first(j->L, s + 1) - *x0, w->strip, 1, &le);
+    if (!x && le.code) {
+#pragma omp critical(ddct_patch_srcerr)
+        {
+            if (!*j->srcfail) {
+                *j->srcerr = le;
+                *j->srcfail = 1;
+            }
+        }
+    } else if (!x) {
 #pragma omp atomic write
         *j->nonfinite = 1;
     }
@@ -690,8 +707,11 @@ int ddct_patch_encode_stream(const ddct_patch_src *in, ddct_enc_out *out, int *n
     }
     int lowfreq = P->importance == DDCT_IMPORTANCE_LOWFREQ;
     if (lowfreq) ddct_xform_lowfreq_mask(L.xf, P->lowfreq_k, lowmask);
-    job j = {.L = &L, .src = in->src, .opaque = in->opaque, .nonfinite = nonfinite, .ssum = ssum, .score = score,
-             .mean = mean, .lowmask = lowfreq ? lowmask : NULL};
+    ddct_err srcerr;
+    int srcfail = 0;
+    ddct_err_clear(&srcerr);
+    job j = {.L = &L, .src = in->src, .opaque = in->opaque, .nonfinite = nonfinite, .srcerr = &srcerr,
+             .srcfail = &srcfail, .ssum = ssum, .score = score, .mean = mean, .lowmask = lowfreq ? lowmask : NULL};
     /* pass 1: importance, patch means, mean |delta| */
     rc = for_each_strip(&j, 0, L.prow, in->threads, strip_score, e);
     if (*nonfinite) goto done;
@@ -745,11 +765,12 @@ done:
     return rc;
 }
 
-static const float *array_src(void *opaque, uint64_t first, uint64_t n, float *buf, int threads)
+static const float *array_src(void *opaque, uint64_t first, uint64_t n, float *buf, int threads, ddct_err *e)
 {
     (void)n;
     (void)buf;
     (void)threads;
+    (void)e;
     return (const float *)opaque + first;
 }
 

@@ -184,10 +184,19 @@ uint64_t ddct_raw_data_bound(uint64_t nbytes)
 }
 
 /* Bytes [off, off + n) of the fine-tune (which = 0) or the base (1): read into buf by the
- * caller's reader when there is one (and buf), else (or when it fails) where they are mapped. */
-static const uint8_t *in_bytes(const ddct_lossless_in *in, int which, uint64_t off, size_t n, uint8_t *buf)
+ * caller's reader when there is one (and buf), else (or when it says so) where they are mapped;
+ * NULL and *rc set when the reader fails (an input changed: its mapping must not be read). */
+static const uint8_t *in_bytes(const ddct_lossless_in *in, int which, uint64_t off, size_t n, uint8_t *buf, int *rc,
+                               ddct_err *e)
 {
-    if (in->read && buf && in->read(in->read_opaque, which, off, buf, n) == 0) return buf;
+    if (in->read && buf) {
+        int r = in->read(in->read_opaque, which, off, buf, n, e);
+        if (r == 0) return buf;
+        if (r > 0) {
+            *rc = r;
+            return NULL;
+        }
+    }
     return (which ? in->base : in->ft) + off;
 }
 
@@ -202,8 +211,8 @@ int ddct_raw_params(const ddct_lossless_in *in, ddct_buf *params, ddct_err *e)
     int rc = (!tmp || (in->base && !tmp2) || (in->read && (!rb[0] || (in->base && !rb[1]))))
                  ? ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory")
                  : 0;
-    const uint8_t *f = rc ? NULL : in_bytes(in, 0, 0, (size_t)sample, rb[0]);
-    const uint8_t *b = rc || !in->base ? NULL : in_bytes(in, 1, 0, (size_t)sample, rb[1]);
+    const uint8_t *f = rc ? NULL : in_bytes(in, 0, 0, (size_t)sample, rb[0], &rc, e);
+    const uint8_t *b = rc || !in->base ? NULL : in_bytes(in, 1, 0, (size_t)sample, rb[1], &rc, e);
     unsigned best = 0;
     size_t best_size = SIZE_MAX;
     ddct_buf scratch;
@@ -291,7 +300,9 @@ int ddct_raw_stream(const ddct_lossless_in *in, const uint8_t *params, size_t pa
     }
     for (uint64_t a = 0; !rc && (a < n || a == 0); a += chunk) {
         size_t m = (size_t)(n - a < chunk ? n - a : chunk);
-        const uint8_t *f = in_bytes(in, 0, a, m, rb[0]), *b = (flags & RAW_XOR) ? in_bytes(in, 1, a, m, rb[1]) : NULL;
+        const uint8_t *f = in_bytes(in, 0, a, m, rb[0], &rc, e);
+        const uint8_t *b = !rc && (flags & RAW_XOR) ? in_bytes(in, 1, a, m, rb[1], &rc, e) : NULL;
+        if (rc) break;
         prepare(f, b, m, in->elsize, flags, tmp, tmp2);
         rc = zfeed(&s, tmp, m, a + m >= n, e);
         if (in->consumed) in->consumed(in->consumed_opaque, a + m);
@@ -334,20 +345,45 @@ static int raw_decode(const ddct_record *rec, const uint8_t *base, uint64_t nbyt
                       ddct_err *e)
 {
     ddct_mem_sink s = {out, nbytes, 0};
-    FORWARD_IF_ERROR(ddct_lossless_decode_stream(rec, base, nbytes, elsize, ddct_mem_sink_write, &s, NULL, e));
+    FORWARD_IF_ERROR(
+        ddct_lossless_decode_stream(rec, base, NULL, NULL, nbytes, elsize, ddct_mem_sink_write, &s, NULL, e));
     RETURN_ERROR_IF(s.pos != nbytes, e, DDCT_ERR_INTERNAL, "decoded stream shorter than the tensor");
     return 0;
 }
 
 /* ---------------------------------------------------------------- streamed decoding */
 
-/* Undo xor/shuffle on chunk [a, a + m) held in z (transformed), then hand it to the sink. */
-static int emit(const uint8_t *z, uint64_t a, size_t m, size_t es, unsigned flags, const uint8_t *base, uint8_t *tmp,
+/* The base of a lossless decode: mapped bytes, and the caller's reader with a chunk buffer. */
+typedef struct {
+    const uint8_t *p;
+    ddct_base_read_fn read;
+    void *opaque;
+    uint8_t *buf;
+} base_in;
+
+/* The base's bytes [a, a + m): read into b->buf by the reader when there is one, else (or when
+ * it says so) where they are mapped; NULL and *rc set when the reader fails. */
+static const uint8_t *base_at(const base_in *b, uint64_t a, size_t m, int *rc, ddct_err *e)
+{
+    if (b->read && b->buf) {
+        int r = b->read(b->opaque, a, b->buf, m, e);
+        if (r == 0) return b->buf;
+        if (r > 0) {
+            *rc = r;
+            return NULL;
+        }
+    }
+    return b->p + a;
+}
+
+/* Undo xor/shuffle on a chunk of m bytes held in z (transformed; xor with the chunk's base bytes
+ * bp), then hand it to the sink. */
+static int emit(const uint8_t *z, size_t m, size_t es, unsigned flags, const uint8_t *bp, uint8_t *tmp,
                 ddct_sink_fn sink, void *opaque, ddct_err *e)
 {
     const uint8_t *p = z;
     if (flags & (RAW_SHUFFLE | RAW_XOR)) {
-        ddct_unshuffle_xor(z, m, flags & RAW_SHUFFLE ? es : 1, flags & RAW_XOR ? base + a : NULL, tmp);
+        ddct_unshuffle_xor(z, m, flags & RAW_SHUFFLE ? es : 1, flags & RAW_XOR ? bp : NULL, tmp);
         p = tmp;
     }
     return sink(opaque, p, m, e);
@@ -370,12 +406,14 @@ static int zfill(ZSTD_DCtx *z, ZSTD_inBuffer *in, uint8_t *dst, size_t m, size_t
 }
 
 /* Format 1.0 record with a whole-tensor shuffle: one tensor-sized buffer. */
-static int decode_whole_shuffle(const ddct_record *rec, const uint8_t *base, uint64_t nbytes, size_t es,
+static int decode_whole_shuffle(const ddct_record *rec, base_in *base, uint64_t nbytes, size_t es,
                                 unsigned flags, ddct_sink_fn sink, void *opaque, ddct_err *e)
 {
     uint8_t *all = malloc(nbytes ? (size_t)nbytes : 1), *tmp = malloc(DDCT_RAW_CHUNK);
-    int rc = (!all || !tmp) ? ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory (%llu bytes)", (unsigned long long)nbytes)
-                            : 0;
+    base->buf = base->read && (flags & RAW_XOR) ? malloc(DDCT_RAW_CHUNK) : NULL;
+    int rc = (!all || !tmp || (base->read && (flags & RAW_XOR) && !base->buf))
+                 ? ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory (%llu bytes)", (unsigned long long)nbytes)
+                 : 0;
     if (!rc) {
         size_t r = ZSTD_decompress(all, (size_t)nbytes, rec->data, rec->data_len);
         if (ZSTD_isError(r) || r != nbytes)
@@ -386,23 +424,25 @@ static int decode_whole_shuffle(const ddct_record *rec, const uint8_t *base, uin
     for (uint64_t a = 0; !rc && a < nbytes; a += step) {
         size_t m = (size_t)(nbytes - a < step ? nbytes - a : step);
         unshuffle_range(all, nbytes, es, a, m, tmp);
-        if (flags & RAW_XOR)
-            for (size_t i = 0; i < m; i++) tmp[i] ^= base[a + i];
-        rc = sink(opaque, tmp, m, e);
+        const uint8_t *bp = (flags & RAW_XOR) ? base_at(base, a, m, &rc, e) : NULL;
+        if (bp)
+            for (size_t i = 0; i < m; i++) tmp[i] ^= bp[i];
+        if (!rc) rc = sink(opaque, tmp, m, e);
     }
     free(all);
     free(tmp);
+    free(base->buf);
     return rc;
 }
 
-static int raw_decode_stream(const ddct_record *rec, const uint8_t *base, uint64_t nbytes, size_t es,
+static int raw_decode_stream(const ddct_record *rec, base_in *base, uint64_t nbytes, size_t es,
                              ddct_sink_fn sink, void *opaque, ddct_consumed_fn consumed, ddct_err *e)
 {
     unsigned flags;
     uint64_t chunk;
     RETURN_ERROR_IF(rec->side_len != 0 || es == 0, e, DDCT_ERR_FORMAT, "raw codec: bad parameters");
     FORWARD_IF_ERROR(parse_params(rec->params, rec->params_len, es, &flags, &chunk, e));
-    RETURN_ERROR_IF((flags & RAW_XOR) && !base, e, DDCT_ERR_FORMAT, "raw codec: xor with a base that is absent");
+    RETURN_ERROR_IF((flags & RAW_XOR) && !base->p, e, DDCT_ERR_FORMAT, "raw codec: xor with a base that is absent");
     unsigned long long fcs = ZSTD_getFrameContentSize(rec->data, rec->data_len);
     RETURN_ERROR_IF(fcs != nbytes, e, DDCT_ERR_FORMAT, "raw codec: frame holds %llu bytes, the tensor needs %llu",
                     fcs, (unsigned long long)nbytes);
@@ -411,7 +451,8 @@ static int raw_decode_stream(const ddct_record *rec, const uint8_t *base, uint64
     size_t cb = (size_t)(chunk < nbytes ? chunk : (nbytes ? nbytes : 1));
     ZSTD_DCtx *z = ZSTD_createDCtx();
     uint8_t *zb = malloc(cb), *tmp = (flags & (RAW_SHUFFLE | RAW_XOR)) ? malloc(cb) : NULL;
-    int rc = (!z || !zb || ((flags & (RAW_SHUFFLE | RAW_XOR)) && !tmp))
+    base->buf = base->read && (flags & RAW_XOR) ? malloc(cb) : NULL;
+    int rc = (!z || !zb || ((flags & (RAW_SHUFFLE | RAW_XOR)) && !tmp) || (base->read && (flags & RAW_XOR) && !base->buf))
                  ? ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory (zstd stream)")
                  : 0;
     ZSTD_inBuffer in = {rec->data, rec->data_len, 0};
@@ -419,7 +460,8 @@ static int raw_decode_stream(const ddct_record *rec, const uint8_t *base, uint64
     for (uint64_t a = 0; !rc && a < nbytes; a += chunk) {
         size_t m = (size_t)(nbytes - a < chunk ? nbytes - a : chunk);
         rc = zfill(z, &in, zb, m, &last, e);
-        if (!rc) rc = emit(zb, a, m, es, flags, base, tmp, sink, opaque, e);
+        const uint8_t *bp = !rc && (flags & RAW_XOR) ? base_at(base, a, m, &rc, e) : NULL;
+        if (!rc) rc = emit(zb, m, es, flags, bp, tmp, sink, opaque, e);
         if (!rc && consumed) consumed(opaque, a + m, in.pos);
     }
     /* the frame must end exactly here: no more content, no trailing bytes */
@@ -438,6 +480,7 @@ static int raw_decode_stream(const ddct_record *rec, const uint8_t *base, uint64
     ZSTD_freeDCtx(z);
     free(zb);
     free(tmp);
+    free(base->buf);
     return rc;
 }
 
@@ -449,18 +492,25 @@ static int same_check(const ddct_record *rec, const uint8_t *base, ddct_err *e)
     return 0;
 }
 
-int ddct_lossless_decode_stream(const ddct_record *rec, const uint8_t *base, uint64_t nbytes, size_t elsize,
-                                ddct_sink_fn sink, void *opaque, ddct_consumed_fn consumed, ddct_err *e)
+int ddct_lossless_decode_stream(const ddct_record *rec, const uint8_t *base, ddct_base_read_fn read_base,
+                                void *read_opaque, uint64_t nbytes, size_t elsize, ddct_sink_fn sink, void *opaque,
+                                ddct_consumed_fn consumed, ddct_err *e)
 {
-    if (rec->codec == DDCT_CODEC_RAW) return raw_decode_stream(rec, base, nbytes, elsize, sink, opaque, consumed, e);
+    base_in b = {.p = base, .read = base ? read_base : NULL, .opaque = read_opaque};
+    if (rec->codec == DDCT_CODEC_RAW) return raw_decode_stream(rec, &b, nbytes, elsize, sink, opaque, consumed, e);
     RETURN_ERROR_IF(rec->codec != DDCT_CODEC_SAME, e, DDCT_ERR_INTERNAL, "codec %u is not lossless", rec->codec);
     FORWARD_IF_ERROR(same_check(rec, base, e));
-    for (uint64_t a = 0; a < nbytes; a += DDCT_RAW_CHUNK) {
+    b.buf = b.read && nbytes ? malloc(nbytes < DDCT_RAW_CHUNK ? (size_t)nbytes : DDCT_RAW_CHUNK) : NULL;
+    RETURN_ERROR_IF(b.read && nbytes && !b.buf, e, DDCT_ERR_NOMEM, "out of memory");
+    int rc = 0;
+    for (uint64_t a = 0; !rc && a < nbytes; a += DDCT_RAW_CHUNK) {
         uint64_t m = nbytes - a < DDCT_RAW_CHUNK ? nbytes - a : DDCT_RAW_CHUNK;
-        FORWARD_IF_ERROR(sink(opaque, base + a, (size_t)m, e));
-        if (consumed) consumed(opaque, a + m, 0);
+        const uint8_t *bp = base_at(&b, a, (size_t)m, &rc, e);
+        if (!rc) rc = sink(opaque, bp, (size_t)m, e);
+        if (!rc && consumed) consumed(opaque, a + m, 0);
     }
-    return 0;
+    free(b.buf);
+    return rc;
 }
 
 static int same_decode(const ddct_record *rec, const uint8_t *base, uint64_t nbytes, size_t elsize, uint8_t *out,

@@ -219,26 +219,50 @@ static void hist_est(const rd_hist *h, double wt, double st, double rho, int cen
 
 /* ------------------------------------------------------------------ reading the delta */
 
+/* An input the source could not read (it changed, say): the first such error of a pass. */
+typedef struct {
+    int set;
+    ddct_err e;
+} rd_ioerr;
+
 /* Values [first, first + n) of the delta: the array, or the source (into buf, room for
- * DDCT_DELTA_SRC_ROOM * n floats). NULL if a value is not finite. */
-static const float *rd_read(const ddct_lossy_in *in, uint64_t first, uint64_t n, float *buf)
+ * DDCT_DELTA_SRC_ROOM * n floats). NULL if a value is not finite, or (io->set) not read. */
+static const float *rd_read(const ddct_lossy_in *in, uint64_t first, uint64_t n, float *buf, rd_ioerr *io)
 {
     if (in->delta) return in->delta + first;
-    return in->src(in->src_opaque, first, n, buf, 1);
+    ddct_err e;
+    ddct_err_clear(&e);
+    const float *p = in->src(in->src_opaque, first, n, buf, 1, &e);
+    if (!p && e.code) {
+#pragma omp critical(rd_ioerr)
+        if (!io->set) {
+            io->set = 1;
+            io->e = e;
+        }
+    }
+    return p;
 }
 
 /* Rows [r0, r0 + nr) of the view into x (nr x cols, zero past the tensor's end); 0 if a value is
- * not finite. x: room for DDCT_DELTA_SRC_ROOM * nr * cols floats (the source's scratch). */
-static int read_rows(const ddct_lossy_in *in, uint64_t cols, uint64_t r0, uint64_t nr, float *x)
+ * not finite or could not be read (io->set). x: room for DDCT_DELTA_SRC_ROOM * nr * cols floats
+ * (the source's scratch). */
+static int read_rows(const ddct_lossy_in *in, uint64_t cols, uint64_t r0, uint64_t nr, float *x, rd_ioerr *io)
 {
     uint64_t first = r0 * cols, want = nr * cols, have = first < in->nelem ? rd_min(want, in->nelem - first) : 0;
     if (have) {
-        const float *p = rd_read(in, first, have, x);
+        const float *p = rd_read(in, first, have, x, io);
         if (!p) return 0;
         if (p != x) memcpy(x, p, (size_t)have * sizeof *x);
     }
     if (have < want) memset(x + have, 0, (size_t)(want - have) * sizeof *x);
     return 1;
+}
+
+/* After a pass: the read error, if any (then the caller returns it), else 0. */
+static int io_check(const rd_ioerr *io, ddct_err *e)
+{
+    if (!io->set) return 0;
+    return ddct_seterr(e, io->e.code ? io->e.code : DDCT_ERR_IO, "%s", io->e.msg);
 }
 
 /* ------------------------------------------------------------------ the model of a tensor */
@@ -315,6 +339,7 @@ static int pass_sketch(const rd_passer *P, const float *om, uint64_t l, float *y
                        ddct_err *e)
 {
     int failed = 0;
+    rd_ioerr io = {0};
     double *be = esum ? calloc((size_t)P->nb, sizeof *be) : NULL, *ba = esum ? calloc((size_t)P->nb, sizeof *ba) : NULL;
     RETURN_ERROR_IF(esum && (!be || !ba), e, DDCT_ERR_NOMEM, "rd codec: out of memory");
 #pragma omp parallel num_threads(P->threads) if (P->nb > 1)
@@ -328,7 +353,7 @@ static int pass_sketch(const rd_passer *P, const float *om, uint64_t l, float *y
         for (uint64_t b = 0; b < P->nb; b++) {
             if (!x || failed) continue;
             uint64_t r0 = b * P->rb, nr = rd_min(P->rb, P->rows - r0);
-            if (!read_rows(P->in, P->cols, r0, nr, x)) {
+            if (!read_rows(P->in, P->cols, r0, nr, x, &io)) {
 #pragma omp atomic write
                 failed = 2;
                 continue;
@@ -357,6 +382,7 @@ static int pass_sketch(const rd_passer *P, const float *om, uint64_t l, float *y
     }
     free(be);
     free(ba);
+    FORWARD_IF_ERROR(io_check(&io, e));
     if (failed == 2) *nonfinite = 1;
     RETURN_ERROR_IF(failed == 1, e, DDCT_ERR_NOMEM, "rd codec: out of memory");
     return 0;
@@ -370,6 +396,7 @@ static int pass_transpose(const rd_passer *P, const float *q, uint64_t l, float 
     float *acc = calloc((size_t)RD_ZGROUPS * zl, sizeof *acc);
     RETURN_ERROR_IF(!acc, e, DDCT_ERR_NOMEM, "rd codec: out of memory");
     int failed = 0;
+    rd_ioerr io = {0};
 #pragma omp parallel num_threads(P->threads) if (P->nb > 1)
     {
         float *x = malloc((size_t)(P->rb * P->cols) * DDCT_DELTA_SRC_ROOM * sizeof *x);
@@ -381,7 +408,7 @@ static int pass_transpose(const rd_passer *P, const float *q, uint64_t l, float 
         for (int g = 0; g < RD_ZGROUPS; g++)
             for (uint64_t b = (uint64_t)g; b < P->nb && x && !failed; b += RD_ZGROUPS) {
                 uint64_t r0 = b * P->rb, nr = rd_min(P->rb, P->rows - r0);
-                if (!read_rows(P->in, P->cols, r0, nr, x)) {
+                if (!read_rows(P->in, P->cols, r0, nr, x, &io)) {
 #pragma omp atomic write
                     failed = 2;
                     break;
@@ -397,6 +424,7 @@ static int pass_transpose(const rd_passer *P, const float *q, uint64_t l, float 
             for (size_t i = 0; i < zl; i++) z[i] += acc[(size_t)g * zl + i];
     }
     free(acc);
+    FORWARD_IF_ERROR(io_check(&io, e));
     if (failed == 2) *nonfinite = 1;
     RETURN_ERROR_IF(failed == 1, e, DDCT_ERR_NOMEM, "rd codec: out of memory");
     return 0;
@@ -410,12 +438,13 @@ static int lowrank_exact(const ddct_lossy_in *in, rd_model *M, int *nonfinite, d
     float *a = malloc(rows * cols * DDCT_DELTA_SRC_ROOM * sizeof *a), *s = malloc(k * sizeof *s);
     float *vv = malloc(cols * k * sizeof *vv), *ut = malloc(k * rows * sizeof *ut);
     int rc = 0;
+    rd_ioerr io = {0};
     if (!a || !s || !vv || !ut) {
         rc = ddct_seterr(e, DDCT_ERR_NOMEM, "rd codec: out of memory (SVD of %zu x %zu)", rows, cols);
         goto done;
     }
-    if (!read_rows(in, M->cols, 0, M->rows, a)) {
-        *nonfinite = 1;
+    if (!read_rows(in, M->cols, 0, M->rows, a, &io)) {
+        if (!(rc = io_check(&io, e))) *nonfinite = 1;
         goto done;
     }
     double e2 = 0, a1 = 0;
@@ -599,6 +628,7 @@ static int residual_stats(const ddct_lossy_in *in, rd_model *M, int threads, int
     ddct_rd_bandmap(p, bm);
     uint64_t sampled = 0;
     int failed = 0;
+    rd_ioerr io = {0};
     int nthr = rd_threads(threads);
     rd_dense **part = calloc((size_t)nthr, sizeof *part);
     if (!part) failed = 1;
@@ -621,7 +651,7 @@ static int residual_stats(const ddct_lossy_in *in, rd_model *M, int threads, int
         for (uint64_t si = 0; si < nsamp; si++) {
             if (!H || !x || !t || failed) continue;
             uint64_t sidx = si * sstride, r0 = sidx * (uint64_t)p, nr = rd_min((uint64_t)p, rows - r0);
-            if (!read_rows(in, cols, r0, nr, x)) {
+            if (!read_rows(in, cols, r0, nr, x, &io)) {
 #pragma omp atomic write
                 failed = 2;
                 continue;
@@ -670,6 +700,8 @@ static int residual_stats(const ddct_lossy_in *in, rd_model *M, int threads, int
     for (int th = 0; part && th < nthr; th++) free(part[th]);
     free(part);
     ddct_xform_free(xf);
+    if (io.set) failed = failed == 1 ? 1 : 0;
+    FORWARD_IF_ERROR(io_check(&io, e));
     if (failed == 2) *nonfinite = 1;
     RETURN_ERROR_IF(failed == 1, e, DDCT_ERR_NOMEM, "rd codec: out of memory");
     M->scale = sampled ? (double)all / (double)sampled : 1.0;
@@ -733,14 +765,15 @@ typedef struct {
     uint64_t cols, f;
 } sub_src_t;
 
-static const float *sub_read(void *opaque, uint64_t first, uint64_t n, float *buf, int threads)
+static const float *sub_read(void *opaque, uint64_t first, uint64_t n, float *buf, int threads, ddct_err *e)
 {
     (void)threads;
     const sub_src_t *S = opaque;
     uint64_t bl = RD_SUB_ROWS * S->cols;
     for (uint64_t done = 0; done < n;) {
         uint64_t v = first + done, off = v % bl, m = rd_min(n - done, bl - off);
-        const float *p = rd_read(S->in, (v / bl) * S->f * bl + off, m, buf + done);
+        const float *p = S->in->delta ? S->in->delta + (v / bl) * S->f * bl + off
+                                      : S->in->src(S->in->src_opaque, (v / bl) * S->f * bl + off, m, buf + done, 1, e);
         if (!p) return NULL;
         if (p != buf + done) memcpy(buf + done, p, (size_t)m * sizeof *buf);
         done += m;
@@ -1288,12 +1321,13 @@ static int exact_quantizers(const ddct_lossy_in *in, rd_layout *L, const rd_fact
     float *x = malloc(rows * cols * DDCT_DELTA_SRC_ROOM * sizeof *x), *lr = malloc(rows * cols * sizeof *lr);
     float *vals = malloc(H * W * sizeof *vals), *tile = malloc(((size_t)(p * p) * 3 + ddct_xform_scratch_floats(xf)) * sizeof *tile);
     int rc = 0;
+    rd_ioerr io = {0};
     if (!x || !lr || !vals || !tile) {
         rc = ddct_seterr(e, DDCT_ERR_NOMEM, "rd codec: out of memory");
         goto done;
     }
-    if (!read_rows(in, cols, 0, rows, x)) {
-        *nonfinite = 1;
+    if (!read_rows(in, cols, 0, rows, x, &io)) {
+        if (!(rc = io_check(&io, e))) *nonfinite = 1;
         goto done;
     }
     ddct_rd_lowrank_rows(F->uc, F->vc, rows, cols, L->r, 0, rows, lr);
@@ -1368,6 +1402,7 @@ static int encode_final(const ddct_lossy_in *in, const rd_model *M, const rd_cho
     if (!rc && small) rc = exact_quantizers(in, &L, &F, xf, bm, D, combo, nonfinite, e);
     if (rc || *nonfinite) goto done;
     int failed = 0;
+    rd_ioerr io = {0};
     int prev = ddct_blas_serial_begin();
 #pragma omp parallel num_threads(threads) if (nu > 1)
     {
@@ -1395,7 +1430,7 @@ static int encode_final(const ddct_lossy_in *in, const rd_model *M, const rd_cho
                 continue;
             }
             uint64_t r0 = (uint64_t)k * L.unit_rows, nr = r0 < L.rows ? rd_min(L.unit_rows, L.rows - r0) : 0;
-            if (!read_rows(in, L.cols, r0, nr, x)) {
+            if (!read_rows(in, L.cols, r0, nr, x, &io)) {
 #pragma omp atomic write
                 failed = 2;
                 continue;
@@ -1471,6 +1506,7 @@ static int encode_final(const ddct_lossy_in *in, const rd_model *M, const rd_cho
         free(ctx);
     }
     ddct_blas_serial_end(prev);
+    if ((rc = io_check(&io, e))) goto done;
     if (failed == 2) {
         *nonfinite = 1;
         goto done;

@@ -1,6 +1,7 @@
 #include "error_private.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *const ddct_error_names[DDCT_ERR_COUNT] = {
@@ -65,4 +66,72 @@ void ddct_err_clear(ddct_err *e)
     if (!e) return;
     e->code = 0;
     e->msg[0] = 0;
+}
+
+/* Length (1..4) of the valid UTF-8 sequence at s, or 0. */
+static size_t utf8_len(const unsigned char *s)
+{
+    unsigned c = s[0];
+    if (c < 0x80) return 1;
+    size_t n = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    for (size_t k = 1; k < n; k++)
+        if ((s[k] & 0xC0) != 0x80) return 0;
+    if (n == 3 && ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] > 0x9F))) return 0; /* overlong, surrogate */
+    if (n == 4 && ((c == 0xF0 && s[1] < 0x90) || (c == 0xF4 && s[1] > 0x8F))) return 0; /* overlong, > U+10FFFF */
+    return n;
+}
+
+int ddct_utf8_valid(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        size_t n = utf8_len(p);
+        if (!n) return 0;
+        p += n;
+    }
+    return 1;
+}
+
+char *ddct_utf8_fix(const char *s)
+{
+    char *o = strdup(s);
+    for (unsigned char *p = (unsigned char *)o; p && *p;) {
+        size_t n = utf8_len(p);
+        if (!n) *p = '_';
+        p += n ? n : 1;
+    }
+    return o;
+}
+
+const char *ddct_escape(const char *s, char *buf, size_t cap)
+{
+    if (!cap) return buf;
+    const unsigned char *p = (const unsigned char *)(s ? s : "");
+    size_t o = 0;
+    while (*p) {
+        size_t n = utf8_len(p);
+        char piece[8];
+        size_t k;
+        if (n == 1 && *p >= 0x20 && *p != 0x7F && *p != '\\') {
+            piece[0] = (char)*p;
+            k = 1;
+        } else if (n > 1) {
+            memcpy(piece, p, n);
+            k = n;
+        } else {
+            snprintf(piece, sizeof piece, "\\x%02x", *p);
+            k = 4;
+            n = 1;
+        }
+        if (o + k + 4 > cap) { /* keep room for "..." and the NUL (o + 4 <= cap holds here) */
+            if (cap >= 4) memcpy(buf + o, "...", 4);
+            else buf[0] = 0;
+            return buf;
+        }
+        memcpy(buf + o, piece, k);
+        o += k;
+        p += n;
+    }
+    buf[o] = 0;
+    return buf;
 }

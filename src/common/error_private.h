@@ -32,6 +32,18 @@ int ddct_err_prefix(ddct_err *e, const char *fmt, ...)
     ;
 void ddct_err_clear(ddct_err *e);
 
+/* 1 if s is valid UTF-8 (no overlong forms, surrogates or code points past U+10FFFF). */
+int ddct_utf8_valid(const char *s);
+/* s for a message: control bytes, DEL, backslash and bytes that are not part of valid UTF-8 as
+ * \xNN (valid multi-byte characters kept), into buf of cap bytes (cut short with "..." when it
+ * does not fit). Returns buf. */
+const char *ddct_escape(const char *s, char *buf, size_t cap);
+/* A copy of s (malloc; NULL when out of memory) with each byte that is not part of valid UTF-8
+ * replaced by '_'. */
+char *ddct_utf8_fix(const char *s);
+/* A buffer size for ddct_escape of a file name (NAME_MAX bytes, each escaped). */
+#define DDCT_ESC_NAME (4 * 255 + 8)
+
 #define RETURN_ERROR_IF(cond, e, code, ...)                                                   \
     do {                                                                                      \
         if (cond) return ddct_seterr((e), (code), __VA_ARGS__);                               \

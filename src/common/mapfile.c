@@ -77,9 +77,19 @@ void ddct_map_close(ddct_map *m)
     memset(m, 0, sizeof *m);
 }
 
+int ddct_map_check(const ddct_map *m, uint64_t *now)
+{
+    struct stat st;
+    if (now) *now = m->size;
+    if (!m->mapped) return 0;
+    if (fstat(m->fd, &st) == 0 && (uint64_t)st.st_size == m->size) return 0;
+    if (now) *now = fstat(m->fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+    return DDCT_MAP_CHANGED;
+}
+
 int ddct_map_pread(const ddct_map *m, uint64_t off, void *buf, size_t len)
 {
-    if (off > m->size || len > m->size - off) return -1;
+    if (off > m->size || len > m->size - off) return DDCT_MAP_FALLBACK;
     if (!m->mapped) {
         if (len) memcpy(buf, m->p + off, len);
         return 0;
@@ -88,7 +98,7 @@ int ddct_map_pread(const ddct_map *m, uint64_t off, void *buf, size_t len)
     while (len > 0) {
         ssize_t r = pread(m->fd, q, len, (off_t)off);
         if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) return -1;
+        if (r <= 0) return ddct_map_check(m, NULL) ? DDCT_MAP_CHANGED : DDCT_MAP_FALLBACK; /* 0: end of file */
         q += r;
         len -= (size_t)r;
         off += (uint64_t)r;

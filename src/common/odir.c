@@ -16,6 +16,7 @@ struct ddct_odir {
     char *tmp_path;
     char *parent;
     int overwrite;
+    const char *const *inputs; /* checked again at commit */
 };
 
 static void odir_free(ddct_odir *d)
@@ -64,10 +65,42 @@ static int flat_dir(const char *path)
     return ok;
 }
 
-static int check_target(const ddct_odir *d, const char *const *inputs, ddct_err *e)
+/* The first file of directory path (links followed) that is one of the inputs, by identity. */
+static int holds_input(const char *path, const char *const *inputs, ddct_err *e)
+{
+    ddct_inputs ids;
+    FORWARD_IF_ERROR(ddct_inputs_collect(&ids, inputs, e));
+    int rc = 0;
+    DIR *dir = ids.n ? opendir(path) : NULL;
+    struct dirent *de;
+    while (!rc && dir && (de = readdir(dir))) {
+        struct stat st;
+        const ddct_input_id *hit;
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        if (fstatat(dirfd(dir), de->d_name, &st, 0) != 0 || !(hit = ddct_inputs_find(&ids, &st))) continue;
+        if (strcmp(hit->path, hit->input))
+            rc = ddct_seterr(e, DDCT_ERR_EXISTS,
+                             "output '%s' holds '%s/%s', which is also an input ('%s', a file of the model '%s'): "
+                             "not replacing it",
+                             path, path, de->d_name, hit->path, hit->input);
+        else
+            rc = ddct_seterr(e, DDCT_ERR_EXISTS,
+                             "output '%s' holds '%s/%s', which is also an input ('%s'): not replacing it", path, path,
+                             de->d_name, hit->path);
+    }
+    if (dir) closedir(dir);
+    ddct_inputs_free(&ids);
+    return rc;
+}
+
+/* The output directory: refused when it is, holds or (by identity, links followed) contains an
+ * input, or exists without overwrite, or holds anything but regular files. *old: what it
+ * replaces (*had_old = 1). */
+static int check_target(const ddct_odir *d, const char *const *inputs, struct stat *old, int *had_old, ddct_err *e)
 {
     const char *path = d->final_path;
     struct stat st;
+    *had_old = 0;
     if (lstat(path, &st) != 0) {
         RETURN_ERROR_IF(errno != ENOENT, e, DDCT_ERR_IO, "output '%s': %s", path, strerror(errno));
         return 0;
@@ -83,10 +116,34 @@ static int check_target(const ddct_odir *d, const char *const *inputs, ddct_err 
         free(dir);
         RETURN_ERROR_IF(holds || is, e, DDCT_ERR_EXISTS, "output '%s' is or holds an input ('%s')", path, inputs[i]);
     }
+    FORWARD_IF_ERROR(holds_input(path, inputs, e));
     RETURN_ERROR_IF(!d->overwrite, e, DDCT_ERR_EXISTS, "output '%s' exists (overwrite not allowed)", path);
     RETURN_ERROR_IF(!flat_dir(path), e, DDCT_ERR_EXISTS,
                     "output '%s' holds subdirectories or special files: not replacing it", path);
+    *old = st;
+    *had_old = 1;
     return 0;
+}
+
+/* The new directory and its files take the mode (and owner where permitted) of the directory
+ * and the same-named files they replace. Best effort. */
+static void keep_modes(const ddct_odir *d, const struct stat *old_dir)
+{
+    ddct_keep_mode(-1, d->tmp_path, old_dir);
+    DIR *dir = opendir(d->tmp_path);
+    int ofd = open(d->final_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    struct dirent *de;
+    while (dir && ofd >= 0 && (de = readdir(dir))) {
+        struct stat old, now;
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        if (fstatat(ofd, de->d_name, &old, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(old.st_mode)) continue;
+        int fd = openat(dirfd(dir), de->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0) continue;
+        if (fstat(fd, &now) == 0 && S_ISREG(now.st_mode)) ddct_keep_mode(fd, NULL, &old);
+        close(fd);
+    }
+    if (ofd >= 0) close(ofd);
+    if (dir) closedir(dir);
 }
 
 static int make_paths(ddct_odir *d, const char *final_path, ddct_err *e)
@@ -115,8 +172,11 @@ int ddct_odir_open(ddct_odir **out, const char *final_path, int overwrite, const
     ddct_odir *d = calloc(1, sizeof *d);
     RETURN_ERROR_IF(!d, e, DDCT_ERR_NOMEM, "out of memory");
     d->overwrite = overwrite;
+    d->inputs = inputs;
+    struct stat old;
+    int had_old = 0;
     int rc = make_paths(d, final_path, e);
-    if (!rc) rc = check_target(d, inputs, e);
+    if (!rc) rc = check_target(d, inputs, &old, &had_old, e);
     if (!rc && !mkdtemp(d->tmp_path))
         rc = ddct_seterr(e, DDCT_ERR_IO, "output '%s': cannot create a temporary directory in '%s': %s", final_path,
                          d->parent, strerror(errno));
@@ -124,7 +184,8 @@ int ddct_odir_open(ddct_odir **out, const char *final_path, int overwrite, const
         odir_free(d);
         return rc;
     }
-    (void)chmod(d->tmp_path, 0777 & ~ddct_umask());
+    if (had_old) ddct_keep_mode(-1, d->tmp_path, &old); /* -f never widens who may enter it */
+    else (void)chmod(d->tmp_path, 0777 & ~ddct_umask());
     *out = d;
     return 0;
 }
@@ -143,7 +204,10 @@ static int publish(ddct_odir *d, ddct_err *e)
     int err = errno;
     if (err == EEXIST && d->overwrite) {
         ddct_err tmp;
-        if (check_target(d, NULL, &tmp)) RETURN_ERROR(e, tmp.code, "%s", tmp.msg);
+        struct stat old;
+        int had_old;
+        if (check_target(d, d->inputs, &old, &had_old, &tmp)) RETURN_ERROR(e, tmp.code, "%s", tmp.msg);
+        if (had_old) keep_modes(d, &old);
         /* swap atomically, then remove the old tree, now at the temporary name */
         if (renameat2(AT_FDCWD, d->tmp_path, AT_FDCWD, d->final_path, RENAME_EXCHANGE) == 0) {
             remove_flat_dir(d->tmp_path);

@@ -6,8 +6,11 @@
  * everything succeeded. An existing output directory is refused unless overwrite is set, and
  * even then only replaced at commit (atomically swapped with RENAME_EXCHANGE where the
  * filesystem has it), and only when it holds nothing but regular files: a directory with
- * subdirectories, or one that is or holds an input, is never replaced. ddct_odir_abort()
- * removes the temporary directory.
+ * subdirectories, or one that is or holds an input (also by identity: any file in it that is one
+ * of the inputs' files, links followed, see ddct_inputs in ofile.h), is never replaced; the
+ * inputs list must stay valid until commit, which checks again. A replaced directory's mode and
+ * owner (where permitted), and those of its same-named files, carry over to the new one; a new
+ * directory gets 0777 & ~umask. ddct_odir_abort() removes the temporary directory.
  */
 #ifndef DDCT_ODIR_H
 #define DDCT_ODIR_H

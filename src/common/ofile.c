@@ -22,6 +22,7 @@
 #include "aw.h"
 #include "buf.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -54,25 +55,135 @@ struct ddct_ofile {
 
 /* ---------------------------------------------------------------- checks before opening */
 
-static int same_file(const struct stat *a, const struct stat *b)
+static int inputs_add(ddct_inputs *s, const struct stat *st, const char *path, size_t dlen, const char *name,
+                      const char *input, ddct_err *e)
 {
-    return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? 2 * s->cap : 16;
+        ddct_input_id *v = realloc(s->v, cap * sizeof *v);
+        RETURN_ERROR_IF(!v, e, DDCT_ERR_NOMEM, "out of memory");
+        s->v = v;
+        s->cap = cap;
+    }
+    size_t nl = name ? strlen(name) : 0;
+    char *p = malloc(dlen + nl + 2);
+    RETURN_ERROR_IF(!p, e, DDCT_ERR_NOMEM, "out of memory");
+    memcpy(p, path, dlen);
+    if (name) {
+        p[dlen] = '/';
+        memcpy(p + dlen + 1, name, nl + 1);
+    } else {
+        p[dlen] = 0;
+    }
+    s->v[s->n++] = (ddct_input_id){.dev = st->st_dev, .ino = st->st_ino, .path = p, .input = input};
+    return 0;
 }
 
-static int check_target(const char *path, int overwrite, const char *const *inputs, ddct_err *e)
+/* Every file of directory dir (dlen bytes of it), links followed. */
+static int inputs_add_dir(ddct_inputs *s, const char *dir, size_t dlen, const char *input, ddct_err *e)
+{
+    char *d = dlen ? strndup(dir, dlen) : strdup(".");
+    RETURN_ERROR_IF(!d, e, DDCT_ERR_NOMEM, "out of memory");
+    DIR *dp = opendir(d);
+    free(d);
+    if (!dp) return 0; /* unreadable: the model could not be read either */
+    int rc = 0;
+    struct dirent *de;
+    while (!rc && (de = readdir(dp))) {
+        struct stat st;
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        if (fstatat(dirfd(dp), de->d_name, &st, 0) == 0 && S_ISREG(st.st_mode))
+            rc = inputs_add(s, &st, dlen ? dir : ".", dlen ? dlen : 1, de->d_name, input, e);
+    }
+    closedir(dp);
+    return rc;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}
+
+int ddct_inputs_collect(ddct_inputs *s, const char *const *inputs, ddct_err *e)
+{
+    memset(s, 0, sizeof *s);
+    for (size_t i = 0; inputs && inputs[i]; i++) {
+        const char *in = inputs[i];
+        struct stat st;
+        if (stat(in, &st) != 0) continue; /* nothing there to overwrite */
+        size_t n = strlen(in);
+        int rc = 0;
+        if (S_ISDIR(st.st_mode)) {
+            while (n > 1 && in[n - 1] == '/') n--;
+            rc = inputs_add_dir(s, in, n, in, e);
+        } else {
+            rc = inputs_add(s, &st, in, n, NULL, in, e);
+            if (!rc && ends_with(in, ".index.json")) { /* a sharded checkpoint: its directory */
+                const char *slash = strrchr(in, '/');
+                rc = inputs_add_dir(s, in, slash ? (size_t)(slash - in) + (slash == in) : 0, in, e);
+            }
+        }
+        if (rc) {
+            ddct_inputs_free(s);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+const ddct_input_id *ddct_inputs_find(const ddct_inputs *s, const struct stat *st)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->v[i].dev == st->st_dev && s->v[i].ino == st->st_ino) return &s->v[i];
+    return NULL;
+}
+
+void ddct_inputs_free(ddct_inputs *s)
+{
+    for (size_t i = 0; i < s->n; i++) free(s->v[i].path);
+    free(s->v);
+    memset(s, 0, sizeof *s);
+}
+
+void ddct_keep_mode(int fd, const char *path, const struct stat *old)
+{
+    mode_t bits = old->st_mode & (S_ISDIR(old->st_mode) ? 07777 : 0777);
+    struct stat now;
+    if ((fd >= 0 ? fstat(fd, &now) : stat(path, &now)) != 0) return;
+    if (now.st_uid != old->st_uid || now.st_gid != old->st_gid) { /* best effort: root, or a group of ours */
+        if ((fd >= 0 ? fchown(fd, old->st_uid, old->st_gid) : chown(path, old->st_uid, old->st_gid)) != 0)
+            (void)(fd >= 0 ? fchown(fd, (uid_t)-1, old->st_gid) : chown(path, (uid_t)-1, old->st_gid));
+    }
+    (void)(fd >= 0 ? fchmod(fd, bits) : chmod(path, bits)); /* after chown, which clears set-id bits */
+}
+
+/* The output at path: refused when it is an input (by identity) or exists without overwrite;
+ * *old gets what it replaces (*had_old = 1). */
+static int check_target(const char *path, int overwrite, const char *const *inputs, struct stat *old, int *had_old,
+                        ddct_err *e)
 {
     struct stat st;
+    *had_old = 0;
     if (stat(path, &st) != 0) {
         RETURN_ERROR_IF(errno != ENOENT, e, DDCT_ERR_IO, "output '%s': %s", path, strerror(errno));
         return 0;
     }
-    for (size_t i = 0; inputs && inputs[i]; i++) {
-        struct stat in;
-        RETURN_ERROR_IF(stat(inputs[i], &in) == 0 && same_file(&st, &in), e, DDCT_ERR_EXISTS,
-                        "output '%s' is also an input ('%s')", path, inputs[i]);
-    }
+    ddct_inputs ids;
+    FORWARD_IF_ERROR(ddct_inputs_collect(&ids, inputs, e));
+    const ddct_input_id *hit = ddct_inputs_find(&ids, &st);
+    int rc = 0;
+    if (hit && strcmp(hit->path, hit->input))
+        rc = ddct_seterr(e, DDCT_ERR_EXISTS, "output '%s' is also an input ('%s', a file of the model '%s'): refused",
+                         path, hit->path, hit->input);
+    else if (hit)
+        rc = ddct_seterr(e, DDCT_ERR_EXISTS, "output '%s' is also an input ('%s'): refused", path, hit->path);
+    ddct_inputs_free(&ids);
+    FORWARD_IF_ERROR(rc);
     RETURN_ERROR_IF(!overwrite, e, DDCT_ERR_EXISTS, "output '%s' exists (overwrite not allowed)", path);
     RETURN_ERROR_IF(!S_ISREG(st.st_mode), e, DDCT_ERR_IO, "output '%s' exists and is not a regular file", path);
+    *old = st;
+    *had_old = 1;
     return 0;
 }
 
@@ -131,7 +242,9 @@ int ddct_ofile_open(ddct_ofile **out, const char *final_path, int overwrite, con
 {
     *out = NULL;
     RETURN_ERROR_IF(!final_path, e, DDCT_ERR_PARAM, "no output path given");
-    FORWARD_IF_ERROR(check_target(final_path, overwrite, inputs, e));
+    struct stat old;
+    int had_old;
+    FORWARD_IF_ERROR(check_target(final_path, overwrite, inputs, &old, &had_old, e));
     ddct_ofile *f = calloc(1, sizeof *f);
     RETURN_ERROR_IF(!f, e, DDCT_ERR_NOMEM, "output '%s': out of memory", final_path);
     f->fd = -1;
@@ -147,7 +260,8 @@ int ddct_ofile_open(ddct_ofile **out, const char *final_path, int overwrite, con
         ofile_free(f);
         return rc;
     }
-    (void)fchmod(f->fd, 0666 & ~ddct_umask());
+    if (had_old) ddct_keep_mode(f->fd, f->tmp_path, &old); /* -f never widens who may read the file */
+    else (void)fchmod(f->fd, 0666 & ~ddct_umask());
     *out = f;
     return 0;
 }

@@ -12,15 +12,41 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include "error_private.h"
 
 typedef struct ddct_ofile ddct_ofile;
 
-/* overwrite=0: DDCT_ERR_EXISTS if final_path exists. The inputs (NULL-terminated list,
- * may be NULL) are compared by device/inode: writing over an input is DDCT_ERR_EXISTS. */
+/* overwrite=0: DDCT_ERR_EXISTS if final_path exists. The inputs (NULL-terminated list, may be
+ * NULL) are compared by real identity (device + inode, links followed, see ddct_inputs):
+ * writing over an input is DDCT_ERR_EXISTS, even with overwrite. A file replaced with overwrite
+ * keeps its mode (permission bits) and, where permitted, its owner and group; a new file gets
+ * 0666 & ~umask. */
 int ddct_ofile_open(ddct_ofile **out, const char *final_path, int overwrite, const char *const *inputs,
                     ddct_err *e);
+/* The real identities of a list of inputs (the files an output must never replace): each input
+ * file (links followed); for an input that is a directory, or a sharded checkpoint's index
+ * (*.index.json), also every file of that directory (links followed: a Hugging Face cache's
+ * blobs, shards and carried files alike). */
+typedef struct {
+    dev_t dev;
+    ino_t ino;
+    char *path;        /* the file, as reached from the input */
+    const char *input; /* the input as named */
+} ddct_input_id;
+typedef struct {
+    ddct_input_id *v;
+    size_t n, cap;
+} ddct_inputs;
+int ddct_inputs_collect(ddct_inputs *s, const char *const *inputs, ddct_err *e);
+/* The input that st (from stat) is, or NULL. */
+const ddct_input_id *ddct_inputs_find(const ddct_inputs *s, const struct stat *st);
+void ddct_inputs_free(ddct_inputs *s);
+/* Make path (a file or directory just written) take the owner, group (where permitted) and
+ * permission bits of old (what it replaces): set-id bits only for a directory. fd >= 0: use it. */
+void ddct_keep_mode(int fd, const char *path, const struct stat *old);
+
 int ddct_ofile_write(ddct_ofile *f, const void *p, size_t n, ddct_err *e);
 int ddct_ofile_pwrite(ddct_ofile *f, const void *p, size_t n, uint64_t offset, ddct_err *e);
 uint64_t ddct_ofile_tell(const ddct_ofile *f);

@@ -549,6 +549,10 @@ int ddct_ctr_record(const ddct_ctr_reader *r, size_t i, int verify, ddct_record 
     unsigned long long off = (unsigned long long)en->offset;
     RETURN_ERROR_IF(en->length < 8 + 5, e, DDCT_ERR_FORMAT, "%s: tensor '%s': record at offset %llu too short",
                     r->path, en->name, off);
+    uint64_t now;
+    RETURN_ERROR_IF(ddct_map_check(&r->map, &now), e, DDCT_ERR_IO,
+                    "input changed while reading: %s (%llu bytes now, %llu when opened; tensor '%s')", r->path,
+                    (unsigned long long)now, (unsigned long long)r->map.size, en->name);
     size_t body = (size_t)en->length - 8;
     if (verify)
         RETURN_ERROR_IF(record_hash(r, p, body) != ddct_le64(p + body), e, DDCT_ERR_CHECKSUM,

@@ -14,7 +14,9 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define MAX_INDEX_BYTES (64u << 20)
 
@@ -34,6 +36,7 @@ struct ddct_model {
     char *dir;       /* the directory (== path for a directory; NULL for a single file) */
     char *real_dir;  /* realpath(dir) */
     char *blobs_dir; /* realpath of a hub cache's blobs/ folder, or NULL */
+    char *blobs_refused; /* why a hub cache's blobs/ is not trusted (a message tail), or NULL */
     int is_dir;
     char *index_name, *index_meta;
     size_t nshards;
@@ -84,44 +87,85 @@ static int inside(const char *real, const char *root)
     return !strncmp(real, root, k) && real[k] == '/' && real[k + 1];
 }
 
-/* Path to open for `name` of the model directory. *kind: 1 regular file, 0 other (skip).
- * A symlink is resolved and accepted only inside the directory or the hub cache's blobs/. */
+static const char *file_kind(mode_t mode)
+{
+    if (S_ISFIFO(mode)) return "FIFO";
+    if (S_ISSOCK(mode)) return "socket";
+    if (S_ISCHR(mode)) return "character device";
+    if (S_ISBLK(mode)) return "block device";
+    if (S_ISDIR(mode)) return "directory";
+    return "special file";
+}
+
+/* Why a symlink resolving outside may not be followed into a hub cache's blobs/ (or ""). */
+static const char *blobs_why(const ddct_model *m) { return m->blobs_refused ? m->blobs_refused : ""; }
+
+/* Path to open for `name` of the model directory: its real path (realpath), which must lie inside
+ * the directory's real path or the hub cache's blobs/. *kind: 1 a regular file, 0 a directory
+ * (not part of the model). Refused, naming the file (escaped) and the reason: names that are not
+ * plain, missing files, dangling or unresolvable symlinks, anything resolving outside, special
+ * files (FIFO, socket, device) and regular files whose name is not UTF-8 (the layout is JSON). */
 static int resolve_st(const ddct_model *m, const char *what, const char *name, char **out, int *kind,
                       struct stat *st_out, ddct_err *e)
 {
     *out = NULL;
     *kind = 0;
+    char en[DDCT_ESC_NAME];
+    ddct_escape(name, en, sizeof en);
     RETURN_ERROR_IF(!ddct_plain_file_name(name), e, DDCT_ERR_FORMAT,
                     "%s: %s '%s' is not a plain file name inside the model directory (no '/', '\\', '..' or "
                     "leading '.'): refused",
-                    m->path, what, name);
+                    m->path, what, en);
     char *p = join(m->dir, name);
     RETURN_ERROR_IF(!p, e, DDCT_ERR_NOMEM, "out of memory");
     struct stat st;
     if (lstat(p, &st) != 0) {
         int err = errno;
         free(p);
-        RETURN_ERROR(e, err == ENOENT ? DDCT_ERR_FORMAT : DDCT_ERR_IO, "%s: %s '%s' %s", m->path, what, name,
+        RETURN_ERROR(e, err == ENOENT ? DDCT_ERR_FORMAT : DDCT_ERR_IO, "%s: %s '%s' %s", m->path, what, en,
                      err == ENOENT ? "is missing from the model directory" : strerror(err));
     }
-    if (S_ISLNK(st.st_mode)) {
-        char *real = realpath(p, NULL);
-        int ok = real && (inside(real, m->real_dir) || inside(real, m->blobs_dir)) && stat(real, &st) == 0;
-        if (!ok) {
-            int err = real ? 0 : errno;
-            free(p);
-            char msg[PATH_MAX + 64];
-            snprintf(msg, sizeof msg, "%s", real ? real : strerror(err));
-            free(real);
-            RETURN_ERROR(e, DDCT_ERR_FORMAT,
-                         "%s: %s '%s' is a symlink to '%s', outside the model directory: refused", m->path, what,
-                         name, msg);
-        }
-        free(p);
-        p = real;
+    int link = S_ISLNK(st.st_mode);
+    char target[PATH_MAX] = "", et[DDCT_ESC_NAME];
+    if (link) {
+        ssize_t n = readlink(p, target, sizeof target - 1);
+        target[n > 0 ? n : 0] = 0;
+    }
+    ddct_escape(target, et, sizeof et);
+    char *real = realpath(p, NULL);
+    int err = errno;
+    free(p);
+    RETURN_ERROR_IF(!real && link && err == ENOENT, e, DDCT_ERR_FORMAT, "%s: %s '%s' is a dangling symlink to '%s'",
+                    m->path, what, en, et);
+    RETURN_ERROR_IF(!real && link, e, DDCT_ERR_FORMAT, "%s: %s '%s' is a symlink to '%s' that cannot be followed: %s",
+                    m->path, what, en, et, strerror(err));
+    RETURN_ERROR_IF(!real, e, DDCT_ERR_IO, "%s: %s '%s': %s", m->path, what, en, strerror(err));
+    if (!inside(real, m->real_dir) && !inside(real, m->blobs_dir)) {
+        char er[DDCT_ESC_NAME];
+        ddct_escape(real, er, sizeof er);
+        free(real);
+        RETURN_ERROR(e, DDCT_ERR_FORMAT, "%s: %s '%s' %s '%s', outside the model directory%s: refused", m->path,
+                     what, en, link ? "is a symlink to" : "resolves to", er, blobs_why(m));
+    }
+    if (stat(real, &st) != 0) {
+        err = errno;
+        free(real);
+        RETURN_ERROR(e, DDCT_ERR_IO, "%s: %s '%s': %s", m->path, what, en, strerror(err));
+    }
+    if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+        free(real);
+        RETURN_ERROR(e, DDCT_ERR_FORMAT, "%s: %s '%s' is not a regular file (%s%s%s): refused", m->path, what, en,
+                     file_kind(st.st_mode), link ? ", through a symlink to " : "", link ? et : "");
+    }
+    if (S_ISREG(st.st_mode) && !ddct_utf8_valid(name)) {
+        free(real);
+        RETURN_ERROR(e, DDCT_ERR_FORMAT,
+                     "%s: %s '%s': file name is not valid UTF-8 (a .ddct records names as UTF-8): rename it or "
+                     "move it out of the model directory",
+                     m->path, what, en);
     }
     *kind = S_ISREG(st.st_mode);
-    *out = p;
+    *out = real;
     if (st_out) *st_out = st;
     return 0;
 }
@@ -208,8 +252,9 @@ static int load_index(ddct_model *m, json_t **wm_out, ddct_err *e)
     int kind = 0;
     FORWARD_IF_ERROR(resolve(m, "index", m->index_name, &p, &kind, e));
     ddct_map map;
-    int rc = kind ? ddct_map_open(&map, p, e) : ddct_seterr(e, DDCT_ERR_FORMAT, "%s: index '%s' is not a regular file",
-                                                          m->path, m->index_name);
+    int rc = kind ? ddct_map_open(&map, p, e)
+                  : ddct_seterr(e, DDCT_ERR_FORMAT, "%s: index '%s' is not a regular file (directory)", m->path,
+                                m->index_name);
     free(p);
     FORWARD_IF_ERROR(rc);
     json_t *root = NULL;
@@ -329,8 +374,10 @@ static int collect_files(ddct_model *m, char **names, size_t n, ddct_err *e)
     RETURN_ERROR_IF(!m->files || !m->ignored, e, DDCT_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) {
         if (in_shards(m, names[i]) || (m->index_name && !strcmp(names[i], m->index_name))) continue;
-        if (ends_with(names[i], ".safetensors")) {
-            RETURN_ERROR_IF(!(m->ignored[m->nignored] = strdup(names[i])), e, DDCT_ERR_NOMEM, "out of memory");
+        if (ends_with(names[i], ".safetensors")) { /* kept for a note: escaped */
+            char en[DDCT_ESC_NAME];
+            RETURN_ERROR_IF(!(m->ignored[m->nignored] = strdup(ddct_escape(names[i], en, sizeof en))), e,
+                            DDCT_ERR_NOMEM, "out of memory");
             m->nignored++;
             continue;
         }
@@ -338,7 +385,7 @@ static int collect_files(ddct_model *m, char **names, size_t n, ddct_err *e)
         int kind;
         struct stat st;
         FORWARD_IF_ERROR(resolve_st(m, "file", names[i], &p, &kind, &st, e));
-        if (!kind) {
+        if (!kind) { /* a subdirectory: not part of the model */
             free(p);
             continue;
         }
@@ -381,7 +428,8 @@ static int open_shards(ddct_model *m, ddct_err *e)
         if (m->is_dir) {
             int kind;
             FORWARD_IF_ERROR(resolve(m, "shard", f->name, &f->path, &kind, e));
-            RETURN_ERROR_IF(!kind, e, DDCT_ERR_FORMAT, "%s: shard '%s' is not a regular file", m->path, f->name);
+            RETURN_ERROR_IF(!kind, e, DDCT_ERR_FORMAT, "%s: shard '%s' is not a regular file (directory)", m->path,
+                            f->name);
         }
         FORWARD_IF_ERROR(ddct_st_open(&m->shards[k], f->path, e));
         total += ddct_st_count(m->shards[k]);
@@ -411,14 +459,32 @@ static int set_dir(ddct_model *m, const char *dir, ddct_err *e)
     RETURN_ERROR_IF(!m->dir, e, DDCT_ERR_NOMEM, "out of memory");
     m->real_dir = realpath(dir, NULL);
     RETURN_ERROR_IF(!m->real_dir, e, DDCT_ERR_IO, "%s: %s", dir, strerror(errno));
-    /* Hugging Face hub cache: <repo>/snapshots/<rev>/<file> -> ../../blobs/<hash> */
+    /* Hugging Face hub cache: <repo>/snapshots/<rev>/<file> -> ../../blobs/<hash>. The cache root
+     * is <repo> (the parent of snapshots/, real path); its blobs/ is trusted only as a real
+     * directory inside it: a blobs that is a symlink (to '/', say) would let any file in. */
     char *slash = strrchr(m->real_dir, '/');
     if (slash && slash > m->real_dir) {
         size_t plen = (size_t)(slash - m->real_dir);
         if (plen >= 10 && !strncmp(slash - 10, "/snapshots", 10)) {
-            char buf[PATH_MAX];
+            char buf[PATH_MAX], why[PATH_MAX + 128] = "";
             snprintf(buf, sizeof buf, "%.*s/blobs", (int)(plen - 10), m->real_dir);
-            m->blobs_dir = realpath(buf, NULL); /* NULL when absent: no extra root */
+            struct stat st;
+            if (lstat(buf, &st) != 0) {
+                /* absent: no extra root */
+            } else if (!S_ISDIR(st.st_mode)) {
+                snprintf(why, sizeof why, " (the hub cache's '%s' is %s, not a directory inside the cache: not trusted)",
+                         buf, S_ISLNK(st.st_mode) ? "a symlink" : "not a directory");
+            } else {
+                char *b = realpath(buf, NULL);
+                buf[plen - 10] = 0; /* the cache root */
+                if (b && strcmp(b, "/") && (!buf[0] || inside(b, buf))) m->blobs_dir = b;
+                else {
+                    snprintf(why, sizeof why, " (the hub cache's blobs/ does not resolve inside '%s': not trusted)",
+                             buf[0] ? buf : "/");
+                    free(b);
+                }
+            }
+            RETURN_ERROR_IF(why[0] && !(m->blobs_refused = strdup(why)), e, DDCT_ERR_NOMEM, "out of memory");
         }
     }
     return 0;
@@ -494,6 +560,7 @@ void ddct_model_close(ddct_model *m)
     free(m->dir);
     free(m->real_dir);
     free(m->blobs_dir);
+    free(m->blobs_refused);
     free(m);
 }
 
@@ -537,10 +604,15 @@ void ddct_model_release_range(const ddct_model *m, size_t i, uint64_t off, uint6
     if (m && i < m->n) ddct_st_release(m->shards[m->t[i].shard], m->t[i].t, off, len);
 }
 
-int ddct_model_pread(const ddct_model *m, size_t i, uint64_t off, void *buf, size_t len)
+int ddct_model_pread(const ddct_model *m, size_t i, uint64_t off, void *buf, size_t len, ddct_err *e)
 {
-    if (!m || i >= m->n) return -1;
-    return ddct_st_pread(m->shards[m->t[i].shard], m->t[i].t, off, buf, len);
+    if (!m || i >= m->n) return DDCT_MAP_FALLBACK;
+    return ddct_st_pread(m->shards[m->t[i].shard], m->t[i].t, off, buf, len, e);
+}
+
+int ddct_model_check(const ddct_model *m, size_t i, ddct_err *e)
+{
+    return m && i < m->n ? ddct_st_check(m->shards[m->t[i].shard], e) : 0;
 }
 
 void ddct_model_release(const ddct_model *m, size_t i) { ddct_model_release_range(m, i, 0, UINT64_MAX); }

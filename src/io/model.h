@@ -15,9 +15,13 @@
  *                                          *.safetensors file in it (one or many shards).
  * Checks before use (errors name the file, the tensor and what is wrong):
  *   - every file read from a directory is named by a plain file name (no '/', '\', "..", ".",
- *     NUL, not starting with '.'), and resolves inside the directory: a symlink is followed
- *     only when its target lies in the directory or, for a Hugging Face hub cache snapshot
- *     (".../snapshots/REV/"), in that repository's "blobs/" folder;
+ *     NUL, not starting with '.'), and its real path (realpath) lies inside the directory's
+ *     real path or, for a Hugging Face hub cache snapshot (".../snapshots/REV/"), inside that
+ *     repository's "blobs/" folder, which must be a real directory inside the repository (the
+ *     parent of "snapshots/"; a "blobs" that is a symlink is not trusted);
+ *   - an entry that is a FIFO, socket or device, a dangling symlink, a symlink that cannot be
+ *     followed, or a regular file whose name is not UTF-8 (the layout is JSON) is refused,
+ *     naming the file (escaped, ddct_escape) and the reason;
  *   - the index's "weight_map" is an object of shard names; every tensor it lists is in its
  *     shard, every tensor of a shard is listed with that shard, no name is in two shards.
  * Subdirectories, dotfiles and, in a directory with an index, *.safetensors files the index
@@ -59,8 +63,12 @@ const ddct_st_tensor *ddct_model_find(const ddct_model *m, const char *name);
 /* Drop tensor i's mapped pages (all, or bytes [off, off + len)) from this process (ddct_st_release). */
 void ddct_model_release(const ddct_model *m, size_t i);
 void ddct_model_release_range(const ddct_model *m, size_t i, uint64_t off, uint64_t len);
-/* Bytes [off, off + len) of tensor i into buf by pread (ddct_st_pread); 0 or -1. */
-int ddct_model_pread(const ddct_model *m, size_t i, uint64_t off, void *buf, size_t len);
+/* Bytes [off, off + len) of tensor i into buf by pread (ddct_st_pread): 0; DDCT_MAP_FALLBACK (-1):
+ * read the mapping instead; DDCT_ERR_IO (e, may be NULL: "input changed while reading: SHARD"):
+ * the shard changed size, its mapping must not be touched. */
+int ddct_model_pread(const ddct_model *m, size_t i, uint64_t off, void *buf, size_t len, ddct_err *e);
+/* Before reading tensor i through the mapping: 0, or DDCT_ERR_IO when its shard changed size. */
+int ddct_model_check(const ddct_model *m, size_t i, ddct_err *e);
 
 /* The other regular files of a directory model, in file-name order. */
 size_t ddct_model_file_count(const ddct_model *m);

@@ -185,6 +185,7 @@ static int parse_offsets(const ddct_st_file *f, const char *name, const json_t *
                        (unsigned long long)(f->data_start + begin));
     t->offset = f->data_start + begin;
     t->data = f->map.p + t->offset;
+    t->file = f;
     return 0;
 }
 
@@ -329,10 +330,21 @@ void ddct_st_release(const ddct_st_file *f, const ddct_st_tensor *t, uint64_t of
     if (f && t && off <= t->nbytes) ddct_map_dontneed(&f->map, t->offset + off, len < t->nbytes - off ? len : t->nbytes - off);
 }
 
-int ddct_st_pread(const ddct_st_file *f, const ddct_st_tensor *t, uint64_t off, void *buf, size_t len)
+int ddct_st_check(const ddct_st_file *f, ddct_err *e)
 {
-    if (!f || !t || off > t->nbytes || len > t->nbytes - off) return -1;
-    return ddct_map_pread(&f->map, t->offset + off, buf, len);
+    uint64_t now;
+    if (!f || !ddct_map_check(&f->map, &now)) return 0;
+    RETURN_ERROR(e, DDCT_ERR_IO, "input changed while reading: %s (%llu bytes now, %llu when opened)", f->path,
+                 (unsigned long long)now, (unsigned long long)f->map.size);
+}
+
+int ddct_st_pread(const ddct_st_file *f, const ddct_st_tensor *t, uint64_t off, void *buf, size_t len, ddct_err *e)
+{
+    if (!f || !t || off > t->nbytes || len > t->nbytes - off) return DDCT_MAP_FALLBACK;
+    int r = ddct_map_pread(&f->map, t->offset + off, buf, len);
+    if (r != DDCT_MAP_CHANGED) return r;
+    int rc = ddct_st_check(f, e);
+    return rc ? rc : ddct_seterr(e, DDCT_ERR_IO, "input changed while reading: %s", f->path);
 }
 
 const ddct_st_tensor *ddct_st_find(const ddct_st_file *f, const char *name)

@@ -21,6 +21,8 @@
 
 #define DDCT_MAX_DIMS 8
 
+typedef struct ddct_st_file ddct_st_file;
+
 typedef struct {
     char *name;                  /* NUL-terminated */
     ddct_dtype dtype;
@@ -29,10 +31,9 @@ typedef struct {
     uint64_t nelem;
     uint64_t nbytes;
     uint64_t offset;             /* absolute file offset of the data */
-    const uint8_t *data;         /* into the mapping */
+    const uint8_t *data;         /* into the mapping (read it only after ddct_st_check) */
+    const ddct_st_file *file;    /* the file holding it */
 } ddct_st_tensor;
-
-typedef struct ddct_st_file ddct_st_file;
 
 int ddct_st_open(ddct_st_file **out, const char *path, ddct_err *e);
 void ddct_st_close(ddct_st_file *f);
@@ -48,8 +49,13 @@ const char *ddct_st_metadata_json(const ddct_st_file *f);
  * keeps resident memory at about one piece. */
 void ddct_st_release(const ddct_st_file *f, const ddct_st_tensor *t, uint64_t off, uint64_t len);
 /* Copy bytes [off, off + len) of t into buf with pread (ddct_map_pread: nothing mapped, faulted
- * or dropped). 0, or -1 when the range is outside t or the read fails (then use t->data). */
-int ddct_st_pread(const ddct_st_file *f, const ddct_st_tensor *t, uint64_t off, void *buf, size_t len);
+ * or dropped). 0; DDCT_MAP_FALLBACK (-1) when the range is outside t or the read failed while the
+ * file still has its size (then use t->data); DDCT_ERR_IO when the file changed size since it was
+ * opened (e, may be NULL: "input changed while reading: PATH"): t->data must not be touched. */
+int ddct_st_pread(const ddct_st_file *f, const ddct_st_tensor *t, uint64_t off, void *buf, size_t len, ddct_err *e);
+/* Before reading a tensor through the mapping: 0 when the file still has the size it had when
+ * opened, else DDCT_ERR_IO with that message. */
+int ddct_st_check(const ddct_st_file *f, ddct_err *e);
 
 /* Streaming writer: the header is written from the entries first, then each tensor's
  * bytes in entry order. Data offsets are assigned contiguously in entry order. */

@@ -124,6 +124,9 @@ static int make_delta_range(const ddct_st_tensor *t, const ddct_st_tensor *b, ui
     const uint64_t CH = 1 << 16;
     size_t ts = ddct_dtype_size(t->dtype), bs = ddct_dtype_size(b->dtype);
     int finite = 1;
+    /* a file that changed size is never read through its mapping (SIGBUS past its end): "not
+     * finite", then the lossless path reads it with pread and reports the change */
+    if (ddct_st_check(t->file, NULL) || ddct_st_check(b->file, NULL)) return 0;
     /* fused: ddct_sub_to_f32 converts, subtracts and checks in one pass */
 #pragma omp parallel for num_threads(threads) schedule(static) reduction(&& : finite) if (n > 2 * CH)
     for (uint64_t c0 = 0; c0 < n; c0 += CH) {
@@ -187,12 +190,14 @@ static void release_upto(void *opaque, uint64_t upto)
 }
 
 /* The current tensor's bytes [off, off + n) of the fine-tune (which = 0) or its base (1), by
- * pread (ddct_lossless_in.read): 0, or -1 to read the mapping instead. */
-static int read_cur(void *opaque, int which, uint64_t off, void *buf, size_t n)
+ * pread (ddct_lossless_in.read): 0; -1 to read the mapping instead; DDCT_ERR_IO (e set) when the
+ * input changed while reading. */
+static int read_cur(void *opaque, int which, uint64_t off, void *buf, size_t n, ddct_err *e)
 {
     const cjob *j = opaque;
-    if (!which) return ddct_model_pread(j->ftm, j->cur, off, buf, n);
-    return ddct_model_pread(j->basem, ddct_model_lookup(j->basem, ddct_model_get(j->ftm, j->cur)->name), off, buf, n);
+    if (!which) return ddct_model_pread(j->ftm, j->cur, off, buf, n, e);
+    return ddct_model_pread(j->basem, ddct_model_lookup(j->basem, ddct_model_get(j->ftm, j->cur)->name), off, buf, n,
+                            e);
 }
 
 /* is_same in 1 MiB pieces read with pread (lossless tensors may be huge; nothing gets mapped),
@@ -205,8 +210,12 @@ static int is_same_release(cjob *j, const ddct_st_tensor *t, const ddct_st_tenso
     int eq = 1;
     for (uint64_t a = 0; a < t->nbytes && eq; a += piece) {
         size_t m = (size_t)(t->nbytes - a < piece ? t->nbytes - a : piece);
-        if (pb && !read_cur(j, 0, a, pb, m) && !read_cur(j, 1, a, pb + piece, m)) {
+        int r = pb ? read_cur(j, 0, a, pb, m, NULL) : -1;
+        if (!r) r = read_cur(j, 1, a, pb + piece, m, NULL);
+        if (!r) {
             eq = !memcmp(pb, pb + piece, m);
+        } else if (r > 0 || ddct_st_check(t->file, NULL) || ddct_st_check(b->file, NULL)) {
+            eq = 0; /* an input changed: its mapping is not read (the coding that follows reports it) */
         } else {
             eq = !memcmp(t->data + a, b->data + a, m);
             release_upto(j, a + m);
@@ -284,7 +293,7 @@ typedef struct {
     const ddct_st_tensor *t, *b;
 } delta_src;
 
-static const float *read_delta(void *opaque, uint64_t first, uint64_t n, float *buf, int threads)
+static const float *read_delta(void *opaque, uint64_t first, uint64_t n, float *buf, int threads, ddct_err *e)
 {
     const delta_src *s = opaque;
     const cjob *j = s->j;
@@ -294,10 +303,12 @@ static const float *read_delta(void *opaque, uint64_t first, uint64_t n, float *
      * 64 KiB and a madvise + TLB shootdown per strip to drop them again (a fifth of the CPU time,
      * all in the kernel), and the mapped pages counted in the resident set. */
     uint8_t *raw = (uint8_t *)(buf + n);
-    if (read_cur(s->j, 0, first * ts, raw, (size_t)(n * ts)) == 0 &&
-        read_cur(s->j, 1, first * bs, raw + n * ts, (size_t)(n * bs)) == 0)
-        return ddct_sub_to_f32(s->t->dtype, raw, s->b->dtype, raw + n * ts, (size_t)n, buf) ? buf : NULL;
-    /* a failed read (file shrunk?) goes through the mapping, pages dropped as read */
+    int r = read_cur(s->j, 0, first * ts, raw, (size_t)(n * ts), e);
+    if (!r) r = read_cur(s->j, 1, first * bs, raw + n * ts, (size_t)(n * bs), e);
+    if (!r) return ddct_sub_to_f32(s->t->dtype, raw, s->b->dtype, raw + n * ts, (size_t)n, buf) ? buf : NULL;
+    /* an input changed (e set), or a failed read of files that still have their size: then
+     * through the mapping, pages dropped as read */
+    if (r > 0 || ddct_st_check(s->t->file, e) || ddct_st_check(s->b->file, e)) return NULL;
     int finite = make_delta_range(s->t, s->b, first, n, buf, threads);
     ddct_model_release_range(j->ftm, j->cur, first * ts, n * ts);
     ddct_model_release_range(j->basem, ddct_model_lookup(j->basem, s->t->name), first * bs, n * bs);

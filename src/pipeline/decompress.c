@@ -70,7 +70,15 @@ static void release_base(void *opaque, uint64_t upto)
 static int read_base(void *opaque, uint64_t off, void *buf, size_t n)
 {
     const piece_release *pr = opaque;
-    return ddct_model_pread(pr->base, pr->bi, off, buf, n);
+    return ddct_model_pread(pr->base, pr->bi, off, buf, n, NULL) ? -1 : 0;
+}
+
+/* The base's bytes for a lossless record (ddct_base_read_fn): by pread; -1: read the mapping
+ * (the file still has its size); DDCT_ERR_IO when it changed. */
+static int read_base_piece(void *opaque, uint64_t off, void *buf, size_t n, ddct_err *e)
+{
+    const piece_release *pr = opaque;
+    return ddct_model_pread(pr->base, pr->bi, off, buf, n, e);
 }
 
 uint64_t ddct_base_fingerprint(const ddct_model *base, size_t bi)
@@ -78,8 +86,11 @@ uint64_t ddct_base_fingerprint(const ddct_model *base, size_t bi)
     const ddct_st_tensor *b = ddct_model_get(base, bi);
     piece_release pr = {.base = base, .bi = bi};
     uint64_t fp;
-    /* by pread (nothing mapped), else through the mapping with its pages dropped as hashed */
+    /* by pread (nothing mapped), else through the mapping with its pages dropped as hashed, but
+     * never when the file changed size (SIGBUS past its end): 0, which no caller takes for the
+     * base's (ddct_check_base reports the change) */
     if (ddct_tensor_fingerprint_read(b->dtype, b->ndim, b->shape, b->nbytes, read_base, &pr, &fp) == 0) return fp;
+    if (ddct_model_check(base, bi, NULL)) return 0;
     return ddct_tensor_fingerprint_cb(b->dtype, b->ndim, b->shape, b->data, b->nbytes, release_base, &pr);
 }
 
@@ -127,6 +138,8 @@ int ddct_check_base(const ddct_ctr_reader *r, const ddct_model *base, int thread
         if (missing[i])
             brc = ddct_seterr(e, DDCT_ERR_BASE_MISMATCH, "%s: tensor '%s' is missing from the base %s: wrong base model?",
                               ddct_ctr_path(r), name, ddct_model_path(base));
+        else if (bi[i] != DDCT_MODEL_NONE && got[i] != want[i] && (brc = ddct_model_check(base, bi[i], e)))
+            ddct_err_prefix(e, "tensor '%s': ", name); /* not a wrong base: it changed while read */
         else if (bi[i] != DDCT_MODEL_NONE && got[i] != want[i])
             brc = ddct_seterr(e, DDCT_ERR_BASE_MISMATCH,
                               "%s: tensor '%s' of the base %s differs from the one this delta was made against "
@@ -152,6 +165,7 @@ typedef struct {
     ddct_dec_scratch *ds;
     uint8_t *out;  /* the current slice, in dt */
     uint8_t *braw; /* the base's bytes of the current slice */
+    int changed;   /* the base file changed size: its mapping was not read (reported by cast_end) */
     ddct_sink_fn sink;
     void *opaque;
 } cast_job;
@@ -168,12 +182,19 @@ static int cast_begin(void *opaque, uint64_t first, uint64_t n, ddct_err *e)
 
 static void cast_put(void *opaque, uint64_t first, uint64_t rel, const float *d, uint64_t n, float s)
 {
-    const cast_job *c = opaque;
+    cast_job *c = opaque;
     size_t bs = ddct_dtype_size(c->b->dtype);
     /* the base's bytes by pread into this piece's part of the slice's buffer (no page of the
-     * mapping touched: see read_delta in compress.c), else (a failed read) from the mapping */
+     * mapping touched: see read_delta in compress.c), else (a failed read of a file that still
+     * has its size) from the mapping; a base that changed size is not read at all */
     const uint8_t *b = c->b->data + first * bs;
-    if (ddct_model_pread(c->base, c->bi, first * bs, c->braw + rel * bs, (size_t)(n * bs)) == 0) b = c->braw + rel * bs;
+    int r = ddct_model_pread(c->base, c->bi, first * bs, c->braw + rel * bs, (size_t)(n * bs), NULL);
+    if (r == 0) b = c->braw + rel * bs;
+    else if (r > 0 || ddct_model_check(c->base, c->bi, NULL)) {
+#pragma omp atomic write
+        c->changed = 1;
+        return;
+    }
     /* fused convert + scale + add + cast (vectorized, same values) */
     ddct_add_cast(c->b->dtype, b, d, s, (size_t)n, c->dt, c->out + rel * ddct_dtype_size(c->dt));
 }
@@ -182,6 +203,11 @@ static int cast_end(void *opaque, uint64_t first, uint64_t n, ddct_err *e)
 {
     const cast_job *c = opaque;
     size_t bs = ddct_dtype_size(c->b->dtype);
+    if (c->changed) {
+        FORWARD_IF_ERROR(ddct_model_check(c->base, c->bi, e));
+        RETURN_ERROR(e, DDCT_ERR_IO, "input changed while reading: %s",
+                     ddct_st_path(ddct_model_shard(c->base, ddct_model_shard_of(c->base, c->bi))));
+    }
     ddct_model_release_range(c->base, c->bi, first * bs, n * bs);
     size_t len = (size_t)(n * ddct_dtype_size(c->dt));
     if (!c->ds->aw) return c->sink(c->opaque, c->out, len, e);
@@ -239,8 +265,8 @@ int ddct_decode_stream(const ddct_ctr_reader *r, size_t i, const ddct_model *bas
         int against = b && b->nbytes == nbytes;
         piece_release pr = {.base = base, .bi = bi, .r = r, .data = rec.data, .sink = sink, .opaque = opaque};
         if (scratch && scratch->aw) rc = ddct_aw_wait(scratch->aw, e); /* its pieces go first */
-        if (!rc) rc = ddct_lossless_decode_stream(&rec, against ? b->data : NULL, nbytes, ddct_dtype_size(en->dtype),
-                                         release_sink, &pr, release_both, e);
+        if (!rc) rc = ddct_lossless_decode_stream(&rec, against ? b->data : NULL, read_base_piece, &pr, nbytes,
+                                                  ddct_dtype_size(en->dtype), release_sink, &pr, release_both, e);
     }
     if (bi != DDCT_MODEL_NONE) ddct_model_release(base, bi);
     ddct_ctr_release(r, i);
@@ -358,7 +384,7 @@ static int write_file(wjob *j, const ddct_layout_file *f, const char *path)
     ddct_ofile *of = NULL;
     int rc = ddct_ofile_open(&of, path, 0, j->inputs, e);
     piece_release pr = {.bi = DDCT_MODEL_NONE, .r = j->o->r, .data = rec.data, .sink = ofile_sink, .opaque = of};
-    if (!rc) rc = ddct_lossless_decode_stream(&rec, NULL, f->bytes, 1, release_sink, &pr, release_both, e);
+    if (!rc) rc = ddct_lossless_decode_stream(&rec, NULL, NULL, NULL, f->bytes, 1, release_sink, &pr, release_both, e);
     if (!rc && ddct_ofile_tell(of) != f->bytes)
         rc = ddct_seterr(e, DDCT_ERR_FORMAT, "decoded %llu bytes, expected %llu",
                          (unsigned long long)ddct_ofile_tell(of), (unsigned long long)f->bytes);

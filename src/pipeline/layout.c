@@ -36,9 +36,14 @@ json_t *ddct_layout_json(const ddct_model *ft)
         json_t *names = json_array();
         for (; names && i < ddct_model_count(ft) && ddct_model_shard_of(ft, i) == k; i++)
             bad |= json_array_append_new(names, json_string(ddct_model_get(ft, i)->name));
-        json_t *o = names ? json_pack("{s:s, s:o, s:o}", "name", ddct_model_shard_name(ft, k), "metadata",
-                                      meta ? json_string(meta) : json_null(), "tensors", names)
-                          : NULL;
+        /* a single file's name need not be UTF-8 (a directory's must): recorded with '_' for the
+         * bytes JSON cannot hold (it only names the file when rebuilt into a directory) */
+        char *name = ddct_utf8_fix(ddct_model_shard_name(ft, k));
+        if (!name) json_decref(names);
+        json_t *o = names && name ? json_pack("{s:s, s:o, s:o}", "name", name, "metadata",
+                                              meta ? json_string(meta) : json_null(), "tensors", names)
+                                  : NULL;
+        free(name);
         bad |= !o || json_array_append_new(shards, o);
     }
     for (size_t k = 0; !bad && k < ddct_model_file_count(ft); k++) {
