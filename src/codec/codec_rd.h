@@ -19,8 +19,12 @@ int ddct_rd_model_build(const ddct_lossy_in *in, int sampled, ddct_rd_model **ou
 void ddct_rd_model_free(ddct_rd_model *M);
 double ddct_rd_model_rms(const ddct_rd_model *M);
 double ddct_rd_model_energy(const ddct_rd_model *M); /* ||delta||^2 */
-/* Estimated record bytes and squared error at residual step `step`. */
-void ddct_rd_model_estimate(const ddct_rd_model *M, double step, double *bytes, double *dist);
+/* Tiny tensors' choices from exact statistics (1, the default) or from the estimates (0, faster:
+ * for a rate plan's first search). */
+void ddct_rd_model_set_exact(ddct_rd_model *M, int exact);
+/* Estimated record bytes and squared error at residual step `step` (quick: with one quantizer per
+ * band rather than the best of all). */
+void ddct_rd_model_estimate(const ddct_rd_model *M, double step, int quick, double *bytes, double *dist);
 /* Encode at residual step `step` (> 0) with the choices the model makes there. out may be NULL
  * (nothing kept). *bytes (may be NULL): the record's size as the container writes it; *err2 (may
  * be NULL): the squared error of the rebuild as decoded with the stored rescale flag.

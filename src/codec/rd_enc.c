@@ -282,6 +282,7 @@ typedef struct {
     uint64_t tiles;  /* residual plane values (padded, DCT) */
     double uw;       /* weight of the u-side factor histograms' counts (1; rows / sampled rows) */
     float *delta;    /* views of up to RD_EXACT_CHOOSE values: the delta (rows x cols), else NULL */
+    int exact;       /* with delta: choices from exact statistics (1, the default) */
 } rd_model;
 
 static rd_hist *rh_at(const rd_model *M, int ri, int dct, int b) { return &M->rh[((size_t)ri * 2 + (size_t)dct) * RD_NB + (size_t)b]; }
@@ -735,6 +736,7 @@ static int model_build(const ddct_lossy_in *in, rd_model *M, int *nonfinite, ddc
     memset(M, 0, sizeof *M);
     *nonfinite = 0;
     M->uw = 1;
+    M->exact = 1;
     M->n = in->nelem;
     ddct_rd_view(in->ndim, in->shape, in->nelem, &M->rows, &M->cols);
     int threads = rd_threads(in->threads), rc;
@@ -924,7 +926,7 @@ static int choose_exact(const rd_model *M, double D, rd_choice *best);
 
 static void model_choose(const rd_model *M, double D, int all_combos, rd_choice *best)
 {
-    if (all_combos && M->delta && !choose_exact(M, D, best)) return;
+    if (all_combos && M->delta && M->exact && !choose_exact(M, D, best)) return;
     memset(best, 0, sizeof *best);
     double fb[RD_NRC], fd[RD_NRC], J[RD_NRC][2], bestJ = INFINITY;
     double fbits = 0, fdist = 0; /* factor bits and error by rank: cumulative over triplets */
@@ -1107,65 +1109,112 @@ static inline int quant_one(float c, float inv, float rho)
 /* The best quantizer (combo) for the n coefficients v of one band at step D, by J from their
  * exact statistics (zeroth-order entropy plus signs; centroid offsets); o: its numbers. hq:
  * RD_QMAX + 1 counters of scratch, all zero (and left so). */
-static int band_exact(const float *v, size_t n, double D, double lambda, uint64_t *hq, rd_est *o)
+static int band_exact(const float *v, size_t n, double D, double lambda, int all_combos, uint64_t *hq, rd_est *o)
 {
+    /* One pass per step multiplier: each value falls in a bin (floor(a), the rounding offsets its
+     * fraction reaches), whose sums give every offset's statistics at once (values with
+     * a >= RD_XK - 1 one by one). */
+#define RD_XK 64
     double bestJ = INFINITY;
     int best = RD_COMBO0;
     memset(o, 0, sizeof *o);
-    for (int k = 0; k < NCOMBO && n; k++) {
-        float st = band_step(D, k), inv = 1.0f / st, rho = rho_set[k % NRHO];
-        double d0 = 0, n1 = 0, s1 = 0, ss1 = 0, n2 = 0, s2 = 0, ss2 = 0;
-        int qmax = 0; /* hq is all zero on entry, and left so (cleared up to qmax) */
+    if (!n) return best;
+    float thr[NRHO]; /* ascending: rho_set is descending */
+    for (int ri = 0; ri < NRHO; ri++) thr[ri] = 1.0f - rho_set[ri];
+    static const int nb5 = NRHO + 1;
+    double bn[RD_XK][NRHO + 1], bsa[RD_XK][NRHO + 1], bsaa[RD_XK][NRHO + 1], bsxx[NRHO + 1];
+    float *big = malloc(2 * n * sizeof *big); /* a and |x| of the large ones */
+    if (!big) return best;
+    for (int mi = 0; mi < (all_combos ? NMULT : 1); mi++) {
+        float st = band_step(D, mi * NRHO), inv = 1.0f / st;
+        memset(bn, 0, sizeof bn);
+        memset(bsa, 0, sizeof bsa);
+        memset(bsaa, 0, sizeof bsaa);
+        memset(bsxx, 0, sizeof bsxx);
+        size_t nbig = 0;
         for (size_t i = 0; i < n; i++) {
-            float a = fabsf(v[i]) * inv;
-            int q = quant_one(v[i], inv, rho);
-            q = q < 0 ? -q : q;
-            hq[q]++;
-            qmax = q > qmax ? q : qmax;
-            if (!q) {
-                d0 += (double)v[i] * v[i];
+            float x = fabsf(v[i]), a = x * inv;
+            if (!(a < (float)(RD_XK - 1))) {
+                big[2 * nbig] = a;
+                big[2 * nbig++ + 1] = x;
                 continue;
             }
-            double ev = (double)a - q;
-            if (q == 1) {
-                n1++;
-                s1 += ev;
-                ss1 += ev * ev;
-            } else {
+            int k = (int)a;
+            float f = a - (float)k;
+            int jj = (f >= thr[0]) + (f >= thr[1]) + (f >= thr[2]) + (f >= thr[3]);
+            bn[k][jj]++;
+            bsa[k][jj] += a;
+            bsaa[k][jj] += (double)a * a;
+            if (!k) bsxx[jj] += (double)x * x;
+        }
+        for (int ri = all_combos ? 0 : RD_COMBO0 % NRHO; ri < (all_combos ? NRHO : RD_COMBO0 % NRHO + 1); ri++) {
+            double d0 = 0, n1 = 0, s1 = 0, ss1 = 0, n2 = 0, s2 = 0, ss2 = 0;
+            int qmax = 0;
+            for (int k = 0; k < RD_XK; k++)
+                for (int jj = 0; jj < nb5; jj++) {
+                    double c = bn[k][jj];
+                    if (!c) continue;
+                    int q = k + (jj > ri);
+                    hq[q] += (uint64_t)c;
+                    qmax = q > qmax ? q : qmax;
+                    if (!q) {
+                        d0 += bsxx[jj];
+                        continue;
+                    }
+                    double e1 = bsa[k][jj] - q * c, e2 = bsaa[k][jj] - 2.0 * q * bsa[k][jj] + (double)q * q * c;
+                    if (q == 1) {
+                        n1 += c;
+                        s1 += e1;
+                        ss1 += e2;
+                    } else {
+                        n2 += c;
+                        s2 += e1;
+                        ss2 += e2;
+                    }
+                }
+            for (size_t b = 0; b < nbig; b++) {
+                float a = big[2 * b];
+                int q = (int)(a + rho_set[ri]);
+                q = q > RD_QMAX ? RD_QMAX : q;
+                hq[q]++;
+                qmax = q > qmax ? q : qmax;
+                double ev = (double)a - q;
                 n2++;
                 s2 += ev;
                 ss2 += ev * ev;
             }
-        }
-        double th[2] = {0, 0}, dist = d0;
-        const double nn[2] = {n1, n2}, ss_[2] = {s1, s2}, sq[2] = {ss1, ss2};
-        for (int g = 0; g < 2; g++) {
-            if (!nn[g]) continue;
-            double t = floor(-ss_[g] / nn[g] * 256 + 0.5) / 256;
-            t = t < 0 ? 0 : t > 255.0 / 256 ? 255.0 / 256 : t;
-            th[g] = t;
-            dist += (double)st * st * (sq[g] + 2 * t * ss_[g] + nn[g] * t * t);
-        }
-        double rate = n1 + n2, tot = (double)n, distinct = 0;
-        for (int q = 0; q <= qmax; q++)
-            if (hq[q]) {
-                rate += (double)hq[q] * log2(tot / (double)hq[q]);
-                distinct += q ? 2 : 1;
-                hq[q] = 0;
+            double th[2] = {0, 0}, dist = d0;
+            const double nn[2] = {n1, n2}, ss_[2] = {s1, s2}, sq[2] = {ss1, ss2};
+            for (int g = 0; g < 2; g++) {
+                if (!nn[g]) continue;
+                double t = floor(-ss_[g] / nn[g] * 256 + 0.5) / 256;
+                t = t < 0 ? 0 : t > 255.0 / 256 ? 255.0 / 256 : t;
+                th[g] = t;
+                dist += (double)st * st * (sq[g] + 2 * t * ss_[g] + nn[g] * t * t);
             }
-        double J = dist + lambda * rate;
-        if (J < bestJ) {
-            bestJ = J;
-            best = k;
-            o->rate = rate;
-            o->dist = dist;
-            o->t1 = (uint8_t)lrint(th[0] * 256);
-            o->t2 = (uint8_t)lrint(th[1] * 256);
-            o->qmax = qmax;
-            o->tab_bits = 8 * (2 + 1.5 * distinct);
+            double rate = n1 + n2, tot = (double)n, distinct = 0;
+            for (int q = 0; q <= qmax; q++)
+                if (hq[q]) {
+                    rate += (double)hq[q] * log2(tot / (double)hq[q]);
+                    distinct += q ? 2 : 1;
+                    hq[q] = 0;
+                }
+            double J = dist + lambda * rate;
+            if (J < bestJ) {
+                bestJ = J;
+                best = mi * NRHO + ri;
+                o->rate = rate;
+                o->dist = dist;
+                o->t1 = (uint8_t)lrint(th[0] * 256);
+                o->t2 = (uint8_t)lrint(th[1] * 256);
+                o->qmax = qmax;
+                o->tab_bits = 8 * (2 + 1.5 * distinct);
+            }
         }
     }
+    free(big);
     return best;
+#undef RD_XK
 }
 
 /* The coefficients of the plane of x (rows x cols, row-major), by band: vals[off[b] ..
@@ -1197,97 +1246,123 @@ static void plane_bands(const float *x, uint64_t rows, uint64_t cols, int dct, c
         }
 }
 
-/* Tiny tensors (the model keeps their delta): each candidate rank's factors quantized at step D,
- * the exact residual, and every band's quantizer from its exact statistics; the factors' bits
- * from the zeroth-order entropy of their symbols in each class (16 bits a table, 32 bits a
- * triplet's side). 0, or -1 (out of memory: the estimates decide). */
+/* Tiny tensors (the model keeps their delta): the choices from exact statistics. */
+typedef struct {
+    float *res, *lr, *vals, *tile;
+    uint64_t *hq;
+    ddct_xform *xf;
+    uint8_t bm[RD_P * RD_P];
+} exact_ws;
+
+/* The residual of rank index ri at step D (factors quantized) into w->res; *fbits: the factors'
+ * bits (zeroth-order entropy of their symbols in each class, 16 bits a table, 32 bits a
+ * triplet's side). 0, or -1 when out of memory. */
+static int exact_residual(const rd_model *M, int ri, double D, exact_ws *w, double *fbits)
+{
+    uint64_t rows = M->rows, cols = M->cols;
+    rd_factors F;
+    ddct_err e;
+    if (quant_factors(M, M->rank[ri], D, &F, &e)) return -1;
+    double fb = 32.0 * (double)F.r;
+    if (F.r) {
+        uint64_t hist[RD_FCTX][65];
+        memset(hist, 0, sizeof hist);
+        size_t off = 0;
+        for (size_t i = 0; i < (size_t)F.r; i++)
+            for (int wv = 0; wv < 2; wv++) {
+                size_t len = (size_t)(wv ? cols : rows);
+                uint8_t c = F.fcls[2 * i + (size_t)wv];
+                for (size_t j = 0; j < len; j++) {
+                    uint16_t z = rd_zigzag(F.fq[off + j]);
+                    hist[c][z < 64 ? z : 64]++;
+                    if (z >= 64) fb += 14;
+                }
+                off += len;
+            }
+        for (int c = 0; c < RD_FCTX; c++) {
+            uint64_t tot = 0;
+            for (int z = 0; z <= 64; z++) tot += hist[c][z];
+            if (!tot) continue;
+            fb += 16;
+            for (int z = 0; z <= 64; z++)
+                if (hist[c][z]) fb += (double)hist[c][z] * log2((double)tot / (double)hist[c][z]);
+        }
+    }
+    ddct_rd_lowrank_rows(F.uc, F.vc, rows, cols, F.r, 0, rows, w->lr);
+    for (uint64_t i = 0; i < rows * cols; i++) w->res[i] = M->delta[i] - w->lr[i];
+    factors_free(&F);
+    *fbits = fb;
+    return 0;
+}
+
+/* J of the residual in w->res coded with or without the DCT (all_combos: every quantizer). */
+static double exact_domain(const rd_model *M, int ri, int dct, double D, double fbits, int all_combos, exact_ws *w,
+                           rd_choice *c)
+{
+    double lambda = RD_LAMBDA * D * D;
+    size_t off[RD_NB], cnt[RD_NB];
+    plane_bands(w->res, M->rows, M->cols, dct, w->xf, w->bm, w->vals, off, cnt, w->tile);
+    memset(c, 0, sizeof *c);
+    c->ri = ri;
+    c->r = M->rank[ri];
+    c->dct = dct;
+    int nb = dct ? RD_NB : 1;
+    double bits = fbits + 8.0 * (6 + 16 + 4.0 * nb + 6), dist = 0;
+    for (int b = 0; b < nb; b++) {
+        rd_est o;
+        c->combo[b] = band_exact(w->vals + off[b], cnt[b], D, lambda, all_combos, w->hq, &o);
+        c->t1[b] = o.t1;
+        c->t2[b] = o.t2;
+        bits += o.rate;
+        dist += o.dist;
+    }
+    c->bytes = bits / 8;
+    c->dist = dist;
+    return dist + lambda * bits;
+}
+
+/* Ranks up, both transforms, every quantizer (stopping after two ranks worse than the best so
+ * far). 0, or -1 (out of memory: the estimates decide). */
 static int choose_exact(const rd_model *M, double D, rd_choice *best)
 {
-    uint64_t rows = M->rows, cols = M->cols, n = rows * cols;
-    size_t pn = (size_t)(rd_cdiv(rows, RD_P) * RD_P * rd_cdiv(cols, RD_P) * RD_P);
-    double lambda = RD_LAMBDA * D * D;
-    ddct_xform *xf = NULL;
+    uint64_t n = M->rows * M->cols;
+    size_t pn = (size_t)(rd_cdiv(M->rows, RD_P) * RD_P * rd_cdiv(M->cols, RD_P) * RD_P);
+    exact_ws w;
+    memset(&w, 0, sizeof w);
     ddct_err e;
-    float *res = malloc((size_t)n * sizeof *res), *lr = malloc((size_t)n * sizeof *lr), *vals = malloc(pn * sizeof *vals);
-    uint64_t *hq = calloc(RD_QMAX + 1, sizeof *hq);
-    float *tile = NULL;
-    int rc = !res || !lr || !vals || !hq || ddct_xform_create(&xf, DDCT_TRANSFORM_DCT, RD_P, DDCT_WAVELET_HAAR, 1, &e);
-    if (!rc) rc = !(tile = malloc(((size_t)(3 * RD_P * RD_P) + ddct_xform_scratch_floats(xf)) * sizeof *tile));
-    uint8_t bm[RD_P * RD_P];
-    ddct_rd_bandmap(RD_P, bm);
-    double bestJ = INFINITY, prevJ = INFINITY;
+    w.res = malloc((size_t)n * sizeof *w.res);
+    w.lr = malloc((size_t)n * sizeof *w.lr);
+    w.vals = malloc(pn * sizeof *w.vals);
+    w.hq = calloc(RD_QMAX + 1, sizeof *w.hq);
+    int rc = !w.res || !w.lr || !w.vals || !w.hq || ddct_xform_create(&w.xf, DDCT_TRANSFORM_DCT, RD_P, DDCT_WAVELET_HAAR, 1, &e);
+    if (!rc) rc = !(w.tile = malloc(((size_t)(3 * RD_P * RD_P) + ddct_xform_scratch_floats(w.xf)) * sizeof *w.tile));
+    ddct_rd_bandmap(RD_P, w.bm);
+    double bestJ = INFINITY, prevJ = INFINITY, fbits = 0;
     int worse = 0;
-    for (int ri = 0; ri < M->nr && !rc && worse < 2; ri++) { /* ranks up: stop after two worse ones */
-        rd_factors F;
-        if (quant_factors(M, M->rank[ri], D, &F, &e)) {
+    for (int ri = 0; ri < M->nr && !rc && worse < 2; ri++) {
+        if (exact_residual(M, ri, D, &w, &fbits)) {
             rc = -1;
             break;
         }
-        double fbits = 32.0 * (double)F.r;
-        if (F.r) {
-            uint64_t hist[RD_FCTX][65];
-            memset(hist, 0, sizeof hist);
-            size_t off = 0;
-            for (size_t i = 0; i < (size_t)F.r; i++)
-                for (int w = 0; w < 2; w++) {
-                    size_t len = (size_t)(w ? cols : rows);
-                    uint8_t c = F.fcls[2 * i + (size_t)w];
-                    for (size_t j = 0; j < len; j++) {
-                        uint16_t z = rd_zigzag(F.fq[off + j]);
-                        hist[c][z < 64 ? z : 64]++;
-                        if (z >= 64) fbits += 14;
-                    }
-                    off += len;
-                }
-            for (int c = 0; c < RD_FCTX; c++) {
-                uint64_t tot = 0;
-                for (int z = 0; z <= 64; z++) tot += hist[c][z];
-                if (!tot) continue;
-                fbits += 16;
-                for (int z = 0; z <= 64; z++)
-                    if (hist[c][z]) fbits += (double)hist[c][z] * log2((double)tot / (double)hist[c][z]);
-            }
-        }
-        ddct_rd_lowrank_rows(F.uc, F.vc, rows, cols, F.r, 0, rows, lr);
-        for (uint64_t i = 0; i < n; i++) res[i] = M->delta[i] - lr[i];
         double rankJ = INFINITY;
         for (int dct = 0; dct < 2; dct++) {
-            size_t off[RD_NB], cnt[RD_NB];
-            plane_bands(res, rows, cols, dct, xf, bm, vals, off, cnt, tile);
             rd_choice c;
-            memset(&c, 0, sizeof c);
-            c.ri = ri;
-            c.r = F.r;
-            c.dct = dct;
-            int nb = dct ? RD_NB : 1;
-            double bits = fbits + 8.0 * (6 + 16 + 4.0 * nb + 6), dist = 0;
-            for (int b = 0; b < nb; b++) {
-                rd_est o;
-                c.combo[b] = band_exact(vals + off[b], cnt[b], D, lambda, hq, &o);
-                c.t1[b] = o.t1;
-                c.t2[b] = o.t2;
-                bits += o.rate;
-                dist += o.dist;
-            }
-            double J = dist + lambda * bits;
+            double J = exact_domain(M, ri, dct, D, fbits, 1, &w, &c);
             rankJ = fmin(rankJ, J);
             if (J < bestJ) {
                 bestJ = J;
-                c.bytes = bits / 8;
-                c.dist = dist;
                 *best = c;
             }
         }
         worse = rankJ >= prevJ ? worse + 1 : 0;
         prevJ = fmin(prevJ, rankJ);
-        factors_free(&F);
     }
-    free(res);
-    free(lr);
-    free(vals);
-    free(hq);
-    free(tile);
-    ddct_xform_free(xf);
+    free(w.res);
+    free(w.lr);
+    free(w.vals);
+    free(w.hq);
+    free(w.tile);
+    ddct_xform_free(w.xf);
     return rc ? -1 : 0;
 }
 
@@ -1342,7 +1417,7 @@ static int exact_quantizers(const ddct_lossy_in *in, rd_layout *L, const rd_fact
     }
     for (int b = 0; b < L->nb; b++) {
         rd_est o;
-        combo[b] = band_exact(vals + off[b], cnt[b], D, lambda, hq, &o);
+        combo[b] = band_exact(vals + off[b], cnt[b], D, lambda, 1, hq, &o);
         L->step_h[b] = ddct_f32_to_bf16(band_step(D, combo[b]));
         L->th1[b] = o.t1;
         L->th2[b] = o.t2;
@@ -1641,11 +1716,12 @@ void ddct_rd_model_free(ddct_rd_model *M)
 
 double ddct_rd_model_rms(const ddct_rd_model *M) { return sqrt(M->m.energy / (double)(M->m.n ? M->m.n : 1)); }
 double ddct_rd_model_energy(const ddct_rd_model *M) { return M->m.energy; }
+void ddct_rd_model_set_exact(ddct_rd_model *M, int exact) { M->m.exact = exact; }
 
-void ddct_rd_model_estimate(const ddct_rd_model *M, double step, double *bytes, double *dist)
+void ddct_rd_model_estimate(const ddct_rd_model *M, double step, int quick, double *bytes, double *dist)
 {
     rd_choice c;
-    model_choose(&M->m, step, 1, &c);
+    model_choose(&M->m, step, !quick, &c);
     if (bytes) *bytes = c.bytes;
     if (dist) *dist = c.dist;
 }

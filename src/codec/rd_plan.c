@@ -28,6 +28,7 @@
 #define RD_TRIES 48
 #define RD_RETRY_DX (1.0 / 32) /* a record over the budget: encoded again this much coarser */
 #define RD_EXACT_PLAN_MAX ((uint64_t)1 << 24) /* models up to this many rd parameters: exact plans */
+#define RD_QUICK_CURVE ((uint64_t)1 << 20)    /* tensors up to this many values: curves with one quantizer */
 
 /* ------------------------------------------------------------------ curves */
 
@@ -37,7 +38,7 @@ typedef struct {
     double ld[RD_CURVE];  /* log2 estimated squared error (+ tiny) */
 } rd_curve;
 
-static void curve_build(const ddct_rd_model *M, rd_curve *c, int threads)
+static void curve_build(const ddct_rd_model *M, rd_curve *c, int quick, int threads)
 {
     double rms = ddct_rd_model_rms(M);
     if (!(rms > 0) || !isfinite(rms)) rms = 1e-30;
@@ -45,7 +46,7 @@ static void curve_build(const ddct_rd_model *M, rd_curve *c, int threads)
 #pragma omp parallel for num_threads(threads) schedule(dynamic)
     for (int g = 0; g < RD_CURVE; g++) {
         double b = 0, d = 0;
-        ddct_rd_model_estimate(M, exp2(c->x0 + g * RD_DX), &b, &d);
+        ddct_rd_model_estimate(M, exp2(c->x0 + g * RD_DX), quick, &b, &d);
         c->lb[g] = log2(b > 1 ? b : 1);
         c->ld[g] = log2(d + 1e-300);
     }
@@ -97,7 +98,7 @@ static int rd_encode(const ddct_lossy_in *in, ddct_enc_out *out, ddct_err *e)
         return rc;
     }
     rd_curve c;
-    curve_build(M, &c, rd_threads(in->threads));
+    curve_build(M, &c, 0, rd_threads(in->threads));
     double energy = ddct_rd_model_energy(M);
     double target = P && P->error > 0 ? P->error : 0;
     double budget = (P && P->bpp > 0 ? P->bpp : 1.0) * (double)in->nelem / 8.0;
@@ -223,9 +224,13 @@ static int plan_exact(ddct_plan *pl, ddct_lossy_fn fn, void *opaque, ddct_err *e
     }
     double good = 0, bad = 0, tot = 0;
     int have_good = 0, have_bad = 0;
-    if (!rc) {
+    /* twice: the estimates' choices (fast) from the curves' solution, then the exact choices of
+     * tiny tensors from there, in a narrow bracket */
+    double x = solve(pl, 0, 1.0, pl->budget), dx = 0.25;
+    for (int pass = 0; pass < 2 && !rc; pass++) {
+        for (size_t t = 0; t < pl->nt; t++) ddct_rd_model_set_exact(M[t], pass);
+        have_good = have_bad = 0;
         /* bracket: finer steps give more bytes */
-        double x = solve(pl, 0, 1.0, pl->budget);
         for (int it = 0; it < 24 && !rc && !(have_good && have_bad); it++) {
             rc = exact_total(pl, M, fn, opaque, x, b, &tot, e);
             if (rc) break;
@@ -233,14 +238,14 @@ static int plan_exact(ddct_plan *pl, ddct_lossy_fn fn, void *opaque, ddct_err *e
                 good = x;
                 have_good = 1;
                 memcpy(bb, b, pl->nt * sizeof *b);
-                x -= 0.25;
+                x -= dx;
             } else {
                 bad = x;
                 have_bad = 1;
-                x += 0.25;
+                x += dx;
             }
         }
-        for (int it = 0; it < 7 && have_good && have_bad && !rc; it++) {
+        for (int it = 0; it < (pass ? 4 : 7) && have_good && have_bad && !rc; it++) {
             double mid = 0.5 * (good + bad);
             rc = exact_total(pl, M, fn, opaque, mid, b, &tot, e);
             if (rc) break;
@@ -251,6 +256,8 @@ static int plan_exact(ddct_plan *pl, ddct_lossy_fn fn, void *opaque, ddct_err *e
                 bad = mid;
             }
         }
+        x = good;
+        dx = 1.0 / 32;
     }
     if (!rc && have_good) {
         double spent = 0;
@@ -323,7 +330,7 @@ static int plan_create(ddct_plan **out, size_t count, ddct_lossy_fn fn, void *op
         double norm = sqrt(ddct_rd_model_energy(M));
         t->lw = rel && norm > 0 && isfinite(norm) ? log2(norm) : 0;
         if (rel && norm > wmax) wmax = norm;
-        curve_build(M, &t->c, rd_threads(threads));
+        curve_build(M, &t->c, in.nelem <= RD_QUICK_CURVE, rd_threads(threads));
         ddct_rd_model_free(M);
         pl->pos[i] = pl->nt++;
         nparams += in.nelem;
