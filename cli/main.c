@@ -228,7 +228,6 @@ int cmd_compress(int argc, char **argv)
     for (int g = 0; g < ngiven; g++) method_given |= !strcmp(given[g], "method");
     if (cli_check_options(&p, given, ngiven, method_given)) return EXIT_USAGE;
     if (c.rescale >= 0) p.rescale = c.rescale;
-    else if (p.method == DDCT_METHOD_RD) p.rescale = DDCT_RESCALE_AUTO;
     p.threads = c.threads;
     char *trimmed = strdup(pos[1]);
     for (size_t k = trimmed ? strlen(trimmed) : 0; k > 1 && trimmed[k - 1] == '/'; k--) trimmed[k - 1] = 0;

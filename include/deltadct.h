@@ -74,7 +74,7 @@ typedef struct {
 #define DDCT_RESCALE_AUTO 2
 #define DDCT_MAX_THREADS 1024
 typedef struct {
-    ddct_method method;         /* default DDCT_METHOD_PATCH */
+    ddct_method method;         /* default DDCT_METHOD_RD (at bpp 1.0) */
     ddct_transform transform;   /* default DDCT_TRANSFORM_DCT */
     int patch;                  /* p, 2..128, default 16 */
     ddct_strategy bits;         /* default 2:0.5,0:0.5 */
@@ -84,10 +84,10 @@ typedef struct {
     ddct_wavelet wavelet;       /* default HAAR */
     int dwt_levels;             /* default 1 */
     ddct_dwt_keep dwt_keep;     /* default ALL */
-    int rescale;                /* 1 (default): rebuild with per-layer mean |delta|; 0: plain;
-                                   DDCT_RESCALE_AUTO (rd, the CLI's default for it): per tensor,
-                                   on where the plain rebuild's mean |delta^| is within 10 % */
-    double bpp;                 /* target bits per lossy parameter (svd method, and >0: budget); 0 = unset */
+    int rescale;                /* 1: rebuild with per-layer mean |delta|; 0: plain; DDCT_RESCALE_AUTO
+                                   (default): for rd per tensor, on where the plain rebuild's mean
+                                   |delta^| is within 10 %; for the other methods 1 */
+    double bpp;                 /* target bits per lossy parameter (rd, svd; default 1.0); 0 = unset */
     double error;               /* rd method: target relative error per tensor (> 0), 0 = unset (then bpp) */
     ddct_rd_measure rd_measure; /* rd method with a bpp budget: default MSE */
     const char *include_regex;  /* POSIX ERE; NULL = default rule */
@@ -98,6 +98,10 @@ typedef struct {
 } ddct_params;
 
 void ddct_params_default(ddct_params *p);
+/* The parameters as a method reads them (out may be in): the options it ignores at their neutral
+ * values (DDCT_RESCALE_AUTO is 1 for methods other than rd; bpp 0 for patch and bitdelta; error
+ * and rd_measure for methods other than rd), so files do not depend on unread defaults. */
+void ddct_params_effective(const ddct_params *in, ddct_params *out);
 /* Parse "2:0.5,0:0.5" into a strategy. Returns DDCT_ERR_PARAM with a message in err (may be NULL). */
 ddct_ErrorCode ddct_strategy_parse(const char *spec, ddct_strategy *out, char *err, size_t errlen);
 /* Parse an option value by name ("transform", "wavelet", "dwt-keep", "importance", "qtable", "method",

@@ -444,6 +444,9 @@ static int check_params(const ddct_params *p, ddct_err *e)
 static int compress(ddct_CCtx *c, const char *base_path, const char *ft_path, const char *out_path,
                     const ddct_params *p, int overwrite, ddct_model *base, ddct_model *ft)
 {
+    ddct_params eff;
+    ddct_params_effective(p, &eff);
+    p = &eff;
     ddct_err *e = &c->err;
     FORWARD_IF_ERROR(check_params(p, e));
     FORWARD_IF_ERROR(ddct_model_open(&base, base_path, e));

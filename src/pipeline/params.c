@@ -15,7 +15,9 @@
 void ddct_params_default(ddct_params *p)
 {
     memset(p, 0, sizeof *p);
-    p->method = DDCT_METHOD_PATCH;
+    /* the default method: rd at 1 bit per lossy parameter, rescale decided per tensor */
+    p->method = DDCT_METHOD_RD;
+    p->bpp = 1.0;
     p->transform = DDCT_TRANSFORM_DCT;
     p->patch = 16;
     p->bits.n = 2;
@@ -29,11 +31,22 @@ void ddct_params_default(ddct_params *p)
     p->wavelet = DDCT_WAVELET_HAAR;
     p->dwt_levels = 1;
     p->dwt_keep = DDCT_KEEP_ALL;
-    p->rescale = 1;
+    p->rescale = DDCT_RESCALE_AUTO; /* rd: per tensor; the other methods: on (the paper's) */
     p->threads = 0;
     p->zstd_level = 1; /* on float tensors (xor + byte shuffle) level 1 was both faster and smaller than 3;
                           0 (codec_raw.c's fast tensor setting) is 25 % faster on the Llama bench but
                           1-2.5 % larger on the shared fixtures' files */
+}
+
+void ddct_params_effective(const ddct_params *in, ddct_params *out)
+{
+    *out = *in;
+    if (out->method != DDCT_METHOD_RD) {
+        if (out->rescale == DDCT_RESCALE_AUTO) out->rescale = 1;
+        out->error = 0;
+        out->rd_measure = DDCT_RD_MEASURE_MSE;
+    }
+    if (out->method != DDCT_METHOD_RD && out->method != DDCT_METHOD_SVD) out->bpp = 0;
 }
 
 static ddct_ErrorCode perr(char *err, size_t errlen, const char *fmt, const char *a)
