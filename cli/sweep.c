@@ -29,7 +29,7 @@ static const char *SWEEP_HELP =
     "\n"
     "grid (lists are comma-separated, except --bits which is ';'-separated):\n"
     "  --methods LIST        of dct, dwt, none (the patch codec with that transform), bitdelta, svd, rd\n"
-    "                        (default: dct,dwt,none,bitdelta,svd)\n"
+    "                        (default: rd,dct,dwt,none,bitdelta,svd)\n"
     "  --patch LIST          patch sizes for dct/dwt/none, e.g. 8,16,32 (default 16)\n"
     "  --bits LIST           strategies, e.g. \"2:0.5,0:0.5;4:0.34,2:0.33,0:0.33\" (default 2:0.5,0:0.5)\n"
     "  --qtable LIST         flat, jpeg (dct/dwt/none; default flat)\n"
@@ -918,7 +918,7 @@ int cmd_sweep(int argc, char **argv)
     int given[sizeof checked / sizeof *checked];
     for (size_t k = 0; k < sizeof checked / sizeof *checked; k++)
         given[k] = ((const strlist *)((const char *)&g + checked[k].off))->n > 0;
-    if (list_default(&g.methods, "dct,dwt,none,bitdelta,svd") || list_default(&g.patch, "16") ||
+    if (list_default(&g.methods, "rd,dct,dwt,none,bitdelta,svd") || list_default(&g.patch, "16") ||
         list_default(&g.qtable, "flat") || list_default(&g.importance, "l2") || list_default(&g.wavelet, "haar") ||
         list_default(&g.keep, "all") || list_default(&g.bpp, "1"))
         goto out;
