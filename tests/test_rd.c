@@ -16,6 +16,7 @@
 #include "testutil.h"
 #include "rd_v0_golden.h"
 #include "rd_v1_golden.h"
+#include "../tools/rdstat.h"
 
 /* rows x cols: rank-k part + noise of relative size `noise` */
 static float *gen(uint64_t rows, uint64_t cols, int k, double noise)
@@ -342,7 +343,7 @@ static void test_pipeline_budget(void)
 }
 
 /* Version-0 records written by the original encoder decode as that encoder's decoder did (the
- * decoder was rewritten for speed; the format is unchanged), and ddct_rd_record_stats agrees
+ * decoder was rewritten for speed; the format is unchanged), and the decoder's observer (tools/rdstat.h) agrees
  * with the record: coded bits are the blobs' bytes, packing costs at least a bit per nonzero. */
 static void test_golden_v0(void)
 {
@@ -373,7 +374,7 @@ static void test_golden_v0(void)
         ddct_rd_stats st;
         ddct_err e;
         ddct_err_clear(&e);
-        CHECK(ddct_rd_record_stats(&rec, g[t].n, out, &st, &e) == 0, "stats %zu: %s", t, e.msg);
+        CHECK(rdstat_record(&rec, g[t].n, out, &st, &e) == 0, "stats %zu: %s", t, e.msg);
         CHECK(st.res_syms >= g[t].n && st.fac_syms == st.rank * (g[t].n / (t == 2 ? 20 : 32) + (t == 2 ? 20 : 32)),
               "stats %zu: %llu residual, %llu factor symbols", t, (unsigned long long)st.res_syms,
               (unsigned long long)st.fac_syms);

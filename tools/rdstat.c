@@ -6,7 +6,7 @@
  * Decodes every rd record (codec 5) of FILE and, for its factor stream and its residual units,
  * compares the rANS-coded bits with the bits a fixed-width packing of the same quantized symbols
  * takes (per factor vector and per coding unit: the width of the largest zigzag symbol for every
- * value, plus a 4-bit width; see ddct_rd_record_stats), and with a width per block of 256 residual
+ * value, plus a 4-bit width), and with a width per block of 256 residual
  * values (block_bits, blk_x). Prints one line per tensor and the totals: bpp is the whole
  * record's bits per parameter, coded the rANS streams' alone; *_x are packed / coded ratios.
  */
@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "codec/codec_rd.h"
 #include "container/container.h"
+#include "rdstat.h"
 
 static void line(const char *name, const ddct_rd_stats *s, uint64_t rec_bytes, uint64_t n)
 {
@@ -58,7 +58,7 @@ int main(int argc, char **argv)
         if (rec.codec != DDCT_CODEC_RD) continue;
         float *out = malloc((size_t)en->nelem * sizeof *out);
         ddct_rd_stats s;
-        if (!out || ddct_rd_record_stats(&rec, en->nelem, out, &s, &e)) {
+        if (!out || rdstat_record(&rec, en->nelem, out, &s, &e)) {
             free(out);
             rc = 1;
             break;

@@ -38,17 +38,17 @@ int ddct_rd_decode(const ddct_record *rec, uint64_t n, int threads, int rescale,
 int ddct_rd_decode_stream(const ddct_record *rec, uint64_t n, int threads, int rescale, ddct_scratch *scr,
                           const ddct_delta_out *out, ddct_err *e);
 
-/* What the entropy coder gains (ddct-rdstat): an rd record decoded (into out, n floats) with,
- * for the factor stream and the residual units, the symbols, their coded bits and the bits a
- * fixed-width packing of the same symbols would take (per factor vector and per coding unit:
- * the width of the largest zigzag symbol for every value, plus a 4-bit width; for the residual
- * also with a width per block of 256 values in plane order, res_block_bits). */
+/* A record decoded whole (rescale off, one thread) with its parts shown to an observer (any
+ * callback may be NULL): the rank and transform, each factor vector's symbols (zigzag, in order,
+ * u_i then v_i), the factor stream's size, each residual unit's quantized plane (m values in
+ * plane order) with its blob's bytes. For tools/rdstat.c. */
 typedef struct {
-    uint64_t fac_syms, fac_coded_bits, fac_packed_bits;
-    uint64_t res_syms, res_coded_bits, res_packed_bits, res_block_bits;
-    uint64_t rank;
-    int dct;
-} ddct_rd_stats;
-int ddct_rd_record_stats(const ddct_record *rec, uint64_t n, float *out, ddct_rd_stats *st, ddct_err *e);
+    void (*layout)(void *opaque, uint64_t rank, int dct);
+    void (*factor_vector)(void *opaque, const uint16_t *sym, size_t len);
+    void (*factor_stream)(void *opaque, uint64_t rank, uint64_t bytes);
+    void (*unit)(void *opaque, uint64_t k, const int16_t *q, size_t m, uint64_t bytes);
+    void *opaque;
+} ddct_rd_observer;
+int ddct_rd_decode_observed(const ddct_record *rec, uint64_t n, float *out, const ddct_rd_observer *ob, ddct_err *e);
 
 #endif

@@ -42,16 +42,8 @@ static void dec_free(rd_dec *D)
     ddct_xform_free(D->xf);
 }
 
-/* Bits a fixed-width packing of m symbols takes: the width of the largest, plus a 4-bit width. */
-static uint64_t packed_bits(uint64_t maxsym, uint64_t m)
-{
-    uint64_t w = 0;
-    while (maxsym >> w) w++;
-    return 4 + w * m;
-}
-
 /* Parse and check the record; decode the factor stream into D->uc, D->vc. */
-static int dec_open(rd_dec *D, const ddct_record *rec, uint64_t n, ddct_rd_stats *st, ddct_err *e)
+static int dec_open(rd_dec *D, const ddct_record *rec, uint64_t n, const ddct_rd_observer *ob, ddct_err *e)
 {
     memset(D, 0, sizeof *D);
     rd_layout *L = &D->L;
@@ -118,18 +110,11 @@ static int dec_open(rd_dec *D, const ddct_record *rec, uint64_t n, ddct_rd_stats
             float *dst = w ? D->vc + i * cols : D->uc + i * rows;
             run(&d, rec->side[4 * i + 2 + (size_t)w], sy, len);
             for (size_t j = 0; j < len; j++) dst[j] = (float)rd_unzigzag(sy[j]) * fst;
-            if (st) {
-                uint64_t mx = 0;
-                for (size_t j = 0; j < len; j++) mx = sy[j] > mx ? sy[j] : mx;
-                st->fac_packed_bits += packed_bits(mx, len);
-            }
+            if (ob && ob->factor_vector) ob->factor_vector(ob->opaque, sy, len);
         }
     }
     free(sy);
-    if (st) {
-        st->fac_syms = (uint64_t)(rows + cols) * rr;
-        st->fac_coded_bits = 8 * (uint64_t)flen;
-    }
+    if (ob && ob->factor_stream) ob->factor_stream(ob->opaque, rr, (uint64_t)flen);
     rc = ddct_rans_dec_finish(&d, e);
     ddct_rans_dec_free(&d);
     if (rc) goto fail;
@@ -241,9 +226,9 @@ static void bufs_free(unit_bufs *b)
     free(b->buf);
 }
 
-/* Decode unit k into b->buf (returns its value count, or 0 with *bad set on a corrupt unit);
- * st (may be NULL) gets the unit's symbol statistics at st[k] (3 values). */
-static uint64_t unit_get(const rd_dec *D, uint64_t k, unit_bufs *b, uint64_t *st, int *bad)
+/* Decode unit k into b->buf (returns its value count, or 0 with *bad set on a corrupt unit); ob
+ * (may be NULL) is shown the unit's quantized plane. */
+static uint64_t unit_get(const rd_dec *D, uint64_t k, unit_bufs *b, const ddct_rd_observer *ob, int *bad)
 {
     const rd_layout *L = &D->L;
     ddct_rans_dec d;
@@ -263,37 +248,27 @@ static uint64_t unit_get(const rd_dec *D, uint64_t k, unit_bufs *b, uint64_t *st
         *bad = 1; /* q is not all written: nothing to rebuild */
         return 0;
     }
-    if (st) {
+    if (ob && ob->unit) {
         size_t m = (size_t)(rd_min(L->rows_pad, (k + 1) * L->unit_rows) - k * L->unit_rows) * L->cols_pad;
-        uint64_t mx = 0, bb = 0;
-        for (size_t i0 = 0; i0 < m; i0 += 256) {
-            uint64_t bmx = 0;
-            for (size_t i = i0; i < m && i < i0 + 256; i++) bmx = rd_zigzag(b->q[i]) > bmx ? rd_zigzag(b->q[i]) : bmx;
-            bb += packed_bits(bmx, rd_min(256, m - i0));
-            mx = bmx > mx ? bmx : mx;
-        }
-        st[3 * k] = packed_bits(mx, m);
-        st[3 * k + 1] = bb;
-        st[3 * k + 2] = m;
+        ob->unit(ob->opaque, k, b->q, m, (uint64_t)D->ul[k]);
     }
     return ddct_rd_unit_rebuild(L, D->xf, k, b->q, D->bandmap, D->uc, D->vc, NULL, b->buf, b->tile);
 }
 
-/* The whole rebuild into out (n floats), with the rescale as asked (-1: as stored). */
-static int decode_whole(const ddct_record *rec, uint64_t n, int threads, int rescale, float *out, ddct_rd_stats *st,
-                        ddct_err *e)
+/* The whole rebuild into out (n floats), with the rescale as asked (-1: as stored); ob (may be
+ * NULL, then decoding is serial) is shown the factor vectors and units. */
+static int decode_whole(const ddct_record *rec, uint64_t n, int threads, int rescale, float *out,
+                        const ddct_rd_observer *ob, ddct_err *e)
 {
-    threads = rd_threads(threads);
-    if (st) memset(st, 0, sizeof *st);
+    threads = ob ? 1 : rd_threads(threads);
     rd_dec D;
-    FORWARD_IF_ERROR(dec_open(&D, rec, n, st, e));
+    FORWARD_IF_ERROR(dec_open(&D, rec, n, ob, e));
     const rd_layout *L = &D.L;
+    if (ob && ob->layout) ob->layout(ob->opaque, L->r, L->dct);
     size_t nu = (size_t)L->nunits;
-    uint64_t *ust = st ? calloc(3 * nu, sizeof *ust) : NULL;
     int failed = 0, rc = 0;
-    if (st && !ust) failed = 1;
     int prev = ddct_blas_serial_begin();
-#pragma omp parallel num_threads(threads) if (nu > 1 && !failed)
+#pragma omp parallel num_threads(threads) if (nu > 1)
     {
         unit_bufs b;
         int ok = bufs_get(&b, &D);
@@ -305,7 +280,7 @@ static int decode_whole(const ddct_record *rec, uint64_t n, int threads, int res
         for (size_t k = 0; k < nu; k++) {
             if (!ok || failed) continue;
             int bad = 0;
-            uint64_t cnt = unit_get(&D, k, &b, ust, &bad);
+            uint64_t cnt = unit_get(&D, k, &b, ob, &bad);
             if (bad) {
 #pragma omp atomic write
                 failed = 2;
@@ -328,17 +303,6 @@ static int decode_whole(const ddct_record *rec, uint64_t n, int threads, int res
             ddct_rescale_to(out, n, L->mean_abs, threads);
         }
     }
-    if (!rc && st) {
-        for (size_t k = 0; k < nu; k++) {
-            st->res_packed_bits += ust[3 * k];
-            st->res_block_bits += ust[3 * k + 1];
-            st->res_syms += ust[3 * k + 2];
-            st->res_coded_bits += 8 * (uint64_t)D.ul[k];
-        }
-        st->rank = L->r;
-        st->dct = L->dct;
-    }
-    free(ust);
     dec_free(&D);
     return rc;
 }
@@ -348,9 +312,9 @@ int ddct_rd_decode(const ddct_record *rec, uint64_t n, int threads, int rescale,
     return decode_whole(rec, n, threads, rescale, out, NULL, e);
 }
 
-int ddct_rd_record_stats(const ddct_record *rec, uint64_t n, float *out, ddct_rd_stats *st, ddct_err *e)
+int ddct_rd_decode_observed(const ddct_record *rec, uint64_t n, float *out, const ddct_rd_observer *ob, ddct_err *e)
 {
-    return decode_whole(rec, n, 1, 0, out, st, e);
+    return decode_whole(rec, n, 1, 0, out, ob, e);
 }
 
 #define RD_SLICE ((uint64_t)4 << 20) /* values per output slice (about) */
