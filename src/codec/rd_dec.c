@@ -255,6 +255,49 @@ static uint64_t unit_get(const rd_dec *D, uint64_t k, unit_bufs *b, const ddct_r
     return ddct_rd_unit_rebuild(L, D->xf, k, b->q, D->bandmap, D->uc, D->vc, NULL, b->buf, b->tile);
 }
 
+/* Units [u0, u1) decoded and rebuilt on `threads` threads, each handed to sink(opaque, k, values,
+ * count) from its thread. 0, 1 (out of memory) or 2 (a corrupt unit). */
+typedef void (*unit_sink)(void *opaque, uint64_t k, const float *v, uint64_t cnt);
+static int decode_units(const rd_dec *D, uint64_t u0, uint64_t u1, int threads, const ddct_rd_observer *ob,
+                        unit_sink sink, void *opaque)
+{
+    int failed = 0;
+#pragma omp parallel num_threads(threads) if (u1 - u0 > 1)
+    {
+        unit_bufs b;
+        int ok = bufs_get(&b, D);
+        if (!ok) {
+#pragma omp atomic write
+            failed = 1;
+        }
+#pragma omp for schedule(dynamic)
+        for (uint64_t k = u0; k < u1; k++) {
+            if (!ok || failed) continue;
+            int bad = 0;
+            uint64_t cnt = unit_get(D, k, &b, ob, &bad);
+            if (bad) {
+#pragma omp atomic write
+                failed = 2;
+                continue;
+            }
+            if (cnt) sink(opaque, k, b.buf, cnt);
+        }
+        bufs_free(&b);
+    }
+    return failed;
+}
+
+typedef struct {
+    float *out;
+    uint64_t per_unit;
+} whole_sink;
+
+static void to_array(void *opaque, uint64_t k, const float *v, uint64_t cnt)
+{
+    const whole_sink *w = opaque;
+    memcpy(w->out + k * w->per_unit, v, (size_t)cnt * sizeof *v);
+}
+
 /* The whole rebuild into out (n floats), with the rescale as asked (-1: as stored); ob (may be
  * NULL, then decoding is serial) is shown the factor vectors and units. */
 static int decode_whole(const ddct_record *rec, uint64_t n, int threads, int rescale, float *out,
@@ -265,31 +308,9 @@ static int decode_whole(const ddct_record *rec, uint64_t n, int threads, int res
     FORWARD_IF_ERROR(dec_open(&D, rec, n, ob, e));
     const rd_layout *L = &D.L;
     if (ob && ob->layout) ob->layout(ob->opaque, L->r, L->dct);
-    size_t nu = (size_t)L->nunits;
-    int failed = 0, rc = 0;
-    int prev = ddct_blas_serial_begin();
-#pragma omp parallel num_threads(threads) if (nu > 1)
-    {
-        unit_bufs b;
-        int ok = bufs_get(&b, &D);
-        if (!ok) {
-#pragma omp atomic write
-            failed = 1;
-        }
-#pragma omp for schedule(dynamic)
-        for (size_t k = 0; k < nu; k++) {
-            if (!ok || failed) continue;
-            int bad = 0;
-            uint64_t cnt = unit_get(&D, k, &b, ob, &bad);
-            if (bad) {
-#pragma omp atomic write
-                failed = 2;
-                continue;
-            }
-            memcpy(out + k * L->unit_rows * L->cols, b.buf, (size_t)cnt * sizeof *out);
-        }
-        bufs_free(&b);
-    }
+    whole_sink ws = {out, L->unit_rows * L->cols};
+    int rc = 0, prev = ddct_blas_serial_begin();
+    int failed = decode_units(&D, 0, L->nunits, threads, ob, to_array, &ws);
     ddct_blas_serial_end(prev);
     if (failed) {
         rc = failed == 1 ? ddct_seterr(e, DDCT_ERR_NOMEM, "rd codec: out of memory")
@@ -319,6 +340,18 @@ int ddct_rd_decode_observed(const ddct_record *rec, uint64_t n, float *out, cons
 
 #define RD_SLICE ((uint64_t)4 << 20) /* values per output slice (about) */
 
+typedef struct {
+    const ddct_delta_out *out;
+    uint64_t per_unit, first;
+    float s;
+} stream_sink;
+
+static void to_out(void *opaque, uint64_t k, const float *v, uint64_t cnt)
+{
+    const stream_sink *t = opaque;
+    t->out->put(t->out->opaque, k * t->per_unit, k * t->per_unit - t->first, v, cnt, t->s);
+}
+
 int ddct_rd_decode_stream(const ddct_record *rec, uint64_t n, int threads, int rescale, ddct_scratch *scr,
                           const ddct_delta_out *out, ddct_err *e)
 {
@@ -345,28 +378,8 @@ int ddct_rd_decode_stream(const ddct_record *rec, uint64_t n, int threads, int r
         uint64_t m = rd_min(n, u1 * per_unit) - first;
         rc = out->begin(out->opaque, first, m, e);
         if (rc) break;
-#pragma omp parallel num_threads(threads) if (u1 - u0 > 1)
-        {
-            unit_bufs b;
-            int ok = bufs_get(&b, &D);
-            if (!ok) {
-#pragma omp atomic write
-                failed = 1;
-            }
-#pragma omp for schedule(dynamic)
-            for (uint64_t k = u0; k < u1; k++) {
-                if (!ok || failed) continue;
-                int bad = 0;
-                uint64_t cnt = unit_get(&D, k, &b, NULL, &bad);
-                if (bad) {
-#pragma omp atomic write
-                    failed = 2;
-                    continue;
-                }
-                if (cnt) out->put(out->opaque, k * per_unit, k * per_unit - first, b.buf, cnt, s);
-            }
-            bufs_free(&b);
-        }
+        stream_sink ss = {out, per_unit, first, s};
+        failed = decode_units(&D, u0, u1, threads, NULL, to_out, &ss);
         if (failed) break;
         rc = out->end(out->opaque, first, m, e);
     }
