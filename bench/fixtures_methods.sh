@@ -16,7 +16,7 @@ gpt-prose:$F/gpt-prose/base.safetensors:$F/gpt-prose/finetuned.safetensors
 gpt-prose-gentle (BF16):$F/gpt-prose/base.bf16.safetensors:$F/gpt-prose/finetuned_gentle.bf16.safetensors"
 for t in heat poisson stokes wave; do pairs="$pairs
 pinn-$t:$F/pinn/${t}_base.safetensors:$F/pinn/${t}_finetuned.safetensors"; done
-q() { "$DDCT" eval "$1" "$2" "$3" --json -q | python3 -c 'import json,sys; d=json.load(sys.stdin); print("%.3f / %.4f" % (d["bits_per_lossy_param"], d["rel_error"]))'; }
+q() { "$DDCT" eval "$1" "$2" "$3" --json | python3 -c 'import json,sys; d=json.load(sys.stdin); print("%.3f / %.4f" % (d["bits_per_lossy_param"], d["rel_error"]))'; }
 echo "| pair | default (rd @1.0) | rd @0.5 | --method patch | --method bitdelta |"
 echo "|---|---|---|---|---|"
 while IFS=: read -r name b f; do

@@ -170,7 +170,7 @@ for s in "$@"; do
   [ "$KEEP" = 1 ] || rm -rf "$RB"
   timed bc "$DDCT" compress "$B" "$F" -o "$w/bitdelta.ddct" -f -q -T "$THREADS" --method bitdelta
   # quality: bits per lossy parameter and relative error of each
-  q_of() { "$DDCT" eval "$B" "$F" "$1" --json -q -T "$THREADS" | $PY -c 'import json,sys; d=json.load(sys.stdin); print("%.3f %.4f" % (d["bits_per_lossy_param"], d["rel_error"]))'; }
+  q_of() { "$DDCT" eval "$B" "$F" "$1" --json -T "$THREADS" | $PY -c 'import json,sys; d=json.load(sys.stdin); print("%.3f %.4f" % (d["bits_per_lossy_param"], d["rel_error"]))'; }
   read -r QB_dc QE_dc < <(q_of "$w/model.ddct")
   read -r QB_pc QE_pc < <(q_of "$w/patch.ddct")
   read -r QB_bc QE_bc < <(q_of "$w/bitdelta.ddct")

@@ -10,7 +10,7 @@
 # Needs Debian's python3-numpy, python3-torch, libopenblas0-pthread (./scripts/setup.sh --bench).
 # usage: bench/task_eval.sh [SHARED_DIR] [MAX_BYTES] ['LABEL|COMPRESS OPTIONS' ...]
 #   (writes a Markdown table to stdout; MAX_BYTES 0 = the whole held-out text; DDCT=binary and
-#   EVAL_THREADS=N for gpt_eval.py may be set; the configurations
+#   EVAL_THREADS=N for gpt_eval.py and PAIRS="gpt-prose gpt-prose-gentle" (either) may be set; the configurations
 #   default to the list below; rebuilt with the file's own rescale setting)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,6 +42,7 @@ echo "| pair | method | bits / lossy param | loss (nats/byte) | share of the fin
 echo "|---|---|---|---|---|---|---|"
 for pair in "gpt-prose:base.safetensors:finetuned.safetensors" "gpt-prose-gentle:base.bf16.safetensors:finetuned_gentle.bf16.safetensors"; do
   IFS=: read -r name b f <<< "$pair"
+  case " ${PAIRS:-gpt-prose gpt-prose-gentle} " in *" $name "*) ;; *) continue ;; esac
   read -r lb kb <<< "$(evalw "$F/$b" "$F/$f")"
   read -r lf _ <<< "$(evalw "$F/$f" "$F/$f")"
   echo "| $name | base | – | $lb | 0 % | $kb | 0 % |"
