@@ -1174,8 +1174,8 @@ static int band_exact(const float *v, size_t n, double D, double lambda, int all
                 }
             for (size_t b = 0; b < nbig; b++) {
                 float a = big[2 * b];
-                int q = (int)(a + rho_set[ri]);
-                q = q > RD_QMAX ? RD_QMAX : q;
+                float ar = a + rho_set[ri];
+                int q = ar < (float)RD_QMAX ? (int)ar : RD_QMAX; /* also inf and NaN (a step of 0) */
                 hq[q]++;
                 qmax = q > qmax ? q : qmax;
                 double ev = (double)a - q;
