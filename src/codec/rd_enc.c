@@ -838,7 +838,15 @@ typedef struct {
     double bytes, dist; /* estimated record bytes and squared error */
 } rd_choice;
 
-static float band_step(double step, int combo) { return ddct_bf16_to_f32(ddct_f32_to_bf16((float)step * mult_set[combo / NRHO])); }
+/* A band's step, bf16; kept within [FLT_MIN, the largest finite bf16]: a subnormal step has no
+ * finite reciprocal (the quantizers multiply by 1 / step), and inf is not a valid stored step. */
+static float band_step(double step, int combo)
+{
+    uint16_t h = ddct_f32_to_bf16((float)step * mult_set[combo / NRHO]);
+    if (!rd_bf16_ok(h)) h = 0x7f7f;
+    else if (h < 0x0080) h = 0x0080;
+    return ddct_bf16_to_f32(h);
+}
 
 /* Bits a value costs, quantized with step st and rounding offset rho, when the values are
  * Gaussian with standard deviation sigma: the entropy of the symbols (both signs). A factor
