@@ -35,6 +35,7 @@
  */
 #include <cblas.h>
 #include <lapacke.h>
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <string.h>
@@ -984,6 +985,42 @@ static void model_choose(const rd_model *M, double D, int all_combos, rd_choice 
     }
 }
 
+/* Symbols are clipped at RD_QMAX: at a step finer than the largest value seen over RD_QMAX a
+ * choice's error grows with every finer step (a constant delta: all of it clipped), while its
+ * bytes do not. The finest step at which choice c clips none of the values its statistics saw
+ * (residual bands; factor vectors), with a margin for the bf16 rounding of the steps. */
+static double clip_floor(const rd_model *M, const rd_choice *c)
+{
+    double f = 0, lim = RD_QMAX - 1;
+    for (int b = 0; b < (c->dct ? RD_NB : 1); b++) {
+        const rd_hist *h = rh_at(M, c->ri, c->dct, b);
+        if (h->hi <= h->lo) continue;
+        double mx = fmin(hedge(h->hi), FLT_MAX);
+        f = fmax(f, mx / (mult_set[c->combo[b] / NRHO] * lim));
+    }
+    for (uint64_t i = 0; i < c->r && M->fh; i++) {
+        double sq = sqrt((double)M->s[i]);
+        for (int w = 0; w < 2; w++) {
+            const rd_hist *h = &M->fh[2 * i + (uint64_t)w];
+            if (h->hi > h->lo) f = fmax(f, fmin(hedge(h->hi), FLT_MAX) * sq / lim);
+        }
+    }
+    return f * 1.02;
+}
+
+/* model_choose at step D, or at the coarser step where its choice clips nothing; returns the step. */
+static double choose_unclipped(const rd_model *M, double D, int all_combos, rd_choice *best)
+{
+    model_choose(M, D, all_combos, best);
+    for (int it = 0; it < 4; it++) {
+        double f = clip_floor(M, best);
+        if (!(f > D) || !isfinite(f)) break;
+        D = f;
+        model_choose(M, D, all_combos, best);
+    }
+    return D;
+}
+
 /* ------------------------------------------------------------------ the final encode */
 
 typedef struct {
@@ -1726,10 +1763,16 @@ double ddct_rd_model_rms(const ddct_rd_model *M) { return sqrt(M->m.energy / (do
 double ddct_rd_model_energy(const ddct_rd_model *M) { return M->m.energy; }
 void ddct_rd_model_set_exact(ddct_rd_model *M, int exact) { M->m.exact = exact; }
 
+double ddct_rd_model_step(const ddct_rd_model *M, double step)
+{
+    rd_choice c;
+    return choose_unclipped(&M->m, step, 1, &c);
+}
+
 void ddct_rd_model_estimate(const ddct_rd_model *M, double step, int quick, double *bytes, double *dist)
 {
     rd_choice c;
-    model_choose(&M->m, step, !quick, &c);
+    choose_unclipped(&M->m, step, !quick, &c);
     if (bytes) *bytes = c.bytes;
     if (dist) *dist = c.dist;
 }
@@ -1739,7 +1782,7 @@ int ddct_rd_encode_model(const ddct_lossy_in *in, const ddct_rd_model *M, double
 {
     RETURN_ERROR_IF(!(step > 0) || !isfinite(step), e, DDCT_ERR_PARAM, "rd codec: bad step");
     rd_choice c;
-    model_choose(&M->m, step, 1, &c);
+    step = choose_unclipped(&M->m, step, 1, &c);
     *nonfinite = 0;
     return encode_final(in, &M->m, &c, step, out, bytes, err2, nonfinite, e);
 }

@@ -87,7 +87,7 @@ static int rd_encode(const ddct_lossy_in *in, ddct_enc_out *out, ddct_err *e)
     }
     int rc = 0;
     if (in->step > 0) { /* a plan's step, coarser while over its cap */
-        double x = log2(in->step);
+        double x = log2(ddct_rd_model_step(M, in->step));
         for (int t = 0; t < RD_TRIES && !rc; t++) {
             uint64_t bytes = 0;
             rc = encode_at(in, M, x, out, &bytes, NULL, &nonfinite, e);
@@ -113,7 +113,7 @@ static int rd_encode(const ddct_lossy_in *in, ddct_enc_out *out, ddct_err *e)
         if (target > 0 ? ok : !ok) lo = mid;
         else hi = mid;
     }
-    double x = target > 0 ? lo : hi;
+    double x = log2(ddct_rd_model_step(M, exp2(target > 0 ? lo : hi))); /* coarser steps move it from there */
     for (int t = 0; t < RD_TRIES && !rc; t++) {
         uint64_t bytes = 0;
         double err2 = 0;
