@@ -13,7 +13,8 @@
 /* The analysis of one tensor (rd_enc.c): low-rank triplets and residual statistics, from which
  * the record's bytes and squared error at any step are estimated without encoding. sampled: of
  * a sample of the rows only (large tensors; for rate plans, not for encoding).
- * *nonfinite = 1 (and *out NULL) when the source saw a value that is not finite. */
+ * *nonfinite = 1 (and *out NULL) when the source saw a value that is not finite, or when
+ * ||delta|| exceeds 2^100 (float overflow in the codec's arithmetic): such a tensor is not coded. */
 typedef struct ddct_rd_model ddct_rd_model;
 int ddct_rd_model_build(const ddct_lossy_in *in, int sampled, ddct_rd_model **out, int *nonfinite, ddct_err *e);
 void ddct_rd_model_free(ddct_rd_model *M);

@@ -60,6 +60,7 @@
 #define RD_HQ 64                         /* symbols counted one by one for the entropy (rest pooled) */
 #define RD_BLOCK_VALUES ((uint64_t)1 << 18) /* values per block of rows in the analysis passes */
 #define RD_ZGROUPS 4                     /* fixed accumulators of delta^T Q */
+#define RD_MAX_NORM2 0x1p200             /* ||delta||^2 at most (larger: not coded) */
 
 static const float mult_set[] = {1.0f, 1.25f, 1.5f};
 static const float rho_set[] = {0.5f, 0.38f, 0.27f, 0.18f};
@@ -748,6 +749,9 @@ static int model_build(const ddct_lossy_in *in, rd_model *M, int *nonfinite, ddc
     else
         rc = small ? lowrank_exact(in, M, nonfinite, e) : lowrank_sketch(in, M, threads, nonfinite, e);
     ddct_blas_serial_end(prev);
+    /* ||delta|| beyond 2^100: DCT coefficients, low-rank sums and reconstructions may overflow
+     * float (NaN and Inf from finite values): such a tensor is not coded, as if not finite */
+    if (!rc && !*nonfinite && !(M->energy <= RD_MAX_NORM2)) *nonfinite = 1;
     if (!rc && !*nonfinite) {
         choose_cands(M, small);
         rc = residual_stats(in, M, threads, nonfinite, e);
