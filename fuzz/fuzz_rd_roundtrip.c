@@ -130,11 +130,14 @@ static void make_values(const uint8_t *p, size_t len, float nscale, unsigned see
 
 static uint64_t rec_bytes(const ddct_enc_out *o) { return ddct_record_size(1, o->params.len, o->side.len, o->data.len); }
 
+static int same_buf(const ddct_buf *a, const ddct_buf *b)
+{
+    return a->len == b->len && (!a->len || !memcmp(a->p, b->p, a->len));
+}
+
 static int same_out(const ddct_enc_out *a, const ddct_enc_out *b)
 {
-    return a->params.len == b->params.len && a->side.len == b->side.len && a->data.len == b->data.len &&
-           !memcmp(a->params.p, b->params.p, a->params.len) && !memcmp(a->side.p, b->side.p, a->side.len) &&
-           !memcmp(a->data.p, b->data.p, a->data.len);
+    return same_buf(&a->params, &b->params) && same_buf(&a->side, &b->side) && same_buf(&a->data, &b->data);
 }
 
 /* The smallest record for in's parameters: the least bytes at steps 16 .. 2^13 times max |delta|. */
