@@ -18,6 +18,9 @@
  *   gen_corpus bitreader DIR        fuzz_bitreader inputs: every width, aligned/unaligned,
  *                                   whole and truncated streams
  *   gen_corpus params DIR           fuzz_params inputs: strategies and NAME\0VALUE pairs
+ *   gen_corpus rd DIR               fuzz_rd_roundtrip inputs: small deltas (normal, subnormal,
+ *                                   zero, constant, rank-one, outliers, extreme floats) in every
+ *                                   shape kind, with budgets, error targets and rescale modes
  *
  * Files of the codecs/bitreader/params sets are named by a hash of their content (duplicates
  * collapse); the others by what they hold.
@@ -562,10 +565,131 @@ static void gen_params(const char *dir)
     }
 }
 
+/* ------------------------------------------------------------------ rd round trips */
+
+/* Value-stream pieces (layout in fuzz_rd_roundtrip.c). */
+enum { V_NORMAL, V_SUBNORMAL, V_ZERO, V_REPEAT, V_EXTREME, V_OUTLIERS, V_INTS, V_MIX };
+
+static void rd_values(ddct_buf *b, int kind, unsigned count)
+{
+    static const float extreme[] = {3.4e38f, -3.0e38f, 1e30f, -1e-30f, 1.17549435e-38f, 1e-45f, -0.0f, 65504.0f,
+                                    -65504.0f, 1e20f, 2.5e-39f, 1.0f};
+    for (unsigned k = 0; k < count; k++) {
+        int kk = kind == V_MIX ? (int)(rnext() % V_MIX) : kind;
+        switch (kk) {
+        case V_NORMAL:
+            ddct_buf_u8(b, 0x80);
+            ddct_buf_u8(b, (uint8_t)(128 + (int)lrint(fmax(-127, fmin(127, 24 * rnorm())))));
+            break;
+        case V_SUBNORMAL: /* int8 * 2^(4e - 150), e in 0..5: subnormal */
+            ddct_buf_u8(b, (uint8_t)(0x40 | rnext() % 6));
+            ddct_buf_u8(b, (uint8_t)rnext());
+            break;
+        case V_ZERO:
+            ddct_buf_u8(b, 0x00);
+            break;
+        case V_REPEAT:
+            ddct_buf_u8(b, (uint8_t)(0x20 | rnext() % 32));
+            break;
+        case V_EXTREME: {
+            float f = extreme[rnext() % (sizeof extreme / sizeof *extreme)];
+            uint32_t u;
+            memcpy(&u, &f, 4);
+            ddct_buf_u8(b, 0xc0);
+            ddct_buf_u32(b, u);
+            break;
+        }
+        case V_OUTLIERS: /* mostly tiny (scale 2^-50 .. ), one in 16 about 1e4 times larger */
+            if (rnext() % 16) {
+                ddct_buf_u8(b, (uint8_t)(0x40 | 25));
+                ddct_buf_u8(b, (uint8_t)(rnext() % 64));
+            } else {
+                ddct_buf_u8(b, (uint8_t)(0x40 | 29));
+                ddct_buf_u8(b, (uint8_t)(rnext() % 2 ? 100 : 156));
+            }
+            break;
+        default: /* V_INTS: small integers times 2^-10 */
+            ddct_buf_u8(b, (uint8_t)(0x40 | 35));
+            ddct_buf_u8(b, (uint8_t)(rnext() % 9 - 4));
+            break;
+        }
+    }
+}
+
+/* One fuzz_rd_roundtrip input: header bytes, then `count` values of `kind`. */
+static void rd_seed(const char *dir, unsigned h0, unsigned rows, unsigned cols, unsigned target, unsigned h4, int kind,
+                    unsigned count)
+{
+    ddct_buf b;
+    ddct_buf_init(&b);
+    ddct_buf_u8(&b, (uint8_t)h0);
+    ddct_buf_u8(&b, (uint8_t)(rows - 1));
+    ddct_buf_u8(&b, (uint8_t)(cols - 1));
+    ddct_buf_u8(&b, (uint8_t)target);
+    ddct_buf_u8(&b, (uint8_t)h4);
+    ddct_buf_u8(&b, (uint8_t)rnext());
+    rd_values(&b, kind, count);
+    if (b.failed) die(dir, "out of memory");
+    write_hashed(dir, "rd", b.p, b.len);
+    ddct_buf_free(&b);
+}
+
+static void gen_rd(const char *dir)
+{
+    /* header byte 0: rescale (bits 0-1), error target (bit 2), threads (bits 3-4), shape (5-7) */
+#define H0(rescale, err, thr, shape) ((rescale) | ((err) << 2) | ((thr) << 3) | ((shape) << 5))
+    /* target byte: bpp 0.05 * 160^(v / 255): 0.25 at 81, 0.5 at 115, 1 at 150, 2 at 184, 8 at 255 */
+    static const unsigned tgt[] = {0, 81, 115, 150, 184, 255};
+    /* every shape kind with normal values, at several budgets and rescale modes */
+    for (unsigned shape = 0; shape < 8; shape++) {
+        static const unsigned dims[8][2] = {{24, 40}, {64, 64}, {3, 5}, {17, 33}, {4, 64}, {8, 16}, {16, 64}, {64, 20}};
+        rd_seed(dir, H0(shape % 3, 0, shape % 3, shape), dims[shape][0], dims[shape][1], tgt[shape % 6], 40,
+                V_NORMAL, dims[shape][0] * dims[shape][1] < 600 ? dims[shape][0] * dims[shape][1] : 600);
+    }
+    /* error targets (0.1 at v = 129, 0.5 at v = 221) */
+    rd_seed(dir, H0(0, 1, 0, 0), 32, 32, 129, 40, V_NORMAL, 1024);
+    rd_seed(dir, H0(1, 1, 1, 4), 8, 64, 221, 40, V_NORMAL, 512);
+    rd_seed(dir, H0(2, 1, 2, 6), 2, 64, 129, 40, V_MIX, 128);
+    rd_seed(dir, H0(0, 1, 1, 0), 16, 16, 0, 40, V_SUBNORMAL, 256);
+    /* subnormal, zero, constant (repeats), extreme floats, outliers, small integers */
+    rd_seed(dir, H0(0, 0, 0, 0), 64, 64, 150, 40, V_SUBNORMAL, 400);
+    rd_seed(dir, H0(2, 0, 1, 7), 64, 8, 184, 40, V_SUBNORMAL, 64);
+    rd_seed(dir, H0(0, 0, 2, 0), 64, 64, 150, 40, V_ZERO, 1);
+    rd_seed(dir, H0(1, 0, 0, 0), 1, 1, 184, 40, V_ZERO, 1);
+    rd_seed(dir, H0(2, 1, 1, 4), 4, 64, 221, 40, V_ZERO, 0);
+    rd_seed(dir, H0(0, 0, 0, 0), 64, 64, 150, 40, V_NORMAL, 1);  /* one value, cycled: constant */
+    rd_seed(dir, H0(1, 0, 1, 6), 1, 64, 184, 40, V_NORMAL, 1);
+    rd_seed(dir, H0(2, 0, 2, 7), 64, 1, 115, 40, V_NORMAL, 1);
+    rd_seed(dir, H0(0, 0, 0, 4), 4, 64, 150, 40, V_NORMAL, 1);
+    rd_seed(dir, H0(0, 0, 1, 0), 17, 17, 255, 40, V_REPEAT, 12);
+    rd_seed(dir, H0(0, 0, 0, 0), 24, 24, 150, 40, V_EXTREME, 40);
+    rd_seed(dir, H0(2, 0, 1, 0), 8, 8, 255, 40, V_EXTREME, 64);
+    rd_seed(dir, H0(1, 1, 2, 3), 6, 10, 129, 40, V_EXTREME, 20);
+    rd_seed(dir, H0(0, 0, 0, 0), 64, 64, 115, 40, V_OUTLIERS, 4096);
+    rd_seed(dir, H0(2, 0, 1, 6), 1, 64, 150, 40, V_OUTLIERS, 64);
+    rd_seed(dir, H0(1, 1, 2, 0), 20, 30, 129, 40, V_OUTLIERS, 600);
+    rd_seed(dir, H0(0, 0, 0, 0), 32, 48, 150, 40, V_INTS, 1536);
+    rd_seed(dir, H0(2, 0, 2, 5), 12, 12, 184, 40, V_MIX, 144);
+    rd_seed(dir, H0(0, 0, 1, 0), 48, 48, 81, 40, V_MIX, 300);
+    /* tiny shapes */
+    static const unsigned tiny[][2] = {{1, 1}, {2, 2}, {3, 5}, {16, 16}, {17, 17}, {1, 2}, {2, 1}};
+    for (unsigned t = 0; t < sizeof tiny / sizeof *tiny; t++)
+        rd_seed(dir, H0(t % 3, t == 3, t % 3, 0), tiny[t][0], tiny[t][1], tgt[t % 6], 40, V_NORMAL,
+                tiny[t][0] * tiny[t][1]);
+    /* structure: rank one, rank one + values, repeated rows; normal scales from 2^-40 to 2^23 */
+    rd_seed(dir, H0(0, 0, 0, 0), 40, 56, 150, 0x40 | 40, V_NORMAL, 96);
+    rd_seed(dir, H0(2, 0, 1, 0), 64, 64, 184, 0x80 | 40, V_NORMAL, 200);
+    rd_seed(dir, H0(1, 1, 2, 0), 32, 24, 129, 0xc0 | 40, V_NORMAL, 24);
+    rd_seed(dir, H0(0, 0, 0, 0), 16, 48, 150, 0x40 | 0, V_NORMAL, 64);
+    rd_seed(dir, H0(2, 0, 1, 0), 16, 48, 150, 63, V_NORMAL, 300);
+    rd_seed(dir, H0(0, 0, 2, 4), 8, 40, 255, 0x80 | 63, V_MIX, 200);
+#undef H0
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: gen_corpus safetensors|pair|container|codecs|bitreader|params DIR [FILE.ddct...]\n");
+        fprintf(stderr, "usage: gen_corpus safetensors|pair|container|codecs|bitreader|params|rd DIR [FILE.ddct...]\n");
         return 2;
     }
     const char *mode = argv[1], *dir = argv[2];
@@ -575,6 +699,7 @@ int main(int argc, char **argv)
     else if (!strcmp(mode, "codecs")) gen_codecs(dir, argc - 3, argv + 3);
     else if (!strcmp(mode, "bitreader")) gen_bitreader(dir);
     else if (!strcmp(mode, "params")) gen_params(dir);
+    else if (!strcmp(mode, "rd")) gen_rd(dir);
     else {
         fprintf(stderr, "gen_corpus: unknown mode '%s'\n", mode);
         return 2;

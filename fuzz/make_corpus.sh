@@ -11,6 +11,7 @@
 # fuzz_codecs       every record of those .ddct files + encoder output for many options
 # fuzz_bitreader    every width, aligned / unaligned, whole / truncated streams
 # fuzz_params       strategies and NAME\0VALUE option strings
+# fuzz_rd_roundtrip small deltas for the rd encoder round trip (gen_corpus rd)
 # Every file must stay below 64 KiB and the whole corpus below 2 MiB (checked at the end).
 # Output is deterministic: re-running on the same build rewrites identical files.
 set -euo pipefail
@@ -23,7 +24,7 @@ for x in "$DDCT" "$GEN"; do
 done
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 C=$HERE/corpus
-TARGETS="fuzz_safetensors fuzz_container fuzz_codecs fuzz_bitreader fuzz_params"
+TARGETS="fuzz_safetensors fuzz_container fuzz_codecs fuzz_bitreader fuzz_params fuzz_rd_roundtrip"
 for t in $TARGETS; do rm -rf "${C:?}/$t"; mkdir -p "$C/$t"; done
 
 "$GEN" safetensors "$C/fuzz_safetensors"
@@ -62,6 +63,7 @@ EOF
 "$GEN" codecs "$C/fuzz_codecs" "$T"/*.ddct
 "$GEN" bitreader "$C/fuzz_bitreader"
 "$GEN" params "$C/fuzz_params"
+"$GEN" rd "$C/fuzz_rd_roundtrip"
 
 big=$(find "$C" -type f -size +64k)
 [ -z "$big" ] || { echo "make_corpus.sh: files of 64 KiB or more: $big" >&2; exit 1; }

@@ -13,7 +13,8 @@
 /* The analysis of one tensor (rd_enc.c): low-rank triplets and residual statistics, from which
  * the record's bytes and squared error at any step are estimated without encoding. sampled: of
  * a sample of the rows only (large tensors; for rate plans, not for encoding).
- * *nonfinite = 1 (and *out NULL) when the source saw a value that is not finite. */
+ * *nonfinite = 1 (and *out NULL) when the source saw a value that is not finite, or when
+ * ||delta|| exceeds 2^100 (float overflow in the codec's arithmetic): such a tensor is not coded. */
 typedef struct ddct_rd_model ddct_rd_model;
 int ddct_rd_model_build(const ddct_lossy_in *in, int sampled, ddct_rd_model **out, int *nonfinite, ddct_err *e);
 void ddct_rd_model_free(ddct_rd_model *M);
@@ -25,6 +26,10 @@ void ddct_rd_model_set_exact(ddct_rd_model *M, int exact);
 /* Estimated record bytes and squared error at residual step `step` (quick: with one quantizer per
  * band rather than the best of all). */
 void ddct_rd_model_estimate(const ddct_rd_model *M, double step, int quick, double *bytes, double *dist);
+/* The step an encode at `step` uses: `step`, or a coarser one where the choices made at `step`
+ * would clip symbols at the largest magnitude the record holds (finer steps only add error there).
+ * Estimates and encodes at `step` are those at this step. */
+double ddct_rd_model_step(const ddct_rd_model *M, double step);
 /* Encode at residual step `step` (> 0) with the choices the model makes there. out may be NULL
  * (nothing kept). *bytes (may be NULL): the record's size as the container writes it; *err2 (may
  * be NULL): the squared error of the rebuild as decoded with the stored rescale flag.

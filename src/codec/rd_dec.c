@@ -180,7 +180,9 @@ static void unit_decode(const rd_layout *L, uint64_t k, const uint8_t *bandmap, 
     if (!L->dct) {
         for (size_t r = 0; r < (size_t)(r1 - r0) && !dd->failed; r++) {
             int16_t *row = q + r * W;
-            for (size_t c = 0; c < W; c++) row[c] = (int16_t)rd_unzigzag(dec_get(dd, RD_NBR_CTX(row, c, c > 0, r > 0)));
+            /* positions from q: row + (c - W) would wrap the unsigned index (undefined) */
+            for (size_t c = 0; c < W; c++)
+                row[c] = (int16_t)rd_unzigzag(dec_get(dd, RD_NBR_CTX(q, r * W + c, c > 0, r > 0)));
         }
         *d = dl;
         return;

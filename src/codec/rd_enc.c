@@ -35,6 +35,7 @@
  */
 #include <cblas.h>
 #include <lapacke.h>
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <string.h>
@@ -59,6 +60,7 @@
 #define RD_HQ 64                         /* symbols counted one by one for the entropy (rest pooled) */
 #define RD_BLOCK_VALUES ((uint64_t)1 << 18) /* values per block of rows in the analysis passes */
 #define RD_ZGROUPS 4                     /* fixed accumulators of delta^T Q */
+#define RD_MAX_NORM2 0x1p200             /* ||delta||^2 at most (larger: not coded) */
 
 static const float mult_set[] = {1.0f, 1.25f, 1.5f};
 static const float rho_set[] = {0.5f, 0.38f, 0.27f, 0.18f};
@@ -747,6 +749,9 @@ static int model_build(const ddct_lossy_in *in, rd_model *M, int *nonfinite, ddc
     else
         rc = small ? lowrank_exact(in, M, nonfinite, e) : lowrank_sketch(in, M, threads, nonfinite, e);
     ddct_blas_serial_end(prev);
+    /* ||delta|| beyond 2^100: DCT coefficients, low-rank sums and reconstructions may overflow
+     * float (NaN and Inf from finite values): such a tensor is not coded, as if not finite */
+    if (!rc && !*nonfinite && !(M->energy <= RD_MAX_NORM2)) *nonfinite = 1;
     if (!rc && !*nonfinite) {
         choose_cands(M, small);
         rc = residual_stats(in, M, threads, nonfinite, e);
@@ -838,7 +843,15 @@ typedef struct {
     double bytes, dist; /* estimated record bytes and squared error */
 } rd_choice;
 
-static float band_step(double step, int combo) { return ddct_bf16_to_f32(ddct_f32_to_bf16((float)step * mult_set[combo / NRHO])); }
+/* A band's step, bf16; kept within [FLT_MIN, the largest finite bf16]: a subnormal step has no
+ * finite reciprocal (the quantizers multiply by 1 / step), and inf is not a valid stored step. */
+static float band_step(double step, int combo)
+{
+    uint16_t h = ddct_f32_to_bf16((float)step * mult_set[combo / NRHO]);
+    if (!rd_bf16_ok(h)) h = 0x7f7f;
+    else if (h < 0x0080) h = 0x0080;
+    return ddct_bf16_to_f32(h);
+}
 
 /* Bits a value costs, quantized with step st and rounding offset rho, when the values are
  * Gaussian with standard deviation sigma: the entropy of the symbols (both signs). A factor
@@ -974,6 +987,42 @@ static void model_choose(const rd_model *M, double D, int all_combos, rd_choice 
             *best = c;
         }
     }
+}
+
+/* Symbols are clipped at RD_QMAX: at a step finer than the largest value seen over RD_QMAX a
+ * choice's error grows with every finer step (a constant delta: all of it clipped), while its
+ * bytes do not. The finest step at which choice c clips none of the values its statistics saw
+ * (residual bands; factor vectors), with a margin for the bf16 rounding of the steps. */
+static double clip_floor(const rd_model *M, const rd_choice *c)
+{
+    double f = 0, lim = RD_QMAX - 1;
+    for (int b = 0; b < (c->dct ? RD_NB : 1); b++) {
+        const rd_hist *h = rh_at(M, c->ri, c->dct, b);
+        if (h->hi <= h->lo) continue;
+        double mx = fmin(hedge(h->hi), FLT_MAX);
+        f = fmax(f, mx / (mult_set[c->combo[b] / NRHO] * lim));
+    }
+    for (uint64_t i = 0; i < c->r && M->fh; i++) {
+        double sq = sqrt((double)M->s[i]);
+        for (int w = 0; w < 2; w++) {
+            const rd_hist *h = &M->fh[2 * i + (uint64_t)w];
+            if (h->hi > h->lo) f = fmax(f, fmin(hedge(h->hi), FLT_MAX) * sq / lim);
+        }
+    }
+    return f * 1.02;
+}
+
+/* model_choose at step D, or at the coarser step where its choice clips nothing; returns the step. */
+static double choose_unclipped(const rd_model *M, double D, int all_combos, rd_choice *best)
+{
+    model_choose(M, D, all_combos, best);
+    for (int it = 0; it < 4; it++) {
+        double f = clip_floor(M, best);
+        if (!(f > D) || !isfinite(f)) break;
+        D = f;
+        model_choose(M, D, all_combos, best);
+    }
+    return D;
 }
 
 /* ------------------------------------------------------------------ the final encode */
@@ -1174,8 +1223,8 @@ static int band_exact(const float *v, size_t n, double D, double lambda, int all
                 }
             for (size_t b = 0; b < nbig; b++) {
                 float a = big[2 * b];
-                int q = (int)(a + rho_set[ri]);
-                q = q > RD_QMAX ? RD_QMAX : q;
+                float ar = a + rho_set[ri];
+                int q = ar < (float)RD_QMAX ? (int)ar : RD_QMAX; /* also inf and NaN (a step of 0) */
                 hq[q]++;
                 qmax = q > qmax ? q : qmax;
                 double ev = (double)a - q;
@@ -1718,10 +1767,16 @@ double ddct_rd_model_rms(const ddct_rd_model *M) { return sqrt(M->m.energy / (do
 double ddct_rd_model_energy(const ddct_rd_model *M) { return M->m.energy; }
 void ddct_rd_model_set_exact(ddct_rd_model *M, int exact) { M->m.exact = exact; }
 
+double ddct_rd_model_step(const ddct_rd_model *M, double step)
+{
+    rd_choice c;
+    return choose_unclipped(&M->m, step, 1, &c);
+}
+
 void ddct_rd_model_estimate(const ddct_rd_model *M, double step, int quick, double *bytes, double *dist)
 {
     rd_choice c;
-    model_choose(&M->m, step, !quick, &c);
+    choose_unclipped(&M->m, step, !quick, &c);
     if (bytes) *bytes = c.bytes;
     if (dist) *dist = c.dist;
 }
@@ -1731,7 +1786,7 @@ int ddct_rd_encode_model(const ddct_lossy_in *in, const ddct_rd_model *M, double
 {
     RETURN_ERROR_IF(!(step > 0) || !isfinite(step), e, DDCT_ERR_PARAM, "rd codec: bad step");
     rd_choice c;
-    model_choose(&M->m, step, 1, &c);
+    step = choose_unclipped(&M->m, step, 1, &c);
     *nonfinite = 0;
     return encode_final(in, &M->m, &c, step, out, bytes, err2, nonfinite, e);
 }

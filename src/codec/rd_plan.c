@@ -87,7 +87,7 @@ static int rd_encode(const ddct_lossy_in *in, ddct_enc_out *out, ddct_err *e)
     }
     int rc = 0;
     if (in->step > 0) { /* a plan's step, coarser while over its cap */
-        double x = log2(in->step);
+        double x = log2(ddct_rd_model_step(M, in->step));
         for (int t = 0; t < RD_TRIES && !rc; t++) {
             uint64_t bytes = 0;
             rc = encode_at(in, M, x, out, &bytes, NULL, &nonfinite, e);
@@ -113,15 +113,43 @@ static int rd_encode(const ddct_lossy_in *in, ddct_enc_out *out, ddct_err *e)
         if (target > 0 ? ok : !ok) lo = mid;
         else hi = mid;
     }
-    double x = target > 0 ? lo : hi;
+    double x = log2(ddct_rd_model_step(M, exp2(target > 0 ? lo : hi))); /* coarser steps move it from there */
+    /* a budget: 1/8 octave coarser at a time, then (where the bytes hardly fall with the step, far
+     * from the estimate) by doubling moves up to 4 octaves, so that the smallest record is reached
+     * within RD_TRIES; after a move of more than 1/8 octave, bisection back towards the last step
+     * over the budget */
+    double dx = 0.125, xover = -INFINITY;
+    int fit = 0;
     for (int t = 0; t < RD_TRIES && !rc; t++) {
         uint64_t bytes = 0;
         double err2 = 0;
         rc = encode_at(in, M, x, out, &bytes, &err2, &nonfinite, e);
         if (rc || nonfinite) break;
         int ok = target > 0 ? sqrt(err2 / (energy > 0 ? energy : 1)) <= target : (double)bytes <= budget;
-        if (ok) break;
-        x += target > 0 ? -0.125 : 0.125;
+        if ((fit = ok)) break;
+        if (target > 0) {
+            x -= 0.125;
+            continue;
+        }
+        xover = x;
+        if (t >= 8 && dx < 4) dx *= 2;
+        x += dx;
+    }
+    while (fit && !rc && !nonfinite && !(target > 0) && isfinite(xover) && x - xover > 0.2) {
+        ddct_enc_out tmp;
+        ddct_enc_out_init(&tmp);
+        uint64_t bytes = 0;
+        double mid = 0.5 * (x + xover);
+        rc = encode_at(in, M, mid, &tmp, &bytes, NULL, &nonfinite, e);
+        if (!rc && !nonfinite && (double)bytes <= budget) {
+            ddct_enc_out t2 = *out;
+            *out = tmp;
+            tmp = t2;
+            x = mid;
+        } else {
+            xover = mid;
+        }
+        ddct_enc_out_free(&tmp);
     }
     /* a budget: finer steps while the record still fits (the estimate leaves some unused) */
     for (int t = 0; t < 8 && !rc && !nonfinite && !(target > 0); t++) {
