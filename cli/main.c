@@ -307,7 +307,8 @@ int cmd_decompress(int argc, char **argv)
     ddct_ErrorCode rc = ddct_decompressFile(d, pos[0], pos[1], out, c.force);
     cli_progress_end(&pr);
     if (rc) cli_error("%s", ddct_DCtx_getErrorMessage(d));
-    else if (!c.quiet) {
+    else cli_print_dnotes(d, c.quiet);
+    if (!rc && !c.quiet) {
         cli_fputs_esc(stderr, out);
         fprintf(stderr, ": rebuilt in %.2f s\n", cli_now() - t0);
     }

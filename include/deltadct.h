@@ -155,6 +155,11 @@ ddct_ErrorCode ddct_decompressFile(ddct_DCtx *dctx, const char *base_path, const
 /* Check every checksum of a .ddct; with base_path also the base fingerprints. Writes nothing. */
 ddct_ErrorCode ddct_verifyFile(ddct_DCtx *dctx, const char *ddct_path, const char *base_path);
 const char *ddct_DCtx_getErrorMessage(const ddct_DCtx *dctx);
+/* Notes from the last decompress, verify or evaluate, one per tensor concerned: e.g. "tensor 'x':
+ * 12 rebuilt values beyond the F16 range saturated to +-65504" (a lossy tensor whose base + delta^
+ * overflowed its dtype: such values become the largest finite value, never Inf). */
+size_t ddct_DCtx_noteCount(const ddct_DCtx *dctx);
+const char *ddct_DCtx_note(const ddct_DCtx *dctx, size_t i);
 
 /* ---------------------------------------------------------------- info */
 typedef struct {
