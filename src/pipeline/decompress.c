@@ -518,22 +518,115 @@ ddct_ErrorCode ddct_decompressFile(ddct_DCtx *d, const char *base_path, const ch
     return (ddct_ErrorCode)decompress(d, base_path, ddct_path, out_path, overwrite);
 }
 
-ddct_ErrorCode ddct_verifyFile(ddct_DCtx *d, const char *ddct_path, const char *base_path)
+/* A sink that only counts (verify decodes without writing). */
+static int count_sink(void *opaque, const uint8_t *p, size_t n, ddct_err *e)
+{
+    (void)p, (void)e;
+    *(uint64_t *)opaque += n;
+    return 0;
+}
+
+/* delta^ without a base: values counted, dropped. */
+static int drop_begin(void *opaque, uint64_t first, uint64_t n, ddct_err *e)
+{
+    (void)opaque, (void)first, (void)n, (void)e;
+    return 0;
+}
+static void drop_put(void *opaque, uint64_t first, uint64_t rel, const float *d, uint64_t n, float s)
+{
+    (void)opaque, (void)first, (void)rel, (void)d, (void)n, (void)s;
+}
+static int drop_end(void *opaque, uint64_t first, uint64_t n, ddct_err *e)
+{
+    (void)e;
+    uint64_t *next = opaque;
+    RETURN_ERROR_IF(first != *next, e, DDCT_ERR_INTERNAL, "decoder slices out of order");
+    *next = first + n;
+    return 0;
+}
+
+/* Record i decoded as far as it can be without the base: the codec's streams in full (delta^ of a
+ * lossy record, the zstd frame of a raw one), lengths checked; nothing is added to a base. */
+static int check_record_nobase(const ddct_ctr_reader *r, size_t i, int threads, ddct_scratch *scr, ddct_err *e)
+{
+    const ddct_ctr_entry *en = ddct_ctr_entry_at(r, i);
+    ddct_record rec;
+    FORWARD_IF_ERROR(ddct_ctr_record(r, i, 1, &rec, e));
+    const ddct_codec_traits *ct = ddct_codec_get(rec.codec);
+    RETURN_ERROR_IF(!ct, e, DDCT_ERR_UNSUPPORTED, "%s: tensor '%s': unknown codec id %u (written by a newer deltadct?)",
+                    ddct_ctr_path(r), en->name, rec.codec);
+    uint64_t nbytes = en->nelem * ddct_dtype_size(en->dtype), got = 0;
+    int rc = 0;
+    if (ct->lossy) {
+        if (!(rec.flags & DDCT_REC_HAS_BASE) || !ddct_dtype_is_lossy_float(en->dtype))
+            rc = ddct_seterr(e, DDCT_ERR_FORMAT, "lossy record of a %s tensor%s", ddct_dtype_name(en->dtype),
+                             rec.flags & DDCT_REC_HAS_BASE ? "" : " without a base");
+        ddct_delta_out out = {drop_begin, drop_put, drop_end, &got};
+        if (!rc) rc = ct->decode_stream(&rec, en->nelem, threads, -1, scr, &out, e);
+        if (!rc && got != en->nelem)
+            rc = ddct_seterr(e, DDCT_ERR_FORMAT, "decoded %llu values, the tensor has %llu", (unsigned long long)got,
+                             (unsigned long long)en->nelem);
+    } else {
+        rc = ddct_lossless_check_stream(&rec, nbytes, ddct_dtype_size(en->dtype), count_sink, &got, e);
+        if (!rc && rec.codec == DDCT_CODEC_SAME) got = nbytes;
+        if (!rc && got != nbytes)
+            rc = ddct_seterr(e, DDCT_ERR_FORMAT, "decoded %llu bytes, the tensor has %llu", (unsigned long long)got,
+                             (unsigned long long)nbytes);
+    }
+    ddct_ctr_release(r, i);
+    if (rc) ddct_err_prefix(e, "%s: tensor '%s': ", ddct_ctr_path(r), en->name);
+    return rc;
+}
+
+/* Every record decoded, nothing written: with the base, rebuilt as decompress does (the base's
+ * fingerprints were checked when it was opened); without, as far as the streams go. */
+static int verify(ddct_DCtx *d, const char *ddct_path, const char *base_path, int quick)
 {
     ddct_err *e = &d->err;
-    ddct_err_clear(e);
     opened o;
-    int rc = open_both(&o, ddct_path, base_path, ddct_resolve_threads(d->threads), e);
+    int threads = ddct_resolve_threads(d->threads);
+    int rc = open_both(&o, ddct_path, base_path, threads, e);
+    ddct_dec_scratch scratch = {0};
     for (size_t i = 0; !rc && i < ddct_ctr_count(o.r); i++) {
-        ddct_record rec;
-        rc = ddct_ctr_record(o.r, i, 1, &rec, e);
-        if (!rc && !ddct_codec_get(rec.codec))
-            rc = ddct_seterr(e, DDCT_ERR_UNSUPPORTED, "%s: tensor '%s': unknown codec id %u", ddct_path,
-                             ddct_ctr_entry_at(o.r, i)->name, rec.codec);
-        ddct_ctr_release(o.r, i);
+        const ddct_ctr_entry *en = ddct_ctr_entry_at(o.r, i);
+        if (quick) {
+            ddct_record rec;
+            rc = ddct_ctr_record(o.r, i, 1, &rec, e);
+            if (!rc && !ddct_codec_get(rec.codec))
+                rc = ddct_seterr(e, DDCT_ERR_UNSUPPORTED, "%s: tensor '%s': unknown codec id %u", ddct_path, en->name,
+                                 rec.codec);
+            ddct_ctr_release(o.r, i);
+        } else if (o.base) {
+            uint64_t got = 0, sat = 0, nbytes = en->nelem * ddct_dtype_size(en->dtype);
+            rc = ddct_decode_stream(o.r, i, o.base, threads, d->rescale, &scratch, count_sink, &got, &sat, e);
+            if (!rc && got != nbytes)
+                rc = ddct_seterr(e, DDCT_ERR_FORMAT, "%s: tensor '%s': decoded %llu bytes, the tensor has %llu",
+                                 ddct_path, en->name, (unsigned long long)got, (unsigned long long)nbytes);
+            if (!rc) note_saturated(d, o.r, i, sat);
+        } else {
+            rc = check_record_nobase(o.r, i, threads, &scratch.delta, e);
+        }
+        if (!rc && d->progress &&
+            d->progress(d->progress_opaque, i + 1, ddct_ctr_count(o.r), 0, 0, en->name))
+            rc = ddct_seterr(e, DDCT_ERR_PARAM, "cancelled");
     }
+    ddct_dec_scratch_free(&scratch);
     close_both(&o);
-    return (ddct_ErrorCode)rc;
+    return rc;
+}
+
+ddct_ErrorCode ddct_verifyFile(ddct_DCtx *d, const char *ddct_path, const char *base_path)
+{
+    ddct_err_clear(&d->err);
+    clear_dnotes(d);
+    return (ddct_ErrorCode)verify(d, ddct_path, base_path, 0);
+}
+
+ddct_ErrorCode ddct_verifyFileChecksums(ddct_DCtx *d, const char *ddct_path, const char *base_path)
+{
+    ddct_err_clear(&d->err);
+    clear_dnotes(d);
+    return (ddct_ErrorCode)verify(d, ddct_path, base_path, 1);
 }
 
 static void compare(const ddct_st_tensor *ft, const ddct_st_tensor *b, const uint8_t *rebuilt, ddct_tensor_eval *ev)
