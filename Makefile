@@ -4,7 +4,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 CTEST_ARGS ?=
 
-.PHONY: all test test-asan test-tsan demo fuzz bench clean setup
+.PHONY: all test check test-asan test-tsan demo fuzz bench clean setup
 
 all: $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
@@ -18,6 +18,11 @@ setup:
 # The whole test suite (unit tests, CLI round trips, shared fixtures when present).
 test: all
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+
+# The fast tier, under a minute on 2 cores: unit tests, fuzz corpus replays, golden files and a
+# short CLI round trip (ctest label "fast").
+check: all
+	cd $(BUILD) && ctest -L fast --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 
 # The same suite under AddressSanitizer + UndefinedBehaviorSanitizer (DDCT_ASAN=1: tests skip
 # their peak-memory checks, which sanitizers inflate).

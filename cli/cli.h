@@ -19,6 +19,9 @@ typedef struct {
 /* Print "deltadct: <msg>" to stderr, on one line: the whole message is escaped as cli_esc does
  * (library messages hold tensor and file names as they are in the inputs). */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The notes of the last decompress, verify or evaluate (e.g. values saturated to the dtype's range),
+ * one "deltadct: note: ..." line each on stderr; nothing when quiet. */
+void cli_print_dnotes(const ddct_DCtx *d, int quiet);
 /* A name (tensor, file, path) as it may be shown on a terminal: valid UTF-8 stays, control
  * characters become \n, \r, \t or \xHH (ESC: \x1b), DEL \x7f, C1 controls and the Unicode
  * line separators and bidirectional overrides \uHHHH, and bytes that are not UTF-8 \xHH.

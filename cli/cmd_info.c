@@ -247,6 +247,7 @@ int cli_eval_run(const char *base, const char *ft, const char *ddct, int threads
     eval_state s = {.tot = tot, .json = per_tensor_json ? json_out : NULL};
     ddct_ErrorCode rc = ddct_evaluate(d, base, ft, ddct, eval_cb, &s);
     if (rc) cli_error("%s", ddct_DCtx_getErrorMessage(d));
+    else cli_print_dnotes(d, 0);
     ddct_freeDCtx(d);
     return rc ? 1 : 0;
 }

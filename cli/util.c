@@ -116,6 +116,12 @@ void cli_error(const char *fmt, ...)
     if (msg != small) free(msg);
 }
 
+void cli_print_dnotes(const ddct_DCtx *d, int quiet)
+{
+    if (quiet) return;
+    for (size_t i = 0; i < ddct_DCtx_noteCount(d); i++) cli_error("note: %s", ddct_DCtx_note(d, i));
+}
+
 double cli_now(void)
 {
     struct timespec ts;

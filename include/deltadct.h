@@ -152,9 +152,21 @@ void ddct_DCtx_setDirectIO(ddct_DCtx *dctx, int direct);
  * ".safetensors"; otherwise one .safetensors file with every tensor in the fine-tune's order. */
 ddct_ErrorCode ddct_decompressFile(ddct_DCtx *dctx, const char *base_path, const char *ddct_path,
                                    const char *out_path, int overwrite);
-/* Check every checksum of a .ddct; with base_path also the base fingerprints. Writes nothing. */
+/* Test a .ddct as zstd -t does, writing nothing: its structure and every checksum, then every
+ * record decoded. With base_path (may be NULL), the base fingerprints are checked and every
+ * tensor is rebuilt against the base as decompression would (notes as for decompression);
+ * without, each record's streams are decoded as far as they go without the base (delta^ of a
+ * lossy record, the zstd frame of a raw one) and their lengths checked. */
 ddct_ErrorCode ddct_verifyFile(ddct_DCtx *dctx, const char *ddct_path, const char *base_path);
+/* The quick test: structure, every checksum and known codecs (and with base_path the base
+ * fingerprints); no record is decoded. */
+ddct_ErrorCode ddct_verifyFileChecksums(ddct_DCtx *dctx, const char *ddct_path, const char *base_path);
 const char *ddct_DCtx_getErrorMessage(const ddct_DCtx *dctx);
+/* Notes from the last decompress, verify or evaluate, one per tensor concerned: e.g. "tensor 'x':
+ * 12 rebuilt values beyond the F16 range saturated to +-65504" (a lossy tensor whose base + delta^
+ * overflowed its dtype: such values become the largest finite value, never Inf). */
+size_t ddct_DCtx_noteCount(const ddct_DCtx *dctx);
+const char *ddct_DCtx_note(const ddct_DCtx *dctx, size_t i);
 
 /* ---------------------------------------------------------------- info */
 typedef struct {

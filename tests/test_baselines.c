@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "codec/codec.h"
+#include "codec/lowrank.h"
 #include "common/dtype.h"
 #include "testutil.h"
 
@@ -71,6 +72,53 @@ static int decode(const ddct_codec_traits *ct, const enc *x, uint64_t n, int thr
     int rc = ct->decode_lossy(&r, n, threads, rescale, out, &e);
     if (rc) fprintf(stderr, "decode: %s\n", e.msg);
     return rc;
+}
+
+/* A delta_out that gathers the slices into an array (values times s), checking their order. */
+typedef struct {
+    float *out;
+    uint64_t next;
+    int bad;
+} gather;
+static int gather_begin(void *opaque, uint64_t first, uint64_t n, ddct_err *e)
+{
+    gather *g = opaque;
+    (void)n, (void)e;
+    g->bad += first != g->next;
+    return 0;
+}
+static void gather_put(void *opaque, uint64_t first, uint64_t rel, const float *d, uint64_t n, float s)
+{
+    gather *g = opaque;
+    (void)rel;
+    for (uint64_t i = 0; i < n; i++) g->out[first + i] = d[i] * s;
+}
+static int gather_end(void *opaque, uint64_t first, uint64_t n, ddct_err *e)
+{
+    gather *g = opaque;
+    (void)e;
+    g->next = first + n;
+    return 0;
+}
+
+/* decode_stream gives decode_lossy's values bit for bit (the svd codec streams row slices). */
+static int stream_equals_whole(const ddct_codec_traits *ct, const enc *x, uint64_t n, int threads, int rescale)
+{
+    ddct_record r = rec_of(ct, x->params.p, x->params.len, x->side.p, x->side.len, x->data.p, x->data.len);
+    float *a = malloc((n ? n : 1) * sizeof *a), *b = malloc((n ? n : 1) * sizeof *b);
+    ddct_err e;
+    memset(&e, 0, sizeof e);
+    ddct_scratch scr = {0};
+    gather g = {b, 0, 0};
+    ddct_delta_out to = {gather_begin, gather_put, gather_end, &g};
+    int ok = ct->decode_lossy(&r, n, threads, rescale, a, &e) == 0 &&
+             ct->decode_stream(&r, n, threads, rescale, &scr, &to, &e) == 0 && !g.bad && g.next == n &&
+             (!n || !memcmp(a, b, (size_t)n * sizeof *a));
+    if (!ok) fprintf(stderr, "stream vs whole: %s\n", e.msg);
+    ddct_scratch_free(&scr);
+    free(a);
+    free(b);
+    return ok;
 }
 
 /* Decode a record from heap copies of exactly the given lengths (so ASan sees every overread). */
@@ -360,6 +408,9 @@ static void svd_shape_case(int ndim, const uint64_t *shape, uint64_t n, double b
     CHECK(rc == 0 && same_enc(&x, &y), "svd encode depends on threads");
     CHECK(decode(ct, &x, n, 3, -1, o2) == 0 && (!n || !memcmp(o, o2, (size_t)n * sizeof *o)),
           "svd decode depends on threads");
+    for (int rs = -1; rs <= 1; rs++)
+        CHECK(stream_equals_whole(ct, &x, n, 2, rs), "svd streamed decode differs (n %llu, rescale %d)",
+              (unsigned long long)n, rs);
     enc_free(&y);
     free(o);
     free(o2);
@@ -687,9 +738,31 @@ static void test_svd_blas_threads(void)
     free(o2);
 }
 
+/* Any range of rows starting on a 64-row block gives the whole product's values bit for bit. */
+static void test_product_rows(void)
+{
+    const size_t rows = 300, cols = 37, r = 5;
+    const uint64_t n = rows * cols - 11; /* a partial last row */
+    float *uc = gauss(rows * r, 1), *vc = gauss(cols * r, 1), *whole = malloc(n * sizeof *whole),
+          *part = malloc(n * sizeof *part);
+    ddct_err e;
+    memset(&e, 0, sizeof e);
+    CHECK(ddct_lowrank_product(uc, vc, rows, cols, r, n, whole, 2, &e) == 0, "product: %s", e.msg);
+    const size_t cuts[] = {0, 64, 192, 256, 300};
+    int rc = 0;
+    for (size_t k = 0; k + 1 < sizeof cuts / sizeof *cuts; k++)
+        rc |= ddct_lowrank_product_rows(uc, vc, rows, cols, r, n, cuts[k], cuts[k + 1], part + cuts[k] * cols, 3, &e);
+    CHECK(rc == 0 && !memcmp(whole, part, n * sizeof *whole), "row ranges differ from the whole product");
+    free(uc);
+    free(vc);
+    free(whole);
+    free(part);
+}
+
 int main(void)
 {
     test_traits();
+    test_product_rows();
     test_bitdelta();
     test_svd_rank2();
     test_svd_shapes();

@@ -280,6 +280,95 @@ static void test_fused(void)
     CHECK(badcast == 0, "ddct_add_cast: %d values differ", badcast);
 }
 
+/* ddct_add_cast saturates: a finite base never rebuilds to Inf or NaN; AVX2 and _ref agree bit for
+ * bit, counts included; values that do not overflow are the plain composition; a non-finite base
+ * keeps what the plain cast gives. */
+static void test_saturate(void)
+{
+    enum { N = 3001 };
+    static uint8_t b[4 * N + 1], o1[4 * N + 1], o2[4 * N + 1], want[4];
+    static float d[N];
+    const ddct_dtype types[] = {DDCT_DT_F32, DDCT_DT_F16, DDCT_DT_BF16};
+    const float big[] = {3.4028235e38f, 65504.0f, 3.3895314e38f};
+    const uint32_t maxbits[] = {0x7f7fffffu, 0x7bffu, 0x7f7fu};
+    int bad_twin = 0, bad_count = 0, bad_fin = 0, bad_plain = 0, bad_sat = 0, bad_keep = 0;
+    uint64_t total = 0;
+    for (int ib = 0; ib < 3; ib++)
+        for (int io = 0; io < 3; io++) {
+            ddct_dtype tb = types[ib], to = types[io];
+            size_t eb = ddct_dtype_size(tb), eo = ddct_dtype_size(to);
+            float m = big[io] < big[ib] ? big[io] : big[ib]; /* base values near the smaller max */
+            for (size_t i = 0; i < N; i++) {
+                float x = (float)(m * (0.9 + 0.1 * tu_unif()) * (tu_next() & 1 ? 1 : -1));
+                if (i % 97 == 5) x = (float)tu_normal(); /* ordinary values too */
+                ddct_from_f32(tb, &x, 1, b + 1 + i * eb);
+                d[i] = (float)(tu_normal() * 0.1 * m);
+                if (i % 211 == 7) d[i] = NAN;
+                if (i % 223 == 9) d[i] = -INFINITY;
+                if (i % 251 == 11) { /* a non-finite base: Inf or NaN */
+                    float y = i % 2 ? INFINITY : NAN;
+                    ddct_from_f32(tb, &y, 1, b + 1 + i * eb);
+                }
+            }
+            const size_t sizes[] = {0, 1, 31, 32, 33, 1024, 1025, N};
+            for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++) {
+                size_t n = sizes[si];
+                float sc = si % 2 ? 1.0f : 1.5f;
+                uint64_t c1 = ddct_add_cast(tb, b + 1, d, sc, n, to, o1 + 1);
+                uint64_t c2 = ddct_add_cast_ref(tb, b + 1, d, sc, n, to, o2 + 1);
+                bad_twin += memcmp(o1 + 1, o2 + 1, n * eo) != 0;
+                bad_count += c1 != c2;
+                uint64_t cnt = 0;
+                for (size_t i = 0; i < n; i++) {
+                    float bv = one_to_f32(tb, b + 1 + i * eb), got = one_to_f32(to, o1 + 1 + i * eo);
+                    float plain = bv + d[i] * sc;
+                    ddct_from_f32(to, &plain, 1, want);
+                    float pv = one_to_f32(to, want);
+                    if (!isfinite(bv)) { /* the plain cast, Inf and NaN kept */
+                        bad_keep += memcmp(want, o1 + 1 + i * eo, eo) != 0;
+                        continue;
+                    }
+                    bad_fin += !isfinite(got);
+                    if (isfinite(pv)) {
+                        bad_plain += memcmp(want, o1 + 1 + i * eo, eo) != 0;
+                        continue;
+                    }
+                    cnt++;
+                    /* Inf: the largest finite value with its sign; NaN: the base value (cast, saturated) */
+                    float ref = isnan(plain) ? bv : plain;
+                    uint32_t gb = 0;
+                    memcpy(&gb, o1 + 1 + i * eo, eo);
+                    if (isnan(plain) && isfinite(one_to_f32(to, (ddct_from_f32(to, &ref, 1, want), want))))
+                        bad_sat += memcmp(want, o1 + 1 + i * eo, eo) != 0;
+                    else
+                        bad_sat += (gb & (eo == 4 ? 0x7fffffffu : 0x7fffu)) != maxbits[io] ||
+                                   (signbit(got) != 0) != (signbit(ref) != 0);
+                }
+                bad_count += cnt != c1;
+                total += cnt;
+            }
+        }
+    CHECK(bad_twin == 0, "ddct_add_cast (AVX2) and ddct_add_cast_ref differ in %d runs", bad_twin);
+    CHECK(bad_count == 0, "%d saturation counts wrong", bad_count);
+    CHECK(bad_fin == 0, "%d finite bases rebuilt to Inf or NaN", bad_fin);
+    CHECK(bad_plain == 0, "%d in-range values differ from the plain cast", bad_plain);
+    CHECK(bad_sat == 0, "%d saturated values are not the largest finite value (or the base)", bad_sat);
+    CHECK(bad_keep == 0, "%d non-finite bases not kept", bad_keep);
+    CHECK(total > 1000, "the test saturates values (%llu)", (unsigned long long)total);
+    /* exact edges: F16 65504 + 8 rounds to 65504 (no saturation), + 16 would round to Inf */
+    uint8_t hb[2], ho[2];
+    float h = 65504.0f, dd = 8.0f;
+    ddct_from_f32(DDCT_DT_F16, &h, 1, hb);
+    CHECK(ddct_add_cast(DDCT_DT_F16, hb, &dd, 1.0f, 1, DDCT_DT_F16, ho) == 0 && (ho[0] | ho[1] << 8) == 0x7bff,
+          "65504 + 8 stays 65504 without saturating");
+    dd = 16.0f;
+    CHECK(ddct_add_cast(DDCT_DT_F16, hb, &dd, 1.0f, 1, DDCT_DT_F16, ho) == 1 && (ho[0] | ho[1] << 8) == 0x7bff,
+          "65504 + 16 saturates to 65504");
+    dd = -140000.0f;
+    CHECK(ddct_add_cast(DDCT_DT_F16, hb, &dd, 1.0f, 1, DDCT_DT_F16, ho) == 1 && (ho[0] | ho[1] << 8) == 0xfbff,
+          "65504 - 140000 saturates to -65504");
+}
+
 int main(void)
 {
     test_table();
@@ -290,5 +379,6 @@ int main(void)
     test_bf16_ties();
     test_bulk();
     test_fused();
+    test_saturate();
     return TEST_SUMMARY();
 }

@@ -55,11 +55,10 @@ static void roundtrip(uint64_t n, size_t es, int with_base)
     free(out);
 }
 
-/* A format 1.0 record: flags only, one frame of the whole-tensor transform. */
-static void old_format(unsigned flags)
+/* A format 1.0 record: flags only, one frame of the whole-tensor transform (decoded streamed, one
+ * zstd decoder per byte plane). */
+static void old_format_es(unsigned flags, uint64_t n, size_t es)
 {
-    const uint64_t n = (9u << 20) + 6; /* more than a chunk, elsize 2 */
-    const size_t es = 2;
     uint8_t *ft = bytes(n, 3), *base = bytes(n, 4), *t = malloc(n), *t2 = malloc(n), *out = malloc(n);
     const uint8_t *src = ft;
     if (flags & 1) {
@@ -89,6 +88,13 @@ static void old_format(unsigned flags)
     free(t);
     free(t2);
     free(out);
+}
+
+static void old_format(unsigned flags)
+{
+    old_format_es(flags, (9u << 20) + 6, 2); /* more than a chunk, elsize 2 */
+    old_format_es(flags, (3u << 20) + 7, 4); /* elsize 4, a 3-byte tail */
+    old_format_es(flags, 5, 8);              /* only a tail */
 }
 
 static void hostile(void)

@@ -141,6 +141,12 @@ int ddct_lossless_decode_stream(const ddct_record *rec, const uint8_t *base, ddc
                                 void *read_opaque, uint64_t nbytes, size_t elsize, ddct_sink_fn sink, void *opaque,
                                 ddct_consumed_fn consumed, ddct_err *e);
 
+/* The same without the base: every stream decoded and its length checked (the zstd frame of a raw
+ * record in full), the xor with the base left out; sink (may not be NULL) gets those bytes. A
+ * same record: its emptiness and base flag. For `verify` without a base. */
+int ddct_lossless_check_stream(const ddct_record *rec, uint64_t nbytes, size_t elsize, ddct_sink_fn sink,
+                               void *opaque, ddct_err *e);
+
 /* The raw codec's inverse transform of one m-byte chunk: byte planes of es-byte elements (es = 1:
  * no shuffle) interleaved back, then xor-ed with base's bytes when base is not NULL (SSE2 where
  * present for es 1, 2, 4; _ref: the plain loops). */

@@ -19,7 +19,8 @@
  * |delta^| for the stored rescale factor. The decoder rebuilds strips into per-thread buffers and
  * hands each, with the factor, to the caller (which casts it into its output), in slices of whole
  * strips of about PATCH_SLICE values that the caller writes out in turn. Version 0 records (no
- * stored factor) are decoded whole, then rescaled, as they always were.
+ * stored factor) are decoded twice, slice by slice: once for the mean |delta^| the factor needs,
+ * once for the values.
  *
  * Streams (all sizes follow from params + map, and are checked exactly):
  *   params: u8 version(0|1) u8 transform u8 p u8 wavelet u8 levels u8 keep u8 qtable u8 flags(bit0 rescale)
@@ -904,19 +905,43 @@ static int patch_decode(const ddct_record *rec, uint64_t n, int threads, int res
     return rc;
 }
 
+/* Values [a, a + m) of delta^ in d to out as one slice, times s. */
+static int delta_out_slice(const ddct_delta_out *out, const float *d, uint64_t a, uint64_t m, float s, int threads,
+                           ddct_err *e)
+{
+    const uint64_t CH = (uint64_t)1 << 16;
+    FORWARD_IF_ERROR(out->begin(out->opaque, a, m, e));
+    (void)threads;
+#pragma omp parallel for num_threads(threads) schedule(static) if (m > 4 * CH)
+    for (uint64_t c0 = 0; c0 < m; c0 += CH) out->put(out->opaque, a + c0, c0, d + c0, m - c0 < CH ? m - c0 : CH, s);
+    return out->end(out->opaque, a, m, e);
+}
+
 int ddct_patch_decode_stream(const ddct_record *rec, uint64_t n, int threads, int rescale, ddct_scratch *scr,
                              const ddct_delta_out *out, ddct_err *e)
 {
     dec D;
     int rc = dec_open(&D, rec, n, e);
     const layout *L = &D.L;
-    if (!rc && L->version == 0) { /* the rescale factor needs the whole tensor first */
-        float *buf = ddct_scratch_get(scr, (size_t)(n ? n : 1) * sizeof(float));
-        if (!buf) rc = ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory (%llu values)", (unsigned long long)n);
-        if (!rc) rc = dec_strips(&D, rec, 0, L->prow, buf, threads, e);
-        if (!rc) {
-            float s = want_rescale(L, rescale) ? ddct_rescale_factor(L->mean_abs, ddct_mean_abs(buf, n, threads)) : 1.0f;
-            rc = ddct_delta_out_array(out, buf, n, s, threads, e);
+    if (!rc && L->version == 0) {
+        /* the rescale factor needs the mean |delta^| of the whole tensor: a first pass over the
+         * slices sums it (ddct_absum: the same mean as over the whole tensor), the second one
+         * hands the values out; one slice of memory, not a float copy of the tensor */
+        uint64_t per = slice_strips(L), most = strip_first(L, per < L->prow ? per : L->prow);
+        float *buf = ddct_scratch_get(scr, (size_t)(most ? most : 1) * sizeof(float));
+        if (!buf) rc = ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory (%llu values)", (unsigned long long)most);
+        int scaled = want_rescale(L, rescale);
+        float s = 1.0f;
+        for (int pass = scaled ? 0 : 1; pass < 2 && !rc; pass++) {
+            ddct_absum sum = {0};
+            for (uint64_t s0 = 0; s0 < L->prow && !rc; s0 += per) {
+                uint64_t s1 = L->prow - s0 < per ? L->prow : s0 + per, a = strip_first(L, s0);
+                uint64_t m = strip_first(L, s1) - a;
+                rc = dec_strips(&D, rec, s0, s1, buf, threads, e);
+                if (!rc && pass == 0) ddct_absum_add(&sum, buf, m, threads);
+                if (!rc && pass == 1) rc = delta_out_slice(out, buf, a, m, s, threads, e);
+            }
+            if (pass == 0) s = ddct_rescale_factor(L->mean_abs, ddct_absum_mean(&sum));
         }
     } else if (!rc) { /* slice by slice: each strip goes from its worker's buffer to out->put */
         uint64_t per = slice_strips(L);

@@ -359,6 +359,7 @@ typedef struct {
     ddct_base_read_fn read;
     void *opaque;
     uint8_t *buf;
+    int skip_xor; /* checking only (ddct_lossless_check_stream): no base, the xor is left out */
 } base_in;
 
 /* The base's bytes [a, a + m): read into b->buf by the reader when there is one, else (or when
@@ -405,32 +406,73 @@ static int zfill(ZSTD_DCtx *z, ZSTD_inBuffer *in, uint8_t *dst, size_t m, size_t
     return 0;
 }
 
-/* Format 1.0 record with a whole-tensor shuffle: one tensor-sized buffer. */
+/* The frame must end exactly after what was read: no more content, no trailing bytes. */
+static int frame_end(ZSTD_DCtx *z, ZSTD_inBuffer *in, size_t last, ddct_err *e)
+{
+    while (last != 0) {
+        uint8_t extra;
+        ZSTD_outBuffer out = {&extra, 1, 0};
+        size_t before = in->pos;
+        last = ZSTD_decompressStream(z, &out, in);
+        RETURN_ERROR_IF(ZSTD_isError(last), e, DDCT_ERR_FORMAT, "raw codec: zstd frame corrupt: %s",
+                        ZSTD_getErrorName(last));
+        RETURN_ERROR_IF(out.pos, e, DDCT_ERR_FORMAT, "raw codec: frame holds more than the tensor's bytes");
+        RETURN_ERROR_IF(last && in->pos == before, e, DDCT_ERR_FORMAT, "raw codec: zstd frame truncated");
+    }
+    RETURN_ERROR_IF(in->pos != in->size, e, DDCT_ERR_FORMAT, "raw codec: %zu stray bytes after the zstd frame",
+                    in->size - in->pos);
+    return 0;
+}
+
+/* Format 1.0 record with a whole-tensor shuffle, streamed. The frame holds byte 0 of every
+ * element, then byte 1 of every element, ..., then the tail of nbytes % es bytes; es decoders run
+ * through it side by side, decoder k first decoding and dropping the k planes before its own, so
+ * each output chunk takes one piece of every plane. Memory: es zstd windows and a few chunks,
+ * whatever the tensor's size (a 36 KB record declaring 1 GB of content allocated 1 GB for a
+ * tensor-sized buffer); work: (es + 1) / 2 times one pass over the frame. */
 static int decode_whole_shuffle(const ddct_record *rec, base_in *base, uint64_t nbytes, size_t es,
                                 unsigned flags, ddct_sink_fn sink, void *opaque, ddct_err *e)
 {
-    uint8_t *all = malloc(nbytes ? (size_t)nbytes : 1), *tmp = malloc(DDCT_RAW_CHUNK);
+    uint64_t ne = nbytes / es, tail = nbytes - ne * es;
+    const size_t E = DDCT_RAW_CHUNK / es; /* elements per output chunk */
+    ZSTD_DCtx *z[8] = {0};
+    ZSTD_inBuffer in[8];
+    size_t last[8];
+    uint8_t *planes = malloc(DDCT_RAW_CHUNK), *out = malloc(DDCT_RAW_CHUNK);
     base->buf = base->read && (flags & RAW_XOR) ? malloc(DDCT_RAW_CHUNK) : NULL;
-    int rc = (!all || !tmp || (base->read && (flags & RAW_XOR) && !base->buf))
-                 ? ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory (%llu bytes)", (unsigned long long)nbytes)
+    int rc = es > 8 || !planes || !out || (base->read && (flags & RAW_XOR) && !base->buf)
+                 ? ddct_seterr(e, es > 8 ? DDCT_ERR_FORMAT : DDCT_ERR_NOMEM, "raw codec: %s",
+                               es > 8 ? "element size above 8 bytes" : "out of memory")
                  : 0;
-    if (!rc) {
-        size_t r = ZSTD_decompress(all, (size_t)nbytes, rec->data, rec->data_len);
-        if (ZSTD_isError(r) || r != nbytes)
-            rc = ddct_seterr(e, DDCT_ERR_FORMAT, "raw codec: zstd frame corrupt: %s",
-                             ZSTD_isError(r) ? ZSTD_getErrorName(r) : "short output");
+    for (size_t k = 0; k < es && !rc; k++) {
+        in[k] = (ZSTD_inBuffer){rec->data, rec->data_len, 0};
+        last[k] = 1;
+        if (!(z[k] = ZSTD_createDCtx())) rc = ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory (zstd stream)");
+        for (uint64_t skip = (uint64_t)k * ne; !rc && skip > 0;) { /* to plane k */
+            size_t m = (size_t)(skip < DDCT_RAW_CHUNK ? skip : DDCT_RAW_CHUNK);
+            rc = zfill(z[k], &in[k], out, m, &last[k], e);
+            skip -= m;
+        }
     }
-    uint64_t step = DDCT_RAW_CHUNK / es * es;
-    for (uint64_t a = 0; !rc && a < nbytes; a += step) {
-        size_t m = (size_t)(nbytes - a < step ? nbytes - a : step);
-        unshuffle_range(all, nbytes, es, a, m, tmp);
-        const uint8_t *bp = (flags & RAW_XOR) ? base_at(base, a, m, &rc, e) : NULL;
-        if (bp)
-            for (size_t i = 0; i < m; i++) tmp[i] ^= bp[i];
-        if (!rc) rc = sink(opaque, tmp, m, e);
+    for (uint64_t e0 = 0; !rc && e0 < ne; e0 += E) {
+        size_t m = (size_t)(ne - e0 < E ? ne - e0 : E);
+        for (size_t k = 0; k < es && !rc; k++) rc = zfill(z[k], &in[k], planes + k * m, m, &last[k], e);
+        const uint8_t *bp = !rc && (flags & RAW_XOR) ? base_at(base, e0 * es, m * es, &rc, e) : NULL;
+        if (!rc) {
+            ddct_unshuffle_xor(planes, (uint64_t)m * es, es, bp, out);
+            rc = sink(opaque, out, m * es, e);
+        }
     }
-    free(all);
-    free(tmp);
+    if (!rc && tail) { /* after the last plane, in the last decoder's stream */
+        rc = zfill(z[es - 1], &in[es - 1], planes, (size_t)tail, &last[es - 1], e);
+        const uint8_t *bp = !rc && (flags & RAW_XOR) ? base_at(base, ne * es, (size_t)tail, &rc, e) : NULL;
+        for (size_t i = 0; !rc && bp && i < tail; i++) planes[i] ^= bp[i];
+        if (!rc) rc = sink(opaque, planes, (size_t)tail, e);
+    }
+    if (!rc && es) rc = frame_end(z[es - 1], &in[es - 1], last[es - 1], e);
+    for (size_t k = 0; k < 8; k++) ZSTD_freeDCtx(z[k]);
+    free(planes);
+    free(out);
     free(base->buf);
     return rc;
 }
@@ -442,7 +484,9 @@ static int raw_decode_stream(const ddct_record *rec, base_in *base, uint64_t nby
     uint64_t chunk;
     RETURN_ERROR_IF(rec->side_len != 0 || es == 0, e, DDCT_ERR_FORMAT, "raw codec: bad parameters");
     FORWARD_IF_ERROR(parse_params(rec->params, rec->params_len, es, &flags, &chunk, e));
-    RETURN_ERROR_IF((flags & RAW_XOR) && !base->p, e, DDCT_ERR_FORMAT, "raw codec: xor with a base that is absent");
+    RETURN_ERROR_IF((flags & RAW_XOR) && !base->p && !base->skip_xor, e, DDCT_ERR_FORMAT,
+                    "raw codec: xor with a base that is absent");
+    if (base->skip_xor) flags &= ~RAW_XOR;
     unsigned long long fcs = ZSTD_getFrameContentSize(rec->data, rec->data_len);
     RETURN_ERROR_IF(fcs != nbytes, e, DDCT_ERR_FORMAT, "raw codec: frame holds %llu bytes, the tensor needs %llu",
                     fcs, (unsigned long long)nbytes);
@@ -465,18 +509,7 @@ static int raw_decode_stream(const ddct_record *rec, base_in *base, uint64_t nby
         if (!rc && consumed) consumed(opaque, a + m, in.pos);
     }
     /* the frame must end exactly here: no more content, no trailing bytes */
-    while (!rc && last != 0) {
-        uint8_t extra;
-        ZSTD_outBuffer out = {&extra, 1, 0};
-        size_t before = in.pos;
-        last = ZSTD_decompressStream(z, &out, &in);
-        if (ZSTD_isError(last)) rc = ddct_seterr(e, DDCT_ERR_FORMAT, "raw codec: zstd frame corrupt: %s",
-                                                 ZSTD_getErrorName(last));
-        else if (out.pos) rc = ddct_seterr(e, DDCT_ERR_FORMAT, "raw codec: frame holds more than the tensor's bytes");
-        else if (last && in.pos == before) rc = ddct_seterr(e, DDCT_ERR_FORMAT, "raw codec: zstd frame truncated");
-    }
-    if (!rc && in.pos != in.size)
-        rc = ddct_seterr(e, DDCT_ERR_FORMAT, "raw codec: %zu stray bytes after the zstd frame", in.size - in.pos);
+    if (!rc) rc = frame_end(z, &in, last, e);
     ZSTD_freeDCtx(z);
     free(zb);
     free(tmp);
@@ -511,6 +544,20 @@ int ddct_lossless_decode_stream(const ddct_record *rec, const uint8_t *base, ddc
     }
     free(b.buf);
     return rc;
+}
+
+int ddct_lossless_check_stream(const ddct_record *rec, uint64_t nbytes, size_t elsize, ddct_sink_fn sink,
+                               void *opaque, ddct_err *e)
+{
+    if (rec->codec == DDCT_CODEC_SAME) {
+        RETURN_ERROR_IF(rec->params_len || rec->side_len || rec->data_len, e, DDCT_ERR_FORMAT,
+                        "same codec: unexpected payload");
+        RETURN_ERROR_IF(!(rec->flags & DDCT_REC_HAS_BASE), e, DDCT_ERR_FORMAT, "same codec: record has no base");
+        return 0;
+    }
+    RETURN_ERROR_IF(rec->codec != DDCT_CODEC_RAW, e, DDCT_ERR_INTERNAL, "codec %u is not lossless", rec->codec);
+    base_in b = {.skip_xor = 1};
+    return raw_decode_stream(rec, &b, nbytes, elsize, sink, opaque, NULL, e);
 }
 
 static int same_decode(const ddct_record *rec, const uint8_t *base, uint64_t nbytes, size_t elsize, uint8_t *out,

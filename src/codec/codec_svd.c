@@ -208,26 +208,27 @@ int ddct_svd_thin(float *a, uint64_t rows, uint64_t cols, float *s, float *vecs_
  * vc: cols x r likewise), i.e. column-major cols x rows = V U^T: one serial sgemm per block of
  * DECODE_BLOCK_ROWS full rows, blocks spread over threads, and the partial last row of a padded
  * view through a temporary row. Shared with the rd codec (lowrank.h). */
-int ddct_lowrank_product(const float *uc, const float *vc, size_t rows, size_t cols, size_t rr, uint64_t n,
-                         float *out, int threads, ddct_err *e)
+int ddct_lowrank_product_rows(const float *uc, const float *vc, size_t rows, size_t cols, size_t rr, uint64_t n,
+                              size_t row0, size_t row1, float *out, int threads, ddct_err *e)
 {
     int rc = 0;
     size_t full = (size_t)n / cols, tail = (size_t)n % cols;
-    size_t nblk = (full + DECODE_BLOCK_ROWS - 1) / DECODE_BLOCK_ROWS;
+    size_t f1 = row1 < full ? row1 : full;
+    size_t nblk = f1 > row0 ? (f1 - row0 + DECODE_BLOCK_ROWS - 1) / DECODE_BLOCK_ROWS : 0;
     threads = nthreads(threads);
     int prev = ddct_blas_serial_begin();
 #pragma omp parallel for num_threads(threads) schedule(dynamic) if (nblk > 1)
     for (size_t bk = 0; bk < nblk; bk++) {
-        size_t r0 = bk * DECODE_BLOCK_ROWS, nr = full - r0 < DECODE_BLOCK_ROWS ? full - r0 : DECODE_BLOCK_ROWS;
+        size_t r0 = row0 + bk * DECODE_BLOCK_ROWS, nr = f1 - r0 < DECODE_BLOCK_ROWS ? f1 - r0 : DECODE_BLOCK_ROWS;
         cblas_sgemm(CblasColMajor, CblasNoTrans, CblasTrans, (int)cols, (int)nr, (int)rr, 1.0f, vc, (int)cols,
-                    uc + r0, (int)rows, 0.0f, out + r0 * cols, (int)cols);
+                    uc + r0, (int)rows, 0.0f, out + (r0 - row0) * cols, (int)cols);
     }
-    if (tail) {
+    if (tail && full >= row0 && full < row1) {
         float *row = malloc(cols * sizeof *row);
         if (row) {
             cblas_sgemm(CblasColMajor, CblasNoTrans, CblasTrans, (int)cols, 1, (int)rr, 1.0f, vc, (int)cols,
                         uc + full, (int)rows, 0.0f, row, (int)cols);
-            memcpy(out + full * cols, row, tail * sizeof *row);
+            memcpy(out + (full - row0) * cols, row, tail * sizeof *row);
             free(row);
         } else {
             rc = ddct_seterr(e, DDCT_ERR_NOMEM, "low-rank product: out of memory");
@@ -235,6 +236,12 @@ int ddct_lowrank_product(const float *uc, const float *vc, size_t rows, size_t c
     }
     ddct_blas_serial_end(prev);
     return rc;
+}
+
+int ddct_lowrank_product(const float *uc, const float *vc, size_t rows, size_t cols, size_t rr, uint64_t n,
+                         float *out, int threads, ddct_err *e)
+{
+    return ddct_lowrank_product_rows(uc, vc, rows, cols, rr, n, 0, rows, out, threads, e);
 }
 
 /* The bf16 scale m of a vector: among the clip ratios f = 1, 0.95, ..., 0.25 of max |x| (f = 1
@@ -437,22 +444,33 @@ static int parse_params(const ddct_record *rec, uint64_t n, svd_layout *L, ddct_
     return 0;
 }
 
-static int svd_decode(const ddct_record *rec, uint64_t n, int threads, int rescale, float *out, ddct_err *e)
-{
-    threads = nthreads(threads);
+/* A record's dequantized factors. */
+typedef struct {
     svd_layout L;
-    memset(&L, 0, sizeof L);
-    FORWARD_IF_ERROR(parse_params(rec, n, &L, e));
+    size_t rows, cols, rr;
+    float *uc, *vc;
+} svd_factors;
+
+static void factors_free(svd_factors *F)
+{
+    free(F->uc);
+    free(F->vc);
+}
+
+/* Parse the record and dequantize its vectors (memory bounded by the record: every vector element
+ * costs at least one data bit). F->rr == 0: delta^ is 0. */
+static int factors_open(const ddct_record *rec, uint64_t n, int threads, svd_factors *F, ddct_err *e)
+{
+    memset(F, 0, sizeof *F);
+    svd_layout *Lp = &F->L;
+    FORWARD_IF_ERROR(parse_params(rec, n, Lp, e));
+    const svd_layout L = *Lp;
     uint64_t dlen = data_bytes(&L);
     RETURN_ERROR_IF(L.r > rec->side_len / 4 || rec->side_len != 4 * L.r || dlen != rec->data_len, e,
                     DDCT_ERR_FORMAT, "svd codec: stream sizes %zu/%zu, expected %llu/%llu", rec->side_len,
                     rec->data_len, (unsigned long long)(L.r <= rec->side_len / 4 ? 4 * L.r : 0),
                     (unsigned long long)dlen);
-    if (n == 0) return 0;
-    if (L.r == 0) {
-        memset(out, 0, (size_t)n * sizeof *out);
-        return 0;
-    }
+    if (n == 0 || L.r == 0) return 0;
     /* every vector element costs at least one data bit, so rows * r and cols * r are below
      * 8 * data_len: the allocations below are bounded by the record's real size */
     RETURN_ERROR_IF(L.rows > INT_MAX || L.cols > INT_MAX || L.r > INT_MAX, e, DDCT_ERR_UNSUPPORTED,
@@ -484,6 +502,7 @@ static int svd_decode(const ddct_record *rec, uint64_t n, int threads, int resca
             off[2 * i + 2] = off[2 * i + 1] + (size_t)vec_bytes(L.cols, wid[i]);
         }
     }
+    threads = nthreads(threads);
 #pragma omp parallel num_threads(threads)
     {
         size_t mx = rows > cols ? rows : cols;
@@ -514,19 +533,30 @@ static int svd_decode(const ddct_record *rec, uint64_t n, int threads, int resca
         }
         free(q);
     }
-    if (failed) {
+    if (failed)
         rc = failed == 1 ? ddct_seterr(e, DDCT_ERR_NOMEM, "svd codec: out of memory (vector buffers)")
                          : ddct_seterr(e, DDCT_ERR_FORMAT, "svd codec: padding bits are not zero");
-        goto done;
-    }
-    rc = ddct_lowrank_product(uc, vc, rows, cols, rr, n, out, threads, e);
-    if (rc) goto done;
-    if (rescale < 0 ? L.rescale : rescale) ddct_rescale_to(out, n, L.mean_abs, threads);
 done:
-    free(uc);
-    free(vc);
     free(wid);
     free(off);
+    if (rc) {
+        free(uc);
+        free(vc);
+        return rc;
+    }
+    F->rows = rows, F->cols = cols, F->rr = rr, F->uc = uc, F->vc = vc;
+    return 0;
+}
+
+static int svd_decode(const ddct_record *rec, uint64_t n, int threads, int rescale, float *out, ddct_err *e)
+{
+    svd_factors F;
+    FORWARD_IF_ERROR(factors_open(rec, n, threads, &F, e));
+    int rc = 0;
+    if (n && !F.rr) memset(out, 0, (size_t)n * sizeof *out);
+    else if (n) rc = ddct_lowrank_product(F.uc, F.vc, F.rows, F.cols, F.rr, n, out, threads, e);
+    if (!rc && n && F.rr && (rescale < 0 ? F.L.rescale : rescale)) ddct_rescale_to(out, n, F.L.mean_abs, threads);
+    factors_free(&F);
     return rc;
 }
 
@@ -535,10 +565,45 @@ static int svd_encode(const ddct_lossy_in *in, ddct_enc_out *out, ddct_err *e)
     return ddct_encode_whole(svd_encode_array, in, out, e);
 }
 
+/* Streamed: delta^ in slices of whole row blocks (about 4 Mi values), so memory is the factors
+ * (bounded by the record) and one slice, whatever the tensor's size — a small record of a
+ * low-rank tensor can stand for gigabytes of floats. With the rescale, a first pass over the
+ * slices sums |delta^| (ddct_absum: the same mean as over the whole tensor) for the factor. */
 static int svd_decode_stream(const ddct_record *rec, uint64_t n, int threads, int rescale, ddct_scratch *scr,
                              const ddct_delta_out *out, ddct_err *e)
 {
-    return ddct_decode_stream_whole(&ddct_codec_svd, rec, n, threads, rescale, scr, out, e);
+    svd_factors F;
+    FORWARD_IF_ERROR(factors_open(rec, n, threads, &F, e));
+    int rc = 0;
+    size_t cols = F.rr ? F.cols : 1, rows = F.rr ? F.rows : (size_t)n;
+    size_t per = (size_t)(((uint64_t)4 << 20) / cols / DECODE_BLOCK_ROWS * DECODE_BLOCK_ROWS);
+    if (per < DECODE_BLOCK_ROWS) per = DECODE_BLOCK_ROWS;
+    uint64_t most = (uint64_t)per * cols < n ? (uint64_t)per * cols : n;
+    float *buf = n ? ddct_scratch_get(scr, (size_t)most * sizeof *buf) : NULL;
+    if (n && !buf) rc = ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory (%llu-value slice)", (unsigned long long)most);
+    int scaled = F.rr && (rescale < 0 ? F.L.rescale : rescale);
+    float s = 1.0f;
+    for (int pass = scaled ? 0 : 1; pass < 2 && !rc; pass++) {
+        ddct_absum sum = {0};
+        for (size_t r0 = 0; r0 < rows && (uint64_t)r0 * cols < n && !rc; r0 += per) {
+            uint64_t a = (uint64_t)r0 * cols, m = n - a < (uint64_t)per * cols ? n - a : (uint64_t)per * cols;
+            if (!F.rr) memset(buf, 0, (size_t)m * sizeof *buf);
+            else rc = ddct_lowrank_product_rows(F.uc, F.vc, F.rows, F.cols, F.rr, n, r0, r0 + per, buf, threads, e);
+            if (!rc && pass == 0) ddct_absum_add(&sum, buf, m, threads);
+            if (!rc && pass == 1) rc = out->begin(out->opaque, a, m, e);
+            if (!rc && pass == 1) {
+                const uint64_t CH = (uint64_t)1 << 16;
+                (void)threads;
+#pragma omp parallel for num_threads(nthreads(threads)) schedule(static) if (m > 4 * CH)
+                for (uint64_t c0 = 0; c0 < m; c0 += CH)
+                    out->put(out->opaque, a + c0, c0, buf + c0, m - c0 < CH ? m - c0 : CH, s);
+                rc = out->end(out->opaque, a, m, e);
+            }
+        }
+        if (pass == 0) s = ddct_rescale_factor(F.L.mean_abs, ddct_absum_mean(&sum));
+    }
+    factors_free(&F);
+    return rc;
 }
 
 const ddct_codec_traits ddct_codec_svd = {

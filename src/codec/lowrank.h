@@ -24,5 +24,10 @@ int ddct_svd_thin(float *a, uint64_t rows, uint64_t cols, float *s, float *vecs_
  * n <= rows * cols; fixed blocks of rows, so the result does not depend on threads. */
 int ddct_lowrank_product(const float *uc, const float *vc, size_t rows, size_t cols, size_t r, uint64_t n,
                          float *out, int threads, ddct_err *e);
+/* Rows [row0, row1) of the same product into out (holding the values from row0 * cols on, up to
+ * n): blocks of 64 rows counted from row 0, so with row0 a multiple of 64 any range gives the
+ * values of the whole product bit for bit (the svd decoder streams slices this way). */
+int ddct_lowrank_product_rows(const float *uc, const float *vc, size_t rows, size_t cols, size_t r, uint64_t n,
+                              size_t row0, size_t row1, float *out, int threads, ddct_err *e);
 
 #endif

@@ -5,7 +5,8 @@
  * floating-point operations are exact, except F32->F16 subnormals, which rely on the
  * default rounding mode (nearest-even; flush-to-zero modes do not matter). Narrowing
  * rounds to nearest, ties to even; overflow gives Inf; every NaN comes out as a quiet
- * NaN with its sign and top payload bits kept.
+ * NaN with its sign and top payload bits kept. The rebuild (ddct_add_cast) saturates instead:
+ * a value rebuilt from a finite base is always finite.
  */
 #include "dtype.h"
 
@@ -229,22 +230,115 @@ DDCT_DTYPE_ALWAYS_INLINE int sub_body(ddct_dtype ta, const uint8_t *restrict a, 
     return bad == 0;
 }
 
-/* out = cast(base + d * s) */
-DDCT_DTYPE_ALWAYS_INLINE void add_cast_body(ddct_dtype tb, const uint8_t *restrict b, const float *restrict d,
-                                            float s, size_t n, ddct_dtype to, uint8_t *restrict o)
+/* The largest finite value of each lossy dtype, as its bits; the exponent mask (Inf / NaN). */
+#define F32_EXP 0x7f800000u
+#define F32_MAXBITS 0x7f7fffffu
+#define F16_EXP 0x7c00u
+#define F16_MAXBITS 0x7bffu
+#define BF16_EXP 0x7f80u
+#define BF16_MAXBITS 0x7f7fu
+
+/* x = base + d * s in float, a NaN from a finite base replaced by the base (the delta counts as
+ * 0); *fin: all-ones when the base is finite, *rep: all-ones when x was replaced. */
+static inline float rebuild1(float base, float d, float s, uint32_t *fin, uint32_t *rep)
 {
-    if (tb == DDCT_DT_BF16 && to == DDCT_DT_BF16) {
-        for (size_t i = 0; i < n; i++) st16(o + 2 * i, f2b(b2f(ld16(b + 2 * i)) + d[i] * s));
-        return;
+    float x = base + d * s;
+    uint32_t bf = ~nonfinite(base), xn = mask_if((f2u(x) & 0x7fffffffu) > F32_EXP);
+    *fin = bf;
+    *rep = bf & xn;
+    return u2f((f2u(base) & bf & xn) | (f2u(x) & ~(bf & xn)));
+}
+
+/* Saturate one output value's bits v: where the base was finite (fin) and v came out Inf (its
+ * exponent field all ones), the largest finite value with the same sign. *cnt counts it, and a
+ * value replaced before (rep). */
+static inline uint32_t sat_bits(uint32_t v, uint32_t fin, uint32_t rep, uint32_t expm, uint32_t maxb, uint32_t signb,
+                                uint32_t *cnt)
+{
+    uint32_t hit = fin & mask_if((v & expm) == expm);
+    *cnt += (hit | rep) & 1u;
+    return (v & ~hit) | (((v & signb) | maxb) & hit);
+}
+
+/* 1 if any of the m values of dtype t at o has its exponent field all ones (Inf or NaN). */
+DDCT_DTYPE_ALWAYS_INLINE int any_nonfinite(ddct_dtype t, const uint8_t *restrict o, size_t m)
+{
+    uint32_t any = 0;
+    switch (t) {
+    case DDCT_DT_F32:
+        for (size_t i = 0; i < m; i++) any |= mask_if((ld32(o + 4 * i) & F32_EXP) == F32_EXP);
+        break;
+    case DDCT_DT_F16:
+        for (size_t i = 0; i < m; i++) any |= mask_if((ld16(o + 2 * i) & F16_EXP) == F16_EXP);
+        break;
+    case DDCT_DT_BF16:
+        for (size_t i = 0; i < m; i++) any |= mask_if((ld16(o + 2 * i) & BF16_EXP) == BF16_EXP);
+        break;
+    default:
+        break;
     }
+    return any != 0;
+}
+
+/* A chunk of m values again, saturated (the rare path: some value came out Inf or NaN). */
+DDCT_DTYPE_ALWAYS_INLINE uint32_t add_cast_sat(ddct_dtype tb, const uint8_t *restrict b, const float *restrict d,
+                                               float s, size_t m, ddct_dtype to, uint8_t *restrict o)
+{
+    float tmp[SUB_CHUNK];
+    uint32_t fin[SUB_CHUNK], rep[SUB_CHUNK], cnt = 0;
+    to_f32_body(tb, b, m, tmp);
+    for (size_t i = 0; i < m; i++) tmp[i] = rebuild1(tmp[i], d[i], s, &fin[i], &rep[i]);
+    switch (to) {
+    case DDCT_DT_F32:
+        for (size_t i = 0; i < m; i++)
+            st32(o + 4 * i, sat_bits(f2u(tmp[i]), fin[i], rep[i], F32_EXP, F32_MAXBITS, 0x80000000u, &cnt));
+        break;
+    case DDCT_DT_F16:
+        for (size_t i = 0; i < m; i++)
+            st16(o + 2 * i, (uint16_t)sat_bits(f2h(tmp[i]), fin[i], rep[i], F16_EXP, F16_MAXBITS, 0x8000u, &cnt));
+        break;
+    case DDCT_DT_BF16:
+        for (size_t i = 0; i < m; i++)
+            st16(o + 2 * i, (uint16_t)sat_bits(f2b(tmp[i]), fin[i], rep[i], BF16_EXP, BF16_MAXBITS, 0x8000u, &cnt));
+        break;
+    default:
+        break;
+    }
+    return cnt;
+}
+
+/* out = cast(base + d * s), saturated: a value rebuilt from a finite base never comes out Inf
+ * or NaN (see ddct_add_cast). Each chunk is cast plainly, and cast again with saturation only
+ * when one of its values came out Inf or NaN (rare). Returns how many values were saturated. */
+DDCT_DTYPE_ALWAYS_INLINE uint64_t add_cast_body(ddct_dtype tb, const uint8_t *restrict b, const float *restrict d,
+                                                float s, size_t n, ddct_dtype to, uint8_t *restrict o)
+{
+    uint64_t sat = 0;
     float tmp[SUB_CHUNK];
     size_t eb = ddct_dtype_size(tb), eo = ddct_dtype_size(to);
     for (size_t c0 = 0; c0 < n; c0 += SUB_CHUNK) {
         size_t m = n - c0 < SUB_CHUNK ? n - c0 : SUB_CHUNK;
-        to_f32_body(tb, b + c0 * eb, m, tmp);
-        for (size_t i = 0; i < m; i++) tmp[i] = tmp[i] + d[c0 + i] * s;
-        from_f32_body(to, tmp, m, o + c0 * eo);
+        const uint8_t *bc = b + c0 * eb;
+        uint8_t *oc = o + c0 * eo;
+        int any;
+        if (tb == DDCT_DT_BF16 && to == DDCT_DT_BF16) {
+            /* |x| from the smallest value that rounds to BF16 Inf, NaN included */
+            uint32_t a = 0;
+            for (size_t i = 0; i < m; i++) {
+                float x = b2f(ld16(bc + 2 * i)) + d[c0 + i] * s;
+                a |= mask_if((f2u(x) & 0x7fffffffu) >= 0x7f7f8000u);
+                st16(oc + 2 * i, f2b(x));
+            }
+            any = a != 0;
+        } else {
+            to_f32_body(tb, bc, m, tmp);
+            for (size_t i = 0; i < m; i++) tmp[i] = tmp[i] + d[c0 + i] * s;
+            from_f32_body(to, tmp, m, oc);
+            any = any_nonfinite(to, oc, m);
+        }
+        if (any) sat += add_cast_sat(tb, bc, d + c0, s, m, to, oc);
     }
+    return sat;
 }
 
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
@@ -262,10 +356,10 @@ __attribute__((target("avx2"))) static int sub_avx2(ddct_dtype ta, const uint8_t
 {
     return sub_body(ta, a, tb, b, n, d);
 }
-__attribute__((target("avx2"))) static void add_cast_avx2(ddct_dtype tb, const uint8_t *b, const float *d, float s,
-                                                          size_t n, ddct_dtype to, uint8_t *o)
+__attribute__((target("avx2"))) static uint64_t add_cast_avx2(ddct_dtype tb, const uint8_t *b, const float *d,
+                                                              float s, size_t n, ddct_dtype to, uint8_t *o)
 {
-    add_cast_body(tb, b, d, s, n, to, o);
+    return add_cast_body(tb, b, d, s, n, to, o);
 }
 static int use_avx2(size_t n) { return n >= 32 && __builtin_cpu_supports("avx2"); }
 #else
@@ -302,13 +396,16 @@ int ddct_sub_to_f32(ddct_dtype ta, const void *a, ddct_dtype tb, const void *b, 
     return sub_body(ta, a, tb, b, n, d);
 }
 
-void ddct_add_cast(ddct_dtype tb, const void *base, const float *d, float s, size_t n, ddct_dtype to, void *out)
+uint64_t ddct_add_cast(ddct_dtype tb, const void *base, const float *d, float s, size_t n, ddct_dtype to, void *out)
 {
 #if DDCT_DTYPE_X86
-    if (use_avx2(n)) {
-        add_cast_avx2(tb, base, d, s, n, to, out);
-        return;
-    }
+    if (use_avx2(n)) return add_cast_avx2(tb, base, d, s, n, to, out);
 #endif
-    add_cast_body(tb, base, d, s, n, to, out);
+    return add_cast_body(tb, base, d, s, n, to, out);
+}
+
+uint64_t ddct_add_cast_ref(ddct_dtype tb, const void *base, const float *d, float s, size_t n, ddct_dtype to,
+                           void *out)
+{
+    return add_cast_body(tb, base, d, s, n, to, out);
 }

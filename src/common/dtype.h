@@ -38,7 +38,14 @@ void ddct_from_f32(ddct_dtype t, const float *src, size_t n, void *dst);
  * value and every difference is finite, else 0 (d is then still fully written). */
 int ddct_sub_to_f32(ddct_dtype ta, const void *a, ddct_dtype tb, const void *b, size_t n, float *d);
 /* out = cast to `to` of (base as float32 + d * s), element by element (the same as ddct_to_f32,
- * a float multiplication, a float addition and ddct_from_f32; s = 1 leaves d exact). */
-void ddct_add_cast(ddct_dtype tb, const void *base, const float *d, float s, size_t n, ddct_dtype to, void *out);
+ * a float multiplication, a float addition and ddct_from_f32; s = 1 leaves d exact), saturated:
+ * where the base value is finite the result is too. A sum that rounds to Inf in `to` (F16 near
+ * 65504, BF16 or F32 near 3.4e38, or d * s infinite) becomes the largest finite value of `to`
+ * with its sign; a NaN sum (d * s NaN) becomes the base value. A non-finite base value gives what the
+ * plain cast gives (Inf and NaN of the base are kept). Returns how many values were saturated
+ * or replaced. ddct_add_cast_ref: the same without AVX2 (bitwise identical; tests compare). */
+uint64_t ddct_add_cast(ddct_dtype tb, const void *base, const float *d, float s, size_t n, ddct_dtype to, void *out);
+uint64_t ddct_add_cast_ref(ddct_dtype tb, const void *base, const float *d, float s, size_t n, ddct_dtype to,
+                           void *out);
 
 #endif

@@ -8,6 +8,7 @@
 #include <xxhash.h>
 
 #include "common/mapfile.h"
+#include "common/nameset.h"
 #include "common/ofile.h"
 
 static const uint8_t MAGIC[8] = {0x89, 'D', 'D', 'C', 'T', '\r', '\n', 0x1a};
@@ -322,12 +323,13 @@ struct ddct_ctr_reader {
     uint64_t header_size, index_off, index_len;
     size_t count;
     ddct_ctr_entry *entries;
+    char *names; /* every entry's name, NUL-terminated, back to back */
 };
 
 void ddct_ctr_close(ddct_ctr_reader *r)
 {
     if (!r) return;
-    for (size_t i = 0; i < r->count; i++) free(r->entries[i].name);
+    free(r->names);
     free(r->entries);
     free(r->header_json);
     if (r->owns_map) ddct_map_close(&r->map);
@@ -386,6 +388,35 @@ static int parse_footer(ddct_ctr_reader *r, uint64_t *count, ddct_err *e)
     return 0;
 }
 
+static const char *entry_name(const void *ctx, size_t id, size_t *len)
+{
+    const ddct_ctr_reader *r = ctx;
+    *len = strlen(r->entries[id].name);
+    return r->entries[id].name;
+}
+
+/* Every record names a different tensor (or carried file): a name twice would be rebuilt twice
+ * (two entries of one safetensors file) or decide which base tensor a record meant. A hash set:
+ * linear in the count. */
+static int check_unique(const ddct_ctr_reader *r, ddct_err *e)
+{
+    ddct_nameset s;
+    RETURN_ERROR_IF(ddct_nameset_init(&s, r->count, entry_name, r), e, DDCT_ERR_NOMEM, "out of memory");
+    int rc = 0;
+    for (size_t i = 0; i < r->count && !rc; i++) {
+        size_t dup = ddct_nameset_add(&s, i);
+        if (dup == DDCT_NAMESET_NOMEM) rc = ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory");
+        else if (dup != DDCT_NAMESET_NONE)
+            rc = ddct_seterr(e, DDCT_ERR_FORMAT,
+                             "%s: tensor '%s' is named twice in the index (records %zu and %zu, at offsets %llu and "
+                             "%llu): file malformed",
+                             r->path, r->entries[i].name, dup, i, (unsigned long long)r->entries[dup].offset,
+                             (unsigned long long)r->entries[i].offset);
+    }
+    ddct_nameset_free(&s);
+    return rc;
+}
+
 static int parse_index(ddct_ctr_reader *r, uint64_t count, ddct_err *e)
 {
     const char *path = r->path;
@@ -396,7 +427,9 @@ static int parse_index(ddct_ctr_reader *r, uint64_t count, ddct_err *e)
                     "%s: index count %llu disagrees with the footer (%llu)", path, (unsigned long long)n,
                     (unsigned long long)count);
     r->entries = calloc(n ? (size_t)n : 1, sizeof *r->entries);
-    RETURN_ERROR_IF(!r->entries, e, DDCT_ERR_NOMEM, "out of memory");
+    r->names = malloc((size_t)r->index_len + 1); /* names and their NULs fit in the index */
+    RETURN_ERROR_IF(!r->entries || !r->names, e, DDCT_ERR_NOMEM, "out of memory");
+    size_t names_len = 0;
     uint64_t expect_off = r->header_size;
     for (uint64_t i = 0; i < n; i++) {
         ddct_ctr_entry *en = &r->entries[i];
@@ -406,10 +439,10 @@ static int parse_index(ddct_ctr_reader *r, uint64_t count, ddct_err *e)
         RETURN_ERROR_IF(!name || nl == 0 || memchr(name, 0, nl), e, DDCT_ERR_FORMAT,
                         "%s: index entry %llu at offset %llu: bad tensor name", path, (unsigned long long)i,
                         (unsigned long long)at);
-        en->name = malloc(nl + 1);
-        RETURN_ERROR_IF(!en->name, e, DDCT_ERR_NOMEM, "out of memory");
+        en->name = r->names + names_len;
         memcpy(en->name, name, nl);
         en->name[nl] = 0;
+        names_len += nl + 1;
         r->count = (size_t)i + 1;
         en->dtype = (ddct_dtype)ddct_rd_u8(&rd);
         en->ndim = ddct_rd_u8(&rd);
@@ -441,7 +474,7 @@ static int parse_index(ddct_ctr_reader *r, uint64_t count, ddct_err *e)
     RETURN_ERROR_IF(expect_off != r->index_off, e, DDCT_ERR_FORMAT,
                     "%s: records end at offset %llu but the index starts at %llu", path,
                     (unsigned long long)expect_off, (unsigned long long)r->index_off);
-    return 0;
+    return check_unique(r, e);
 }
 
 static int open_common(ddct_ctr_reader *r, ddct_err *e)

@@ -8,6 +8,8 @@
  */
 #include "io/model.h"
 
+#include "common/nameset.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
@@ -41,10 +43,11 @@ struct ddct_model {
     char *index_name, *index_meta;
     size_t nshards;
     dir_file *shard_files;
+    ddct_nameset shard_set; /* shard_files by name */
     ddct_st_file **shards;
     size_t n;
     model_tensor *t;
-    size_t *by_name; /* tensor indices sorted by name */
+    ddct_nameset by_name; /* tensors by name */
     size_t nfiles;
     dir_file *files;
     size_t nignored;
@@ -226,17 +229,40 @@ static void free_names(char **v, size_t n)
 
 /* ---------------------------------------------------------------- index */
 
+static const char *shard_name(const void *ctx, size_t id, size_t *len)
+{
+    const ddct_model *m = ctx;
+    *len = strlen(m->shard_files[id].name);
+    return m->shard_files[id].name;
+}
+
+/* The shard names in a hash set (a weight_map names each shard once per tensor: a list scan per
+ * entry took seconds for tens of thousands of shards). */
+static int shard_set_build(ddct_model *m, ddct_err *e)
+{
+    ddct_nameset_free(&m->shard_set);
+    RETURN_ERROR_IF(ddct_nameset_init(&m->shard_set, m->nshards, shard_name, m), e, DDCT_ERR_NOMEM, "out of memory");
+    for (size_t k = 0; k < m->nshards; k++)
+        RETURN_ERROR_IF(ddct_nameset_add(&m->shard_set, k) == DDCT_NAMESET_NOMEM, e, DDCT_ERR_NOMEM, "out of memory");
+    return 0;
+}
+
 static int add_shard_name(ddct_model *m, const char *name, ddct_err *e)
 {
-    for (size_t k = 0; k < m->nshards; k++)
-        if (!strcmp(m->shard_files[k].name, name)) return 0;
-    dir_file *nv = realloc(m->shard_files, (m->nshards + 1) * sizeof *nv);
-    RETURN_ERROR_IF(!nv, e, DDCT_ERR_NOMEM, "out of memory");
-    m->shard_files = nv;
-    nv[m->nshards].path = NULL;
-    nv[m->nshards].name = strdup(name);
-    RETURN_ERROR_IF(!nv[m->nshards].name, e, DDCT_ERR_NOMEM, "out of memory");
+    if (!m->shard_set.slot) FORWARD_IF_ERROR(shard_set_build(m, e));
+    if (ddct_nameset_find(&m->shard_set, name, strlen(name)) != DDCT_NAMESET_NONE) return 0;
+    if ((m->nshards & (m->nshards - 1)) == 0) { /* capacity: powers of two */
+        dir_file *nv = realloc(m->shard_files, (m->nshards ? 2 * m->nshards : 1) * sizeof *nv);
+        RETURN_ERROR_IF(!nv, e, DDCT_ERR_NOMEM, "out of memory");
+        m->shard_files = nv;
+    }
+    dir_file *f = &m->shard_files[m->nshards];
+    f->path = NULL;
+    f->name = strdup(name);
+    RETURN_ERROR_IF(!f->name, e, DDCT_ERR_NOMEM, "out of memory");
     m->nshards++;
+    RETURN_ERROR_IF(ddct_nameset_add(&m->shard_set, m->nshards - 1) == DDCT_NAMESET_NOMEM, e, DDCT_ERR_NOMEM,
+                    "out of memory");
     return 0;
 }
 
@@ -298,8 +324,9 @@ static int load_index(ddct_model *m, json_t **wm_out, ddct_err *e)
         rc = ddct_seterr(e, DDCT_ERR_FORMAT, "%s/%s: weight_map lists no tensors", m->dir, m->index_name);
     if (!rc) {
         qsort(m->shard_files, m->nshards, sizeof *m->shard_files, cmp_file);
-        *wm_out = json_incref(wm);
+        rc = shard_set_build(m, e); /* the order changed */
     }
+    if (!rc) *wm_out = json_incref(wm);
     json_decref(root);
     return rc;
 }
@@ -361,9 +388,7 @@ static int collect_shards_noindex(ddct_model *m, char **names, size_t n, ddct_er
 
 static int in_shards(const ddct_model *m, const char *name)
 {
-    for (size_t k = 0; k < m->nshards; k++)
-        if (!strcmp(m->shard_files[k].name, name)) return 1;
-    return 0;
+    return ddct_nameset_find(&m->shard_set, name, strlen(name)) != DDCT_NAMESET_NONE;
 }
 
 /* The carried files: regular files that are not weights nor the index. */
@@ -412,10 +437,11 @@ static int collect_files(ddct_model *m, char **names, size_t n, ddct_err *e)
     return 0;
 }
 
-static int cmp_idx_name(const void *a, const void *b, void *ctx)
+static const char *tensor_name(const void *ctx, size_t id, size_t *len)
 {
-    const model_tensor *t = ctx;
-    return strcmp(t[*(const size_t *)a].t->name, t[*(const size_t *)b].t->name);
+    const ddct_model *m = ctx;
+    *len = strlen(m->t[id].t->name);
+    return m->t[id].t->name;
 }
 
 static int open_shards(ddct_model *m, ddct_err *e)
@@ -435,20 +461,18 @@ static int open_shards(ddct_model *m, ddct_err *e)
         total += ddct_st_count(m->shards[k]);
     }
     m->t = calloc(total + 1, sizeof *m->t);
-    m->by_name = calloc(total + 1, sizeof *m->by_name);
-    RETURN_ERROR_IF(!m->t || !m->by_name, e, DDCT_ERR_NOMEM, "out of memory");
+    RETURN_ERROR_IF(!m->t || ddct_nameset_init(&m->by_name, total, tensor_name, m), e, DDCT_ERR_NOMEM,
+                    "out of memory");
     for (size_t k = 0; k < m->nshards; k++)
         for (size_t i = 0; i < ddct_st_count(m->shards[k]); i++) {
-            m->by_name[m->n] = m->n;
-            m->t[m->n++] = (model_tensor){.t = ddct_st_get(m->shards[k], i), .shard = k};
+            m->t[m->n] = (model_tensor){.t = ddct_st_get(m->shards[k], i), .shard = k};
+            size_t dup = ddct_nameset_add(&m->by_name, m->n);
+            RETURN_ERROR_IF(dup == DDCT_NAMESET_NOMEM, e, DDCT_ERR_NOMEM, "out of memory");
+            RETURN_ERROR_IF(dup != DDCT_NAMESET_NONE, e, DDCT_ERR_FORMAT,
+                            "%s: tensor '%s' is in two shards ('%s' and '%s')", m->path, m->t[m->n].t->name,
+                            m->shard_files[m->t[dup].shard].name, m->shard_files[k].name);
+            m->n++;
         }
-    qsort_r(m->by_name, m->n, sizeof *m->by_name, cmp_idx_name, m->t);
-    for (size_t i = 1; i < m->n; i++) {
-        const model_tensor *a = &m->t[m->by_name[i - 1]], *b = &m->t[m->by_name[i]];
-        RETURN_ERROR_IF(!strcmp(a->t->name, b->t->name), e, DDCT_ERR_FORMAT,
-                        "%s: tensor '%s' is in two shards ('%s' and '%s')", m->path, a->t->name,
-                        m->shard_files[a->shard].name, m->shard_files[b->shard].name);
-    }
     return 0;
 }
 
@@ -553,7 +577,8 @@ void ddct_model_close(ddct_model *m)
     free_files(m->files, m->nfiles);
     free_names(m->ignored, m->nignored);
     free(m->t);
-    free(m->by_name);
+    ddct_nameset_free(&m->by_name);
+    ddct_nameset_free(&m->shard_set);
     free(m->index_name);
     free(m->index_meta);
     free(m->path);
@@ -582,15 +607,8 @@ size_t ddct_model_shard_of(const ddct_model *m, size_t i) { return i < m->n ? m-
 
 size_t ddct_model_lookup(const ddct_model *m, const char *name)
 {
-    size_t lo = 0, hi = m->n;
-    while (name && lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(m->t[m->by_name[mid]].t->name, name);
-        if (c == 0) return m->by_name[mid];
-        if (c < 0) lo = mid + 1;
-        else hi = mid;
-    }
-    return DDCT_MODEL_NONE;
+    size_t i = name && m->n ? ddct_nameset_find(&m->by_name, name, strlen(name)) : DDCT_NAMESET_NONE;
+    return i == DDCT_NAMESET_NONE ? DDCT_MODEL_NONE : i;
 }
 
 const ddct_st_tensor *ddct_model_find(const ddct_model *m, const char *name)

@@ -1,17 +1,16 @@
 /*
  * safetensors.c — safetensors reader and streaming writer (see safetensors.h).
  *
- * Reader: maps the file (common/mapfile), checks the header length, parses the JSON
- * header with jansson (duplicate keys rejected, key order kept), validates every entry,
- * checks that the tensors tile the data buffer exactly, and builds a name index for
- * ddct_st_find. Nothing from the file is used before it is checked.
+ * Reader: maps the file (common/mapfile), checks the header length, reads the JSON header in
+ * one pass with the scanner of io/jscan.h (no document tree: memory is the tensors' own;
+ * duplicate names found by a hash set, key order kept), validates every entry, checks that the
+ * tensors tile the data buffer exactly. Nothing from the file is used before it is checked.
  * Writer: builds the header from the entries (metadata first, data offsets assigned
  * contiguously), pads it with spaces so the data starts at a multiple of 8 bytes, and
  * streams the data through an atomic ddct_ofile.
  */
 #include "io/safetensors.h"
 
-#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,11 +18,10 @@
 
 #include "common/buf.h"
 #include "common/mapfile.h"
+#include "common/nameset.h"
 #include "common/ofile.h"
+#include "io/jscan.h"
 
-#if JANSSON_VERSION_HEX < 0x020800
-#error "jansson >= 2.8 is required: tensor order is the JSON object's key order"
-#endif
 
 #define ST_MAX_HEADER 100000000ull
 #define ST_METADATA_KEY "__metadata__"
@@ -33,9 +31,13 @@ struct ddct_st_file {
     ddct_map map;
     uint64_t data_start; /* file offset of the data buffer: 8 + header length */
     uint64_t data_len;
-    size_t n;
+    size_t n, cap;
     ddct_st_tensor *t;
-    const ddct_st_tensor **by_name; /* sorted by name, for ddct_st_find */
+    char *names;     /* every name, NUL-terminated, back to back */
+    size_t names_len, names_cap;
+    uint64_t *dims;  /* every shape, back to back */
+    size_t dims_len, dims_cap;
+    ddct_nameset by_name; /* ddct_st_find, and duplicate names */
     char *metadata;
 };
 
@@ -50,31 +52,6 @@ static int shape_size(ddct_dtype dt, int ndim, const uint64_t *shape, uint64_t *
         if (ddct_mul_overflow(n, shape[i], &n)) return 1;
     *nelem = n;
     return ddct_mul_overflow(n, ddct_dtype_size(dt), nbytes);
-}
-
-/* 1 if v is an object whose values are all strings. */
-static int is_string_object(const json_t *v)
-{
-    const char *k;
-    json_t *x;
-    if (!json_is_object(v)) return 0;
-    json_object_foreach((json_t *)v, k, x)
-        if (!json_is_string(x)) return 0;
-    return 1;
-}
-
-/* A JSON integer in [0, INT64_MAX], else -1. */
-static int64_t json_nonneg(const json_t *v)
-{
-    if (!json_is_integer(v)) return -1;
-    json_int_t i = json_integer_value(v);
-    return i < 0 ? -1 : (int64_t)i;
-}
-
-static int cmp_by_name(const void *a, const void *b)
-{
-    const ddct_st_tensor *x = *(const ddct_st_tensor *const *)a, *y = *(const ddct_st_tensor *const *)b;
-    return strcmp(x->name, y->name);
 }
 
 /* ---------------------------------------------------------------- reader */
@@ -115,60 +92,42 @@ static int read_header_len(ddct_st_file *f, ddct_err *e)
     return 0;
 }
 
-static int load_header(const ddct_st_file *f, json_t **root, ddct_err *e)
+/* The tensor being parsed: checked as the old tree-based reader did, in the same order. */
+static int check_dtype(const ddct_st_file *f, const char *name, const ddct_jsum *v, ddct_st_tensor *t, ddct_err *e)
 {
-    json_error_t je;
-    *root = json_loadb((const char *)f->map.p + 8, (size_t)(f->data_start - 8), JSON_REJECT_DUPLICATES, &je);
-    if (!*root)
-        return st_fail(f, NULL, e, DDCT_ERR_FORMAT, "header JSON invalid at byte %llu: %s",
-                       8ull + (unsigned long long)(je.position > 0 ? je.position : 0), je.text);
-    if (!json_is_object(*root))
-        return st_fail(f, NULL, e, DDCT_ERR_FORMAT, "header (at byte 8) is not a JSON object");
-    return 0;
-}
-
-static int parse_metadata(ddct_st_file *f, const json_t *v, ddct_err *e)
-{
-    if (!is_string_object(v))
-        return st_fail(f, NULL, e, DDCT_ERR_FORMAT, "\"%s\" is not an object of string values", ST_METADATA_KEY);
-    f->metadata = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    if (!f->metadata) return st_fail(f, NULL, e, DDCT_ERR_NOMEM, "out of memory copying \"%s\"", ST_METADATA_KEY);
-    return 0;
-}
-
-static int parse_dtype(const ddct_st_file *f, const char *name, const json_t *v, ddct_st_tensor *t, ddct_err *e)
-{
-    if (!json_is_string(v)) return st_fail(f, name, e, DDCT_ERR_FORMAT, "\"dtype\" missing or not a string");
-    t->dtype = ddct_dtype_from_name(json_string_value(v), json_string_length(v));
-    if (t->dtype == DDCT_DT_INVALID)
-        return st_fail(f, name, e, DDCT_ERR_FORMAT, "unknown dtype \"%s\"", json_string_value(v));
-    return 0;
-}
-
-static int parse_shape(const ddct_st_file *f, const char *name, const json_t *v, ddct_st_tensor *t, ddct_err *e)
-{
-    if (!json_is_array(v)) return st_fail(f, name, e, DDCT_ERR_FORMAT, "\"shape\" missing or not an array");
-    size_t nd = json_array_size(v);
-    if (nd > DDCT_MAX_DIMS)
-        return st_fail(f, name, e, DDCT_ERR_FORMAT, "%zu dimensions (at most %d supported)", nd, DDCT_MAX_DIMS);
-    for (size_t i = 0; i < nd; i++) {
-        int64_t d = json_nonneg(json_array_get(v, i));
-        if (d < 0) return st_fail(f, name, e, DDCT_ERR_FORMAT, "shape[%zu] is not a non-negative integer", i);
-        t->shape[i] = (uint64_t)d;
+    if (v->v.type != DDCT_JT_STR) return st_fail(f, name, e, DDCT_ERR_FORMAT, "\"dtype\" missing or not a string");
+    t->dtype = v->slen < DDCT_JSUM_STR ? ddct_dtype_from_name(v->str, v->slen) : DDCT_DT_INVALID;
+    if (t->dtype == DDCT_DT_INVALID) {
+        char esc[4 * DDCT_JSUM_STR + 8];
+        return st_fail(f, name, e, DDCT_ERR_FORMAT, "unknown dtype \"%s%s\"", ddct_escape(v->str, esc, sizeof esc),
+                       v->slen < DDCT_JSUM_STR ? "" : "...");
     }
-    t->ndim = (int)nd;
-    if (shape_size(t->dtype, t->ndim, t->shape, &t->nelem, &t->nbytes))
+    return 0;
+}
+
+static int check_shape(const ddct_st_file *f, const char *name, const ddct_jsum *v, ddct_st_tensor *t,
+                       uint64_t *shape, ddct_err *e)
+{
+    if (v->v.type != DDCT_JT_ARR) return st_fail(f, name, e, DDCT_ERR_FORMAT, "\"shape\" missing or not an array");
+    if (v->count > DDCT_MAX_DIMS)
+        return st_fail(f, name, e, DDCT_ERR_FORMAT, "%zu dimensions (at most %d supported)", v->count, DDCT_MAX_DIMS);
+    for (size_t i = 0; i < v->count; i++) {
+        if (v->el[i].type != DDCT_JT_INT || v->el[i].iv < 0)
+            return st_fail(f, name, e, DDCT_ERR_FORMAT, "shape[%zu] is not a non-negative integer", i);
+        shape[i] = (uint64_t)v->el[i].iv;
+    }
+    t->ndim = (int)v->count;
+    if (shape_size(t->dtype, t->ndim, shape, &t->nelem, &t->nbytes))
         return st_fail(f, name, e, DDCT_ERR_FORMAT, "shape's element or byte count overflows 64 bits");
     return 0;
 }
 
-static int parse_offsets(const ddct_st_file *f, const char *name, const json_t *v, ddct_st_tensor *t, ddct_err *e)
+static int check_offsets(const ddct_st_file *f, const char *name, const ddct_jsum *v, ddct_st_tensor *t, ddct_err *e)
 {
-    int64_t b = json_array_size(v) == 2 ? json_nonneg(json_array_get(v, 0)) : -1;
-    int64_t en = json_array_size(v) == 2 ? json_nonneg(json_array_get(v, 1)) : -1;
-    if (!json_is_array(v) || b < 0 || en < 0)
-        return st_fail(f, name, e, DDCT_ERR_FORMAT, "\"data_offsets\" missing or not 2 non-negative integers");
-    uint64_t begin = (uint64_t)b, end = (uint64_t)en;
+    int ok = v->v.type == DDCT_JT_ARR && v->count == 2 && v->el[0].type == DDCT_JT_INT && v->el[0].iv >= 0 &&
+             v->el[1].type == DDCT_JT_INT && v->el[1].iv >= 0;
+    if (!ok) return st_fail(f, name, e, DDCT_ERR_FORMAT, "\"data_offsets\" missing or not 2 non-negative integers");
+    uint64_t begin = (uint64_t)v->el[0].iv, end = (uint64_t)v->el[1].iv;
     if (begin > end)
         return st_fail(f, name, e, DDCT_ERR_FORMAT, "data_offsets [%llu, %llu): begin after end",
                        (unsigned long long)begin, (unsigned long long)end);
@@ -184,38 +143,214 @@ static int parse_offsets(const ddct_st_file *f, const char *name, const json_t *
                        ddct_dtype_name(t->dtype), (unsigned long long)t->nbytes,
                        (unsigned long long)(f->data_start + begin));
     t->offset = f->data_start + begin;
-    t->data = f->map.p + t->offset;
-    t->file = f;
     return 0;
 }
 
-static int parse_tensor(const ddct_st_file *f, const char *name, const json_t *v, ddct_st_tensor *t, ddct_err *e)
+static const char *tensor_name(const void *ctx, size_t id, size_t *len)
 {
-    if (!*name) return st_fail(f, NULL, e, DDCT_ERR_FORMAT, "a tensor has an empty name");
-    if (!json_is_object(v)) return st_fail(f, name, e, DDCT_ERR_FORMAT, "entry is not a JSON object");
-    FORWARD_IF_ERROR(parse_dtype(f, name, json_object_get(v, "dtype"), t, e));
-    FORWARD_IF_ERROR(parse_shape(f, name, json_object_get(v, "shape"), t, e));
-    FORWARD_IF_ERROR(parse_offsets(f, name, json_object_get(v, "data_offsets"), t, e));
-    t->name = strdup(name);
-    if (!t->name) return st_fail(f, name, e, DDCT_ERR_NOMEM, "out of memory");
+    const ddct_st_file *f = ctx;
+    const char *s = f->names + (uintptr_t)f->t[id].name; /* an offset until the header is read */
+    *len = strlen(s);
+    return s;
+}
+
+/* Room for one more item of size sz in *p (cap items, growing by half). */
+static int grow(void **p, size_t *cap, size_t need, size_t sz)
+{
+    if (need <= *cap) return 0;
+    size_t c = *cap ? *cap + *cap / 2 : 64;
+    if (c < need) c = need;
+    void *q = realloc(*p, c * sz);
+    if (!q) return -1;
+    *p = q;
+    *cap = c;
     return 0;
 }
 
-static int parse_entries(ddct_st_file *f, json_t *root, ddct_err *e)
+/* A tensor entry: the value of key `name` (j->s) at the scanner's position. The first error
+ * found by the checks goes to *sem (the JSON keeps being read: an invalid JSON text is reported
+ * as such whatever else is wrong, as when the header was parsed whole first). */
+static int parse_entry(ddct_st_file *f, ddct_jscan *j, int *sem, ddct_err *e)
 {
-    size_t cap = json_object_size(root);
-    f->t = calloc(cap ? cap : 1, sizeof *f->t);
-    if (!f->t) return st_fail(f, NULL, e, DDCT_ERR_NOMEM, "out of memory for %zu tensors", cap);
-    const char *key;
-    json_t *v;
-    json_object_foreach(root, key, v) {
-        if (strcmp(key, ST_METADATA_KEY) == 0) {
-            FORWARD_IF_ERROR(parse_metadata(f, v, e));
-            continue;
-        }
-        FORWARD_IF_ERROR(parse_tensor(f, key, v, &f->t[f->n], e));
-        f->n++;
+    char nm[DDCT_ERRMSG_MAX / 2];
+    snprintf(nm, sizeof nm, "%s", j->s);
+    int empty = j->slen == 0;
+    /* the name, and a slot, kept before anything else */
+    if (grow((void **)&f->t, &f->cap, f->n + 1, sizeof *f->t) ||
+        grow((void **)&f->names, &f->names_cap, f->names_len + j->slen + 1, 1))
+        return st_fail(f, NULL, e, DDCT_ERR_NOMEM, "out of memory for %zu tensors", f->n + 1);
+    ddct_st_tensor *t = &f->t[f->n];
+    memset(t, 0, sizeof *t);
+    t->name = (const char *)(uintptr_t)f->names_len;
+    memcpy(f->names + f->names_len, j->s, j->slen + 1);
+    f->names_len += j->slen + 1;
+    size_t dup = ddct_nameset_add(&f->by_name, f->n);
+    if (dup == DDCT_NAMESET_NOMEM) return st_fail(f, NULL, e, DDCT_ERR_NOMEM, "out of memory");
+    if (dup != DDCT_NAMESET_NONE) return ddct_jscan_fail(j, "duplicate object key"); /* just after it */
+    f->n++;
+    /* the value: an object whose "dtype", "shape" and "data_offsets" are kept */
+    ddct_jscan_ws(j);
+    ddct_jsum v[3];
+    int seen[3] = {0, 0, 0};
+    static const char *const keys[3] = {"dtype", "shape", "data_offsets"};
+    int isobj = j->pos < j->n && j->p[j->pos] == '{';
+    if (!isobj) {
+        if (ddct_jscan_value(j, NULL, NULL)) return -1;
+    } else {
+        if (++j->depth > 2048) return ddct_jscan_fail(j, "maximum parsing depth reached");
+        j->pos++;
+        ddct_jscan_ws(j);
+        if (j->pos < j->n && j->p[j->pos] == '}') j->pos++;
+        else
+            for (;;) {
+                ddct_jscan_ws(j);
+                if (j->pos >= j->n || j->p[j->pos] != '"') return ddct_jscan_fail(j, "string expected as a key");
+                size_t kat = j->pos;
+                if (ddct_jscan_string(j, 1)) return -1;
+                int k = 0;
+                while (k < 3 && strcmp(j->s, keys[k])) k++;
+                if (k < 3 && seen[k]) {
+                    j->pos = kat;
+                    return ddct_jscan_fail(j, "duplicate object key");
+                }
+                if (ddct_jscan_expect(j, ':')) return -1;
+                if (k < 3) {
+                    seen[k] = 1;
+                    if (ddct_jscan_value(j, &v[k], NULL)) return -1;
+                } else if (ddct_jscan_value(j, NULL, NULL)) {
+                    return -1;
+                }
+                ddct_jscan_ws(j);
+                if (j->pos >= j->n) return ddct_jscan_fail(j, "premature end of input");
+                if (j->p[j->pos] == '}') {
+                    j->pos++;
+                    break;
+                }
+                if (j->p[j->pos] != ',') return ddct_jscan_fail(j, "',' expected");
+                j->pos++;
+            }
+        j->depth--;
     }
+    if (*sem) return 0; /* an earlier tensor failed: only the JSON is still read */
+    for (int k = 0; k < 3; k++)
+        if (!seen[k]) v[k].v.type = DDCT_JT_NONE;
+    uint64_t shape[DDCT_MAX_DIMS];
+    int rc = empty ? st_fail(f, NULL, e, DDCT_ERR_FORMAT, "a tensor has an empty name")
+             : !isobj ? st_fail(f, nm, e, DDCT_ERR_FORMAT, "entry is not a JSON object")
+                      : 0;
+    if (!rc) rc = check_dtype(f, nm, &v[0], t, e);
+    if (!rc) rc = check_shape(f, nm, &v[1], t, shape, e);
+    if (!rc) rc = check_offsets(f, nm, &v[2], t, e);
+    if (!rc && grow((void **)&f->dims, &f->dims_cap, f->dims_len + (size_t)t->ndim, sizeof *f->dims))
+        rc = st_fail(f, NULL, e, DDCT_ERR_NOMEM, "out of memory");
+    if (rc) {
+        *sem = rc;
+        return 0;
+    }
+    memcpy(f->dims + f->dims_len, shape, (size_t)t->ndim * sizeof *shape);
+    t->shape = (const uint64_t *)(uintptr_t)f->dims_len;
+    f->dims_len += (size_t)t->ndim;
+    return 0;
+}
+
+/* The header: one JSON object, read in one pass without a document tree, so memory is the
+ * tensors' own (ddct_st_tensor, names and dimensions) and time linear in the header's size. */
+static int parse_header(ddct_st_file *f, ddct_err *e)
+{
+    ddct_jscan j;
+    ddct_jscan_init(&j, f->map.p + 8, (size_t)(f->data_start - 8));
+    /* a size guess from the header's length: an entry takes 50 bytes at least */
+    if (ddct_nameset_init(&f->by_name, (size_t)((f->data_start - 8) / 256), tensor_name, f))
+        return st_fail(f, NULL, e, DDCT_ERR_NOMEM, "out of memory");
+    int rc = 0, sem = 0, meta_seen = 0;
+    size_t meta_at = 0, meta_end = 0;
+    ddct_jscan_ws(&j);
+    if (j.pos < j.n && j.p[j.pos] == '[') {
+        if (!ddct_jscan_value(&j, NULL, NULL)) {
+            ddct_jscan_ws(&j);
+            if (j.pos == j.n) return st_fail(f, NULL, e, DDCT_ERR_FORMAT, "header (at byte 8) is not a JSON object");
+            ddct_jscan_fail(&j, "end of file expected");
+        }
+    } else if (j.pos >= j.n || j.p[j.pos] != '{') {
+        ddct_jscan_fail(&j, "'[' or '{' expected");
+    } else {
+        j.pos++;
+        ddct_jscan_ws(&j);
+        if (j.pos < j.n && j.p[j.pos] == '}') j.pos++;
+        else
+            while (!rc) {
+                ddct_jscan_ws(&j);
+                if (j.pos >= j.n || j.p[j.pos] != '"') {
+                    ddct_jscan_fail(&j, "string expected as a key");
+                    break;
+                }
+                size_t kat = j.pos;
+                if (ddct_jscan_string(&j, 1) || ddct_jscan_expect(&j, ':')) break;
+                if (!strcmp(j.s, ST_METADATA_KEY)) {
+                    if (meta_seen) {
+                        j.pos = kat;
+                        ddct_jscan_fail(&j, "duplicate object key");
+                        break;
+                    }
+                    meta_seen = 1;
+                    ddct_jscan_ws(&j);
+                    meta_at = j.pos;
+                    if (ddct_jscan_value(&j, NULL, NULL)) break;
+                    meta_end = j.pos;
+                } else {
+                    rc = parse_entry(f, &j, &sem, e);
+                    if (rc < 0) rc = 0; /* a JSON error: j.why */
+                    if (rc || j.why) break;
+                }
+                ddct_jscan_ws(&j);
+                if (j.pos >= j.n) {
+                    ddct_jscan_fail(&j, "premature end of input");
+                    break;
+                }
+                if (j.p[j.pos] == '}') {
+                    j.pos++;
+                    break;
+                }
+                if (j.p[j.pos] != ',') {
+                    ddct_jscan_fail(&j, "',' expected");
+                    break;
+                }
+                j.pos++;
+            }
+        if (!rc && !j.why) {
+            ddct_jscan_ws(&j);
+            if (j.pos != j.n) ddct_jscan_fail(&j, "end of file expected");
+        }
+    }
+    ddct_jscan_free(&j);
+    if (rc) return rc;
+    if (j.why && !strcmp(j.why, "out of memory")) return st_fail(f, NULL, e, DDCT_ERR_NOMEM, "out of memory");
+    if (j.why)
+        return st_fail(f, NULL, e, DDCT_ERR_FORMAT, "header JSON invalid at byte %llu: %s",
+                       8ull + (unsigned long long)j.at, j.why);
+    /* __metadata__, in its place among the tensors as far as errors go: before any tensor error
+     * only when it came first (the tree-based reader checked members in order) */
+    if (meta_seen) {
+        const char *why;
+        size_t at;
+        int m = ddct_json_string_object((const char *)j.p + meta_at, meta_end - meta_at, &f->metadata, &why, &at);
+        if (m == -1) return st_fail(f, NULL, e, DDCT_ERR_NOMEM, "out of memory copying \"%s\"", ST_METADATA_KEY);
+        if (m == 2)
+            return st_fail(f, NULL, e, DDCT_ERR_FORMAT, "header JSON invalid at byte %llu: %s",
+                           8ull + (unsigned long long)(meta_at + at), why);
+        if (m == 1)
+            return st_fail(f, NULL, e, DDCT_ERR_FORMAT, "\"%s\" is not an object of string values", ST_METADATA_KEY);
+    }
+    if (sem) return sem;
+    /* offsets into pointers, now that the arrays no longer move */
+    for (size_t i = 0; i < f->n; i++) {
+        ddct_st_tensor *t = &f->t[i];
+        t->name = f->names + (uintptr_t)t->name;
+        t->shape = f->dims + (uintptr_t)t->shape;
+        t->data = f->map.p + t->offset;
+        t->file = f;
+    }
+    f->by_name.name = NULL; /* names are pointers now: see ddct_st_find */
     return 0;
 }
 
@@ -271,26 +406,12 @@ static int check_tiling(const ddct_st_file *f, ddct_err *e)
     return rc;
 }
 
-static int build_index(ddct_st_file *f, ddct_err *e)
-{
-    f->by_name = malloc((f->n ? f->n : 1) * sizeof *f->by_name);
-    if (!f->by_name) return st_fail(f, NULL, e, DDCT_ERR_NOMEM, "out of memory");
-    for (size_t i = 0; i < f->n; i++) f->by_name[i] = &f->t[i];
-    qsort(f->by_name, f->n, sizeof *f->by_name, cmp_by_name);
-    return 0;
-}
-
 static int st_load(ddct_st_file *f, ddct_err *e)
 {
     FORWARD_IF_ERROR(ddct_map_open(&f->map, f->path, e));
     FORWARD_IF_ERROR(read_header_len(f, e));
-    json_t *root = NULL;
-    int rc = load_header(f, &root, e);
-    if (!rc) rc = parse_entries(f, root, e);
-    json_decref(root);
-    FORWARD_IF_ERROR(rc);
-    FORWARD_IF_ERROR(check_tiling(f, e));
-    return build_index(f, e);
+    FORWARD_IF_ERROR(parse_header(f, e));
+    return check_tiling(f, e);
 }
 
 int ddct_st_open(ddct_st_file **out, const char *path, ddct_err *e)
@@ -312,9 +433,10 @@ int ddct_st_open(ddct_st_file **out, const char *path, ddct_err *e)
 void ddct_st_close(ddct_st_file *f)
 {
     if (!f) return;
-    for (size_t i = 0; i < f->n; i++) free(f->t[i].name);
     free(f->t);
-    free(f->by_name);
+    free(f->names);
+    free(f->dims);
+    ddct_nameset_free(&f->by_name);
     free(f->metadata);
     ddct_map_close(&f->map);
     free(f->path);
@@ -347,13 +469,20 @@ int ddct_st_pread(const ddct_st_file *f, const ddct_st_tensor *t, uint64_t off, 
     return rc ? rc : ddct_seterr(e, DDCT_ERR_IO, "input changed while reading: %s", f->path);
 }
 
+static const char *opened_name(const void *ctx, size_t id, size_t *len)
+{
+    const ddct_st_file *f = ctx;
+    *len = strlen(f->t[id].name);
+    return f->t[id].name;
+}
+
 const ddct_st_tensor *ddct_st_find(const ddct_st_file *f, const char *name)
 {
     if (!name || f->n == 0) return NULL;
-    ddct_st_tensor key = {.name = (char *)name};
-    const ddct_st_tensor *kp = &key;
-    const ddct_st_tensor *const *hit = bsearch(&kp, f->by_name, f->n, sizeof *f->by_name, cmp_by_name);
-    return hit ? *hit : NULL;
+    ddct_nameset s = f->by_name;
+    s.name = opened_name;
+    size_t i = ddct_nameset_find(&s, name, strlen(name));
+    return i == DDCT_NAMESET_NONE ? NULL : &f->t[i];
 }
 
 /* ---------------------------------------------------------------- writer */
@@ -363,51 +492,18 @@ struct ddct_st_writer {
     char *path;
     uint64_t total, written;
     size_t n;
-    uint64_t *ends; /* cumulative end offset of each entry, to name tensors in errors */
-    char **names;
+    uint64_t *ends;   /* cumulative end offset of each entry, to name tensors in errors */
+    size_t *name_off; /* entry i's name: names.p + name_off[i] */
+    ddct_buf names;
 };
 
 static void writer_free(ddct_st_writer *w)
 {
-    for (size_t i = 0; w->names && i < w->n; i++) free(w->names[i]);
-    free(w->names);
+    ddct_buf_free(&w->names);
+    free(w->name_off);
     free(w->ends);
     free(w->path);
     free(w);
-}
-
-/* Parse metadata_json and add it to root as "__metadata__". */
-static int add_metadata(const ddct_st_writer *w, json_t *root, const char *metadata_json, ddct_err *e)
-{
-    json_error_t je;
-    json_t *m = json_loads(metadata_json, JSON_REJECT_DUPLICATES, &je);
-    RETURN_ERROR_IF(!m, e, DDCT_ERR_PARAM, "%s: metadata is not valid JSON (byte %d): %s", w->path, je.position, je.text);
-    if (!is_string_object(m)) {
-        json_decref(m);
-        RETURN_ERROR(e, DDCT_ERR_PARAM, "%s: metadata must be a JSON object of string values", w->path);
-    }
-    RETURN_ERROR_IF(json_object_set_new(root, ST_METADATA_KEY, m), e, DDCT_ERR_NOMEM, "%s: out of memory", w->path);
-    return 0;
-}
-
-static json_t *shape_json(const ddct_st_entry *en)
-{
-    json_t *a = json_array();
-    for (int i = 0; a && i < en->ndim; i++)
-        if (json_array_append_new(a, json_integer((json_int_t)en->shape[i]))) {
-            json_decref(a);
-            return NULL;
-        }
-    return a;
-}
-
-/* {"dtype": .., "shape": [..], "data_offsets": [begin, end]}, or NULL when out of memory. */
-static json_t *entry_json(const ddct_st_entry *en, uint64_t begin, uint64_t end)
-{
-    json_t *shape = shape_json(en);
-    if (!shape) return NULL;
-    return json_pack("{s:s, s:o, s:[I,I]}", "dtype", ddct_dtype_name(en->dtype), "shape", shape, "data_offsets",
-                     (json_int_t)begin, (json_int_t)end);
 }
 
 static int check_entry(const ddct_st_writer *w, const ddct_st_entry *en, uint64_t *nbytes, ddct_err *e)
@@ -428,49 +524,104 @@ static int check_entry(const ddct_st_writer *w, const ddct_st_entry *en, uint64_
     return 0;
 }
 
-/* Add entry i at data offset w->total. */
-static int add_entry(ddct_st_writer *w, json_t *root, const ddct_st_entry *en, size_t i, ddct_err *e)
+static const char *writer_name(const void *ctx, size_t id, size_t *len)
+{
+    const ddct_st_writer *w = ctx;
+    const char *s = (const char *)w->names.p + w->name_off[id];
+    *len = strlen(s);
+    return s;
+}
+
+static void put_u64(ddct_buf *b, uint64_t v)
+{
+    char t[24];
+    int k = snprintf(t, sizeof t, "%llu", (unsigned long long)v);
+    ddct_buf_put(b, t, (size_t)k);
+}
+
+/* Entry i at data offset w->total: "name":{"dtype":"F32","shape":[..],"data_offsets":[b,e]}. */
+static int add_entry(ddct_st_writer *w, ddct_nameset *seen, ddct_buf *h, const ddct_st_entry *en, size_t i,
+                     ddct_err *e)
 {
     uint64_t nbytes = 0, end = 0;
     FORWARD_IF_ERROR(check_entry(w, en, &nbytes, e));
     RETURN_ERROR_IF(ddct_add_overflow(w->total, nbytes, &end) || end > (uint64_t)INT64_MAX, e, DDCT_ERR_PARAM,
                     "%s: tensor '%s': data offsets overflow", w->path, en->name);
-    RETURN_ERROR_IF(json_object_get(root, en->name), e, DDCT_ERR_PARAM, "%s: tensor '%s': duplicate name", w->path,
+    size_t len = strlen(en->name);
+    w->name_off[i] = w->names.len;
+    ddct_buf_put(&w->names, en->name, len + 1);
+    FORWARD_IF_ERROR(ddct_buf_check(&w->names, e));
+    size_t dup = ddct_nameset_add(seen, i);
+    RETURN_ERROR_IF(dup == DDCT_NAMESET_NOMEM, e, DDCT_ERR_NOMEM, "%s: out of memory", w->path);
+    RETURN_ERROR_IF(dup != DDCT_NAMESET_NONE, e, DDCT_ERR_PARAM, "%s: tensor '%s': duplicate name", w->path,
                     en->name);
-    json_t *v = entry_json(en, w->total, end);
-    RETURN_ERROR_IF(!v, e, DDCT_ERR_NOMEM, "%s: out of memory", w->path);
-    RETURN_ERROR_IF(json_object_set_new(root, en->name, v), e, DDCT_ERR_PARAM,
-                    "%s: tensor '%s': name is not valid UTF-8", w->path, en->name);
-    w->names[i] = strdup(en->name);
-    RETURN_ERROR_IF(!w->names[i], e, DDCT_ERR_NOMEM, "%s: out of memory", w->path);
+    RETURN_ERROR_IF(!ddct_utf8_valid(en->name), e, DDCT_ERR_PARAM, "%s: tensor '%s': name is not valid UTF-8",
+                    w->path, en->name);
+    ddct_buf_u8(h, ',');
+    ddct_json_put_string(h, en->name, len);
+    ddct_buf_put(h, ":{\"dtype\":\"", 11);
+    ddct_buf_put(h, ddct_dtype_name(en->dtype), strlen(ddct_dtype_name(en->dtype)));
+    ddct_buf_put(h, "\",\"shape\":[", 11);
+    for (int d = 0; d < en->ndim; d++) {
+        if (d) ddct_buf_u8(h, ',');
+        put_u64(h, en->shape[d]);
+    }
+    ddct_buf_put(h, "],\"data_offsets\":[", 18);
+    put_u64(h, w->total);
+    ddct_buf_u8(h, ',');
+    put_u64(h, end);
+    ddct_buf_put(h, "]}", 2);
     w->ends[i] = w->total = end;
     return 0;
 }
 
-/* The complete header text, space-padded to a multiple of 8 bytes. */
+/* The complete header text, space-padded to a multiple of 8 bytes: compact JSON, the metadata
+ * first, then the entries in order, written directly (what jansson's json_dumps with
+ * JSON_COMPACT | JSON_PRESERVE_ORDER gave, without a tree of the whole header). */
 static int build_header(ddct_st_writer *w, const ddct_st_entry *entries, const char *metadata_json, ddct_buf *hdr,
                         ddct_err *e)
 {
-    json_t *root = json_object();
-    RETURN_ERROR_IF(!root, e, DDCT_ERR_NOMEM, "%s: out of memory", w->path);
-    int rc = metadata_json ? add_metadata(w, root, metadata_json, e) : 0;
-    for (size_t i = 0; i < w->n && !rc; i++) rc = add_entry(w, root, &entries[i], i, e);
-    char *text = rc ? NULL : json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(root);
-    FORWARD_IF_ERROR(rc);
-    RETURN_ERROR_IF(!text, e, DDCT_ERR_NOMEM, "%s: out of memory serializing the header", w->path);
-    size_t len = strlen(text), pad = (8 - len % 8) % 8;
-    ddct_buf_u64(hdr, (uint64_t)(len + pad));
-    ddct_buf_put(hdr, text, len);
-    for (size_t i = 0; i < pad; i++) ddct_buf_u8(hdr, ' ');
-    free(text);
-    return ddct_buf_check(hdr, e);
+    ddct_buf h;
+    ddct_buf_init(&h);
+    ddct_buf_u8(&h, '{');
+    if (metadata_json) {
+        char *compact;
+        const char *why;
+        size_t at;
+        int m = ddct_json_string_object(metadata_json, strlen(metadata_json), &compact, &why, &at);
+        RETURN_ERROR_IF(m == -1, e, DDCT_ERR_NOMEM, "%s: out of memory", w->path);
+        RETURN_ERROR_IF(m == 2, e, DDCT_ERR_PARAM, "%s: metadata is not valid JSON (byte %zu): %s", w->path, at, why);
+        RETURN_ERROR_IF(m == 1, e, DDCT_ERR_PARAM, "%s: metadata must be a JSON object of string values", w->path);
+        ddct_json_put_string(&h, ST_METADATA_KEY, strlen(ST_METADATA_KEY));
+        ddct_buf_u8(&h, ':');
+        ddct_buf_put(&h, compact, strlen(compact));
+        free(compact);
+    }
+    ddct_nameset seen;
+    int rc = ddct_nameset_init(&seen, w->n, writer_name, w) ? ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory") : 0;
+    for (size_t i = 0; i < w->n && !rc; i++) rc = add_entry(w, &seen, &h, &entries[i], i, e);
+    ddct_nameset_free(&seen);
+    ddct_buf_u8(&h, '}');
+    if (!rc && h.len > 1 && h.p[1] == ',') { /* no metadata: drop the first entry's comma */
+        memmove(h.p + 1, h.p + 2, h.len - 2);
+        h.len--;
+    }
+    if (!rc) rc = ddct_buf_check(&h, e);
+    if (!rc) {
+        size_t len = h.len, pad = (8 - len % 8) % 8;
+        ddct_buf_u64(hdr, (uint64_t)(len + pad));
+        ddct_buf_put(hdr, h.p, len);
+        for (size_t i = 0; i < pad; i++) ddct_buf_u8(hdr, ' ');
+        rc = ddct_buf_check(hdr, e);
+    }
+    ddct_buf_free(&h);
+    return rc;
 }
 
 static int writer_start(ddct_st_writer *w, int overwrite, const char *const *inputs, const ddct_st_entry *entries,
                         const char *metadata_json, ddct_err *e)
 {
-    RETURN_ERROR_IF(!w->path || !w->ends || !w->names, e, DDCT_ERR_NOMEM, "out of memory");
+    RETURN_ERROR_IF(!w->path || !w->ends || !w->name_off, e, DDCT_ERR_NOMEM, "out of memory");
     ddct_buf hdr;
     ddct_buf_init(&hdr);
     int rc = build_header(w, entries, metadata_json, &hdr, e);
@@ -490,7 +641,8 @@ int ddct_stw_open(ddct_st_writer **out, const char *path, int overwrite, const c
     w->n = n;
     w->path = strdup(path);
     w->ends = calloc(n ? n : 1, sizeof *w->ends);
-    w->names = calloc(n ? n : 1, sizeof *w->names);
+    w->name_off = calloc(n ? n : 1, sizeof *w->name_off);
+    ddct_buf_init(&w->names);
     int rc = writer_start(w, overwrite, inputs, entries, metadata_json, e);
     if (rc) {
         ddct_stw_abort(w);
@@ -506,9 +658,10 @@ int ddct_stw_set_direct(ddct_st_writer *w) { return w ? ddct_ofile_set_direct(w-
 /* Name of the tensor holding data offset pos (the last one if pos is at the end). */
 static const char *tensor_at(const ddct_st_writer *w, uint64_t pos)
 {
+    size_t len;
     for (size_t i = 0; i < w->n; i++)
-        if (w->ends[i] > pos) return w->names[i];
-    return w->n ? w->names[w->n - 1] : "(none)";
+        if (w->ends[i] > pos) return writer_name(w, i, &len);
+    return w->n ? writer_name(w, w->n - 1, &len) : "(none)";
 }
 
 int ddct_stw_write(ddct_st_writer *w, const void *p, size_t n, ddct_err *e)

@@ -372,10 +372,10 @@ static int encode_tensor(cjob *j, const ddct_st_tensor *t, const ddct_st_tensor 
     memset(&rec, 0, sizeof rec);
     ddct_ctr_entry en;
     memset(&en, 0, sizeof en);
-    en.name = t->name;
+    en.name = (char *)t->name;
     en.dtype = t->dtype;
     en.ndim = t->ndim;
-    memcpy(en.shape, t->shape, sizeof en.shape);
+    memcpy(en.shape, t->shape, (size_t)t->ndim * sizeof *en.shape);
     int rc = 0, coded = 0, lossy = 0;
     if (b) {
         rec.flags = DDCT_REC_HAS_BASE;

@@ -25,7 +25,52 @@ ddct_DCtx *ddct_createDCtx(void)
     if (d) d->rescale = d->direct = -1;
     return d;
 }
-void ddct_freeDCtx(ddct_DCtx *d) { free(d); }
+static void clear_dnotes(ddct_DCtx *d)
+{
+    for (size_t i = 0; i < d->nnotes; i++) free(d->notes[i]);
+    free(d->notes);
+    d->notes = NULL;
+    d->nnotes = 0;
+}
+
+void ddct_freeDCtx(ddct_DCtx *d)
+{
+    if (!d) return;
+    clear_dnotes(d);
+    free(d);
+}
+
+size_t ddct_DCtx_noteCount(const ddct_DCtx *d) { return d->nnotes; }
+const char *ddct_DCtx_note(const ddct_DCtx *d, size_t i) { return i < d->nnotes ? d->notes[i] : NULL; }
+
+/* Takes s (may be NULL: out of memory, the note is lost). */
+static void add_dnote(ddct_DCtx *d, char *s)
+{
+    char **n = s ? realloc(d->notes, (d->nnotes + 1) * sizeof *n) : NULL;
+    if (!n) {
+        free(s);
+        return;
+    }
+    d->notes = n;
+    d->notes[d->nnotes++] = s;
+}
+
+char *ddct_saturation_note(const char *name, ddct_dtype dt, uint64_t n)
+{
+    const char *maxv = dt == DDCT_DT_F16 ? "65504" : dt == DDCT_DT_BF16 ? "3.3895314e38" : "3.4028235e38";
+    size_t len = strlen(name) + 160;
+    char *s = malloc(len);
+    if (s)
+        snprintf(s, len, "tensor '%s': %llu rebuilt value%s beyond the %s range saturated to +-%s", name,
+                 (unsigned long long)n, n == 1 ? "" : "s", ddct_dtype_name(dt), maxv);
+    return s;
+}
+
+static void note_saturated(ddct_DCtx *d, const ddct_ctr_reader *r, size_t i, uint64_t n)
+{
+    const ddct_ctr_entry *en = ddct_ctr_entry_at(r, i);
+    if (n) add_dnote(d, ddct_saturation_note(en->name, en->dtype, n));
+}
 void ddct_DCtx_setProgress(ddct_DCtx *d, ddct_progress_fn fn, void *opaque)
 {
     d->progress = fn;
@@ -166,6 +211,7 @@ typedef struct {
     uint8_t *out;  /* the current slice, in dt */
     uint8_t *braw; /* the base's bytes of the current slice */
     int changed;   /* the base file changed size: its mapping was not read (reported by cast_end) */
+    uint64_t saturated; /* values saturated by ddct_add_cast */
     ddct_sink_fn sink;
     void *opaque;
 } cast_job;
@@ -195,8 +241,12 @@ static void cast_put(void *opaque, uint64_t first, uint64_t rel, const float *d,
         c->changed = 1;
         return;
     }
-    /* fused convert + scale + add + cast (vectorized, same values) */
-    ddct_add_cast(c->b->dtype, b, d, s, (size_t)n, c->dt, c->out + rel * ddct_dtype_size(c->dt));
+    /* fused convert + scale + add + cast (vectorized, same values), saturated to the dtype's range */
+    uint64_t sat = ddct_add_cast(c->b->dtype, b, d, s, (size_t)n, c->dt, c->out + rel * ddct_dtype_size(c->dt));
+    if (sat) {
+#pragma omp atomic update
+        c->saturated += sat;
+    }
 }
 
 static int cast_end(void *opaque, uint64_t first, uint64_t n, ddct_err *e)
@@ -234,8 +284,9 @@ static int decode_lossy(const ddct_codec_traits *ct, const ddct_record *rec, uin
 }
 
 int ddct_decode_stream(const ddct_ctr_reader *r, size_t i, const ddct_model *base, int threads, int rescale,
-                       ddct_dec_scratch *scratch, ddct_sink_fn sink, void *opaque, ddct_err *e)
+                       ddct_dec_scratch *scratch, ddct_sink_fn sink, void *opaque, uint64_t *saturated, ddct_err *e)
 {
+    if (saturated) *saturated = 0;
     const ddct_ctr_entry *en = ddct_ctr_entry_at(r, i);
     ddct_record rec;
     int rc = ddct_ctr_record(r, i, 1, &rec, e);
@@ -261,6 +312,7 @@ int ddct_decode_stream(const ddct_ctr_reader *r, size_t i, const ddct_model *bas
         cast_job c = {.b = b, .base = base, .bi = bi, .dt = en->dtype, .sink = sink, .opaque = opaque};
         rc = decode_lossy(ct, &rec, en->nelem, threads, rescale, &c, scratch ? scratch : &own, e);
         ddct_dec_scratch_free(&own);
+        if (saturated) *saturated = c.saturated;
     } else {
         int against = b && b->nbytes == nbytes;
         piece_release pr = {.base = base, .bi = bi, .r = r, .data = rec.data, .sink = sink, .opaque = opaque};
@@ -275,11 +327,11 @@ int ddct_decode_stream(const ddct_ctr_reader *r, size_t i, const ddct_model *bas
 }
 
 int ddct_decode_tensor(const ddct_ctr_reader *r, size_t i, const ddct_model *base, int threads, int rescale,
-                       uint8_t *out, ddct_err *e)
+                       uint8_t *out, uint64_t *saturated, ddct_err *e)
 {
     const ddct_ctr_entry *en = ddct_ctr_entry_at(r, i);
     ddct_mem_sink s = {out, en->nelem * ddct_dtype_size(en->dtype), 0};
-    FORWARD_IF_ERROR(ddct_decode_stream(r, i, base, threads, rescale, NULL, ddct_mem_sink_write, &s, e));
+    FORWARD_IF_ERROR(ddct_decode_stream(r, i, base, threads, rescale, NULL, ddct_mem_sink_write, &s, saturated, e));
     RETURN_ERROR_IF(s.pos != s.n, e, DDCT_ERR_FORMAT, "%s: tensor '%s': decoded stream shorter than the tensor",
                     ddct_ctr_path(r), en->name);
     return 0;
@@ -350,7 +402,9 @@ static int write_tensors(wjob *j, const char *path, size_t first, size_t count, 
     if (!rc && j->threads > 1) j->scratch.aw = ddct_aw_create(stw_sink, w);
     for (size_t i = first; i < first + count && !rc; i++) {
         const ddct_ctr_entry *en = ddct_ctr_entry_at(j->o->r, i);
-        rc = ddct_decode_stream(j->o->r, i, j->o->base, j->threads, j->d->rescale, &j->scratch, stw_sink, w, e);
+        uint64_t sat = 0;
+        rc = ddct_decode_stream(j->o->r, i, j->o->base, j->threads, j->d->rescale, &j->scratch, stw_sink, w, &sat, e);
+        if (!rc) note_saturated(j->d, j->o->r, i, sat);
         j->done_bytes += en->nelem * ddct_dtype_size(en->dtype);
         j->done++;
         if (!rc && j->d->progress &&
@@ -460,25 +514,119 @@ ddct_ErrorCode ddct_decompressFile(ddct_DCtx *d, const char *base_path, const ch
                                    int overwrite)
 {
     ddct_err_clear(&d->err);
+    clear_dnotes(d);
     return (ddct_ErrorCode)decompress(d, base_path, ddct_path, out_path, overwrite);
+}
+
+/* A sink that only counts (verify decodes without writing). */
+static int count_sink(void *opaque, const uint8_t *p, size_t n, ddct_err *e)
+{
+    (void)p, (void)e;
+    *(uint64_t *)opaque += n;
+    return 0;
+}
+
+/* delta^ without a base: values counted, dropped. */
+static int drop_begin(void *opaque, uint64_t first, uint64_t n, ddct_err *e)
+{
+    (void)opaque, (void)first, (void)n, (void)e;
+    return 0;
+}
+static void drop_put(void *opaque, uint64_t first, uint64_t rel, const float *d, uint64_t n, float s)
+{
+    (void)opaque, (void)first, (void)rel, (void)d, (void)n, (void)s;
+}
+static int drop_end(void *opaque, uint64_t first, uint64_t n, ddct_err *e)
+{
+    (void)e;
+    uint64_t *next = opaque;
+    RETURN_ERROR_IF(first != *next, e, DDCT_ERR_INTERNAL, "decoder slices out of order");
+    *next = first + n;
+    return 0;
+}
+
+/* Record i decoded as far as it can be without the base: the codec's streams in full (delta^ of a
+ * lossy record, the zstd frame of a raw one), lengths checked; nothing is added to a base. */
+static int check_record_nobase(const ddct_ctr_reader *r, size_t i, int threads, ddct_scratch *scr, ddct_err *e)
+{
+    const ddct_ctr_entry *en = ddct_ctr_entry_at(r, i);
+    ddct_record rec;
+    FORWARD_IF_ERROR(ddct_ctr_record(r, i, 1, &rec, e));
+    const ddct_codec_traits *ct = ddct_codec_get(rec.codec);
+    RETURN_ERROR_IF(!ct, e, DDCT_ERR_UNSUPPORTED, "%s: tensor '%s': unknown codec id %u (written by a newer deltadct?)",
+                    ddct_ctr_path(r), en->name, rec.codec);
+    uint64_t nbytes = en->nelem * ddct_dtype_size(en->dtype), got = 0;
+    int rc = 0;
+    if (ct->lossy) {
+        if (!(rec.flags & DDCT_REC_HAS_BASE) || !ddct_dtype_is_lossy_float(en->dtype))
+            rc = ddct_seterr(e, DDCT_ERR_FORMAT, "lossy record of a %s tensor%s", ddct_dtype_name(en->dtype),
+                             rec.flags & DDCT_REC_HAS_BASE ? "" : " without a base");
+        ddct_delta_out out = {drop_begin, drop_put, drop_end, &got};
+        if (!rc) rc = ct->decode_stream(&rec, en->nelem, threads, -1, scr, &out, e);
+        if (!rc && got != en->nelem)
+            rc = ddct_seterr(e, DDCT_ERR_FORMAT, "decoded %llu values, the tensor has %llu", (unsigned long long)got,
+                             (unsigned long long)en->nelem);
+    } else {
+        rc = ddct_lossless_check_stream(&rec, nbytes, ddct_dtype_size(en->dtype), count_sink, &got, e);
+        if (!rc && rec.codec == DDCT_CODEC_SAME) got = nbytes;
+        if (!rc && got != nbytes)
+            rc = ddct_seterr(e, DDCT_ERR_FORMAT, "decoded %llu bytes, the tensor has %llu", (unsigned long long)got,
+                             (unsigned long long)nbytes);
+    }
+    ddct_ctr_release(r, i);
+    if (rc) ddct_err_prefix(e, "%s: tensor '%s': ", ddct_ctr_path(r), en->name);
+    return rc;
+}
+
+/* Every record decoded, nothing written: with the base, rebuilt as decompress does (the base's
+ * fingerprints were checked when it was opened); without, as far as the streams go. */
+static int verify(ddct_DCtx *d, const char *ddct_path, const char *base_path, int quick)
+{
+    ddct_err *e = &d->err;
+    opened o;
+    int threads = ddct_resolve_threads(d->threads);
+    int rc = open_both(&o, ddct_path, base_path, threads, e);
+    ddct_dec_scratch scratch = {0};
+    for (size_t i = 0; !rc && i < ddct_ctr_count(o.r); i++) {
+        const ddct_ctr_entry *en = ddct_ctr_entry_at(o.r, i);
+        if (quick) {
+            ddct_record rec;
+            rc = ddct_ctr_record(o.r, i, 1, &rec, e);
+            if (!rc && !ddct_codec_get(rec.codec))
+                rc = ddct_seterr(e, DDCT_ERR_UNSUPPORTED, "%s: tensor '%s': unknown codec id %u", ddct_path, en->name,
+                                 rec.codec);
+            ddct_ctr_release(o.r, i);
+        } else if (o.base) {
+            uint64_t got = 0, sat = 0, nbytes = en->nelem * ddct_dtype_size(en->dtype);
+            rc = ddct_decode_stream(o.r, i, o.base, threads, d->rescale, &scratch, count_sink, &got, &sat, e);
+            if (!rc && got != nbytes)
+                rc = ddct_seterr(e, DDCT_ERR_FORMAT, "%s: tensor '%s': decoded %llu bytes, the tensor has %llu",
+                                 ddct_path, en->name, (unsigned long long)got, (unsigned long long)nbytes);
+            if (!rc) note_saturated(d, o.r, i, sat);
+        } else {
+            rc = check_record_nobase(o.r, i, threads, &scratch.delta, e);
+        }
+        if (!rc && d->progress &&
+            d->progress(d->progress_opaque, i + 1, ddct_ctr_count(o.r), 0, 0, en->name))
+            rc = ddct_seterr(e, DDCT_ERR_PARAM, "cancelled");
+    }
+    ddct_dec_scratch_free(&scratch);
+    close_both(&o);
+    return rc;
 }
 
 ddct_ErrorCode ddct_verifyFile(ddct_DCtx *d, const char *ddct_path, const char *base_path)
 {
-    ddct_err *e = &d->err;
-    ddct_err_clear(e);
-    opened o;
-    int rc = open_both(&o, ddct_path, base_path, ddct_resolve_threads(d->threads), e);
-    for (size_t i = 0; !rc && i < ddct_ctr_count(o.r); i++) {
-        ddct_record rec;
-        rc = ddct_ctr_record(o.r, i, 1, &rec, e);
-        if (!rc && !ddct_codec_get(rec.codec))
-            rc = ddct_seterr(e, DDCT_ERR_UNSUPPORTED, "%s: tensor '%s': unknown codec id %u", ddct_path,
-                             ddct_ctr_entry_at(o.r, i)->name, rec.codec);
-        ddct_ctr_release(o.r, i);
-    }
-    close_both(&o);
-    return (ddct_ErrorCode)rc;
+    ddct_err_clear(&d->err);
+    clear_dnotes(d);
+    return (ddct_ErrorCode)verify(d, ddct_path, base_path, 0);
+}
+
+ddct_ErrorCode ddct_verifyFileChecksums(ddct_DCtx *d, const char *ddct_path, const char *base_path)
+{
+    ddct_err_clear(&d->err);
+    clear_dnotes(d);
+    return (ddct_ErrorCode)verify(d, ddct_path, base_path, 1);
 }
 
 static void compare(const ddct_st_tensor *ft, const ddct_st_tensor *b, const uint8_t *rebuilt, ddct_tensor_eval *ev)
@@ -526,7 +674,9 @@ static int evaluate(ddct_DCtx *d, const char *base_path, const char *ft_path, co
             rc = ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory");
             break;
         }
-        rc = ddct_decode_tensor(o.r, i, o.base, threads, d->rescale, buf, e);
+        uint64_t sat = 0;
+        rc = ddct_decode_tensor(o.r, i, o.base, threads, d->rescale, buf, &sat, e);
+        if (!rc) note_saturated(d, o.r, i, sat);
         ddct_record rec;
         if (!rc) rc = ddct_ctr_record(o.r, i, 0, &rec, e);
         if (!rc) {
@@ -551,5 +701,6 @@ ddct_ErrorCode ddct_evaluate(ddct_DCtx *d, const char *base_path, const char *ft
                              ddct_eval_fn cb, void *opaque)
 {
     ddct_err_clear(&d->err);
+    clear_dnotes(d);
     return (ddct_ErrorCode)evaluate(d, base_path, ft_path, ddct_path, cb, opaque);
 }

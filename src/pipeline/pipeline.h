@@ -25,6 +25,8 @@ struct ddct_DCtx_s {
     int threads;
     int rescale;
     int direct; /* ddct_DCtx_setDirectIO */
+    char **notes; /* ddct_DCtx_note: from the last decompress, verify or evaluate */
+    size_t nnotes;
 };
 
 int ddct_resolve_threads(int threads);
@@ -38,9 +40,10 @@ int ddct_resolve_threads(int threads);
 /* The fingerprint of base tensor bi (ddct_tensor_fingerprint_cb), its pages dropped as hashed. */
 uint64_t ddct_base_fingerprint(const ddct_model *base, size_t bi);
 int ddct_check_base(const ddct_ctr_reader *r, const ddct_model *base, int threads, ddct_err *e);
-/* Decode record i into out (the tensor's bytes in its dtype). base may be NULL if unused. */
+/* Decode record i into out (the tensor's bytes in its dtype). base may be NULL if unused.
+ * saturated (may be NULL): how many values of a lossy tensor were saturated (ddct_add_cast). */
 int ddct_decode_tensor(const ddct_ctr_reader *r, size_t i, const ddct_model *base, int threads, int rescale,
-                       uint8_t *out, ddct_err *e);
+                       uint8_t *out, uint64_t *saturated, ddct_err *e);
 
 
 /* State for decoding lossy tensors, reused from one tensor to the next (zero-initialise). With
@@ -58,6 +61,9 @@ void ddct_dec_scratch_free(ddct_dec_scratch *s);
  * The base tensor's pages are dropped as they are used, the record's afterwards. scratch may be
  * NULL (buffers for this call only). */
 int ddct_decode_stream(const ddct_ctr_reader *r, size_t i, const ddct_model *base, int threads, int rescale,
-                       ddct_dec_scratch *scratch, ddct_sink_fn sink, void *opaque, ddct_err *e);
+                       ddct_dec_scratch *scratch, ddct_sink_fn sink, void *opaque, uint64_t *saturated, ddct_err *e);
+/* The note for a lossy tensor rebuilt with n saturated values (ddct_add_cast), or NULL when out
+ * of memory: "tensor 'NAME': N rebuilt values beyond the F16 range saturated to +-65504". */
+char *ddct_saturation_note(const char *name, ddct_dtype dt, uint64_t n);
 
 #endif
