@@ -98,7 +98,7 @@ static int rd_encode(const ddct_lossy_in *in, ddct_enc_out *out, ddct_err *e)
         return rc;
     }
     rd_curve c;
-    curve_build(M, &c, 0, rd_threads(in->threads));
+    curve_build(M, &c, in->nelem <= RD_QUICK_CURVE, rd_threads(in->threads));
     double energy = ddct_rd_model_energy(M);
     double target = P && P->error > 0 ? P->error : 0;
     double budget = (P && P->bpp > 0 ? P->bpp : 1.0) * (double)in->nelem / 8.0;
