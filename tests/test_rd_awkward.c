@@ -1,7 +1,8 @@
 /* test_rd_awkward.c — the rd codec on awkward deltas: all subnormal, all zero, constant (rank
  * one), a few huge outliers among tiny values, a single row or column (2-D and 3-D views), tiny
  * shapes. For each, with rescale off, on and auto, at 0.25, 0.5, 1 and 2 bits per value and at
- * relative error targets 0.1 and 0.5:
+ * relative error targets 0.1 and 0.5 (fewer combinations on the larger inputs, for time: see
+ * run_case):
  *   - encoding succeeds, and gives the same bytes for 1 and 3 threads;
  *   - the record (as ddct_record_size counts it) fits the bit budget, or, where even the smallest
  *     record does not, it is that smallest record (the record at a step coarse enough that
@@ -29,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "codec/codec.h"
 #include "codec/codec_rd.h"
@@ -42,13 +44,13 @@ typedef struct {
     int kind;
     int ndim;
     uint64_t shape[3];
-    int only_plain; /* large inputs: rescale off only (time) */
+    int big; /* large inputs (time): rescale off only, 0.25 and 1 bpp, no error target if subnormal */
 } input_t;
 
 static const input_t INPUTS[] = {
-    {"subnormal 32x32", K_SUBNORMAL, 2, {32, 32}, 0},
-    {"subnormal+zeros 19x29", K_SUBMIX, 2, {19, 29}, 0},
-    {"subnormal constant 32x32", K_SUBCONST, 2, {32, 32}, 0},
+    {"subnormal 16x16", K_SUBNORMAL, 2, {16, 16}, 0},
+    {"subnormal+zeros 15x21", K_SUBMIX, 2, {15, 21}, 0},
+    {"subnormal constant 24x24", K_SUBCONST, 2, {24, 24}, 0},
     {"zero 64x64", K_ZERO, 2, {64, 64}, 0},
     {"zero 1x1", K_ZERO, 2, {1, 1}, 0},
     {"zero [4,1,1024]", K_ZERO, 3, {4, 1, 1024}, 0},
@@ -57,14 +59,12 @@ static const input_t INPUTS[] = {
     {"constant 4096x1", K_CONST, 2, {4096, 1}, 0},
     {"constant [4,1,1024]", K_CONST, 3, {4, 1, 1024}, 0},
     {"constant 17x17", K_CONST, 2, {17, 17}, 0},
-    {"outliers 48x64", K_OUTLIERS, 2, {48, 64}, 0},
+    {"outliers 32x48", K_OUTLIERS, 2, {32, 48}, 0},
     {"large (1e20) 40x24", K_LARGE, 2, {40, 24}, 0},
     {"outliers 1x4096", K_OUTLIERS, 2, {1, 4096}, 0},
-    {"outliers 4096x1", K_OUTLIERS, 2, {4096, 1}, 0},
     {"low-rank 1x4096", K_LOWRANK, 2, {1, 4096}, 0},
     {"low-rank 4096x1", K_LOWRANK, 2, {4096, 1}, 0},
     {"low-rank [4,1,1024]", K_LOWRANK, 3, {4, 1, 1024}, 0},
-    {"low-rank [4096]", K_LOWRANK, 1, {4096}, 0},
     {"low-rank 1x1", K_LOWRANK, 2, {1, 1}, 0},
     {"low-rank 2x2", K_LOWRANK, 2, {2, 2}, 0},
     {"low-rank 3x5", K_LOWRANK, 2, {3, 5}, 0},
@@ -232,6 +232,14 @@ static void run_case(const input_t *t, const float *d, int rescale)
         int is_bpp = k < NBPP;
         double target = is_bpp ? BPPS[k] : ERRS[k - NBPP];
         if (is_bpp) errs[k] = plain[k] = NAN, fits[k] = 1;
+        /* time: rescale changes only the flag, the stored factor and the error an error target
+         * measures, not the analysis; inputs of 2048 values or more run every target with rescale
+         * auto, 0.25 and 2 bpp with rescale off and on; large ones (above) fewer still */
+        if (t->big && (is_bpp ? target != 0.25 && target != 1 : subnormal)) continue;
+        if (n >= 2048 && !t->big && rescale != DDCT_RESCALE_AUTO && !(is_bpp && (target == 0.25 || target == 2)))
+            continue;
+        /* 1 and 3 threads: every target with rescale auto, at 2 bpp with the others */
+        int det = rescale == DDCT_RESCALE_AUTO || t->big || (is_bpp && target == 2);
         ddct_params P;
         ddct_params_default(&P);
         P.method = DDCT_METHOD_RD;
@@ -250,14 +258,14 @@ static void run_case(const input_t *t, const float *d, int rescale)
         int rc1 = ddct_codec_rd.encode_lossy(&in1, &o1, &e);
         CHECK(rc1 == 0 && !nf1, "%s: encode (T1): %d %s (nonfinite %d)", what, rc1, e.msg, nf1);
         ddct_err_clear(&e);
-        int rc3 = ddct_codec_rd.encode_lossy(&in3, &o3, &e);
+        int rc3 = det ? ddct_codec_rd.encode_lossy(&in3, &o3, &e) : 0;
         CHECK(rc3 == 0 && !nf3, "%s: encode (T3): %d %s (nonfinite %d)", what, rc3, e.msg, nf3);
         if (rc1 || rc3 || nf1 || nf3) {
             ddct_enc_out_free(&o1);
             ddct_enc_out_free(&o3);
             continue;
         }
-        CHECK(same_out(&o1, &o3), "%s: records differ between 1 and 3 threads", what);
+        if (det) CHECK(same_out(&o1, &o3), "%s: records differ between 1 and 3 threads", what);
         uint64_t bytes = rec_bytes(&o1);
         if (is_bpp && 8.0 * (double)bytes > target * (double)n) {
             if (!minrec) minrec = min_record(t, d, &P);
@@ -308,18 +316,21 @@ static void run_case(const input_t *t, const float *d, int rescale)
     }
     /* more bits, no larger error */
     const double *chk = rescale == 1 ? plain : errs;
-    for (size_t k = 1; k < NBPP; k++) {
-        if (rescale == 1 && errs[k] > errs[k - 1] * (1 + 1e-6)) {
+    for (size_t k = 1, j = 0; k < NBPP; k++) { /* j: the last budget measured */
+        if (isnan(chk[k])) continue;
+        if (rescale == 1 && errs[k] > errs[j] * (1 + 1e-6)) {
             printf("note: %s, rescale 1: error as stored %.6g at %.2f bpp > %.6g at %.2f bpp (plain: %.6g, %.6g)\n",
-                   t->name, errs[k], BPPS[k], errs[k - 1], BPPS[k - 1], plain[k], plain[k - 1]);
+                   t->name, errs[k], BPPS[k], errs[j], BPPS[j], plain[k], plain[j]);
             g_notes++;
         }
-        if (!(chk[k] > chk[k - 1] * (1 + 1e-6))) continue;
-        CHECK(wobbly && chk[k] <= chk[k - 1] + 1e-3, "%s, rescale %d: error %.6g at %.2f bpp > %.6g at %.2f bpp",
-              t->name, rescale, chk[k], BPPS[k], chk[k - 1], BPPS[k - 1]);
-        printf("note: %s, rescale %d: error %.6g at %.2f bpp > %.6g at %.2f bpp\n", t->name, rescale, chk[k], BPPS[k],
-               chk[k - 1], BPPS[k - 1]);
-        g_notes++;
+        if (chk[k] > chk[j] * (1 + 1e-6)) {
+            CHECK(wobbly && chk[k] <= chk[j] + 1e-3, "%s, rescale %d: error %.6g at %.2f bpp > %.6g at %.2f bpp",
+                  t->name, rescale, chk[k], BPPS[k], chk[j], BPPS[j]);
+            printf("note: %s, rescale %d: error %.6g at %.2f bpp > %.6g at %.2f bpp\n", t->name, rescale, chk[k],
+                   BPPS[k], chk[j], BPPS[j]);
+            g_notes++;
+        }
+        j = k;
     }
     if (over[0])
         printf("note: %s, rescale %d: the smallest record (%llu bytes) is above the budget at bpp%s\n", t->name,
@@ -368,8 +379,16 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < NINPUTS; i++) {
         if (argc > 1 && !strstr(INPUTS[i].name, argv[1])) continue;
         float *d = make_delta(&INPUTS[i]);
+<<<<<<< HEAD
         for (size_t r = quick && !INPUTS[i].only_plain ? 2 : 0; r < (INPUTS[i].only_plain ? 1 : 3); r++)
             run_case(&INPUTS[i], d, rescales[r]);
+=======
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        for (size_t r = 0; r < (INPUTS[i].big ? 1 : 3); r++) run_case(&INPUTS[i], d, rescales[r]);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        printf("(%s: %.1f s)\n", INPUTS[i].name, (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));
+>>>>>>> h-rdfuzz
         free(d);
     }
     if (argc <= 1) test_huge();

@@ -254,6 +254,18 @@ static int write_raw(cjob *j, const ddct_ctr_entry *en, ddct_record *rec, const 
 
 static void release_map(void *opaque, uint64_t upto) { ddct_map_dontneed(opaque, 0, upto); }
 
+/* A carried file's bytes by pread (ddct_lossless_in.read): 0; -1 (the mapping may be read: the
+ * file still has its size); DDCT_ERR_IO when it changed size (reading the mapping could fault). */
+static int read_file(void *opaque, int which, uint64_t off, void *buf, size_t n, ddct_err *e)
+{
+    const ddct_map *m = opaque;
+    (void)which;
+    int r = ddct_map_pread(m, off, buf, n);
+    if (r == DDCT_MAP_CHANGED || (r != 0 && ddct_map_check(m, NULL)))
+        return ddct_seterr(e, DDCT_ERR_IO, "input changed while reading");
+    return r ? -1 : 0;
+}
+
 /* The directory's other files (config, tokenizer, index), byte for byte, after the tensors. */
 static int write_files(cjob *j, const ddct_model *ft, ddct_err *e)
 {
@@ -272,7 +284,7 @@ static int write_files(cjob *j, const ddct_model *ft, ddct_err *e)
             ddct_record rec;
             memset(&rec, 0, sizeof rec);
             /* files (config, tokenizer: text) want real match finding: level 1 for the tensor setting 0 */
-            ddct_lossless_in in = {.ft = map.p, .nbytes = map.size, .elsize = 1,
+            ddct_lossless_in in = {.ft = map.p, .nbytes = map.size, .elsize = 1, .read = read_file, .read_opaque = &map,
                                    .level = j->p->zstd_level ? j->p->zstd_level : 1,
                                    .threads = j->threads, .consumed = release_map, .consumed_opaque = &map};
             rc = write_raw(j, &en, &rec, &in, e);
