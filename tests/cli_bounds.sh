@@ -28,6 +28,7 @@ MEM=1
 # "refuse"), within SECONDS, with a peak RSS below MAX_MIB
 bounded() {
   local what=$1 secs=$2 mib=$3; shift 3
+  [ "${DDCT_ASAN:-0}" = 1 ] && secs=$((secs * 6)) # sanitized builds run several times slower
   local t0 t1 rc kb
   t0=$(date +%s.%N)
   if [ $MEM = 1 ]; then
