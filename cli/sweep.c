@@ -318,7 +318,7 @@ static int run_file(const char *base, const char *ft, const char *dir, int threa
     ddct_freeCCtx(cc);
     if (rc) return -1;
 
-    char rebuilt[4096];
+    char rebuilt[4096 + 32];
     snprintf(rebuilt, sizeof rebuilt, "%s/rebuilt.tmp.safetensors", dir);
     ddct_DCtx *d = ddct_createDCtx();
     if (!d) return cli_error("out of memory"), -1;
@@ -975,7 +975,7 @@ int cmd_sweep(int argc, char **argv)
         int cnt = 1;
         while (i + cnt < rs.n && rs.r[i + cnt].file == rs.r[i].file) cnt++;
         sweep_row *r = &rs.r[i];
-        char path[4200];
+        char path[4096 + 256];
         file_name(path, sizeof path, dir, r);
         /* the progress line names the configuration without the rescale setting */
         char cfg[320];

@@ -247,7 +247,7 @@ static int parse_entry(ddct_st_file *f, ddct_jscan *j, int *sem, ddct_err *e)
         *sem = rc;
         return 0;
     }
-    memcpy(f->dims + f->dims_len, shape, (size_t)t->ndim * sizeof *shape);
+    if (t->ndim) memcpy(f->dims + f->dims_len, shape, (size_t)t->ndim * sizeof *shape);
     t->shape = (const uint64_t *)(uintptr_t)f->dims_len;
     f->dims_len += (size_t)t->ndim;
     return 0;
@@ -581,17 +581,19 @@ static int add_entry(ddct_st_writer *w, ddct_nameset *seen, ddct_buf *h, const d
 static int build_header(ddct_st_writer *w, const ddct_st_entry *entries, const char *metadata_json, ddct_buf *hdr,
                         ddct_err *e)
 {
-    ddct_buf h;
-    ddct_buf_init(&h);
-    ddct_buf_u8(&h, '{');
+    char *compact = NULL;
     if (metadata_json) {
-        char *compact;
         const char *why;
         size_t at;
         int m = ddct_json_string_object(metadata_json, strlen(metadata_json), &compact, &why, &at);
         RETURN_ERROR_IF(m == -1, e, DDCT_ERR_NOMEM, "%s: out of memory", w->path);
         RETURN_ERROR_IF(m == 2, e, DDCT_ERR_PARAM, "%s: metadata is not valid JSON (byte %zu): %s", w->path, at, why);
         RETURN_ERROR_IF(m == 1, e, DDCT_ERR_PARAM, "%s: metadata must be a JSON object of string values", w->path);
+    }
+    ddct_buf h;
+    ddct_buf_init(&h);
+    ddct_buf_u8(&h, '{');
+    if (compact) {
         ddct_json_put_string(&h, ST_METADATA_KEY, strlen(ST_METADATA_KEY));
         ddct_buf_u8(&h, ':');
         ddct_buf_put(&h, compact, strlen(compact));
