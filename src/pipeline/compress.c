@@ -13,9 +13,6 @@
 #include <regex.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "common/dtype.h"
 #include "layout.h"
@@ -24,28 +21,12 @@
 /* Default exclusions: embeddings, LM heads, classifiers, poolers, norms. */
 #define DEFAULT_EXCLUDE "embed|(^|[._])(wte|wpe|lm_head|classifier|pooler|score)([._]|$)|norm|(^|[._])ln(_?[0-9a-z]*)?([._]|$)"
 
-int ddct_resolve_threads(int threads)
-{
-#ifdef _OPENMP
-    if (threads <= 0) threads = omp_get_num_procs();
-#endif
-    return threads > 0 ? threads : 1;
-}
-
 ddct_CCtx *ddct_createCCtx(void) { return calloc(1, sizeof(ddct_CCtx)); }
-
-static void clear_notes(ddct_CCtx *c)
-{
-    for (size_t i = 0; i < c->nnotes; i++) free(c->notes[i]);
-    free(c->notes);
-    c->notes = NULL;
-    c->nnotes = 0;
-}
 
 void ddct_freeCCtx(ddct_CCtx *c)
 {
     if (!c) return;
-    clear_notes(c);
+    ddct_notes_clear(&c->notes);
     free(c);
 }
 
@@ -56,20 +37,8 @@ void ddct_CCtx_setProgress(ddct_CCtx *c, ddct_progress_fn fn, void *opaque)
 }
 
 const char *ddct_CCtx_getErrorMessage(const ddct_CCtx *c) { return c->err.msg; }
-size_t ddct_CCtx_noteCount(const ddct_CCtx *c) { return c->nnotes; }
-const char *ddct_CCtx_note(const ddct_CCtx *c, size_t i) { return i < c->nnotes ? c->notes[i] : NULL; }
-
-static void add_note(ddct_CCtx *c, const char *name, const char *what)
-{
-    char **n = realloc(c->notes, (c->nnotes + 1) * sizeof *n);
-    if (!n) return;
-    c->notes = n;
-    size_t len = strlen(name) + strlen(what) + 16;
-    char *s = malloc(len);
-    if (!s) return;
-    snprintf(s, len, "tensor '%s': %s", name, what);
-    c->notes[c->nnotes++] = s;
-}
+size_t ddct_CCtx_noteCount(const ddct_CCtx *c) { return c->notes.n; }
+const char *ddct_CCtx_note(const ddct_CCtx *c, size_t i) { return ddct_notes_at(&c->notes, i); }
 
 typedef struct {
     regex_t inc, exc;
@@ -400,7 +369,7 @@ static int encode_tensor(cjob *j, const ddct_st_tensor *t, const ddct_st_tensor 
         rc = encode_lossy(j, t, b, &rec, &out, &coded, e);
     }
     if (!rc && !coded) {
-        if (lossy) add_note(j->c, t->name, "holds NaN or Inf: stored losslessly");
+        if (lossy) ddct_notes_tensor(&j->c->notes, t->name, "holds NaN or Inf: stored losslessly");
         int against = b && b->nbytes == t->nbytes && b->dtype == t->dtype;
         ddct_lossless_in in = {.ft = t->data, .base = against ? b->data : NULL, .nbytes = t->nbytes,
                                .elsize = ddct_dtype_size(t->dtype), .level = j->p->zstd_level,
@@ -475,7 +444,7 @@ static int compress(ddct_CCtx *c, const char *base_path, const char *ft_path, co
         return rc;
     }
     for (size_t k = 0; k < ddct_model_ignored_count(ft); k++)
-        add_note(c, ddct_model_ignored(ft, k), "a .safetensors file the index does not name: left out");
+        ddct_notes_tensor(&c->notes, ddct_model_ignored(ft, k), "a .safetensors file the index does not name: left out");
     cjob j = {.c = c, .p = p, .sel = &sel, .threads = ddct_resolve_threads(p->threads), .ftm = ft, .basem = base};
     uint64_t total = 0, done_bytes = 0;
     size_t n = ddct_model_count(ft);
@@ -529,7 +498,7 @@ ddct_ErrorCode ddct_compressFiles(ddct_CCtx *c, const char *base_path, const cha
                                   const ddct_params *p, int overwrite)
 {
     ddct_err_clear(&c->err);
-    clear_notes(c);
+    ddct_notes_clear(&c->notes);
     ddct_params def;
     if (!p) {
         ddct_params_default(&def);

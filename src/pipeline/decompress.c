@@ -25,35 +25,15 @@ ddct_DCtx *ddct_createDCtx(void)
     if (d) d->rescale = d->direct = -1;
     return d;
 }
-static void clear_dnotes(ddct_DCtx *d)
-{
-    for (size_t i = 0; i < d->nnotes; i++) free(d->notes[i]);
-    free(d->notes);
-    d->notes = NULL;
-    d->nnotes = 0;
-}
-
 void ddct_freeDCtx(ddct_DCtx *d)
 {
     if (!d) return;
-    clear_dnotes(d);
+    ddct_notes_clear(&d->notes);
     free(d);
 }
 
-size_t ddct_DCtx_noteCount(const ddct_DCtx *d) { return d->nnotes; }
-const char *ddct_DCtx_note(const ddct_DCtx *d, size_t i) { return i < d->nnotes ? d->notes[i] : NULL; }
-
-/* Takes s (may be NULL: out of memory, the note is lost). */
-static void add_dnote(ddct_DCtx *d, char *s)
-{
-    char **n = s ? realloc(d->notes, (d->nnotes + 1) * sizeof *n) : NULL;
-    if (!n) {
-        free(s);
-        return;
-    }
-    d->notes = n;
-    d->notes[d->nnotes++] = s;
-}
+size_t ddct_DCtx_noteCount(const ddct_DCtx *d) { return d->notes.n; }
+const char *ddct_DCtx_note(const ddct_DCtx *d, size_t i) { return ddct_notes_at(&d->notes, i); }
 
 char *ddct_saturation_note(const char *name, ddct_dtype dt, uint64_t n)
 {
@@ -69,7 +49,7 @@ char *ddct_saturation_note(const char *name, ddct_dtype dt, uint64_t n)
 static void note_saturated(ddct_DCtx *d, const ddct_ctr_reader *r, size_t i, uint64_t n)
 {
     const ddct_ctr_entry *en = ddct_ctr_entry_at(r, i);
-    if (n) add_dnote(d, ddct_saturation_note(en->name, en->dtype, n));
+    if (n) ddct_notes_take(&d->notes, ddct_saturation_note(en->name, en->dtype, n));
 }
 void ddct_DCtx_setProgress(ddct_DCtx *d, ddct_progress_fn fn, void *opaque)
 {
@@ -93,63 +73,6 @@ static int same_shape(const ddct_ctr_entry *en, const ddct_st_tensor *b)
     for (int d = 0; d < en->ndim; d++)
         if (en->shape[d] != b->shape[d]) return 0;
     return 1;
-}
-
-/* Drops the pages of a base tensor and of a record's data as a streamed pass goes through them,
- * so even a tensor larger than memory costs a few chunks of resident memory. */
-typedef struct {
-    const ddct_model *base;
-    size_t bi;
-    const ddct_ctr_reader *r;
-    const uint8_t *data;
-    ddct_sink_fn sink;
-    void *opaque;
-} piece_release;
-
-static void release_base(void *opaque, uint64_t upto)
-{
-    const piece_release *pr = opaque;
-    if (pr->base && pr->bi != DDCT_MODEL_NONE) ddct_model_release_range(pr->base, pr->bi, 0, upto);
-}
-
-static int read_base(void *opaque, uint64_t off, void *buf, size_t n)
-{
-    const piece_release *pr = opaque;
-    return ddct_model_pread(pr->base, pr->bi, off, buf, n, NULL) ? -1 : 0;
-}
-
-/* The base's bytes for a lossless record (ddct_base_read_fn): by pread; -1: read the mapping
- * (the file still has its size); DDCT_ERR_IO when it changed. */
-static int read_base_piece(void *opaque, uint64_t off, void *buf, size_t n, ddct_err *e)
-{
-    const piece_release *pr = opaque;
-    return ddct_model_pread(pr->base, pr->bi, off, buf, n, e);
-}
-
-uint64_t ddct_base_fingerprint(const ddct_model *base, size_t bi)
-{
-    const ddct_st_tensor *b = ddct_model_get(base, bi);
-    piece_release pr = {.base = base, .bi = bi};
-    uint64_t fp;
-    /* by pread (nothing mapped), else through the mapping with its pages dropped as hashed, but
-     * never when the file changed size (SIGBUS past its end): 0, which no caller takes for the
-     * base's (ddct_check_base reports the change) */
-    if (ddct_tensor_fingerprint_read(b->dtype, b->ndim, b->shape, b->nbytes, read_base, &pr, &fp) == 0) return fp;
-    if (ddct_model_check(base, bi, NULL)) return 0;
-    return ddct_tensor_fingerprint_cb(b->dtype, b->ndim, b->shape, b->data, b->nbytes, release_base, &pr);
-}
-
-static void release_both(void *opaque, uint64_t base_upto, uint64_t data_upto)
-{
-    const piece_release *pr = opaque;
-    release_base(opaque, base_upto);
-    if (pr->r && pr->data) ddct_ctr_release_ptr(pr->r, pr->data, data_upto);
-}
-
-static int release_sink(void *opaque, const uint8_t *p, size_t n, ddct_err *e)
-{
-    const piece_release *pr = opaque;
-    return pr->sink(pr->opaque, p, n, e);
 }
 
 int ddct_check_base(const ddct_ctr_reader *r, const ddct_model *base, int threads, ddct_err *e)
@@ -315,10 +238,10 @@ int ddct_decode_stream(const ddct_ctr_reader *r, size_t i, const ddct_model *bas
         if (saturated) *saturated = c.saturated;
     } else {
         int against = b && b->nbytes == nbytes;
-        piece_release pr = {.base = base, .bi = bi, .r = r, .data = rec.data, .sink = sink, .opaque = opaque};
+        ddct_piece pr = {.base = base, .bi = bi, .r = r, .data = rec.data, .sink = sink, .opaque = opaque};
         if (scratch && scratch->aw) rc = ddct_aw_wait(scratch->aw, e); /* its pieces go first */
-        if (!rc) rc = ddct_lossless_decode_stream(&rec, against ? b->data : NULL, read_base_piece, &pr, nbytes,
-                                                  ddct_dtype_size(en->dtype), release_sink, &pr, release_both, e);
+        if (!rc) rc = ddct_lossless_decode_stream(&rec, against ? b->data : NULL, ddct_piece_read_base, &pr, nbytes,
+                                                  ddct_dtype_size(en->dtype), ddct_piece_sink, &pr, ddct_piece_release_both, e);
     }
     if (bi != DDCT_MODEL_NONE) ddct_model_release(base, bi);
     ddct_ctr_release(r, i);
@@ -437,8 +360,8 @@ static int write_file(wjob *j, const ddct_layout_file *f, const char *path)
                     f->record);
     ddct_ofile *of = NULL;
     int rc = ddct_ofile_open(&of, path, 0, j->inputs, e);
-    piece_release pr = {.bi = DDCT_MODEL_NONE, .r = j->o->r, .data = rec.data, .sink = ofile_sink, .opaque = of};
-    if (!rc) rc = ddct_lossless_decode_stream(&rec, NULL, NULL, NULL, f->bytes, 1, release_sink, &pr, release_both, e);
+    ddct_piece pr = {.bi = DDCT_MODEL_NONE, .r = j->o->r, .data = rec.data, .sink = ofile_sink, .opaque = of};
+    if (!rc) rc = ddct_lossless_decode_stream(&rec, NULL, NULL, NULL, f->bytes, 1, ddct_piece_sink, &pr, ddct_piece_release_both, e);
     if (!rc && ddct_ofile_tell(of) != f->bytes)
         rc = ddct_seterr(e, DDCT_ERR_FORMAT, "decoded %llu bytes, expected %llu",
                          (unsigned long long)ddct_ofile_tell(of), (unsigned long long)f->bytes);
@@ -514,7 +437,7 @@ ddct_ErrorCode ddct_decompressFile(ddct_DCtx *d, const char *base_path, const ch
                                    int overwrite)
 {
     ddct_err_clear(&d->err);
-    clear_dnotes(d);
+    ddct_notes_clear(&d->notes);
     return (ddct_ErrorCode)decompress(d, base_path, ddct_path, out_path, overwrite);
 }
 
@@ -618,14 +541,14 @@ static int verify(ddct_DCtx *d, const char *ddct_path, const char *base_path, in
 ddct_ErrorCode ddct_verifyFile(ddct_DCtx *d, const char *ddct_path, const char *base_path)
 {
     ddct_err_clear(&d->err);
-    clear_dnotes(d);
+    ddct_notes_clear(&d->notes);
     return (ddct_ErrorCode)verify(d, ddct_path, base_path, 0);
 }
 
 ddct_ErrorCode ddct_verifyFileChecksums(ddct_DCtx *d, const char *ddct_path, const char *base_path)
 {
     ddct_err_clear(&d->err);
-    clear_dnotes(d);
+    ddct_notes_clear(&d->notes);
     return (ddct_ErrorCode)verify(d, ddct_path, base_path, 1);
 }
 
@@ -701,6 +624,6 @@ ddct_ErrorCode ddct_evaluate(ddct_DCtx *d, const char *base_path, const char *ft
                              ddct_eval_fn cb, void *opaque)
 {
     ddct_err_clear(&d->err);
-    clear_dnotes(d);
+    ddct_notes_clear(&d->notes);
     return (ddct_ErrorCode)evaluate(d, base_path, ft_path, ddct_path, cb, opaque);
 }

@@ -10,12 +10,23 @@
 #include "io/model.h"
 #include "io/safetensors.h"
 
+/* Notes of the last call of a context (ddct_CCtx_note, ddct_DCtx_note). */
+typedef struct {
+    char **v;
+    size_t n;
+} ddct_notes;
+void ddct_notes_clear(ddct_notes *n);
+const char *ddct_notes_at(const ddct_notes *n, size_t i);
+/* Takes s (NULL: out of memory, the note is lost, as it is when the list cannot grow). */
+void ddct_notes_take(ddct_notes *n, char *s);
+/* Adds "tensor 'NAME': WHAT". */
+void ddct_notes_tensor(ddct_notes *n, const char *name, const char *what);
+
 struct ddct_CCtx_s {
     ddct_err err;
     ddct_progress_fn progress;
     void *progress_opaque;
-    char **notes;
-    size_t nnotes;
+    ddct_notes notes;
 };
 
 struct ddct_DCtx_s {
@@ -25,11 +36,29 @@ struct ddct_DCtx_s {
     int threads;
     int rescale;
     int direct; /* ddct_DCtx_setDirectIO */
-    char **notes; /* ddct_DCtx_note: from the last decompress, verify or evaluate */
-    size_t nnotes;
+    ddct_notes notes; /* ddct_DCtx_note: from the last decompress, verify or evaluate */
 };
 
+/* threads <= 0: every processor. */
 int ddct_resolve_threads(int threads);
+
+/* A base tensor (bi of base; DDCT_MODEL_NONE: none) and a record's data (may be NULL) read by a
+ * streamed pass, their pages dropped as it goes through them, so even a tensor larger than memory
+ * costs a few chunks of resident memory; sink/opaque: where the pass's bytes go. */
+typedef struct {
+    const ddct_model *base;
+    size_t bi;
+    const ddct_ctr_reader *r;
+    const uint8_t *data;
+    ddct_sink_fn sink;
+    void *opaque;
+} ddct_piece;
+void ddct_piece_release_base(void *opaque, uint64_t upto);
+void ddct_piece_release_both(void *opaque, uint64_t base_upto, uint64_t data_upto);
+/* The base's bytes by pread (ddct_base_read_fn): -1 to read the mapping (the file still has its
+ * size), DDCT_ERR_IO when it changed. */
+int ddct_piece_read_base(void *opaque, uint64_t off, void *buf, size_t n, ddct_err *e);
+int ddct_piece_sink(void *opaque, const uint8_t *p, size_t n, ddct_err *e);
 
 /* ddct_DCtx_setDirectIO's auto mode: rebuilt files with at least this many data bytes are
  * written with O_DIRECT. */
