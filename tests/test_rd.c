@@ -13,6 +13,7 @@
 #include "common/dtype.h"
 #include "deltadct.h"
 #include "io/safetensors.h"
+#include "delta_collect.h"
 #include "testutil.h"
 #include "rd_v0_golden.h"
 #include "rd_v1_golden.h"
@@ -386,26 +387,6 @@ static void test_golden_v0(void)
 
 /* Parameter version 1 records (written by the version-1 encoder) decode as they did, whole and
  * streamed, for 1 and 2 threads. */
-typedef struct {
-    float *d;
-    uint64_t n;
-} arr_out;
-static int ao_begin(void *o, uint64_t first, uint64_t n, ddct_err *e)
-{
-    (void)o, (void)first, (void)n, (void)e;
-    return 0;
-}
-static void ao_put(void *o, uint64_t first, uint64_t rel, const float *d, uint64_t n, float s)
-{
-    (void)rel;
-    arr_out *a = o;
-    for (uint64_t i = 0; i < n && first + i < a->n; i++) a->d[first + i] = d[i] * s;
-}
-static int ao_end(void *o, uint64_t first, uint64_t n, ddct_err *e)
-{
-    (void)o, (void)first, (void)n, (void)e;
-    return 0;
-}
 
 static void test_golden_v1(void)
 {
@@ -431,8 +412,8 @@ static void test_golden_v1(void)
             if (way < 2) {
                 rc = ddct_codec_rd.decode_lossy(&rec, g[t].n, threads, -1, out, &e);
             } else {
-                arr_out a = {out, g[t].n};
-                ddct_delta_out o = {ao_begin, ao_put, ao_end, &a};
+                tu_arr a = {out, g[t].n};
+                ddct_delta_out o = tu_arr_out(&a);
                 ddct_scratch scr = {0};
                 rc = ddct_codec_rd.decode_stream(&rec, g[t].n, threads, -1, &scr, &o, &e);
                 ddct_scratch_free(&scr);
@@ -473,8 +454,8 @@ static void test_four_state_units(void)
         for (int threads = 1; threads <= 2; threads++) {
             ddct_err e;
             ddct_err_clear(&e);
-            arr_out a = {r2, n};
-            ddct_delta_out out = {ao_begin, ao_put, ao_end, &a};
+            tu_arr a = {r2, n};
+            ddct_delta_out out = tu_arr_out(&a);
             ddct_scratch scr = {0};
             CHECK(decode(&o, n, threads, r1) == 0, "whole decode");
             CHECK(ddct_codec_rd.decode_stream(&rec, n, threads, -1, &scr, &out, &e) == 0, "stream: %s", e.msg);

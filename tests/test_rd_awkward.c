@@ -35,6 +35,7 @@
 #include "codec/codec.h"
 #include "codec/codec_rd.h"
 #include "deltadct.h"
+#include "delta_collect.h"
 #include "testutil.h"
 
 enum { K_SUBNORMAL, K_SUBMIX, K_ZERO, K_CONST, K_OUTLIERS, K_LOWRANK, K_SUBCONST, K_LARGE };
@@ -130,26 +131,6 @@ static float *make_delta(const input_t *t)
     return d;
 }
 
-typedef struct {
-    float *d;
-    uint64_t n;
-} arr_out;
-static int ao_begin(void *o, uint64_t first, uint64_t n, ddct_err *e)
-{
-    (void)o, (void)first, (void)n, (void)e;
-    return 0;
-}
-static void ao_put(void *o, uint64_t first, uint64_t rel, const float *d, uint64_t n, float s)
-{
-    (void)rel;
-    arr_out *a = o;
-    for (uint64_t i = 0; i < n && first + i < a->n; i++) a->d[first + i] = d[i] * s;
-}
-static int ao_end(void *o, uint64_t first, uint64_t n, ddct_err *e)
-{
-    (void)o, (void)first, (void)n, (void)e;
-    return 0;
-}
 
 static ddct_record rec_of(const ddct_enc_out *o)
 {
@@ -284,8 +265,8 @@ static void run_case(const input_t *t, const float *d, int rescale)
         ddct_err_clear(&e);
         int d3 = ddct_codec_rd.decode_lossy(&rec, n, 3, -1, r3, &e);
         CHECK(d3 == 0, "%s: decode (T3): %s", what, e.msg);
-        arr_out a = {rs, n};
-        ddct_delta_out dout = {ao_begin, ao_put, ao_end, &a};
+        tu_arr a = {rs, n};
+        ddct_delta_out dout = tu_arr_out(&a);
         ddct_scratch scr = {0};
         ddct_err_clear(&e);
         int ds = ddct_codec_rd.decode_stream(&rec, n, 2, -1, &scr, &dout, &e);

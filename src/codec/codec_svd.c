@@ -140,6 +140,19 @@ static uint64_t vec_bytes(uint64_t len, int b)
     return bits / 8 + (bits % 8 != 0);
 }
 
+/* Per-vector bit-widths (by group) and byte offsets in the data (u_i, then v_i) of rank rr. */
+static void vector_layout(const svd_layout *L, size_t rr, uint8_t *wid, size_t *off)
+{
+    size_t i = 0;
+    for (int g = 0; g < L->ngroups; g++)
+        for (uint64_t c = 0; c < L->count[g]; c++) wid[i++] = (uint8_t)L->bits[g];
+    off[0] = 0;
+    for (i = 0; i < rr; i++) {
+        off[2 * i + 1] = off[2 * i] + (size_t)vec_bytes(L->rows, wid[i]);
+        off[2 * i + 2] = off[2 * i + 1] + (size_t)vec_bytes(L->cols, wid[i]);
+    }
+}
+
 /* Data bytes of the layout; UINT64_MAX on overflow. */
 static uint64_t data_bytes(const svd_layout *L)
 {
@@ -328,16 +341,7 @@ static int svd_encode_array(const ddct_lossy_in *in, ddct_enc_out *out, ddct_err
     rc = ddct_svd_thin(a, L.rows, L.cols, s, vv, ut, e);
     if (rc) goto done;
     /* per-vector bit-widths and byte offsets in data (u_i, then v_i) */
-    {
-        size_t i = 0;
-        for (int g = 0; g < L.ngroups; g++)
-            for (uint64_t c = 0; c < L.count[g]; c++) wid[i++] = (uint8_t)L.bits[g];
-        off[0] = 0;
-        for (i = 0; i < rr; i++) {
-            off[2 * i + 1] = off[2 * i] + (size_t)vec_bytes(L.rows, wid[i]);
-            off[2 * i + 2] = off[2 * i + 1] + (size_t)vec_bytes(L.cols, wid[i]);
-        }
-    }
+    vector_layout(&L, rr, wid, off);
     uint8_t *side = out->side.p, *data = out->data.p;
     memset(data, 0, data_len);
 #pragma omp parallel num_threads(threads)
@@ -492,16 +496,7 @@ static int factors_open(const ddct_record *rec, uint64_t n, int threads, svd_fac
         rc = ddct_seterr(e, DDCT_ERR_NOMEM, "svd codec: out of memory (rank %zu)", rr);
         goto done;
     }
-    {
-        size_t i = 0;
-        for (int g = 0; g < L.ngroups; g++)
-            for (uint64_t c = 0; c < L.count[g]; c++) wid[i++] = (uint8_t)L.bits[g];
-        off[0] = 0;
-        for (i = 0; i < rr; i++) {
-            off[2 * i + 1] = off[2 * i] + (size_t)vec_bytes(L.rows, wid[i]);
-            off[2 * i + 2] = off[2 * i + 1] + (size_t)vec_bytes(L.cols, wid[i]);
-        }
-    }
+    vector_layout(&L, rr, wid, off);
     threads = nthreads(threads);
 #pragma omp parallel num_threads(threads)
     {

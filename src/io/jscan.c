@@ -44,6 +44,16 @@ void ddct_jscan_ws(ddct_jscan *j)
     }
 }
 
+int ddct_jscan_next(ddct_jscan *j, unsigned char close)
+{
+    ddct_jscan_ws(j);
+    if (j->pos >= j->n) return ddct_jscan_fail(j, "premature end of input");
+    unsigned char c = j->p[j->pos];
+    if (c != close && c != ',') return ddct_jscan_fail(j, "',' expected");
+    j->pos++;
+    return c == close;
+}
+
 int ddct_jscan_expect(ddct_jscan *j, unsigned char c)
 {
     ddct_jscan_ws(j);
@@ -274,14 +284,9 @@ int ddct_jscan_value(ddct_jscan *j, ddct_jsum *sum, ddct_jscalar *sc)
                     return -1;
                 }
                 count++;
-                ddct_jscan_ws(j);
-                if (j->pos >= j->n) return ddct_jscan_fail(j, "premature end of input");
-                if (j->p[j->pos] == close) {
-                    j->pos++;
-                    break;
-                }
-                if (j->p[j->pos] != ',') return ddct_jscan_fail(j, "',' expected");
-                j->pos++;
+                int end = ddct_jscan_next(j, close);
+                if (end < 0) return -1;
+                if (end) break;
             }
         }
         j->depth--;
@@ -427,20 +432,7 @@ int ddct_json_string_object(const char *text, size_t n, char **compact, const ch
                 strings = 0;
                 if (ddct_jscan_value(&j, NULL, NULL)) break;
             }
-            ddct_jscan_ws(&j);
-            if (j.pos >= j.n) {
-                ddct_jscan_fail(&j, "premature end of input");
-                break;
-            }
-            if (j.p[j.pos] == '}') {
-                j.pos++;
-                break;
-            }
-            if (j.p[j.pos] != ',') {
-                ddct_jscan_fail(&j, "',' expected");
-                break;
-            }
-            j.pos++;
+            if (ddct_jscan_next(&j, '}')) break;
         }
     }
     if (!rc && !j.why) {

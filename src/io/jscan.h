@@ -58,6 +58,9 @@ int ddct_jscan_string(ddct_jscan *j, int keep);
 int ddct_jscan_value(ddct_jscan *j, ddct_jsum *sum, ddct_jscalar *sc);
 /* Expect byte c (after white space). 0 or -1. */
 int ddct_jscan_expect(ddct_jscan *j, unsigned char c);
+/* After a member or element: `close` ends the object or array (1), ',' goes on to the next (0),
+ * anything else fails (-1, j->why set). */
+int ddct_jscan_next(ddct_jscan *j, unsigned char close);
 
 /* s[0..n) as a JSON string literal, escaped as jansson's json_dumps does (", \, \b \f \n \r \t,
  * other control characters as \u00XX; UTF-8 kept). */

@@ -220,14 +220,9 @@ static int parse_entry(ddct_st_file *f, ddct_jscan *j, int *sem, ddct_err *e)
                 } else if (ddct_jscan_value(j, NULL, NULL)) {
                     return -1;
                 }
-                ddct_jscan_ws(j);
-                if (j->pos >= j->n) return ddct_jscan_fail(j, "premature end of input");
-                if (j->p[j->pos] == '}') {
-                    j->pos++;
-                    break;
-                }
-                if (j->p[j->pos] != ',') return ddct_jscan_fail(j, "',' expected");
-                j->pos++;
+                int end = ddct_jscan_next(j, '}');
+                if (end < 0) return -1;
+                if (end) break;
             }
         j->depth--;
     }
@@ -302,20 +297,7 @@ static int parse_header(ddct_st_file *f, ddct_err *e)
                     if (rc < 0) rc = 0; /* a JSON error: j.why */
                     if (rc || j.why) break;
                 }
-                ddct_jscan_ws(&j);
-                if (j.pos >= j.n) {
-                    ddct_jscan_fail(&j, "premature end of input");
-                    break;
-                }
-                if (j.p[j.pos] == '}') {
-                    j.pos++;
-                    break;
-                }
-                if (j.p[j.pos] != ',') {
-                    ddct_jscan_fail(&j, "',' expected");
-                    break;
-                }
-                j.pos++;
+                if (ddct_jscan_next(&j, '}')) break;
             }
         if (!rc && !j.why) {
             ddct_jscan_ws(&j);
