@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/cpu.h"
 #include "codec.h"
 #include "common/dtype.h"
 
@@ -60,7 +61,7 @@ __attribute__((target("avx2"))) static void block_sums8_avx2(const float *x, dou
 static uint64_t block_sums(const float *x, uint64_t b, uint64_t cnt, double *part)
 {
 #if DDCT_MEAN_X86
-    if (b % 8 == 0 && b + 8 <= cnt && __builtin_cpu_supports("avx2")) {
+    if (b % 8 == 0 && b + 8 <= cnt && ddct_simd_supported(DDCT_SIMD_AVX2)) {
         block_sums8_avx2(x + b * MEAN_BLOCK, part + b);
         return 8;
     }
@@ -178,7 +179,7 @@ __attribute__((target("avx2"))) static double abs_sum8_avx2(const float *v, size
 double ddct_abs_sum8(const float *v, size_t n)
 {
 #if DDCT_MEAN_X86
-    if (n >= 8 && __builtin_cpu_supports("avx2")) return abs_sum8_avx2(v, n);
+    if (n >= 8 && ddct_simd_supported(DDCT_SIMD_AVX2)) return abs_sum8_avx2(v, n);
 #endif
     return ddct_abs_sum8_ref(v, n);
 }

@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/cpu.h"
 #include "codec.h"
 #include "common/dtype.h"
 #include "quant/quant.h"
@@ -419,7 +420,7 @@ static void strip_score(const job *j, work *w, uint64_t s)
     if (!x) return;
 #if DDCT_PATCH_X86
     /* L2 importance over full patches: 8 at a time (padding zeros would add +0.0: no-ops) */
-    if (!j->lowmask && L->p % 4 == 0 && s < L->full_prow && __builtin_cpu_supports("avx2")) {
+    if (!j->lowmask && L->p % 4 == 0 && s < L->full_prow && ddct_simd_supported(DDCT_SIMD_AVX2)) {
         double sum[8], ab[8], sq[8];
         for (; c + 8 <= L->full_pcol; c += 8) {
             sums8_avx2(L, x, x0, s, c, sum, ab, sq);
@@ -499,7 +500,7 @@ __attribute__((target("avx2"))) static void minmax_avx2(const float *v, size_t n
 static void minmax(const float *v, size_t n, float *lo, float *hi)
 {
 #if DDCT_PATCH_X86
-    if (n >= 16 && __builtin_cpu_supports("avx2")) {
+    if (n >= 16 && ddct_simd_supported(DDCT_SIMD_AVX2)) {
         minmax_avx2(v, n, lo, hi);
         return;
     }

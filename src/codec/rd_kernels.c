@@ -1,6 +1,6 @@
 /*
  * rd_kernels.c — the rd codec's per-value loops, each as a portable _ref kernel and an AVX2 one
- * picked at run time (ddct_simd_supported, transform.h: CPU features checked in one place).
+ * picked at run time (ddct_simd_supported, common/cpu.h: CPU features checked in one place).
  *
  * ddct_rd_quant_rebuild: a plain (not transformed) residual r = x - l quantized with one band's
  * dead-zone quantizer (q = sign(r) min(floor(|r| / D + rho), RD_QMAX)), rebuilt as the decoder

@@ -8,6 +8,7 @@
  * NaN with its sign and top payload bits kept. The rebuild (ddct_add_cast) saturates instead:
  * a value rebuilt from a finite base is always finite.
  */
+#include "common/cpu.h"
 #include "dtype.h"
 
 #include <string.h>
@@ -361,7 +362,7 @@ __attribute__((target("avx2"))) static uint64_t add_cast_avx2(ddct_dtype tb, con
 {
     return add_cast_body(tb, b, d, s, n, to, o);
 }
-static int use_avx2(size_t n) { return n >= 32 && __builtin_cpu_supports("avx2"); }
+static int use_avx2(size_t n) { return n >= 32 && ddct_simd_supported(DDCT_SIMD_AVX2); }
 #else
 #define DDCT_DTYPE_X86 0
 #endif

@@ -22,6 +22,7 @@
  * 64-bit words with AVX2. Every path produces exactly the bytes / values of the _ref
  * kernels, which are plain loops over ddct_bitw_put / ddct_bitr_get.
  */
+#include "common/cpu.h"
 #include "quant/quant.h"
 
 #include <string.h>
@@ -244,7 +245,7 @@ __attribute__((target("avx2"))) static size_t w_words2_avx2(wstate *s, const uin
 
 static int have_avx2(void)
 {
-    return __builtin_cpu_supports("avx2") != 0;
+    return ddct_simd_supported(DDCT_SIMD_AVX2);
 }
 #endif
 

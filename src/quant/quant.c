@@ -16,6 +16,7 @@
  * and multiplication by Lf are correctly rounded IEEE operations whether scalar or SIMD,
  * so the results are bitwise equal to the _ref kernels, which the tests check.
  */
+#include "common/cpu.h"
 #include "quant/quant.h"
 
 #include <math.h>
@@ -140,7 +141,7 @@ __attribute__((target("avx2"))) static void dequant_avx2(const uint16_t *q, size
 }
 static int have_avx2(void)
 {
-    return __builtin_cpu_supports("avx2") != 0;
+    return ddct_simd_supported(DDCT_SIMD_AVX2);
 }
 #endif
 

@@ -17,7 +17,7 @@
  * independent output column j (tiles of 8 accumulator vectors, AVX-512 16; masked loads and
  * stores for a partial last vector), so their output is BITWISE IDENTICAL to the scalar _ref
  * kernel on every CPU and for every p; the kernel is chosen at run time with
- * __builtin_cpu_supports (AVX-512 plans use the AVX2 kernel for p <= 16, where it is faster).
+ * ddct_simd_best (common/cpu.h; AVX-512 plans use the AVX2 kernel for p <= 16, where it is faster).
  * Speed (one core of an AMD EPYC with AVX-512, gcc 12 -O2, forward; inverse the same), in ns
  * per coefficient for p = 8 / 16 / 32 / 64 / 128: _ref 1.2 / 2.4 / 4.6 / 11 / 27,
  * AVX2 0.58 / 0.63 / 1.3 / 3.6 / 5.6, AVX-512 (AVX2 up to p = 16) - / - / 1.15 / 1.7 / 3.2.
@@ -35,11 +35,8 @@
 
 #include "transform/transform.h"
 
-#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
-#define DDCT_HAVE_X86_SIMD 1
+#if DDCT_HAVE_X86_SIMD
 #include <immintrin.h>
-#else
-#define DDCT_HAVE_X86_SIMD 0
 #endif
 
 #ifndef M_PI
@@ -223,35 +220,6 @@ __attribute__((target("avx512f"))) static void mm_avx512(int p, const float *a, 
 #endif /* DDCT_HAVE_X86_SIMD */
 
 /* ------------------------------------------------------------ dispatch */
-int ddct_simd_supported(ddct_simd s)
-{
-    switch (s) {
-    case DDCT_SIMD_REF: return 1;
-#if DDCT_HAVE_X86_SIMD
-    case DDCT_SIMD_AVX2: return __builtin_cpu_supports("avx2") ? 1 : 0;
-    case DDCT_SIMD_AVX512: return __builtin_cpu_supports("avx512f") ? 1 : 0;
-#endif
-    default: return 0;
-    }
-}
-
-ddct_simd ddct_simd_best(void)
-{
-    if (ddct_simd_supported(DDCT_SIMD_AVX512)) return DDCT_SIMD_AVX512;
-    if (ddct_simd_supported(DDCT_SIMD_AVX2)) return DDCT_SIMD_AVX2;
-    return DDCT_SIMD_REF;
-}
-
-const char *ddct_simd_name(ddct_simd s)
-{
-    switch (s) {
-    case DDCT_SIMD_REF: return "ref";
-    case DDCT_SIMD_AVX2: return "avx2";
-    case DDCT_SIMD_AVX512: return "avx512";
-    default: return "unknown";
-    }
-}
-
 ddct_matmul_fn ddct_dct_kernel(ddct_simd s, int p)
 {
     (void)p;

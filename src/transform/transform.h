@@ -39,6 +39,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "deltadct.h"
+#include "common/cpu.h"
 #include "common/error_private.h"
 
 #define DDCT_MAX_PATCH 128
@@ -81,10 +82,6 @@ void ddct_qtable_jpeg(int p, float *out);
 /* ------------------------------------------------------------ SIMD kernel selection */
 /* Plans use ddct_simd_best(); tests and benchmarks pin a level with ddct_xform_create_simd()
  * to compare kernels (every level gives bitwise-identical output). */
-typedef enum { DDCT_SIMD_REF = 0, DDCT_SIMD_AVX2, DDCT_SIMD_AVX512, DDCT_SIMD_COUNT } ddct_simd;
-int ddct_simd_supported(ddct_simd s); /* 1 if this build and CPU can run level s */
-ddct_simd ddct_simd_best(void);
-const char *ddct_simd_name(ddct_simd s); /* "ref", "avx2", "avx512" */
 /* As ddct_xform_create with the DCT kernel pinned to `simd`; DDCT_ERR_UNSUPPORTED if the CPU
  * lacks it. */
 int ddct_xform_create_simd(ddct_xform **out, ddct_transform kind, int p, ddct_wavelet wavelet,
