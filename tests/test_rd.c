@@ -17,6 +17,7 @@
 #include "testutil.h"
 #include "rd_v0_golden.h"
 #include "rd_v1_golden.h"
+#include "rd_v2_golden.h"
 #include "../tools/rdstat.h"
 
 /* rows x cols: rank-k part + noise of relative size `noise` */
@@ -388,20 +389,22 @@ static void test_golden_v0(void)
 /* Parameter version 1 records (written by the version-1 encoder) decode as they did, whole and
  * streamed, for 1 and 2 threads. */
 
-static void test_golden_v1(void)
+typedef struct {
+    const uint8_t *params, *side, *data;
+    size_t lp, ls, ld;
+    const float *want;
+    uint64_t n, stride;
+} golden_rec;
+
+/* Each record decodes to what its own version's decoder gave, whole and streamed, for 1 and 2
+ * threads. */
+static void check_golden(const golden_rec *g, size_t count, int ver)
 {
-    const struct {
-        const uint8_t *params, *side, *data;
-        size_t lp, ls, ld;
-        const float *want;
-        uint64_t n, stride;
-    } g[] = {{g1_0_params, g1_0_side, g1_0_data, sizeof g1_0_params, sizeof g1_0_side, sizeof g1_0_data, g1_0_out, 24 * 40, 1},
-             {g1_1_params, g1_1_side, g1_1_data, sizeof g1_1_params, sizeof g1_1_side, sizeof g1_1_data, g1_1_out, 48 * 64, 1},
-             {g1_2_params, g1_2_side, g1_2_data, sizeof g1_2_params, sizeof g1_2_side, sizeof g1_2_data, g1_2_out, 256 * 256, 16}};
-    for (size_t t = 0; t < sizeof g / sizeof g[0]; t++) {
+    for (size_t t = 0; t < count; t++) {
         ddct_record rec = {.codec = DDCT_CODEC_RD, .flags = DDCT_REC_HAS_BASE, .params = g[t].params,
                            .params_len = g[t].lp, .side = g[t].side, .side_len = g[t].ls, .data = g[t].data,
                            .data_len = g[t].ld};
+        CHECK(g[t].params[0] == ver, "golden v%d %zu: version %u", ver, t, g[t].params[0]);
         float *out = malloc(g[t].n * sizeof *out);
         for (int way = 0; way < 4; way++) {
             int threads = 1 + way % 2;
@@ -418,16 +421,31 @@ static void test_golden_v1(void)
                 rc = ddct_codec_rd.decode_stream(&rec, g[t].n, threads, -1, &scr, &o, &e);
                 ddct_scratch_free(&scr);
             }
-            CHECK(rc == 0, "golden v1 %zu: %s", t, e.msg);
+            CHECK(rc == 0, "golden v%d %zu: %s", ver, t, e.msg);
             double worst = 0;
             for (uint64_t i = 0, k = 0; i < g[t].n; i += g[t].stride, k++) {
                 double d = fabs((double)out[i] - g[t].want[k]) / (1e-6 + fabs(g[t].want[k]));
                 worst = d > worst ? d : worst;
             }
-            CHECK(worst < 1e-4, "golden v1 %zu (way %d): decoded differs (worst relative %g)", t, way, worst);
+            CHECK(worst < 1e-4, "golden v%d %zu (way %d): decoded differs (worst relative %g)", ver, t, way, worst);
         }
         free(out);
     }
+}
+
+#define GOLDEN(p, n, stride) {p##_params, p##_side, p##_data, sizeof p##_params, sizeof p##_side, sizeof p##_data, p##_out, n, stride}
+
+static void test_golden_v1(void)
+{
+    const golden_rec g[] = {GOLDEN(g1_0, 24 * 40, 1), GOLDEN(g1_1, 48 * 64, 1), GOLDEN(g1_2, 256 * 256, 16)};
+    check_golden(g, sizeof g / sizeof g[0], 1);
+}
+
+/* Version 2 records (four-state residual units, the stored rescale factor). */
+static void test_golden_v2(void)
+{
+    const golden_rec g[] = {GOLDEN(g2_0, 256 * 256, 16), GOLDEN(g2_1, 256 * 256, 16)};
+    check_golden(g, sizeof g / sizeof g[0], 2);
 }
 
 /* Version 2: a residual unit of >= 16384 symbols is a four-state blob; the streamed decoder gives
@@ -532,6 +550,7 @@ int main(void)
     test_pipeline_budget();
     test_golden_v0();
     test_golden_v1();
+    test_golden_v2();
     test_four_state_units();
     test_four_state();
     rmdir(g_dir);

@@ -38,6 +38,7 @@
 #include <float.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -55,7 +56,7 @@
 #define RD_STAT_ALL ((uint64_t)1 << 18)  /* residual statistics on every tile up to this many values */
 #define RD_STAT_SAMPLE ((uint64_t)1 << 17) /* else on about this many */
 #define RD_NRC 16                        /* candidate ranks at most */
-#define RD_HSHIFT 17                     /* histogram bin = float bits >> 19: 16 bins per octave */
+#define RD_HSHIFT 17                     /* histogram bin = float bits >> 17: 64 bins per octave */
 #define RD_HBINS (1u << (31 - RD_HSHIFT))
 #define RD_HQ 64                         /* symbols counted one by one for the entropy (rest pooled) */
 #define RD_BLOCK_VALUES ((uint64_t)1 << 18) /* values per block of rows in the analysis passes */
@@ -78,9 +79,13 @@ typedef struct {
     uint32_t c[RD_HBINS];
 } rd_dense;
 
+/* zc, zm: running sums at every RD_ZB-th bin, so that hist_est takes the bins wholly in the
+ * zero cell of a quantizer (most of them: a histogram spans tens of octaves) in one step. */
+#define RD_ZB 64
 typedef struct {
     uint32_t lo, hi; /* non-empty bins lie in [lo, hi) */
     uint32_t *c;     /* c[k - lo] */
+    double *zc, *zm; /* [j]: over bins [lo, lo + RD_ZB j), the count and sum of c (e0^2 + e0 e1 + e1^2) / 3 */
 } rd_hist;
 
 static inline uint32_t hbin(float x)
@@ -91,6 +96,36 @@ static inline uint32_t hbin(float x)
 }
 
 static inline void hist_add(rd_dense *h, float x) { h->c[hbin(x)]++; }
+
+/* The lower edge of bin k (a float whose low RD_HSHIFT bits are zero). */
+static inline double hedge(uint32_t k)
+{
+    uint32_t u = k << RD_HSHIFT;
+    float f;
+    memcpy(&f, &u, 4);
+    return (double)f;
+}
+
+/* h's running sums (rd_hist); 0, or -1 when out of memory. */
+static int hist_sums(rd_hist *h)
+{
+    size_t nz = (h->hi - h->lo) / RD_ZB + 1;
+    h->zc = malloc(nz * sizeof *h->zc);
+    h->zm = malloc(nz * sizeof *h->zm);
+    if (!h->zc || !h->zm) return -1;
+    double c = 0, m = 0;
+    for (size_t j = 0;; j++) {
+        h->zc[j] = c;
+        h->zm[j] = m;
+        if (j + 1 == nz) break;
+        for (uint32_t k = h->lo + (uint32_t)(j * RD_ZB); k < h->lo + (uint32_t)((j + 1) * RD_ZB); k++) {
+            double n = h->c[k - h->lo], e0 = hedge(k), e1 = hedge(k + 1);
+            c += n;
+            m += n * (e0 * e0 + e0 * e1 + e1 * e1) / 3;
+        }
+    }
+    return 0;
+}
 
 /* The compact copy of d; 0, or -1 when out of memory. */
 static int hist_compact(const rd_dense *d, rd_hist *h)
@@ -103,7 +138,7 @@ static int hist_compact(const rd_dense *d, rd_hist *h)
     h->c = malloc((size_t)(hi > lo ? hi - lo : 1) * sizeof *h->c);
     if (!h->c) return -1;
     memcpy(h->c, d->c + lo, (size_t)(hi - lo) * sizeof *h->c);
-    return 0;
+    return hist_sums(h);
 }
 
 static void hist_merge(rd_dense *dst, const rd_dense *src)
@@ -111,14 +146,6 @@ static void hist_merge(rd_dense *dst, const rd_dense *src)
     for (uint32_t i = 0; i < RD_HBINS; i++) dst->c[i] += src->c[i];
 }
 
-/* The lower edge of bin k (a float whose low RD_HSHIFT bits are zero). */
-static inline double hedge(uint32_t k)
-{
-    uint32_t u = k << RD_HSHIFT;
-    float f;
-    memcpy(&f, &u, 4);
-    return (double)f;
-}
 
 typedef struct {
     double rate, dist;   /* bits (symbols + signs), squared error */
@@ -133,6 +160,13 @@ typedef struct {
  * Values are taken as uniform within their bin, so a bin wider than a quantizer step spreads its
  * count over every q it covers; symbols from RD_HQ on are pooled, each costing the log2 of its
  * share of the density (the entropy of a smooth tail). */
+static double l2[256]; /* log2(i) */
+static pthread_once_t l2_once = PTHREAD_ONCE_INIT;
+static void l2_init(void)
+{
+    for (int i = 1; i < 256; i++) l2[i] = log2((double)i);
+}
+
 static void hist_est(const rd_hist *h, double wt, double st, double rho, int centroid, double per_unit, rd_est *o)
 {
     memset(o, 0, sizeof *o);
@@ -140,11 +174,28 @@ static void hist_est(const rd_hist *h, double wt, double st, double rho, int cen
     memset(cq, 0, sizeof cq);
     double tot = 0, d0 = 0, n1 = 0, s1 = 0, ss1 = 0, n2 = 0, s2 = 0, ss2 = 0, pool = 0, pool_a = 0;
     double inv = 1.0 / st, st2 = st * st;
-    for (uint32_t k = h->lo; k < h->hi; k++) {
+    /* the whole blocks of bins below (1 - rho) st, a bin's margin under it: quantized to 0 */
+    uint32_t k0 = h->lo;
+    {
+        float zt = (float)((1 - rho) * st);
+        uint32_t kt = isfinite(zt) ? hbin(zt) : h->hi;
+        if (kt > h->lo + 1) {
+            size_t j = (size_t)(kt - 1 - h->lo) / RD_ZB, nz = (h->hi - h->lo) / RD_ZB;
+            if (j > nz) j = nz;
+            k0 = h->lo + (uint32_t)(j * RD_ZB);
+            tot = h->zc[j] * wt;
+            cq[0] = tot;
+            d0 = h->zm[j] * wt;
+        }
+    }
+    uint32_t k = k0;
+    for (; k < h->hi; k++) {
         double c = h->c[k - h->lo] * wt;
         if (!c) continue;
+        double ulo = hedge(k) * inv;
+        if (ulo + rho >= RD_HQ && k + 1 < (0x7f800000u >> RD_HSHIFT)) break; /* the tail, below */
         tot += c;
-        double ulo = hedge(k) * inv, uhi = (k + 1 >= (0x7f800000u >> RD_HSHIFT) ? hedge(k) * 1.0442737824274138 : hedge(k + 1)) * inv;
+        double uhi = (k + 1 >= (0x7f800000u >> RD_HSHIFT) ? hedge(k) * 1.0442737824274138 : hedge(k + 1)) * inv;
         double w = uhi - ulo, per = w > 0 ? c / w : 0;
         double qa = ulo + rho, qb = uhi + rho;
         int q0 = qa < RD_QMAX ? (int)qa : RD_QMAX, q1 = qb < RD_QMAX ? (int)qb : RD_QMAX;
@@ -186,6 +237,38 @@ static void hist_est(const rd_hist *h, double wt, double st, double rho, int cen
             o->dot += share * (0.5 * (a0 + a1)) * q * st2;
             o->rr += share * (double)q * q * st2;
         }
+    }
+    /* The pooled tail (every value at q >= RD_HQ): as the loop above takes such a bin whole, with
+     * its width in a binade 2^(e - 6) exactly (RD_HSHIFT 17: 64 bins an octave), so that
+     * log2(width / c) needs no logarithm but of the count (a table below 256). */
+    if (k < h->hi) {
+        pthread_once(&l2_once, l2_init);
+        const double lwt = log2(wt), linv = log2(inv), m = 0.5 - rho,
+                     m2 = (rho * rho - rho * (1 - rho) + (1 - rho) * (1 - rho)) / 3;
+        double tc = 0, tq = 0, ta = 0, last = 0;
+        const uint32_t top = 0x7f800000u >> RD_HSHIFT;
+        for (; k < h->hi; k++) {
+            uint32_t n = h->c[k - h->lo];
+            if (!n) continue;
+            double c = n * wt, e0 = hedge(k), e1 = k + 1 >= top ? e0 * 1.0442737824274138 : hedge(k + 1);
+            double qm = 0.5 * (e0 + e1) * inv;
+            int ex = (int)((k << RD_HSHIFT) >> 23) - 127; /* the binade of e0 */
+            double lw = k + 1 >= top ? log2((e1 - e0) * inv) : (double)(ex - (23 - RD_HSHIFT)) + linv;
+            tc += c;
+            tq += c * qm * qm;
+            ta += c * (lw - (n < 256 ? l2[n] : log2((double)n)) - lwt);
+            last = e1 * inv;
+        }
+        tot += tc;
+        n2 += tc;
+        s2 += tc * m;
+        ss2 += tc * m2;
+        pool += tc;
+        pool_a += ta;
+        o->dot += tq * st2;
+        o->rr += tq * st2;
+        int q1 = last + rho < RD_QMAX ? (int)(last + rho) : RD_QMAX;
+        if (q1 > o->qmax) o->qmax = q1;
     }
     if (!(tot > 0)) return;
     double th[2] = {0, 0};
@@ -291,7 +374,11 @@ static rd_hist *rh_at(const rd_model *M, int ri, int dct, int b) { return &M->rh
 
 static void hists_free(rd_hist *h, size_t n)
 {
-    for (size_t i = 0; h && i < n; i++) free(h[i].c);
+    for (size_t i = 0; h && i < n; i++) {
+        free(h[i].c);
+        free(h[i].zc);
+        free(h[i].zm);
+    }
     free(h);
 }
 
@@ -1423,6 +1510,16 @@ typedef struct {
     double abs_hat, dd, dh, hh; /* sum |d^|, sum d d^, sum d d, sum d^ d^ */
 } unit_out;
 
+/* The coder writes a blob backwards from the end of a worst-case reservation and then moves it
+ * down; coding into a reused per-thread buffer and keeping an exact copy (keep_unit) holds a
+ * record's units in their own size, so memory does not grow with the tensor. */
+static int keep_unit(const ddct_buf *scratch, ddct_buf *blob)
+{
+    ddct_buf_init(blob);
+    ddct_buf_put(blob, scratch->p, scratch->len);
+    return blob->failed;
+}
+
 static int code_unit(const rd_layout *L, const uint8_t *bm, const int16_t *q, uint64_t k, uint16_t *sym, uint8_t *ctx,
                      ddct_buf *blob, ddct_err *e)
 {
@@ -1537,6 +1634,8 @@ static int encode_final(const ddct_lossy_in *in, const rd_model *M, const rd_cho
         int16_t *qb = small ? NULL : malloc(cap * sizeof *qb);
         uint16_t *sym = malloc(cap * sizeof *sym);
         uint8_t *ctx = malloc(cap);
+        ddct_buf ub;
+        ddct_buf_init(&ub);
         int ok = x && lr && pl && rb && tile && (small || qb) && sym && ctx;
         if (!ok) {
 #pragma omp atomic write
@@ -1603,7 +1702,7 @@ static int encode_final(const ddct_lossy_in *in, const rd_model *M, const rd_cho
             }
             ddct_err e2;
             ddct_err_clear(&e2);
-            if (!small && code_unit(&L, bm, q, k, sym, ctx, &uo->blob, &e2)) {
+            if (!small && (code_unit(&L, bm, q, k, sym, ctx, &ub, &e2) || keep_unit(&ub, &uo->blob))) {
 #pragma omp atomic write
                 failed = 1;
                 continue;
@@ -1628,6 +1727,7 @@ static int encode_final(const ddct_lossy_in *in, const rd_model *M, const rd_cho
         free(qb);
         free(sym);
         free(ctx);
+        ddct_buf_free(&ub);
     }
     ddct_blas_serial_end(prev);
     if ((rc = io_check(&io, e))) goto done;
@@ -1702,10 +1802,15 @@ static int encode_final(const ddct_lossy_in *in, const rd_model *M, const rd_cho
         ddct_buf_u8(&sb, F.fcls[2 * i]);
         ddct_buf_u8(&sb, F.fcls[2 * i + 1]);
     }
+    /* the data in its exact size, each unit freed once copied */
+    size_t dlen = fb.len;
+    for (size_t k = 0; k < nu; k++) dlen += 10 + U[k].blob.len;
+    ddct_buf_reserve(&db, dlen);
     ddct_buf_put(&db, fb.p, fb.len);
     for (size_t k = 0; k < nu; k++) {
         ddct_buf_varint(&db, U[k].blob.len);
         ddct_buf_put(&db, U[k].blob.p, U[k].blob.len);
+        ddct_buf_free(&U[k].blob);
     }
     rc = ddct_buf_check(&pb, e);
     if (!rc) rc = ddct_buf_check(&sb, e);
