@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "common/buf.h"
+#include "common/cpu.h"
 #include "entropy/rans.h"
 
 #define TILE 16
@@ -44,17 +45,41 @@ static double unif(void)
 
 static int band_of(int s) { return s == 0 ? 0 : s <= 2 ? 1 : s <= 5 ? 2 : s <= 10 ? 3 : s <= 18 ? 4 : 5; }
 
-enum { M_GET, M_GET_X4, M_CTX_X4, M_CTX_X4_REF, M_COUNT };
-static const char *mname[M_COUNT] = {"get (one state)", "get_x4", "ctx_x4", "ctx_x4_ref"};
+enum { M_GET, M_GET_X4, M_CTX_X4, M_CTX_X4_REF, M_GET_W, M_CTX_W_REF, M_CTX_W, M_CTX_W_AVX2, M_CTX_W_AVX512, M_COUNT };
+static const char *mname[M_COUNT] = {"get (one state)", "get_x4",        "ctx_x4",   "ctx_x4_ref",  "get_w",
+                                     "ctx_w_ref",       "ctx_w portable", "ctx_w avx2", "ctx_w avx512"};
+/* the kernel level a word method runs (-1: not a word method) */
+static int wkern(int m)
+{
+    return m == M_CTX_W || m == M_GET_W || m == M_CTX_W_REF ? DDCT_SIMD_REF
+           : m == M_CTX_W_AVX2                            ? DDCT_SIMD_AVX2
+           : m == M_CTX_W_AVX512                          ? DDCT_SIMD_AVX512
+                                                          : -1;
+}
+static int runnable(int m) { return wkern(m) < 0 || ddct_simd_supported((ddct_simd)wkern(m)); }
 
 /* Decode blob in[0..len) of n symbols (n a multiple of a tile) with method m; 0 if it ends right. */
 static int decode(int m, const uint8_t *in, size_t len, const uint8_t *bandmap, size_t n, uint16_t *out)
 {
     ddct_rans_dec d;
     ddct_err e;
-    if ((m == M_GET ? ddct_rans_dec_init : ddct_rans_dec_init_x4)(&d, in, len, &e)) return -1;
+    const int wk = wkern(m);
+    if ((m == M_GET ? ddct_rans_dec_init : wk >= 0 ? ddct_rans_dec_init_w : ddct_rans_dec_init_x4)(&d, in, len, &e))
+        return -1;
+    if (wk >= 0) d.wk = wk;
     const size_t T = TILE * TILE;
     switch (m) {
+    case M_GET_W:
+        for (size_t i = 0; i < n; i++) out[i] = ddct_rans_dec_get_w(&d, bandmap[i % T]);
+        break;
+    case M_CTX_W_REF:
+        for (size_t i = 0; i < n; i += T) ddct_rans_dec_ctx_w_ref(&d, bandmap, out + i, T);
+        break;
+    case M_CTX_W:
+    case M_CTX_W_AVX2:
+    case M_CTX_W_AVX512:
+        for (size_t i = 0; i < n; i += T) ddct_rans_dec_ctx_w(&d, bandmap, out + i, T);
+        break;
     case M_GET:
         for (size_t i = 0; i < n; i++) out[i] = ddct_rans_dec_get(&d, bandmap[i % T]);
         break;
@@ -73,6 +98,78 @@ static int decode(int m, const uint8_t *in, size_t len, const uint8_t *bandmap, 
     return rc;
 }
 
+/* The residual-like stream: per band P(nonzero) (times dens, at most 0.95) and the geometric decay
+ * of the magnitude, zigzag symbols; the same stream for the same arguments. */
+static void gen(uint16_t *sym, uint8_t *ctx, size_t n, const uint8_t *bandmap, double dens)
+{
+    static const double pnz[6] = {0.9, 0.65, 0.4, 0.22, 0.12, 0.065}, q[6] = {0.8, 0.6, 0.5, 0.45, 0.4, 0.35};
+    rng = 0x243F6A8885A308D3ull;
+    for (size_t i = 0; i < n; i++) {
+        int b = bandmap[i % (TILE * TILE)];
+        ctx[i] = (uint8_t)b;
+        if (unif() >= (pnz[b] * dens < 0.95 ? pnz[b] * dens : 0.95)) {
+            sym[i] = 0;
+            continue;
+        }
+        int a = 1 + (int)(log(1.0 - unif()) / log(q[b]));
+        if (a > 2000) a = 2000;
+        sym[i] = (uint16_t)(unif() < 0.5 ? 2 * a - 1 : 2 * a); /* zigzag of -a / +a */
+    }
+}
+
+typedef int (*enc_fn)(const uint16_t *, const uint8_t *, size_t, int, int, ddct_buf *, ddct_err *);
+
+/* Bytes of the blobs of units of UNIT symbols of sym[0..n), coded by f at prob_bits pb. */
+static size_t unit_bytes(enc_fn f, const uint16_t *sym, const uint8_t *ctx, size_t n, int pb)
+{
+    ddct_buf b;
+    ddct_buf_init(&b);
+    ddct_err e;
+    size_t tot = 0;
+    for (size_t off = 0; off < n; off += UNIT) {
+        b.len = 0;
+        if (f(sym + off, ctx + off, UNIT, 6, pb, &b, &e)) {
+            fprintf(stderr, "encode: %s\n", e.msg);
+            exit(1);
+        }
+        tot += b.len;
+    }
+    ddct_buf_free(&b);
+    return tot;
+}
+
+/* Blob sizes of units of 64 Ki symbols at about 0.2, 0.5, 1 and 2 bits per symbol (the density
+ * found by bisection on the four-state blobs): four-state blobs at prob_bits 15 and 12, word blobs
+ * at 12 and 13 (the most ddct_rans_encode_w codes with), relative to the four-state ones at 15. */
+static void sizes(const uint8_t *bandmap)
+{
+    const size_t n = 16 * UNIT;
+    uint16_t *sym = malloc(n * sizeof *sym);
+    uint8_t *ctx = malloc(n);
+    if (!sym || !ctx) exit(1);
+    static const double target[4] = {0.2, 0.5, 1.0, 2.0};
+    printf("  blob bytes, units of %zu symbols, 6 band contexts (%zu units):\n", UNIT, n / UNIT);
+    printf("    %-6s %10s %10s %10s %10s %10s\n", "bits", "x4 pb15", "x4 pb12", "word pb12", "word pb13", "word/x4");
+    for (int t = 0; t < 4; t++) {
+        double lo = 0.001, hi = 10;
+        for (int it = 0; it < 24; it++) {
+            double mid = sqrt(lo * hi);
+            gen(sym, ctx, n, bandmap, mid);
+            double bits = 8.0 * (double)unit_bytes(ddct_rans_encode_x4, sym, ctx, n, 15) / (double)n;
+            if (bits < target[t]) lo = mid;
+            else hi = mid;
+        }
+        gen(sym, ctx, n, bandmap, sqrt(lo * hi));
+        size_t x15 = unit_bytes(ddct_rans_encode_x4, sym, ctx, n, 15), x12 = unit_bytes(ddct_rans_encode_x4, sym, ctx, n, 12);
+        size_t w12 = unit_bytes(ddct_rans_encode_w, sym, ctx, n, 12), w13 = unit_bytes(ddct_rans_encode_w, sym, ctx, n, 13);
+        size_t wd = unit_bytes(ddct_rans_encode_w, sym, ctx, n, 0);
+        printf("    %-6.3f %10zu %10zu %10zu %10zu %+9.3f%%\n", 8.0 * (double)x15 / (double)n, x15, x12, w12, w13,
+               100.0 * ((double)wd - (double)x15) / (double)x15);
+    }
+    free(sym);
+    free(ctx);
+}
+
 int main(int argc, char **argv)
 {
     size_t n = (size_t)(argc > 1 ? atof(argv[1]) : 16) * ((size_t)1 << 20);
@@ -86,39 +183,28 @@ int main(int argc, char **argv)
     uint8_t bandmap[TILE * TILE];
     for (int u = 0; u < TILE; u++)
         for (int v = 0; v < TILE; v++) bandmap[u * TILE + v] = (uint8_t)band_of(u + v);
-    /* per band: P(nonzero) and the geometric decay of the magnitude */
-    static const double pnz[6] = {0.9, 0.65, 0.4, 0.22, 0.12, 0.065}, q[6] = {0.8, 0.6, 0.5, 0.45, 0.4, 0.35};
     uint16_t *sym = malloc(n * sizeof *sym), *out = malloc(n * sizeof *out);
     uint8_t *ctx = malloc(n);
     if (!sym || !out || !ctx) return 1;
-    for (size_t i = 0; i < n; i++) {
-        int b = bandmap[i % (TILE * TILE)];
-        ctx[i] = (uint8_t)b;
-        if (unif() >= (pnz[b] * dens < 0.95 ? pnz[b] * dens : 0.95)) {
-            sym[i] = 0;
-            continue;
-        }
-        int a = 1 + (int)(log(1.0 - unif()) / log(q[b]));
-        if (a > 2000) a = 2000;
-        sym[i] = (uint16_t)(unif() < 0.5 ? 2 * a - 1 : 2 * a); /* zigzag of -a / +a */
-    }
-    ddct_buf b1, b4;
+    gen(sym, ctx, n, bandmap, dens);
+    ddct_buf b1, b4, bw;
     ddct_buf_init(&b1);
     ddct_buf_init(&b4);
+    ddct_buf_init(&bw);
     ddct_err e;
-    printf("rans_bench: %zu symbols (%.1f Mi), 6 band contexts in %dx%d tiles, best of %d\n", n,
-           (double)n / (1 << 20), TILE, TILE, reps);
+    printf("rans_bench: %zu symbols (%.1f Mi), 6 band contexts in %dx%d tiles, best of %d; word blobs: %d states\n",
+           n, (double)n / (1 << 20), TILE, TILE, reps, DDCT_RANS_WLANES);
     /* encoding */
-    static const char *ename[3] = {"encode (one state)", "encode_x4", "encode_x4_ref"};
-    for (int k = 0; k < 3; k++) {
+    static const char *ename[5] = {"encode (one state)", "encode_x4", "encode_x4_ref", "encode_w", "encode_w_ref"};
+    static const enc_fn efn[5] = {ddct_rans_encode, ddct_rans_encode_x4, ddct_rans_encode_x4_ref, ddct_rans_encode_w,
+                                  ddct_rans_encode_w_ref};
+    for (int k = 0; k < 5; k++) {
         double best = 1e30;
+        ddct_buf *b = k == 0 ? &b1 : k < 3 ? &b4 : &bw;
         for (int r = 0; r < reps; r++) {
-            ddct_buf *b = k == 0 ? &b1 : &b4;
             b->len = 0;
             double t = now();
-            int rc = k == 0   ? ddct_rans_encode(sym, ctx, n, 6, 0, b, &e)
-                     : k == 1 ? ddct_rans_encode_x4(sym, ctx, n, 6, 0, b, &e)
-                              : ddct_rans_encode_x4_ref(sym, ctx, n, 6, 0, b, &e);
+            int rc = efn[k](sym, ctx, n, 6, 0, b, &e);
             t = now() - t;
             if (rc) {
                 fprintf(stderr, "encode: %s\n", e.msg);
@@ -126,14 +212,14 @@ int main(int argc, char **argv)
             }
             best = t < best ? t : best;
         }
-        printf("  %-22s %8.1f Msym/s  %6.2f ns/sym", ename[k], (double)n / best * 1e-6, best * 1e9 / (double)n);
-        if (k < 2) printf("  (%.4f bits/sym)", 8.0 * (double)(k == 0 ? b1.len : b4.len) / (double)n);
-        printf("\n");
+        printf("  %-22s %8.1f Msym/s  %6.2f ns/sym  (%.4f bits/sym)\n", ename[k], (double)n / best * 1e-6,
+               best * 1e9 / (double)n, 8.0 * (double)b->len / (double)n);
     }
     /* decoding, one blob */
     for (int m = 0; m < M_COUNT; m++) {
+        if (!runnable(m)) continue;
         double best = 1e30;
-        const ddct_buf *b = m == M_GET ? &b1 : &b4;
+        const ddct_buf *b = m == M_GET ? &b1 : wkern(m) >= 0 ? &bw : &b4;
         for (int r = 0; r < reps; r++) {
             memset(out, 0xff, n * sizeof *out);
             double t = now();
@@ -148,27 +234,32 @@ int main(int argc, char **argv)
         printf("  decode %-15s %8.1f Msym/s  %6.2f ns/sym\n", mname[m], (double)n / best * 1e-6,
                best * 1e9 / (double)n);
     }
-    /* decoding units of 64 Ki symbols, a blob each (init + free included) */
+    /* decoding units of 64 Ki symbols, a blob each (init + free included): band contexts tile by
+     * tile, then one context (the same symbols) in one run per unit */
     size_t nu = n / UNIT;
-    ddct_buf *ub = malloc(2 * nu * sizeof *ub);
+    ddct_buf *ub = malloc(5 * nu * sizeof *ub);
     if (!ub) return 1;
-    for (size_t u = 0; u < 2 * nu; u++) {
+    for (size_t u = 0; u < 5 * nu; u++) {
         ddct_buf_init(&ub[u]);
         size_t off = (u % nu) * UNIT;
-        if ((u < nu ? ddct_rans_encode : ddct_rans_encode_x4)(sym + off, ctx + off, UNIT, 6, 0, &ub[u], &e)) {
+        int k = (int)(u / nu);
+        static const enc_fn uf[5] = {ddct_rans_encode, ddct_rans_encode_x4, ddct_rans_encode_w, ddct_rans_encode_x4,
+                                     ddct_rans_encode_w};
+        if (uf[k](sym + off, k < 3 ? ctx + off : NULL, UNIT, k < 3 ? 6 : 1, 0, &ub[u], &e)) {
             fprintf(stderr, "encode unit: %s\n", e.msg);
             return 1;
         }
     }
-    printf("  units of %zu symbols:\n", UNIT);
+    printf("  units of %zu symbols, band contexts:\n", UNIT);
     for (int m = 0; m < M_COUNT; m++) {
+        if (!runnable(m)) continue;
         double best = 1e30;
         for (int r = 0; r < reps; r++) {
             memset(out, 0xff, n * sizeof *out);
             int bad = 0;
             double t = now();
             for (size_t u = 0; u < nu; u++) {
-                const ddct_buf *b = &ub[(m == M_GET ? 0 : nu) + u];
+                const ddct_buf *b = &ub[(m == M_GET ? 0 : wkern(m) >= 0 ? 2 * nu : nu) + u];
                 bad |= decode(m, b->p, b->len, bandmap, UNIT, out + u * UNIT);
             }
             t = now() - t;
@@ -181,12 +272,43 @@ int main(int argc, char **argv)
         printf("  decode %-15s %8.1f Msym/s  %6.2f ns/sym\n", mname[m], (double)n / best * 1e-6,
                best * 1e9 / (double)n);
     }
-    for (size_t u = 0; u < 2 * nu; u++) ddct_buf_free(&ub[u]);
+    printf("  units of %zu symbols, one context, one run per unit:\n", UNIT);
+    static const char *rname[5] = {"run_x4", "run_x4_ref", "run_w portable", "run_w avx2", "run_w avx512"};
+    for (int m = 0; m < 5; m++) {
+        if (m >= 2 && !ddct_simd_supported((ddct_simd)(m - 2))) continue;
+        double best = 1e30;
+        for (int r = 0; r < reps; r++) {
+            memset(out, 0xff, n * sizeof *out);
+            int bad = 0;
+            double t = now();
+            for (size_t u = 0; u < nu; u++) {
+                const ddct_buf *b = &ub[(m < 2 ? 3 : 4) * nu + u];
+                ddct_rans_dec d;
+                if ((m < 2 ? ddct_rans_dec_init_x4 : ddct_rans_dec_init_w)(&d, b->p, b->len, &e)) return 1;
+                if (m >= 2) d.wk = m - 2;
+                (m == 0 ? ddct_rans_dec_run_x4 : m == 1 ? ddct_rans_dec_run_x4_ref : ddct_rans_dec_run_w)(
+                    &d, 0, out + u * UNIT, UNIT);
+                bad |= ddct_rans_dec_finish(&d, &e);
+                ddct_rans_dec_free(&d);
+            }
+            t = now() - t;
+            if (bad || memcmp(out, sym, n * sizeof *out)) {
+                fprintf(stderr, "decode unit %s: mismatch\n", rname[m]);
+                return 1;
+            }
+            best = t < best ? t : best;
+        }
+        printf("  decode %-15s %8.1f Msym/s  %6.2f ns/sym\n", rname[m], (double)n / best * 1e-6,
+               best * 1e9 / (double)n);
+    }
+    for (size_t u = 0; u < 5 * nu; u++) ddct_buf_free(&ub[u]);
     free(ub);
     ddct_buf_free(&b1);
     ddct_buf_free(&b4);
+    ddct_buf_free(&bw);
     free(sym);
     free(out);
     free(ctx);
+    sizes(bandmap);
     return 0;
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "common/buf.h"
+#include "common/cpu.h"
 #include "entropy/rans.h"
 #include "testutil.h"
 
@@ -796,8 +797,144 @@ static void test_x4_corrupt(void)
     free(bctx);
 }
 
+/* ------------------------------------------------------------ word blobs */
+enum { W_GET, W_CTX, W_CTX_REF, W_RUN, W_RUN_REF, W_MIX, W_METHODS };
+static const char *wname[W_METHODS] = {"get_w", "ctx_w", "ctx_w_ref", "run_w", "run_w_ref", "mixture"};
+
+typedef struct {
+    int init_rc, failed, finish_rc, lane;
+    uint32_t xw[DDCT_RANS_WLANES];
+    size_t pos;
+} w_end;
+
+static void w_chunk(ddct_rans_dec *d, const uint8_t *ctx, uint16_t *out, size_t a, size_t b, int m)
+{
+    switch (m) {
+    case W_GET:
+        for (size_t i = a; i < b; i++) out[i] = ddct_rans_dec_get_w(d, ctx[i]);
+        break;
+    case W_CTX: ddct_rans_dec_ctx_w(d, ctx + a, out + a, b - a); break;
+    case W_CTX_REF: ddct_rans_dec_ctx_w_ref(d, ctx + a, out + a, b - a); break;
+    default:
+        for (size_t i = a; i < b;) {
+            size_t j = i + 1;
+            while (j < b && ctx[j] == ctx[i]) j++;
+            (m == W_RUN ? ddct_rans_dec_run_w : ddct_rans_dec_run_w_ref)(d, ctx[i], out + i, j - i);
+            i = j;
+        }
+    }
+}
+
+/* Decode n symbols of the word blob in[0..len) in contexts ctx with method m and kernel level k
+ * (W_MIX: chunks of random lengths, each with a random method). */
+static w_end w_decode(const uint8_t *in, size_t len, const uint8_t *ctx, size_t n, uint16_t *out, int m, int k)
+{
+    w_end r;
+    memset(&r, 0, sizeof r);
+    ddct_rans_dec d;
+    ddct_err e;
+    r.init_rc = ddct_rans_dec_init_w(&d, in, len, &e);
+    if (r.init_rc) return r;
+    CHECK(d.wk == (int)ddct_simd_best(), "word decoder: kernel %d, best %d", d.wk, (int)ddct_simd_best());
+    d.wk = k;
+    if (m != W_MIX) {
+        w_chunk(&d, ctx, out, 0, n, m);
+    } else {
+        for (size_t i = 0; i < n;) {
+            size_t c = rnd(4) == 0 ? rnd(1000) : rnd(40);
+            if (c > n - i) c = n - i;
+            w_chunk(&d, ctx, out, i, i + c, (int)rnd(W_MIX));
+            i += c;
+        }
+    }
+    r.failed = d.failed;
+    r.finish_rc = ddct_rans_dec_finish(&d, &e);
+    r.lane = d.lane;
+    memcpy(r.xw, d.xw, sizeof r.xw);
+    r.pos = (size_t)(d.p - in);
+    ddct_rans_dec_free(&d);
+    return r;
+}
+
+/* Every method and every kernel this machine runs on one word blob: the same end (and symbols,
+ * where nothing failed) as get_w. good: intact blob. Returns 1 if get_w failed. */
+static int w_all(const char *what, const uint8_t *in, size_t len, const uint8_t *ctx, size_t n, const uint16_t *sym,
+                 int good)
+{
+    uint16_t *o0 = malloc((n ? n : 1) * sizeof *o0), *o1 = malloc((n ? n : 1) * sizeof *o1);
+    w_end r0 = w_decode(in, len, ctx, n, o0, W_GET, DDCT_SIMD_REF);
+    if (good) {
+        int bad = r0.init_rc || r0.failed || r0.finish_rc || (n && memcmp(o0, sym, n * sizeof *o0));
+        CHECK(!bad, "%s: get_w decode (init %d failed %d finish %d)", what, r0.init_rc, r0.failed, r0.finish_rc);
+    }
+    for (int k = DDCT_SIMD_REF; k < DDCT_SIMD_COUNT; k++) {
+        if (!ddct_simd_supported((ddct_simd)k)) continue;
+        for (int m = W_CTX; m < W_METHODS; m++) {
+            w_end r1 = w_decode(in, len, ctx, n, o1, m, k);
+            int same = r1.init_rc == r0.init_rc && r1.failed == r0.failed && r1.finish_rc == r0.finish_rc;
+            if (same && !r0.init_rc && !r0.failed)
+                same = r1.lane == r0.lane && r1.pos == r0.pos && !memcmp(r1.xw, r0.xw, sizeof r1.xw) &&
+                       (!n || !memcmp(o0, o1, n * sizeof *o0));
+            CHECK(same, "%s: %s (%s) differs from get_w (failed %d/%d finish %d/%d)", what, wname[m],
+                  ddct_simd_name((ddct_simd)k), r1.failed, r0.failed, r1.finish_rc, r0.finish_rc);
+        }
+    }
+    free(o0);
+    free(o1);
+    return r0.init_rc || r0.failed;
+}
+
+static void enc_w_both(const char *what, const uint16_t *sym, const uint8_t *ctx, size_t n, int nctx, int pb,
+                       ddct_buf *b)
+{
+    ddct_buf r;
+    ddct_buf_init(&r);
+    ddct_err e;
+    int rc = ddct_rans_encode_w(sym, ctx, n, nctx, pb, b, &e);
+    rc |= ddct_rans_encode_w_ref(sym, ctx, n, nctx, pb, &r, &e);
+    CHECK(rc == 0, "%s: encode_w: %s", what, e.msg);
+    CHECK(b->len == r.len && !memcmp(b->p, r.p, r.len), "%s: encode_w differs from encode_w_ref", what);
+    ddct_buf_free(&r);
+}
+
+static void test_w_decoders(void)
+{
+    static const size_t lens[] = {0,  1,  2,  3,  7,   8,   9,   15,   16,   17,    31,    32,    33,    47,
+                                  63, 64, 65, 100, 200, 255, 256, 257, 1023, 4097, 9999, 65536, 65539, 200000};
+    const size_t NL = sizeof lens / sizeof *lens;
+    size_t nmax = 200000;
+    uint16_t *sym = malloc(nmax * sizeof *sym);
+    uint8_t *ctx = malloc(nmax);
+    int trials = 0, fails = 0;
+    for (int t = 0; t < 70; t++) {
+        size_t n = t < (int)NL ? lens[t] : t % 4 == 0 ? rnd(201) : rnd(t % 3 ? 5000 : 100000);
+        int nctx = t % 5 == 0 ? 1 : t % 11 == 0 ? 64 : 1 + (int)rnd(64), pattern = (int)rnd(4);
+        int A = t % 7 == 0 ? 1 : t % 13 == 0 ? 4096 : 1 + (int)rnd(t % 2 ? 4096 : 20);
+        int pb = t % 5 == 0 ? 0 : 12 + (int)rnd(4);
+        gen_stream(sym, ctx, n, nctx, A, pattern);
+        if (t % 13 == 0)
+            for (size_t i = 0; i < n; i++) sym[i] = (uint16_t)rnd(4096); /* the widest alphabet */
+        char what[96];
+        snprintf(what, sizeof what, "word n=%zu nctx=%d A=%d pb=%d pattern=%d", n, nctx, A, pb, pattern);
+        ddct_buf b;
+        ddct_buf_init(&b);
+        enc_w_both(what, sym, ctx, n, nctx, pb, &b);
+        uint8_t *cp = malloc(b.len); /* exact size: ASan sees any read past the end */
+        memcpy(cp, b.p, b.len);
+        fails += w_all(what, cp, b.len, ctx, n, sym, 1);
+        trials++;
+        free(cp);
+        ddct_buf_free(&b);
+    }
+    CHECK(fails == 0, "word decoders: %d of %d streams failed", fails, trials);
+    printf("  word decoders: %d streams, every method, kernel and mixture agree\n", trials);
+    free(sym);
+    free(ctx);
+}
+
 int main(void)
 {
+    test_w_decoders();
     test_x4_decoders();
     test_x4_corrupt();
     test_dec_run();

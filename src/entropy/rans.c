@@ -334,6 +334,107 @@ static uint8_t *encode_pass_ref(const uint16_t *sym, const uint8_t *ctx, size_t 
     return p;
 }
 
+/* ------------------------------------------------------------ word encoder */
+/* A symbol as the fast word encoder codes it: emit a word if x > x_hi (= x_max - 1, so that a
+ * single-symbol table, x_max = 2^32, never emits), then x' = x + bias + q * cmpl with
+ * q = floor(x / freq) = floor(x * rcp / 2^64), rcp = ceil(2^64 / freq): exact for x < 2^32, since
+ * rcp = 2^64 / freq + e with e < 1 adds below 2^-32 < 1 / freq to x / freq. freq = 1 takes
+ * rcp = 2^64 - 1 (q = x - 1) and the bias start + 2^pb - 1, as enc_sym; freq = 2^pb: the identity. */
+typedef struct {
+    uint64_t rcp;
+    uint32_t x_hi, bias, cmpl;
+} enc_sym_w;
+
+static void enc_sym_w_init(enc_sym_w *q, uint32_t start, uint32_t freq, int pb)
+{
+    q->x_hi = (uint32_t)(((uint64_t)freq << (32 - pb)) - 1u);
+    q->cmpl = (1u << pb) - freq;
+    if (freq < 2) {
+        q->rcp = ~(uint64_t)0;
+        q->bias = start + (1u << pb) - 1u;
+    } else {
+        q->rcp = (~(uint64_t)0) / freq + 1u; /* ceil(2^64 / freq), whether freq divides 2^64 or not */
+        q->bias = start;
+    }
+}
+
+static inline uint32_t mulhi64(uint64_t a, uint64_t b)
+{
+#ifdef __SIZEOF_INT128__
+    __extension__ typedef unsigned __int128 u128;
+    return (uint32_t)(((u128)a * b) >> 64);
+#else
+    const uint64_t al = (uint32_t)a, ah = a >> 32, bl = (uint32_t)b, bh = b >> 32;
+    const uint64_t m = ah * bl + (al * bl >> 32), m2 = al * bh + (uint32_t)m;
+    return (uint32_t)(ah * bh + (m >> 32) + (m2 >> 32));
+#endif
+}
+
+/* One symbol of a word blob: a word out if x > x_hi, stored without a branch (p - 2 stays inside
+ * the output, above the states), p moves by its size. */
+#define ENC_PUT_W(x, q, p)                                                                                             \
+    do {                                                                                                               \
+        const uint32_t k_ = (x) > (q)->x_hi;                                                                           \
+        (p)[-2] = (uint8_t)(x);                                                                                        \
+        (p)[-1] = (uint8_t)((x) >> 8);                                                                                 \
+        (p) -= 2 * k_;                                                                                                 \
+        (x) >>= 16 * k_;                                                                                               \
+        (x) = (x) + (q)->bias + mulhi64((x), (q)->rcp) * (q)->cmpl;                                                    \
+    } while (0)
+
+static uint8_t *encode_pass_w(const uint16_t *sym, const uint8_t *ctx, size_t n, size_t A, const enc_sym_w *es,
+                              uint8_t *p)
+{
+    static const uint8_t zero = 0;
+    const uint8_t *cp = ctx ? ctx : &zero;
+    const size_t cm = ctx ? SIZE_MAX : 0;
+#define ES(i) (&es[(size_t)cp[(i)&cm] * A + sym[i]])
+    uint32_t xs[DDCT_RANS_WLANES];
+    for (int l = 0; l < DDCT_RANS_WLANES; l++) xs[l] = DDCT_RANS_WL;
+    size_t i = n;
+    while (i % DDCT_RANS_WLANES) {
+        i--;
+        ENC_PUT_W(xs[i % DDCT_RANS_WLANES], ES(i), p);
+    }
+    while (i > 0) {
+        i -= DDCT_RANS_WLANES;
+        for (int l = DDCT_RANS_WLANES; l-- > 0;) ENC_PUT_W(xs[l], ES(i + (size_t)l), p);
+    }
+#undef ES
+    for (int l = DDCT_RANS_WLANES; l-- > 0;) {
+        p -= 4;
+        ddct_st32(p, xs[l]);
+    }
+    return p;
+}
+
+static uint8_t *encode_pass_w_ref(const uint16_t *sym, const uint8_t *ctx, size_t n, const ddct_rans_table *tab,
+                                  uint8_t *p)
+{
+    uint32_t xs[DDCT_RANS_WLANES];
+    for (int l = 0; l < DDCT_RANS_WLANES; l++) xs[l] = DDCT_RANS_WL;
+    for (size_t i = n; i-- > 0;) {
+        const ddct_rans_table *t = &tab[ctx ? ctx[i] : 0];
+        unsigned s = sym[i];
+        uint32_t f = t->freq[s], start = t->cum[s], x = xs[i % DDCT_RANS_WLANES];
+        int pb = t->prob_bits;
+        if (t->kind == DDCT_RANS_SINGLE) continue;
+        uint64_t x_max = (uint64_t)f << (32 - pb); /* ((L >> pb) << 16) f */
+        if (x >= x_max) {
+            p -= 2;
+            p[0] = (uint8_t)x;
+            p[1] = (uint8_t)(x >> 8);
+            x >>= 16;
+        }
+        xs[i % DDCT_RANS_WLANES] = ((x / f) << pb) + x % f + start;
+    }
+    for (int l = DDCT_RANS_WLANES; l-- > 0;) {
+        p -= 4;
+        ddct_st32(p, xs[l]);
+    }
+    return p;
+}
+
 /* counts[c * A + s] += the number of i < n with ctx[i] = c (0 if ctx is NULL) and sym[i] = s;
  * K = nctx * A counters. Runs of one symbol (mostly 0) make each increment wait for the last
  * one to the same counter: four sets of 32-bit counters, summed at the end, where n is large
@@ -360,20 +461,24 @@ static void count_symbols(const uint16_t *sym, const uint8_t *ctx, size_t n, siz
     free(h);
 }
 
+/* lanes: 1, DDCT_RANS_LANES, or DDCT_RANS_WLANES for a word blob. */
 static int encode_lanes(const uint16_t *sym, const uint8_t *ctx, size_t n, int nctx, int prob_bits, int lanes,
                         int ref, ddct_buf *out, ddct_err *e)
 {
+    const int word = lanes == DDCT_RANS_WLANES;
     if (prob_bits == 0) prob_bits = DDCT_RANS_PROB_BITS_DEFAULT;
     RETURN_ERROR_IF(nctx < 1 || nctx > DDCT_RANS_MAX_CONTEXTS, e, DDCT_ERR_PARAM, "rANS: %d contexts (1..%d)", nctx,
                     DDCT_RANS_MAX_CONTEXTS);
     RETURN_ERROR_IF(prob_bits < DDCT_RANS_PROB_BITS_MIN || prob_bits > DDCT_RANS_PROB_BITS_MAX, e, DDCT_ERR_PARAM,
                     "rANS: probability precision %d bits (12..15)", prob_bits);
     RETURN_ERROR_IF(n > 0 && !sym, e, DDCT_ERR_PARAM, "rANS: NULL symbols");
-    RETURN_ERROR_IF(n > (SIZE_MAX - 64) / 2, e, DDCT_ERR_PARAM, "rANS: %zu symbols is too many", n);
+    RETURN_ERROR_IF(n > (SIZE_MAX - 256) / 2, e, DDCT_ERR_PARAM, "rANS: %zu symbols is too many", n);
+    if (word && prob_bits > DDCT_RANS_W_PROB_BITS_MAX) prob_bits = DDCT_RANS_W_PROB_BITS_MAX;
     int rc = DDCT_OK;
     uint64_t *counts = NULL;
     ddct_rans_table *tab = NULL;
     enc_sym *es = NULL;
+    enc_sym_w *esw = NULL;
     /* pass 0: check, and the alphabet actually used (counts then take nctx * A, not 4096); two
      * vectorised maxima, the offender looked for only if there is one */
     unsigned smax = 0, cmax = 0;
@@ -390,31 +495,38 @@ static int encode_lanes(const uint16_t *sym, const uint8_t *ctx, size_t n, int n
     const size_t A = (size_t)smax + 1;
     counts = calloc((size_t)nctx * A, sizeof *counts);
     tab = malloc((size_t)nctx * sizeof *tab);
-    if (!ref) es = malloc((size_t)nctx * A * sizeof *es);
-    if (!counts || !tab || (!ref && !es)) {
+    if (!ref && word) esw = malloc((size_t)nctx * A * sizeof *esw);
+    else if (!ref) es = malloc((size_t)nctx * A * sizeof *es);
+    if (!counts || !tab || (!ref && !es && !esw)) {
         rc = ddct_seterr(e, DDCT_ERR_NOMEM, "rANS: out of memory (tables)");
         goto done;
     }
     /* pass 1: counts */
     count_symbols(sym, ctx, n, nctx * A, A, counts);
-    ddct_buf_u8(out, (uint8_t)((nctx - 1) | (lanes == DDCT_RANS_LANES ? 0x80 : 0)));
+    ddct_buf_u8(out, (uint8_t)((nctx - 1) | (word ? 0xC0 : lanes == DDCT_RANS_LANES ? 0x80 : 0)));
     for (int c = 0; c < nctx; c++) {
         const ddct_rans_table *t = &tab[c];
         rc = ddct_rans_table_build(&tab[c], counts + (size_t)c * A, (int)A, prob_bits, e);
         if (rc) goto done;
         ddct_rans_table_write(t, out);
         if (!ref)
-            for (int s = 0; s < t->nsym; s++)
-                if (t->freq[s]) enc_sym_init(&es[(size_t)c * A + (size_t)s], t->cum[s], t->freq[s], t->prob_bits);
+            for (int s = 0; s < t->nsym; s++) {
+                if (!t->freq[s]) continue;
+                if (word) enc_sym_w_init(&esw[(size_t)c * A + (size_t)s], t->cum[s], t->freq[s], t->prob_bits);
+                else enc_sym_init(&es[(size_t)c * A + (size_t)s], t->cum[s], t->freq[s], t->prob_bits);
+            }
     }
     /* pass 2: code backwards into the reserved tail, then move it down */
-    size_t bound = 4 * (size_t)lanes + 2 * n; /* <= 2 bytes per symbol: x < 2^31 and x_max >= 2^16 */
+    size_t bound = 4 * (size_t)lanes + 2 * n; /* <= 2 bytes per symbol: x < 2^31 and x_max >= 2^16; one
+                                                 word for a word blob */
     if (ddct_buf_reserve(out, bound)) {
         rc = ddct_buf_check(out, e);
         goto done;
     }
     uint8_t *base = out->p + out->len, *end = base + bound;
-    uint8_t *p = ref ? encode_pass_ref(sym, ctx, n, tab, lanes, end) : encode_pass(sym, ctx, n, A, es, lanes, end);
+    uint8_t *p = word  ? (ref ? encode_pass_w_ref(sym, ctx, n, tab, end) : encode_pass_w(sym, ctx, n, A, esw, end))
+                 : ref ? encode_pass_ref(sym, ctx, n, tab, lanes, end)
+                       : encode_pass(sym, ctx, n, A, es, lanes, end);
     size_t len = (size_t)(end - p);
     memmove(base, p, len);
     out->len += len;
@@ -423,6 +535,7 @@ done:
     free(counts);
     free(tab);
     free(es);
+    free(esw);
     return rc;
 }
 
@@ -448,6 +561,18 @@ int ddct_rans_encode_x4_ref(const uint16_t *sym, const uint8_t *ctx, size_t n, i
                             ddct_buf *out, ddct_err *e)
 {
     return encode_lanes(sym, ctx, n, nctx, prob_bits, DDCT_RANS_LANES, 1, out, e);
+}
+
+int ddct_rans_encode_w(const uint16_t *sym, const uint8_t *ctx, size_t n, int nctx, int prob_bits, ddct_buf *out,
+                       ddct_err *e)
+{
+    return encode_lanes(sym, ctx, n, nctx, prob_bits, DDCT_RANS_WLANES, 0, out, e);
+}
+
+int ddct_rans_encode_w_ref(const uint16_t *sym, const uint8_t *ctx, size_t n, int nctx, int prob_bits,
+                           ddct_buf *out, ddct_err *e)
+{
+    return encode_lanes(sym, ctx, n, nctx, prob_bits, DDCT_RANS_WLANES, 1, out, e);
 }
 
 /* ------------------------------------------------------------ decoder */
@@ -502,7 +627,7 @@ static int fx_build(ddct_rans_dec *d)
         tot += M - f->g;
     }
     d->fx_fc = malloc((tot ? tot : 1) * sizeof *d->fx_fc);
-    d->fx_sym = malloc((tot ? tot : 1) * sizeof *d->fx_sym);
+    d->fx_sym = calloc(tot + 2, sizeof *d->fx_sym); /* + 2: a 32-bit gather of the last one stays inside */
     if (!d->fx_fc || !d->fx_sym) return -1;
     for (int c = 0; c < d->nctx; c++) {
         const ddct_rans_table *t = &d->tab[c];
@@ -531,13 +656,17 @@ static int fx_build(ddct_rans_dec *d)
     return 0;
 }
 
+/* The kernel level of the word decoders (rans_w.c). */
+int ddct_rans_w_kernel(void);
+
 static int dec_init(ddct_rans_dec *d, const uint8_t *in, size_t len, int lanes, ddct_err *e)
 {
     memset(d, 0, sizeof *d);
     ddct_rd r;
     ddct_rd_init(&r, in, in ? len : 0);
     uint8_t h = ddct_rd_u8(&r);
-    RETURN_ERROR_IF(r.failed || (h >> 6) != (lanes == DDCT_RANS_LANES ? 2 : 0), e, DDCT_ERR_FORMAT,
+    const int word = lanes == DDCT_RANS_WLANES, fx = lanes == DDCT_RANS_LANES || word;
+    RETURN_ERROR_IF(r.failed || (h >> 6) != (word ? 3 : lanes == DDCT_RANS_LANES ? 2 : 0), e, DDCT_ERR_FORMAT,
                     "rANS: bad header");
     d->lanes = lanes;
     d->nctx = (h & 63) + 1;
@@ -556,7 +685,7 @@ static int dec_init(ddct_rans_dec *d, const uint8_t *in, size_t len, int lanes, 
             return ddct_err_prefix(e, "context %d: ", c);
         }
         const ddct_rans_table *t = &d->tab[c];
-        if (lanes == DDCT_RANS_LANES) continue; /* fx_build below; cx[] stays empty */
+        if (fx) continue; /* fx_build below; cx[] stays empty */
         ddct_rans_cx *cx = &d->cx[c];
         cx->kind = t->kind;
         cx->pb = t->prob_bits;
@@ -578,7 +707,7 @@ static int dec_init(ddct_rans_dec *d, const uint8_t *in, size_t len, int lanes, 
         cx->slot = sl;
         cx->fc = fc;
     }
-    if (lanes == DDCT_RANS_LANES && fx_build(d)) {
+    if (fx && fx_build(d)) {
         ddct_rans_dec_free(d);
         RETURN_ERROR(e, DDCT_ERR_NOMEM, "rANS: out of memory (decoding table)");
     }
@@ -586,6 +715,21 @@ static int dec_init(ddct_rans_dec *d, const uint8_t *in, size_t len, int lanes, 
     if (!st) {
         ddct_rans_dec_free(d);
         RETURN_ERROR(e, DDCT_ERR_FORMAT, "rANS: truncated stream (no state)");
+    }
+    if (word) {
+        for (int l = 0; l < lanes; l++) {
+            d->xw[l] = ddct_le32(st + 4 * l);
+            if (d->xw[l] < DDCT_RANS_WL) {
+                ddct_rans_dec_free(d);
+                RETURN_ERROR(e, DDCT_ERR_FORMAT, "rANS: bad initial state");
+            }
+        }
+        d->nwx = d->nfx;
+        d->nfx = 0; /* the four-state functions fail on it */
+        d->wk = ddct_rans_w_kernel();
+        d->p = st + 4 * lanes;
+        d->end = in + len;
+        return DDCT_OK;
     }
     for (int l = 0; l < lanes; l++) {
         d->xs[l] = ddct_le32(st + 4 * l);
@@ -608,6 +752,11 @@ int ddct_rans_dec_init(ddct_rans_dec *d, const uint8_t *in, size_t len, ddct_err
 int ddct_rans_dec_init_x4(ddct_rans_dec *d, const uint8_t *in, size_t len, ddct_err *e)
 {
     return dec_init(d, in, len, DDCT_RANS_LANES, e);
+}
+
+int ddct_rans_dec_init_w(ddct_rans_dec *d, const uint8_t *in, size_t len, ddct_err *e)
+{
+    return dec_init(d, in, len, DDCT_RANS_WLANES, e);
 }
 
 /* The decoding step of one symbol s = slot[x & mask] (general table): the new state. */
@@ -820,7 +969,7 @@ void ddct_rans_dec_run_x4(ddct_rans_dec *d, int ctx, uint16_t *out, size_t n)
 /* 1 if every ctx[0..n) is a context of d with a non-empty table. */
 static int ctx_check(const ddct_rans_dec *d, const uint8_t *ctx, size_t n)
 {
-    if (!d->ctx_bad) return 0; /* a one-state decoder */
+    if (!d->ctx_bad || !d->nfx) return 0; /* a one-state or word decoder */
     uint8_t m = 0;
     for (size_t i = 0; i < n; i++) m = ctx[i] > m ? ctx[i] : m; /* vectorised */
     if (m < d->fx_empty0) return 1; /* every context up to the first empty table (or nctx) is good */
@@ -845,6 +994,10 @@ int ddct_rans_dec_finish(const ddct_rans_dec *d, ddct_err *e)
     int ended = d->lanes == DDCT_RANS_LANES
                     ? d->xs[0] == RANS_L && d->xs[1] == RANS_L && d->xs[2] == RANS_L && d->xs[3] == RANS_L
                     : d->x == RANS_L;
+    if (d->lanes == DDCT_RANS_WLANES) {
+        ended = 1;
+        for (int l = 0; l < DDCT_RANS_WLANES; l++) ended &= d->xw[l] == DDCT_RANS_WL;
+    }
     RETURN_ERROR_IF(!ended || d->p != d->end, e, DDCT_ERR_FORMAT,
                     "rANS: stream does not end where expected (%zu bytes left)", (size_t)(d->end - d->p));
     return DDCT_OK;

@@ -9,7 +9,8 @@
  * Integer arithmetic only: output is deterministic and machine-independent.
  *
  * Blob layout (ddct_rans_encode), all read by ddct_rans_decode / ddct_rans_dec_init:
- *   u8      nctx - 1 (low 6 bits; top 2 bits: 0, or 2 for a four-state blob, see below)
+ *   u8      nctx - 1 (low 6 bits; top 2 bits: 0, or 2 for a four-state blob, or 3 for a word
+ *           blob, see below)
  *   table[nctx]       one per context, see below
  *   u32 LE  final encoder state
  *   bytes   renormalisation bytes, in decoding order
@@ -95,6 +96,33 @@ int ddct_rans_encode_x4(const uint16_t *sym, const uint8_t *ctx, size_t n, int n
 int ddct_rans_encode_x4_ref(const uint16_t *sym, const uint8_t *ctx, size_t n, int nctx, int prob_bits,
                             ddct_buf *out, ddct_err *e);
 
+/* Word blobs (DDCT_RANS_WLANES interleaved states with 16-bit renormalisation, the scheme of
+ * ryg_rans' rans_word and Giesen's "Interleaved entropy coders", made for SIMD decoding): state x
+ * in [2^16, 2^32) (DDCT_RANS_WL = 2^16), decoder step as above, then if x < 2^16, x = x << 16 | the
+ * next 16-bit word (at most one word per symbol per state). Symbol i of the blob is coded with
+ * state i mod DDCT_RANS_WLANES, and the words are stored in the order the decoder reads them, so
+ * one round of DDCT_RANS_WLANES symbols reads its words from consecutive positions: lane k takes
+ * the (number of lanes below k that need one)-th. Layout:
+ *   u8      0xC0 | (nctx - 1)
+ *   table[nctx]        as above
+ *   u32 LE  final encoder states, lane 0 first (4 DDCT_RANS_WLANES bytes)
+ *   u16 LE  renormalisation words, in decoding order
+ * The decoder checks that every state ends at 2^16 having consumed every byte (an odd length
+ * never decodes). The one- and four-state functions refuse a word blob, ddct_rans_dec_init_w
+ * refuses theirs. Same tables and limits (prob_bits 12..15, 64 contexts, 4096 symbols), but the
+ * encoder codes with at most DDCT_RANS_W_PROB_BITS_MAX bits of precision (a larger prob_bits is
+ * lowered to it; the table says which): with L = 2^16 a state can be as small as 2^16 / M times
+ * the precision, and at M = 2^15 the rounding of the coding step costs measurably (see rans.c).
+ * The decoder accepts every precision 12..15. */
+#define DDCT_RANS_WLANES 16
+#define DDCT_RANS_WL (1u << 16)
+#define DDCT_RANS_W_PROB_BITS_MAX 13
+int ddct_rans_encode_w(const uint16_t *sym, const uint8_t *ctx, size_t n, int nctx, int prob_bits, ddct_buf *out,
+                       ddct_err *e);
+/* ddct_rans_encode_w from the plain coding loop, a division per symbol: the same bytes. */
+int ddct_rans_encode_w_ref(const uint16_t *sym, const uint8_t *ctx, size_t n, int nctx, int prob_bits,
+                           ddct_buf *out, ddct_err *e);
+
 /* Streaming decoder, for contexts that depend on symbols already decoded. */
 #define DDCT_RANS_L (1u << 23)
 
@@ -166,6 +194,10 @@ typedef struct {
     int fx_pb;             /* the pb of every non-empty fx[] (0 if they differ) */
     int fx_empty0;         /* the first context with an empty table, else nctx */
     int fx_dense;          /* the stream read so far takes over 4/3 bits per symbol (a speed hint) */
+    /* word decoders only (ddct_rans_dec_init_w): the fx tables above (nfx = 0) and */
+    uint32_t xw[DDCT_RANS_WLANES]; /* the states; lane (above) is the state of the next symbol */
+    int nwx;               /* nctx (0 on other decoders: the _w decoders fail there) */
+    int wk;                /* the kernel level (ddct_simd) the _w decoders run */
 } ddct_rans_dec;
 
 /* Parse tables and the initial state. On failure the decoder holds nothing to free. */
@@ -259,8 +291,61 @@ void ddct_rans_dec_run_x4_ref(ddct_rans_dec *d, int ctx, uint16_t *out, size_t n
  * SIMD lanes would only lengthen (gathers, 32-bit vector multiplies). */
 void ddct_rans_dec_ctx_x4(ddct_rans_dec *d, const uint8_t *ctx, uint16_t *out, size_t n);
 void ddct_rans_dec_ctx_x4_ref(ddct_rans_dec *d, const uint8_t *ctx, uint16_t *out, size_t n);
-/* DDCT_ERR_FORMAT if anything failed or the stream did not end exactly (state back to
- * 2^23, every byte consumed). Does not free. */
+/* The same for a word blob (ddct_rans_encode_w); decode it only with ddct_rans_dec_get_w,
+ * ddct_rans_dec_run_w and ddct_rans_dec_ctx_w (+ _ref), in any mixture (the one- and four-state
+ * functions fail on it, and these on theirs). The same ddct_rans_fx tables as a four-state decoder
+ * (at most 2^pb entries per context). The kernel (portable, AVX2 or AVX-512) is chosen here, by
+ * common/cpu.h. */
+int ddct_rans_dec_init_w(ddct_rans_dec *d, const uint8_t *in, size_t len, ddct_err *e);
+/* Next symbol of a word decoder in context ctx: decoded with state xw[lane], then lane moves on to
+ * (lane + 1) mod DDCT_RANS_WLANES. ddct_rans_dec_get_x4's checks and failure latching (a failed
+ * decoder, ctx out of range or an empty table, a stream that ends too soon: returns 0 and latches
+ * failed); fails (latched) on a one- or four-state decoder. Mixes freely with ddct_rans_dec_run_w
+ * and ddct_rans_dec_ctx_w. */
+static inline uint16_t ddct_rans_dec_get_w(ddct_rans_dec *d, int ctx)
+{
+    if (d->failed || (unsigned)ctx >= (unsigned)d->nwx || !d->fx[ctx].pb) {
+        d->failed = 1;
+        return 0;
+    }
+    const ddct_rans_fx *f = &d->fx[ctx];
+    const int l = d->lane;
+    uint32_t x = d->xw[l];
+    const uint32_t sl = x & ((1u << f->pb) - 1u), g = f->g, j = f->off + (sl > g ? sl : g);
+    const uint32_t fc = d->fx_fc[j];
+    /* x >= 2^16 and freq >= 1 give x >= 2 here: one word brings it back to >= 2^16 */
+    x = (fc & 0xffffu) * (x >> f->pb) + sl - (fc >> 16);
+    if (x < DDCT_RANS_WL) {
+        if (d->end - d->p < 2) {
+            d->failed = 1;
+            return 0;
+        }
+        x = x << 16 | ddct_le16(d->p);
+        d->p += 2;
+    }
+    d->xw[l] = x;
+    d->lane = (l + 1) & (DDCT_RANS_WLANES - 1);
+    return d->fx_sym[j];
+}
+/* n symbols of a word decoder in the one context ctx into out[0..n): the same symbols, states,
+ * position and failure as n calls of ddct_rans_dec_get_w (which _ref makes; on failure out[] is
+ * unspecified and failed is latched). Single steps up to lane 0, then rounds of DDCT_RANS_WLANES
+ * symbols, all states at once in SIMD lanes (gathers from the fx tables, the words of a round
+ * moved to the lanes that need them by a permutation or an expand), while a round's worth of
+ * words (2 DDCT_RANS_WLANES bytes) is left, then single checked steps: never a read outside the
+ * blob. A single-symbol table keeps the states. */
+void ddct_rans_dec_run_w(ddct_rans_dec *d, int ctx, uint16_t *out, size_t n);
+void ddct_rans_dec_run_w_ref(ddct_rans_dec *d, int ctx, uint16_t *out, size_t n);
+/* n symbols of a word decoder whose contexts ctx[0..n) are known in advance into out[0..n): the same
+ * symbols, states, position and failure as n calls of ddct_rans_dec_get_w (_ref makes them). The
+ * contexts are checked once per call (any id >= nctx or of an empty table fails the call before a
+ * symbol is decoded); then SIMD rounds as ddct_rans_dec_run_w, each lane with its own context,
+ * where every non-empty table has the same pb (what ddct_rans_encode_w writes), else single
+ * steps. */
+void ddct_rans_dec_ctx_w(ddct_rans_dec *d, const uint8_t *ctx, uint16_t *out, size_t n);
+void ddct_rans_dec_ctx_w_ref(ddct_rans_dec *d, const uint8_t *ctx, uint16_t *out, size_t n);
+/* DDCT_ERR_FORMAT if anything failed or the stream did not end exactly (every state back to its
+ * initial value, 2^23, or 2^16 for a word blob, every byte consumed). Does not free. */
 int ddct_rans_dec_finish(const ddct_rans_dec *d, ddct_err *e);
 void ddct_rans_dec_free(ddct_rans_dec *d);
 
