@@ -448,8 +448,8 @@ static void test_golden_v2(void)
     check_golden(g, sizeof g / sizeof g[0], 2);
 }
 
-/* Version 2: a residual unit of >= 16384 symbols is a four-state blob; the streamed decoder gives
- * what the whole one does, for 1 and 2 threads. */
+/* Version 3: a residual unit of >= 16384 symbols is a word blob (sixteen states, SIMD decoding);
+ * the streamed decoder gives what the whole one does, for 1 and 2 threads. */
 static void test_four_state_units(void)
 {
     uint64_t shape[2] = {512, 384}, n = shape[0] * shape[1];
@@ -467,7 +467,7 @@ static void test_four_state_units(void)
         if (rank) ddct_rd_bytes(&rd, (size_t)ddct_rd_varint(&rd));
         uint64_t ulen = ddct_rd_varint(&rd);
         const uint8_t *ub = ddct_rd_bytes(&rd, (size_t)ulen);
-        CHECK(ub && (ub[0] >> 6) == 2, "a residual unit of 65536 symbols is a four-state blob");
+        CHECK(ub && (ub[0] >> 6) == 3, "a residual unit of 65536 symbols is a word blob");
         ddct_record rec = rec_of(&o);
         for (int threads = 1; threads <= 2; threads++) {
             ddct_err e;
@@ -481,6 +481,10 @@ static void test_four_state_units(void)
             CHECK(!memcmp(r1, r2, n * sizeof *r1), "streamed and whole decodes differ (T%d)", threads);
         }
         CHECK(tu_relerr(r1, d, n) < 0.6, "error %.4f", tu_relerr(r1, d, n));
+        /* a word blob is no unit of a version-2 record */
+        o.params.p[0] = 2;
+        CHECK(decode(&o, n, 1, r1) == DDCT_ERR_FORMAT, "word units in a version-2 record refused");
+        o.params.p[0] = 3;
         ddct_enc_out_free(&o);
     }
     free(d);
@@ -506,7 +510,7 @@ static void test_four_state(void)
         uint64_t flen = ddct_rd_varint(&rd);
         const uint8_t *blob = ddct_rd_bytes(&rd, (size_t)flen);
         uint64_t rank = o.side.len / 4;
-        CHECK(o.params.len > 0 && o.params.p[0] == 2, "parameter version %d", o.params.len ? o.params.p[0] : -1);
+        CHECK(o.params.len > 0 && o.params.p[0] == 3, "parameter version %d", o.params.len ? o.params.p[0] : -1);
         CHECK(rank * 512 >= 16384 && blob && (blob[0] >> 6) == 2, "rank %llu: four-state factor stream",
               (unsigned long long)rank);
         CHECK(decode(&o, n, 1, r1) == 0 && decode(&o, n, 2, r2) == 0, "decode");
@@ -526,8 +530,8 @@ static void test_four_state(void)
         CHECK(!odd, "damaged four-state streams: only format errors");
         o.params.p[0] = 0;
         CHECK(decode(&o, n, 1, r1) == DDCT_ERR_FORMAT, "four-state factor stream in a version-0 record refused");
-        o.params.p[0] = 3;
-        CHECK(decode(&o, n, 1, r1) == DDCT_ERR_UNSUPPORTED, "version 3 refused");
+        o.params.p[0] = 4;
+        CHECK(decode(&o, n, 1, r1) == DDCT_ERR_UNSUPPORTED, "version 4 refused");
         ddct_enc_out_free(&o);
     }
     free(d);

@@ -9,10 +9,11 @@
  * thread in memory), times the stored rescale factor. Versions 0 and 1, whose rescale factor
  * needs the whole rebuild first, are rebuilt whole into a scratch buffer, as before.
  *
- * Units of >= RD_X4_MIN symbols in version 2 are four-state rANS blobs (symbol i on state
- * i mod 4): a unit whose contexts are all one decodes in one run (ddct_rans_dec_run_x4), a DCT
- * unit with band contexts tile by tile with the tile's context map known in advance
- * (ddct_rans_dec_ctx_x4), and neighbour contexts symbol by symbol.
+ * Units of >= RD_X4_MIN symbols are four-state rANS blobs in version 2 (symbol i on state
+ * i mod 4) and word blobs in version 3 (sixteen states, i mod 16, decoded in SIMD lanes): a unit
+ * whose contexts are all one decodes in one run (ddct_rans_dec_run_x4 / _w), a DCT unit with band
+ * contexts tile by tile with the tile's context map known in advance (ddct_rans_dec_ctx_x4 / _w),
+ * and neighbour contexts symbol by symbol.
  * Untrusted input: every length and parameter is checked before use; a corrupt unit gives
  * DDCT_ERR_FORMAT, never a read outside the record.
  */
@@ -130,10 +131,12 @@ static void unzigzag_to(const uint16_t *s, int16_t *q, size_t n)
     for (size_t i = 0; i < n; i++) q[i] = (int16_t)rd_unzigzag(s[i]);
 }
 
-/* The next symbol in context ctx, of a one- or four-state decoder. */
+/* The next symbol in context ctx, of a one-state, four-state or word decoder. */
 static inline uint16_t dec_get(ddct_rans_dec *d, int ctx)
 {
-    return d->lanes == DDCT_RANS_LANES ? ddct_rans_dec_get_x4(d, ctx) : ddct_rans_dec_get(d, ctx);
+    return d->lanes == DDCT_RANS_WLANES ? ddct_rans_dec_get_w(d, ctx)
+           : d->lanes == DDCT_RANS_LANES ? ddct_rans_dec_get_x4(d, ctx)
+                                         : ddct_rans_dec_get(d, ctx);
 }
 
 /* Decode unit k's symbols into q (the unit's plane) in the coding order of ddct_rd_unit_symbols.
@@ -143,8 +146,10 @@ static void unit_decode(const rd_layout *L, uint64_t k, const uint8_t *bandmap, 
 {
     uint64_t r0 = k * L->unit_rows, r1 = rd_min(L->rows_pad, r0 + L->unit_rows);
     size_t W = (size_t)L->cols_pad, m = (size_t)(r1 - r0) * W, p = L->dct ? (size_t)L->p : 1;
-    int x4 = d->lanes == DDCT_RANS_LANES, nbr = (L->cmode & 2) != 0;
-    void (*run)(ddct_rans_dec *, int, uint16_t *, size_t) = x4 ? ddct_rans_dec_run_x4 : ddct_rans_dec_run;
+    int x4 = d->lanes == DDCT_RANS_LANES, w = d->lanes == DDCT_RANS_WLANES, nbr = (L->cmode & 2) != 0;
+    void (*run)(ddct_rans_dec *, int, uint16_t *, size_t) = w    ? ddct_rans_dec_run_w
+                                                            : x4 ? ddct_rans_dec_run_x4
+                                                                 : ddct_rans_dec_run;
     if (rd_ctx_count(L) == 1) {
         /* one context: whole runs (the plane's rows without DCT, else tile by tile) */
         if (!L->dct) {
@@ -160,13 +165,15 @@ static void unit_decode(const rd_layout *L, uint64_t k, const uint8_t *bandmap, 
             }
         return;
     }
-    if (L->dct && !nbr && x4) {
-        /* band contexts, known in advance: a tile at a time, four states side by side */
+    if (L->dct && !nbr && (x4 || w)) {
+        /* band contexts, known in advance: a tile at a time, the states side by side */
+        void (*ctxrun)(ddct_rans_dec *, const uint8_t *, uint16_t *, size_t) = w ? ddct_rans_dec_ctx_w
+                                                                                 : ddct_rans_dec_ctx_x4;
         uint8_t cx[DDCT_MAX_PATCH * DDCT_MAX_PATCH];
         memcpy(cx, bandmap, p * p);
         for (size_t sr = 0; sr < m / W && !d->failed; sr += p)
             for (size_t tc = 0; tc < W; tc += p) {
-                ddct_rans_dec_ctx_x4(d, cx, tmp, p * p);
+                ctxrun(d, cx, tmp, p * p);
                 for (size_t u = 0; u < p; u++) unzigzag_to(tmp + u * p, q + (sr + u) * W + tc, p);
             }
         return;
@@ -236,9 +243,10 @@ static uint64_t unit_get(const rd_dec *D, uint64_t k, unit_bufs *b, const ddct_r
     ddct_rans_dec d;
     ddct_err e2;
     ddct_err_clear(&e2);
-    /* version 2: a unit of >= RD_X4_MIN symbols may be a four-state blob (its header says) */
-    int x4 = L->ver >= 2 && D->ul[k] && (D->ub[k][0] >> 6) == 2;
-    if ((x4 ? ddct_rans_dec_init_x4 : ddct_rans_dec_init)(&d, D->ub[k], D->ul[k], &e2)) {
+    /* a unit of >= RD_X4_MIN symbols may be a four-state blob (version 2) or a word blob (version
+     * 3): its header says; a kind the record's version does not have fails as corrupt */
+    int kind = D->ul[k] ? D->ub[k][0] >> 6 : 0, x4 = L->ver >= 2 && kind == 2, w = L->ver >= 3 && kind == 3;
+    if ((w ? ddct_rans_dec_init_w : x4 ? ddct_rans_dec_init_x4 : ddct_rans_dec_init)(&d, D->ub[k], D->ul[k], &e2)) {
         *bad = 1;
         return 0;
     }

@@ -16,8 +16,9 @@
  *
  * Parameter versions: 0 (one rANS state everywhere), 1 (four-state factor stream when it has
  * >= RD_X4_MIN symbols), 2 (also four-state residual units of >= RD_X4_MIN symbols, and, with the
- * rescale flag, the rescale factor stored, so a decoder streams the rebuild unit by unit). Versions
- * 0 and 1 are still decoded; the encoder writes version 2.
+ * rescale flag, the rescale factor stored, so a decoder streams the rebuild unit by unit), 3
+ * (residual units of >= RD_X4_MIN symbols as word blobs: sixteen states decoded in SIMD lanes,
+ * entropy/rans.h). Versions 0 to 2 are still decoded; the encoder writes version 3.
  */
 #ifndef DDCT_RD_INTERNAL_H
 #define DDCT_RD_INTERNAL_H
@@ -29,7 +30,7 @@
 #include "common/dtype.h"
 #include "transform/transform.h"
 
-#define RD_VERSION 2
+#define RD_VERSION 3
 #define RD_P 16
 #define RD_NB 6          /* DCT bands */
 #define RD_QMAX 2047     /* |q| limit: zigzag symbols < 4095 */
@@ -39,7 +40,7 @@
 #define RD_RMAX 128      /* largest rank considered */
 #define RD_LAMBDA 0.1155 /* lambda = RD_LAMBDA * step^2: the high-rate slope (ln 2 / 6) */
 #define RD_FRHO 0.48f    /* factor rounding offset (0.5 = round; see rd_enc.c) */
-#define RD_X4_MIN 16384  /* streams of at least this many symbols use four rANS states */
+#define RD_X4_MIN 16384  /* streams of at least this many symbols use four rANS states (v3 units: word blobs) */
 
 typedef struct {
     int ver, rescale, dct, p, cmode, prob_bits, nb;
