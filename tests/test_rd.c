@@ -448,11 +448,12 @@ static void test_golden_v2(void)
     check_golden(g, sizeof g / sizeof g[0], 2);
 }
 
-/* Version 3: a residual unit of >= 16384 symbols is a word blob (sixteen states, SIMD decoding);
- * the streamed decoder gives what the whole one does, for 1 and 2 threads. */
+/* Version 3: a residual unit of >= 16384 symbols of a tensor of >= 2^22 values is a word blob
+ * (sixteen states, SIMD decoding); the streamed decoder gives what the whole one does, for 1 and 2
+ * threads. */
 static void test_four_state_units(void)
 {
-    uint64_t shape[2] = {512, 384}, n = shape[0] * shape[1];
+    uint64_t shape[2] = {2048, 2048}, n = shape[0] * shape[1];
     float *d = gen(shape[0], shape[1], 2, 1.0), *r1 = malloc(n * sizeof *r1), *r2 = malloc(n * sizeof *r2);
     ddct_params P;
     ddct_params_default(&P);

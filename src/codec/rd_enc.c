@@ -1526,7 +1526,8 @@ static int code_unit(const rd_layout *L, const uint8_t *bm, const int16_t *q, ui
     size_t m = ddct_rd_unit_symbols(L, k, bm, q, sym, ctx);
     blob->len = 0;
     int nctx = rd_ctx_count(L);
-    return (m < RD_X4_MIN ? ddct_rans_encode : L->ver >= 3 ? ddct_rans_encode_w : ddct_rans_encode_x4)(
+    int word = L->ver >= 3 && L->n >= RD_WORD_MIN;
+    return (m < RD_X4_MIN ? ddct_rans_encode : word ? ddct_rans_encode_w : ddct_rans_encode_x4)(
         sym, nctx > 1 ? ctx : NULL, m, nctx, L->prob_bits, blob, e);
 }
 
