@@ -448,11 +448,34 @@ static void test_golden_v2(void)
     check_golden(g, sizeof g / sizeof g[0], 2);
 }
 
-/* Version 3: a residual unit of >= 16384 symbols of a tensor of >= 2^22 values is a word blob
- * (sixteen states, SIMD decoding); the streamed decoder gives what the whole one does, for 1 and 2
- * threads. */
-static void test_four_state_units(void)
+/* The kind of the first residual unit of an encoded record (0 one state, 2 four, 3 word), or -1. */
+static int first_unit_kind(const ddct_enc_out *o)
 {
+    ddct_rd rd;
+    ddct_rd_init(&rd, o->data.p, o->data.len);
+    if (o->side.len / 4) ddct_rd_bytes(&rd, (size_t)ddct_rd_varint(&rd));
+    uint64_t ulen = ddct_rd_varint(&rd);
+    const uint8_t *ub = ddct_rd_bytes(&rd, (size_t)ulen);
+    return ub && ulen ? ub[0] >> 6 : -1;
+}
+
+/* Version 3: a residual unit of >= 16384 symbols of a tensor of >= 2^22 values is a word blob
+ * (sixteen states, SIMD decoding), of a smaller tensor a four-state blob; the streamed decoder
+ * gives what the whole one does, for 1 and 2 threads. */
+static void test_unit_kinds(void)
+{
+    {
+        uint64_t shape[2] = {512, 384};
+        float *d = gen(shape[0], shape[1], 2, 1.0);
+        ddct_params P;
+        ddct_params_default(&P);
+        ddct_enc_out o;
+        if (!encode(&P, d, shape, 2, &o)) {
+            CHECK(first_unit_kind(&o) == 2, "a unit of a 512 x 384 tensor: kind %d", first_unit_kind(&o));
+            ddct_enc_out_free(&o);
+        }
+        free(d);
+    }
     uint64_t shape[2] = {2048, 2048}, n = shape[0] * shape[1];
     float *d = gen(shape[0], shape[1], 2, 1.0), *r1 = malloc(n * sizeof *r1), *r2 = malloc(n * sizeof *r2);
     ddct_params P;
@@ -462,13 +485,7 @@ static void test_four_state_units(void)
     P.rescale = DDCT_RESCALE_AUTO;
     ddct_enc_out o;
     if (!encode(&P, d, shape, 2, &o)) {
-        ddct_rd rd;
-        ddct_rd_init(&rd, o.data.p, o.data.len);
-        uint64_t rank = o.side.len / 4;
-        if (rank) ddct_rd_bytes(&rd, (size_t)ddct_rd_varint(&rd));
-        uint64_t ulen = ddct_rd_varint(&rd);
-        const uint8_t *ub = ddct_rd_bytes(&rd, (size_t)ulen);
-        CHECK(ub && (ub[0] >> 6) == 3, "a residual unit of 65536 symbols is a word blob");
+        CHECK(first_unit_kind(&o) == 3, "a unit of a 2048 x 2048 tensor: kind %d", first_unit_kind(&o));
         ddct_record rec = rec_of(&o);
         for (int threads = 1; threads <= 2; threads++) {
             ddct_err e;
@@ -556,7 +573,7 @@ int main(void)
     test_golden_v0();
     test_golden_v1();
     test_golden_v2();
-    test_four_state_units();
+    test_unit_kinds();
     test_four_state();
     rmdir(g_dir);
     return TEST_SUMMARY();
