@@ -1,24 +1,26 @@
 /*
  * cpu.c — CPU feature checks (cpu.h), read once.
  */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/cpu.h"
 
-/* The highest level allowed: DDCT_SIMD_MAX=ref|avx2|avx512, else all. Read once; a race between
- * first callers writes the same value. */
+/* The highest level allowed: DDCT_SIMD_MAX=ref|avx2|avx512, else all. Read once (first callers
+ * racing store the same value, atomically). */
 static ddct_simd level_cap(void)
 {
-    static volatile int cap = -1;
-    if (cap < 0) {
+    static _Atomic int cap = -1;
+    int c = atomic_load_explicit(&cap, memory_order_relaxed);
+    if (c < 0) {
         const char *v = getenv("DDCT_SIMD_MAX");
-        int c = DDCT_SIMD_COUNT - 1;
+        c = DDCT_SIMD_COUNT - 1;
         if (v && !strcmp(v, "ref")) c = DDCT_SIMD_REF;
         else if (v && !strcmp(v, "avx2")) c = DDCT_SIMD_AVX2;
-        cap = c;
+        atomic_store_explicit(&cap, c, memory_order_relaxed);
     }
-    return (ddct_simd)cap;
+    return (ddct_simd)c;
 }
 
 int ddct_simd_supported(ddct_simd s)
