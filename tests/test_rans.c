@@ -932,9 +932,189 @@ static void test_w_decoders(void)
     free(ctx);
 }
 
+/* Truncated, corrupted and random word blobs, bad contexts: every method and kernel fails or
+ * succeeds like get_w (and ends in the same state), never a crash or a read outside the blob (ASan);
+ * word blobs and the other kinds refuse each other's decoders. */
+static void test_w_corrupt(void)
+{
+    size_t n = 3000;
+    uint16_t *sym = malloc(n * sizeof *sym);
+    uint8_t *ctx = malloc(n), *bctx = malloc(n);
+    int rejected = 0, trials = 0;
+    for (int k = 0; k < 5; k++) {
+        const int nctx = k == 3 ? 1 : 6;
+        gen_stream(sym, ctx, n, nctx, k == 0 ? 16 : 300, k % 3);
+        if (k == 4) /* a sparse stream (about 0.1 bits per symbol): the last bytes cover many rounds */
+            for (size_t i = 0; i < n; i++) sym[i] = rnd(100) == 0 ? (uint16_t)(1 + rnd(5)) : 0;
+        ddct_buf b;
+        ddct_buf_init(&b);
+        ddct_err e;
+        CHECK(ddct_rans_encode_w(sym, ctx, n, nctx, k == 1 ? 12 : 0, &b, &e) == 0, "word corrupt: encode");
+        /* truncations: every one through the tables and states and near the end, then a sample */
+        for (size_t t = 0; t < b.len; t += t < 160 || t + 80 > b.len ? 1 : 1 + rnd(9)) {
+            uint8_t *cp = malloc(t ? t : 1);
+            memcpy(cp, b.p, t);
+            rejected += w_all("word truncated", t ? cp : NULL, t, ctx, n, sym, 0);
+            trials++;
+            free(cp);
+        }
+        /* flips and overwrites */
+        uint8_t *cp = malloc(b.len);
+        for (int rep = 0; rep < 100; rep++) {
+            memcpy(cp, b.p, b.len);
+            for (int j = 1 + (int)rnd(3); j-- > 0;) {
+                size_t at = rep % 4 == 0 ? b.len - 1 - rnd(40 < b.len ? 40 : (unsigned)b.len) : rnd((unsigned)b.len);
+                if (rep % 2) cp[at] ^= (uint8_t)(1u << rnd(8));
+                else cp[at] = (uint8_t)tu_next();
+            }
+            rejected += w_all("word corrupted", cp, b.len, ctx, n, sym, 0);
+            trials++;
+        }
+        /* the intact blob with bad contexts: out of range, empty tables (unused contexts) */
+        memcpy(cp, b.p, b.len);
+        for (int rep = 0; rep < 20; rep++) {
+            memcpy(bctx, ctx, n);
+            for (int j = 1 + (int)rnd(4); j-- > 0;) bctx[rnd((unsigned)n)] = (uint8_t)rnd(rep % 2 ? 256 : 8);
+            rejected += w_all("word bad contexts", cp, b.len, bctx, n, sym, 0);
+            trials++;
+        }
+        /* decoding fewer or more symbols than the blob holds */
+        rejected += w_all("word short", cp, b.len, ctx, n - 1 - rnd(40), sym, 0);
+        memcpy(bctx, ctx, n);
+        trials++;
+        free(cp);
+        /* a byte more at the end: never decodes */
+        cp = malloc(b.len + 1);
+        memcpy(cp, b.p, b.len);
+        cp[b.len] = 0;
+        w_all("word + 1 byte", cp, b.len + 1, ctx, n, sym, 0);
+        ddct_rans_dec d;
+        CHECK(ddct_rans_dec_init_w(&d, cp, b.len + 1, &e) == 0, "word + 1 byte: init");
+        uint16_t *o = malloc(n * sizeof *o);
+        ddct_rans_dec_ctx_w(&d, ctx, o, n);
+        CHECK(ddct_rans_dec_finish(&d, &e) != 0, "word + 1 byte: finish must fail");
+        ddct_rans_dec_free(&d);
+        free(o);
+        free(cp);
+        ddct_buf_free(&b);
+    }
+    /* random blobs */
+    for (int rep = 0; rep < 300; rep++) {
+        size_t len = rnd(300);
+        uint8_t *rb = malloc(len ? len : 1);
+        for (size_t i = 0; i < len; i++) rb[i] = (uint8_t)tu_next();
+        if (len > 0) rb[0] = (uint8_t)(0xC0 | (rb[0] & (rep % 2 ? 63 : 1)));
+        for (size_t i = 0; i < 200; i++) bctx[i] = (uint8_t)rnd(rep % 3 ? 2 : 70);
+        rejected += w_all("word random", len ? rb : NULL, len, bctx, 200, sym, 0);
+        trials++;
+        free(rb);
+    }
+    printf("  word, damaged blobs / bad contexts: %d of %d rejected, every method and kernel the same\n", rejected,
+           trials);
+    /* kind confusion, both ways */
+    for (size_t i = 0; i < 64; i++) ctx[i] = 0, sym[i] = (uint16_t)(i % 3);
+    ddct_buf b1, b4, bw;
+    ddct_buf_init(&b1);
+    ddct_buf_init(&b4);
+    ddct_buf_init(&bw);
+    ddct_err e;
+    ddct_rans_encode(sym, ctx, 64, 1, 0, &b1, &e);
+    ddct_rans_encode_x4(sym, ctx, 64, 1, 0, &b4, &e);
+    ddct_rans_encode_w(sym, ctx, 64, 1, 0, &bw, &e);
+    CHECK(bw.len > 0 && (bw.p[0] >> 6) == 3, "word blob header");
+    ddct_rans_dec d;
+    CHECK(ddct_rans_dec_init(&d, bw.p, bw.len, &e) != 0, "one-state init refuses a word blob");
+    CHECK(ddct_rans_dec_init_x4(&d, bw.p, bw.len, &e) != 0, "four-state init refuses a word blob");
+    CHECK(ddct_rans_dec_init_w(&d, b1.p, b1.len, &e) != 0, "word init refuses a one-state blob");
+    CHECK(ddct_rans_dec_init_w(&d, b4.p, b4.len, &e) != 0, "word init refuses a four-state blob");
+    uint16_t o[64];
+    for (int m = 0; m < 8; m++) {
+        const ddct_buf *b = m < 4 ? &b1 : &b4;
+        CHECK((m < 4 ? ddct_rans_dec_init : ddct_rans_dec_init_x4)(&d, b->p, b->len, &e) == 0, "init");
+        if (m % 4 == 0) (void)ddct_rans_dec_get_w(&d, 0);
+        if (m % 4 == 1) ddct_rans_dec_ctx_w(&d, ctx, o, 40);
+        if (m % 4 == 2) ddct_rans_dec_run_w(&d, 0, o, 40);
+        if (m % 4 == 3) ddct_rans_dec_ctx_w_ref(&d, ctx, o, 8);
+        CHECK(d.failed, "word decoding (%d) of a one- or four-state decoder fails", m);
+        ddct_rans_dec_free(&d);
+    }
+    for (int m = 0; m < 5; m++) {
+        CHECK(ddct_rans_dec_init_w(&d, bw.p, bw.len, &e) == 0, "word init");
+        if (m == 0) (void)ddct_rans_dec_get(&d, 0);
+        if (m == 1) (void)ddct_rans_dec_get_x4(&d, 0);
+        if (m == 2) ddct_rans_dec_ctx_x4(&d, ctx, o, 40);
+        if (m == 3) ddct_rans_dec_run_x4(&d, 0, o, 40);
+        if (m == 4) ddct_rans_dec_run(&d, 0, o, 40);
+        CHECK(d.failed, "one- or four-state decoding (%d) of a word decoder fails", m);
+        ddct_rans_dec_free(&d);
+    }
+    /* a larger prob_bits is lowered to DDCT_RANS_W_PROB_BITS_MAX (the table says so) */
+    for (int pb = 12; pb <= 15; pb++) {
+        ddct_buf_free(&bw);
+        ddct_buf_init(&bw);
+        CHECK(ddct_rans_encode_w(sym, ctx, 64, 1, pb, &bw, &e) == 0, "encode_w pb %d", pb);
+        int want = pb < DDCT_RANS_W_PROB_BITS_MAX ? pb : DDCT_RANS_W_PROB_BITS_MAX;
+        CHECK(bw.len > 1 && 12 + ((bw.p[1] >> 2) & 3) == want, "encode_w pb %d: table pb %d", pb,
+              12 + ((bw.p[1] >> 2) & 3));
+    }
+    ddct_buf_free(&b1);
+    ddct_buf_free(&b4);
+    ddct_buf_free(&bw);
+    free(sym);
+    free(ctx);
+    free(bctx);
+}
+
+/* A word blob whose tables have different precisions (not what ddct_rans_encode_w writes): a blob
+ * of one context widened by a second, unused table at another precision, so that the decoder has
+ * no common pb and ddct_rans_dec_ctx_w takes the per-context path. Every method agrees. */
+static void test_w_mixed_pb(void)
+{
+    size_t n = 5000;
+    uint16_t *sym = malloc(n * sizeof *sym), *o = malloc(n * sizeof *o);
+    uint8_t *ctx = malloc(n);
+    for (int pb = 12; pb <= 13; pb++) {
+        for (size_t i = 0; i < n; i++) {
+            ctx[i] = 0;
+            sym[i] = geo(0.4, 50);
+        }
+        ddct_buf b;
+        ddct_buf_init(&b);
+        ddct_err e;
+        CHECK(ddct_rans_encode_w(sym, ctx, n, 1, pb, &b, &e) == 0, "mixed pb: encode");
+        /* widen to two contexts: context 1 a copy of the table at the other precision, unused */
+        ddct_rd r;
+        ddct_rd_init(&r, b.p + 1, b.len - 1);
+        ddct_rans_table t;
+        CHECK(ddct_rans_table_read(&t, &r, &e) == 0, "mixed pb: table");
+        size_t tl = r.pos;
+        uint64_t cnt[50] = {0};
+        for (size_t i = 0; i < n; i++) cnt[sym[i]]++;
+        ddct_rans_table t2;
+        ddct_rans_table_build(&t2, cnt, 50, pb == 12 ? 15 : 14, &e);
+        ddct_buf nb;
+        ddct_buf_init(&nb);
+        ddct_buf_u8(&nb, 0xC1);
+        ddct_buf_put(&nb, b.p + 1, tl);
+        ddct_rans_table_write(&t2, &nb);
+        ddct_buf_put(&nb, b.p + 1 + tl, b.len - 1 - tl);
+        uint8_t *cp = malloc(nb.len);
+        memcpy(cp, nb.p, nb.len);
+        CHECK(!w_all("mixed pb", cp, nb.len, ctx, n, sym, 1), "mixed pb: decode");
+        free(cp);
+        ddct_buf_free(&nb);
+        ddct_buf_free(&b);
+    }
+    free(sym);
+    free(o);
+    free(ctx);
+}
+
 int main(void)
 {
     test_w_decoders();
+    test_w_corrupt();
+    test_w_mixed_pb();
     test_x4_decoders();
     test_x4_corrupt();
     test_dec_run();

@@ -101,6 +101,15 @@ __attribute__((target("avx2,popcnt"))) static size_t rounds_avx2(ddct_rans_dec *
     const __m256i mask = _mm256_set1_epi32((int)((1u << pb) - 1u)), lo16 = _mm256_set1_epi32(0xffff),
                   zero = _mm256_setzero_si256();
     __m256i off = _mm256_set1_epi32((int)d->fx[c1].off), g = _mm256_set1_epi32(d->fx[c1].g);
+    /* up to eight contexts: their off and g in registers, picked by a permutation */
+    const int few = ctx && d->nwx <= 8;
+    __m256i offt = off, gt = g;
+    if (few) {
+        const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        const __m256i in = _mm256_cmpgt_epi32(_mm256_set1_epi32(d->nwx), iota);
+        offt = _mm256_mask_i32gather_epi32(_mm256_setzero_si256(), fxo, iota, in, 8);
+        gt = _mm256_and_si256(_mm256_mask_i32gather_epi32(_mm256_setzero_si256(), fxg, iota, in, 8), lo16);
+    }
     __m256i x[WV];
     for (int v = 0; v < WV; v++) x[v] = _mm256_loadu_si256((const __m256i *)(d->xw + 8 * v));
     const uint8_t *p = d->p, *end = d->end;
@@ -110,16 +119,20 @@ __attribute__((target("avx2,popcnt"))) static size_t rounds_avx2(ddct_rans_dec *
         for (int v = 0; v < WV; v++) {
             if (ctx) {
                 const __m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(ctx + r * WL + 8 * v)));
-                off = _mm256_i32gather_epi32(fxo, c, 8);
-                g = _mm256_and_si256(_mm256_i32gather_epi32(fxg, c, 8), lo16);
+                if (few) {
+                    off = _mm256_permutevar8x32_epi32(offt, c);
+                    g = _mm256_permutevar8x32_epi32(gt, c);
+                } else {
+                    off = _mm256_i32gather_epi32(fxo, c, 8);
+                    g = _mm256_and_si256(_mm256_i32gather_epi32(fxg, c, 8), lo16);
+                }
             }
             const __m256i sl = _mm256_and_si256(x[v], mask);
             const __m256i j = _mm256_add_epi32(off, _mm256_max_epu32(sl, g));
             const __m256i e = _mm256_i32gather_epi32(fc, j, 4);
             s[v] = _mm256_i32gather_epi32(sy, j, 2);
-            x[v] = _mm256_sub_epi32(
-                _mm256_add_epi32(_mm256_mullo_epi32(_mm256_and_si256(e, lo16), _mm256_srl_epi32(x[v], sh)), sl),
-                _mm256_srli_epi32(e, 16));
+            x[v] = _mm256_add_epi32(_mm256_mullo_epi32(_mm256_and_si256(e, lo16), _mm256_srl_epi32(x[v], sh)),
+                                    _mm256_sub_epi32(sl, _mm256_srli_epi32(e, 16)));
         }
         for (int v = 0; v < WV; v++) {
             const __m256i need = _mm256_cmpeq_epi32(_mm256_srli_epi32(x[v], 16), zero);
@@ -153,22 +166,35 @@ __attribute__((target("avx512f,popcnt"))) static size_t rounds_avx512(ddct_rans_
     const __m512i mask = _mm512_set1_epi32((int)((1u << pb) - 1u)), lo16 = _mm512_set1_epi32(0xffff),
                   L = _mm512_set1_epi32((int)DDCT_RANS_WL);
     __m512i off = _mm512_set1_epi32((int)d->fx[c1].off), g = _mm512_set1_epi32(d->fx[c1].g);
+    /* up to sixteen contexts: their off and g in registers, picked by a permutation */
+    const int few = ctx && d->nwx <= 16;
+    __m512i offt = off, gt = g;
+    if (few) {
+        const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        const __mmask16 in = (__mmask16)((1u << d->nwx) - 1u);
+        offt = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), in, iota, fxo, 8);
+        gt = _mm512_and_si512(_mm512_mask_i32gather_epi32(_mm512_setzero_si512(), in, iota, fxg, 8), lo16);
+    }
     __m512i x = _mm512_loadu_si512(d->xw);
     const uint8_t *p = d->p, *end = d->end;
     size_t r = 0;
     for (; r < nr && end - p >= 2 * WL; r++) {
         if (ctx) {
             const __m512i c = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(ctx + r * WL)));
-            off = _mm512_i32gather_epi32(c, fxo, 8);
-            g = _mm512_and_si512(_mm512_i32gather_epi32(c, fxg, 8), lo16);
+            if (few) {
+                off = _mm512_permutexvar_epi32(c, offt);
+                g = _mm512_permutexvar_epi32(c, gt);
+            } else {
+                off = _mm512_i32gather_epi32(c, fxo, 8);
+                g = _mm512_and_si512(_mm512_i32gather_epi32(c, fxg, 8), lo16);
+            }
         }
         const __m512i sl = _mm512_and_si512(x, mask);
         const __m512i j = _mm512_add_epi32(off, _mm512_max_epu32(sl, g));
         const __m512i e = _mm512_i32gather_epi32(j, fc, 4);
         const __m512i s = _mm512_i32gather_epi32(j, sy, 2);
-        x = _mm512_sub_epi32(
-            _mm512_add_epi32(_mm512_mullo_epi32(_mm512_and_si512(e, lo16), _mm512_srl_epi32(x, sh)), sl),
-            _mm512_srli_epi32(e, 16));
+        x = _mm512_add_epi32(_mm512_mullo_epi32(_mm512_and_si512(e, lo16), _mm512_srl_epi32(x, sh)),
+                             _mm512_sub_epi32(sl, _mm512_srli_epi32(e, 16)));
         const __mmask16 need = _mm512_cmplt_epu32_mask(x, L);
         const __m512i w = _mm512_maskz_expand_epi32(need, _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)));
         x = _mm512_mask_or_epi32(x, need, _mm512_slli_epi32(x, 16), w);
