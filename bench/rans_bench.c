@@ -175,9 +175,10 @@ int main(int argc, char **argv)
     size_t n = (size_t)(argc > 1 ? atof(argv[1]) : 16) * ((size_t)1 << 20);
     int reps = argc > 2 ? atoi(argv[2]) : 5;
     double dens = argc > 3 ? atof(argv[3]) : 1.0;
+    const int pb = argc > 4 ? atoi(argv[4]) : 0;
     n -= n % UNIT;
     if (n == 0 || reps < 1 || !(dens > 0)) {
-        fprintf(stderr, "usage: ddct-rans-bench [N_MI >= 0.0625] [REPS] [DENSITY > 0]\n");
+        fprintf(stderr, "usage: ddct-rans-bench [N_MI >= 0.0625] [REPS] [DENSITY > 0] [PROB_BITS]\n");
         return 2;
     }
     uint8_t bandmap[TILE * TILE];
@@ -204,7 +205,7 @@ int main(int argc, char **argv)
         for (int r = 0; r < reps; r++) {
             b->len = 0;
             double t = now();
-            int rc = efn[k](sym, ctx, n, 6, 0, b, &e);
+            int rc = efn[k](sym, ctx, n, 6, pb, b, &e);
             t = now() - t;
             if (rc) {
                 fprintf(stderr, "encode: %s\n", e.msg);
@@ -245,7 +246,7 @@ int main(int argc, char **argv)
         int k = (int)(u / nu);
         static const enc_fn uf[5] = {ddct_rans_encode, ddct_rans_encode_x4, ddct_rans_encode_w, ddct_rans_encode_x4,
                                      ddct_rans_encode_w};
-        if (uf[k](sym + off, k < 3 ? ctx + off : NULL, UNIT, k < 3 ? 6 : 1, 0, &ub[u], &e)) {
+        if (uf[k](sym + off, k < 3 ? ctx + off : NULL, UNIT, k < 3 ? 6 : 1, pb, &ub[u], &e)) {
             fprintf(stderr, "encode unit: %s\n", e.msg);
             return 1;
         }

@@ -1065,48 +1065,82 @@ static void test_w_corrupt(void)
     free(bctx);
 }
 
-/* A word blob whose tables have different precisions (not what ddct_rans_encode_w writes): a blob
- * of one context widened by a second, unused table at another precision, so that the decoder has
- * no common pb and ddct_rans_dec_ctx_w takes the per-context path. Every method agrees. */
-static void test_w_mixed_pb(void)
+/* An independent word-blob encoder (rans.h's layout, plain division), with a precision per context
+ * (pbs[c], 12..15): what ddct_rans_encode_w writes where every pbs[c] is its precision, and blobs it
+ * never writes (other or mixed precisions) for the decoders. */
+static void w_encode_any(const uint16_t *sym, const uint8_t *ctx, size_t n, int nctx, const int *pbs, ddct_buf *out)
 {
-    size_t n = 5000;
-    uint16_t *sym = malloc(n * sizeof *sym), *o = malloc(n * sizeof *o);
-    uint8_t *ctx = malloc(n);
-    for (int pb = 12; pb <= 13; pb++) {
-        for (size_t i = 0; i < n; i++) {
-            ctx[i] = 0;
-            sym[i] = geo(0.4, 50);
+    ddct_rans_table *tab = malloc((size_t)nctx * sizeof *tab);
+    uint64_t *cnt = calloc((size_t)nctx * DDCT_RANS_MAX_SYMBOLS, sizeof *cnt);
+    for (size_t i = 0; i < n; i++) cnt[(size_t)ctx[i] * DDCT_RANS_MAX_SYMBOLS + sym[i]]++;
+    ddct_buf_u8(out, (uint8_t)(0xC0 | (nctx - 1)));
+    for (int c = 0; c < nctx; c++) {
+        ddct_rans_table_build(&tab[c], cnt + (size_t)c * DDCT_RANS_MAX_SYMBOLS, DDCT_RANS_MAX_SYMBOLS, pbs[c], NULL);
+        ddct_rans_table_write(&tab[c], out);
+    }
+    uint8_t *buf = malloc(2 * n + 4 * DDCT_RANS_WLANES), *p = buf + 2 * n + 4 * DDCT_RANS_WLANES;
+    uint32_t x[DDCT_RANS_WLANES];
+    for (int l = 0; l < DDCT_RANS_WLANES; l++) x[l] = 1u << 16;
+    for (size_t i = n; i-- > 0;) {
+        const ddct_rans_table *t = &tab[ctx[i]];
+        uint32_t *xl = &x[i % DDCT_RANS_WLANES], f = t->freq[sym[i]], st = t->cum[sym[i]];
+        if (t->kind == DDCT_RANS_SINGLE) continue;
+        if ((uint64_t)*xl >= ((uint64_t)f << (32 - t->prob_bits))) {
+            p -= 2;
+            p[0] = (uint8_t)*xl;
+            p[1] = (uint8_t)(*xl >> 8);
+            *xl >>= 16;
         }
+        *xl = (*xl / f << t->prob_bits) + *xl % f + st;
+    }
+    for (int l = DDCT_RANS_WLANES; l-- > 0;) {
+        p -= 4;
+        for (int k = 0; k < 4; k++) p[k] = (uint8_t)(x[l] >> (8 * k));
+    }
+    ddct_buf_put(out, p, (size_t)(buf + 2 * n + 4 * DDCT_RANS_WLANES - p));
+    free(buf);
+    free(cnt);
+    free(tab);
+}
+
+/* Word blobs of every precision 12..15, one for all contexts or one per context (not what
+ * ddct_rans_encode_w writes above 12 bits, but valid): every method and kernel decodes them alike;
+ * at 12 bits the independent encoder writes ddct_rans_encode_w's bytes. */
+static void test_w_precisions(void)
+{
+    size_t nmax = 30000;
+    uint16_t *sym = malloc(nmax * sizeof *sym);
+    uint8_t *ctx = malloc(nmax);
+    int fails = 0, trials = 0;
+    for (int t = 0; t < 24; t++) {
+        size_t n = t < 4 ? (size_t)(t * 37) : 1 + rnd(t % 2 ? 30000 : 3000);
+        int nctx = 1 + (int)rnd(t % 3 ? 8 : 64), A = 1 + (int)rnd(t % 4 ? 40 : 4096), pbs[DDCT_RANS_MAX_CONTEXTS];
+        gen_stream(sym, ctx, n, nctx, A, (int)rnd(4));
+        for (int c = 0; c < nctx; c++) pbs[c] = t % 2 ? 12 + t / 2 % 4 : 12 + (int)rnd(4);
         ddct_buf b;
         ddct_buf_init(&b);
-        ddct_err e;
-        CHECK(ddct_rans_encode_w(sym, ctx, n, 1, pb, &b, &e) == 0, "mixed pb: encode");
-        /* widen to two contexts: context 1 a copy of the table at the other precision, unused */
-        ddct_rd r;
-        ddct_rd_init(&r, b.p + 1, b.len - 1);
-        ddct_rans_table t;
-        CHECK(ddct_rans_table_read(&t, &r, &e) == 0, "mixed pb: table");
-        size_t tl = r.pos;
-        uint64_t cnt[50] = {0};
-        for (size_t i = 0; i < n; i++) cnt[sym[i]]++;
-        ddct_rans_table t2;
-        ddct_rans_table_build(&t2, cnt, 50, pb == 12 ? 15 : 14, &e);
-        ddct_buf nb;
-        ddct_buf_init(&nb);
-        ddct_buf_u8(&nb, 0xC1);
-        ddct_buf_put(&nb, b.p + 1, tl);
-        ddct_rans_table_write(&t2, &nb);
-        ddct_buf_put(&nb, b.p + 1 + tl, b.len - 1 - tl);
-        uint8_t *cp = malloc(nb.len);
-        memcpy(cp, nb.p, nb.len);
-        CHECK(!w_all("mixed pb", cp, nb.len, ctx, n, sym, 1), "mixed pb: decode");
+        w_encode_any(sym, ctx, n, nctx, pbs, &b);
+        char what[96];
+        snprintf(what, sizeof what, "word precisions n=%zu nctx=%d A=%d pb=%d%s", n, nctx, A, pbs[0],
+                 t % 2 ? "" : " (mixed)");
+        if (t % 8 == 1) { /* all 12: the library's bytes */
+            ddct_buf lb;
+            ddct_buf_init(&lb);
+            ddct_err e;
+            CHECK(ddct_rans_encode_w(sym, ctx, n, nctx, 12, &lb, &e) == 0, "%s: encode_w", what);
+            CHECK(lb.len == b.len && !memcmp(lb.p, b.p, b.len), "%s: encode_w differs from the plain encoder", what);
+            ddct_buf_free(&lb);
+        }
+        uint8_t *cp = malloc(b.len);
+        memcpy(cp, b.p, b.len);
+        fails += w_all(what, cp, b.len, ctx, n, sym, 1);
+        trials++;
         free(cp);
-        ddct_buf_free(&nb);
         ddct_buf_free(&b);
     }
+    CHECK(fails == 0, "word precisions: %d of %d failed", fails, trials);
+    printf("  word blobs at every precision, mixed too: %d streams, every method and kernel agree\n", trials);
     free(sym);
-    free(o);
     free(ctx);
 }
 
@@ -1114,7 +1148,7 @@ int main(void)
 {
     test_w_decoders();
     test_w_corrupt();
-    test_w_mixed_pb();
+    test_w_precisions();
     test_x4_decoders();
     test_x4_corrupt();
     test_dec_run();

@@ -116,7 +116,7 @@ int ddct_rans_encode_x4_ref(const uint16_t *sym, const uint8_t *ctx, size_t n, i
  * The decoder accepts every precision 12..15. */
 #define DDCT_RANS_WLANES 16
 #define DDCT_RANS_WL (1u << 16)
-#define DDCT_RANS_W_PROB_BITS_MAX 13
+#define DDCT_RANS_W_PROB_BITS_MAX 12
 int ddct_rans_encode_w(const uint16_t *sym, const uint8_t *ctx, size_t n, int nctx, int prob_bits, ddct_buf *out,
                        ddct_err *e);
 /* ddct_rans_encode_w from the plain coding loop, a division per symbol: the same bytes. */
