@@ -370,13 +370,22 @@ static inline uint32_t mulhi64(uint64_t a, uint64_t b)
 #endif
 }
 
+static inline void st16le(uint8_t *p, uint16_t v)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(p, &v, 2);
+#else
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+#endif
+}
+
 /* One symbol of a word blob: a word out if x > x_hi, stored without a branch (p - 2 stays inside
  * the output, above the states), p moves by its size. */
 #define ENC_PUT_W(x, q, p)                                                                                             \
     do {                                                                                                               \
         const uint32_t k_ = (x) > (q)->x_hi;                                                                           \
-        (p)[-2] = (uint8_t)(x);                                                                                        \
-        (p)[-1] = (uint8_t)((x) >> 8);                                                                                 \
+        st16le((p)-2, (uint16_t)(x));                                                                                  \
         (p) -= 2 * k_;                                                                                                 \
         (x) >>= 16 * k_;                                                                                               \
         (x) = (x) + (q)->bias + mulhi64((x), (q)->rcp) * (q)->cmpl;                                                    \

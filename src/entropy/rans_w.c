@@ -142,9 +142,11 @@ __attribute__((target("avx2,popcnt"))) static size_t rounds_avx2(ddct_rans_dec *
             x[v] = _mm256_blendv_epi8(x[v], _mm256_or_si256(_mm256_slli_epi32(x[v], 16), w), need);
             p += 2 * _mm_popcnt_u32(m);
         }
-#if WV == 2
-        const __m256i o = _mm256_packus_epi32(_mm256_and_si256(s[0], lo16), _mm256_and_si256(s[1], lo16));
-        _mm256_storeu_si256((__m256i *)(out + r * WL), _mm256_permute4x64_epi64(o, 0xD8));
+#if WV >= 2
+        for (int v = 0; v < WV; v += 2) {
+            const __m256i o = _mm256_packus_epi32(_mm256_and_si256(s[v], lo16), _mm256_and_si256(s[v + 1], lo16));
+            _mm256_storeu_si256((__m256i *)(out + r * WL + 8 * v), _mm256_permute4x64_epi64(o, 0xD8));
+        }
 #else
         const __m256i o = _mm256_packus_epi32(_mm256_and_si256(s[0], lo16), zero);
         _mm_storeu_si128((__m128i *)(out + r * WL), _mm256_castsi256_si128(_mm256_permute4x64_epi64(o, 0x08)));
@@ -155,7 +157,8 @@ __attribute__((target("avx2,popcnt"))) static size_t rounds_avx2(ddct_rans_dec *
     return r;
 }
 
-#if WL == 16
+#if WL % 16 == 0
+#define WZ (WL / 16) /* vectors of sixteen lanes */
 __attribute__((target("avx512f,popcnt"))) static size_t rounds_avx512(ddct_rans_dec *d, const uint8_t *ctx, int c1,
                                                                       uint16_t *out, size_t nr)
 {
@@ -175,33 +178,40 @@ __attribute__((target("avx512f,popcnt"))) static size_t rounds_avx512(ddct_rans_
         offt = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), in, iota, fxo, 8);
         gt = _mm512_and_si512(_mm512_mask_i32gather_epi32(_mm512_setzero_si512(), in, iota, fxg, 8), lo16);
     }
-    __m512i x = _mm512_loadu_si512(d->xw);
+    __m512i x[WZ];
+    for (int z = 0; z < WZ; z++) x[z] = _mm512_loadu_si512(d->xw + 16 * z);
     const uint8_t *p = d->p, *end = d->end;
     size_t r = 0;
     for (; r < nr && end - p >= 2 * WL; r++) {
-        if (ctx) {
-            const __m512i c = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(ctx + r * WL)));
-            if (few) {
-                off = _mm512_permutexvar_epi32(c, offt);
-                g = _mm512_permutexvar_epi32(c, gt);
-            } else {
-                off = _mm512_i32gather_epi32(c, fxo, 8);
-                g = _mm512_and_si512(_mm512_i32gather_epi32(c, fxg, 8), lo16);
+        __m512i s[WZ];
+        for (int z = 0; z < WZ; z++) {
+            if (ctx) {
+                const __m512i c = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(ctx + r * WL + 16 * z)));
+                if (few) {
+                    off = _mm512_permutexvar_epi32(c, offt);
+                    g = _mm512_permutexvar_epi32(c, gt);
+                } else {
+                    off = _mm512_i32gather_epi32(c, fxo, 8);
+                    g = _mm512_and_si512(_mm512_i32gather_epi32(c, fxg, 8), lo16);
+                }
             }
+            const __m512i sl = _mm512_and_si512(x[z], mask);
+            const __m512i j = _mm512_add_epi32(off, _mm512_max_epu32(sl, g));
+            const __m512i e = _mm512_i32gather_epi32(j, fc, 4);
+            s[z] = _mm512_i32gather_epi32(j, sy, 2);
+            x[z] = _mm512_add_epi32(_mm512_mullo_epi32(_mm512_and_si512(e, lo16), _mm512_srl_epi32(x[z], sh)),
+                                    _mm512_sub_epi32(sl, _mm512_srli_epi32(e, 16)));
         }
-        const __m512i sl = _mm512_and_si512(x, mask);
-        const __m512i j = _mm512_add_epi32(off, _mm512_max_epu32(sl, g));
-        const __m512i e = _mm512_i32gather_epi32(j, fc, 4);
-        const __m512i s = _mm512_i32gather_epi32(j, sy, 2);
-        x = _mm512_add_epi32(_mm512_mullo_epi32(_mm512_and_si512(e, lo16), _mm512_srl_epi32(x, sh)),
-                             _mm512_sub_epi32(sl, _mm512_srli_epi32(e, 16)));
-        const __mmask16 need = _mm512_cmplt_epu32_mask(x, L);
-        const __m512i w = _mm512_maskz_expand_epi32(need, _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)));
-        x = _mm512_mask_or_epi32(x, need, _mm512_slli_epi32(x, 16), w);
-        p += 2 * _mm_popcnt_u32(need);
-        _mm256_storeu_si256((__m256i *)(out + r * WL), _mm512_cvtepi32_epi16(s));
+        for (int z = 0; z < WZ; z++) {
+            const __mmask16 need = _mm512_cmplt_epu32_mask(x[z], L);
+            const __m512i w =
+                _mm512_maskz_expand_epi32(need, _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)));
+            x[z] = _mm512_mask_or_epi32(x[z], need, _mm512_slli_epi32(x[z], 16), w);
+            p += 2 * _mm_popcnt_u32(need);
+            _mm256_storeu_si256((__m256i *)(out + r * WL + 16 * z), _mm512_cvtepi32_epi16(s[z]));
+        }
     }
-    _mm512_storeu_si512(d->xw, x);
+    for (int z = 0; z < WZ; z++) _mm512_storeu_si512(d->xw + 16 * z, x[z]);
     d->p = p;
     return r;
 }
@@ -212,7 +222,7 @@ static size_t rounds(ddct_rans_dec *d, const uint8_t *ctx, int c1, uint16_t *out
 {
 #if DDCT_HAVE_X86_SIMD
     if (!ctx || d->fx_pb) {
-#if WL == 16
+#if WL % 16 == 0
         if (d->wk >= DDCT_SIMD_AVX512) return rounds_avx512(d, ctx, c1, out, nr);
 #endif
         if (d->wk >= DDCT_SIMD_AVX2) return rounds_avx2(d, ctx, c1, out, nr);
