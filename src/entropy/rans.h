@@ -133,7 +133,8 @@ int ddct_rans_encode_w_ref(const uint16_t *sym, const uint8_t *ctx, size_t n, in
 #define DDCT_RANS_L (1u << 23)
 
 /* One context as the one-state decoder uses it: slot -> symbol, and per symbol freq | cum << 16.
- * (A four-state decoder leaves every cx[] empty and slot[], fc[] NULL: it decodes from fx[].) */
+ * (Four-state and word decoders leave every cx[] empty and slot[], fc[] NULL: they decode from
+ * fx[].) */
 typedef struct {
     const uint16_t *slot; /* [2^pb] (general tables), else NULL */
     const uint32_t *fc;   /* [nsym] (general tables), else NULL */
@@ -184,7 +185,8 @@ typedef struct {
     const uint8_t *p, *end;
     uint32_t x;            /* the state (one-state blobs) */
     uint32_t xs[4];        /* the states of a four-state blob (ddct_rans_dec_init_x4) */
-    int lanes, lane;       /* states (1 or 4); the state of the next symbol (four-state blobs) */
+    int lanes, lane;       /* states (1, 4 or DDCT_RANS_WLANES); the state of the next symbol (four-state
+                              and word blobs) */
     int nctx;
     int failed;
     ddct_rans_table *tab;  /* [nctx] */
@@ -196,7 +198,7 @@ typedef struct {
     uint32_t *fx_fc;       /* the entries of every fx[] */
     uint16_t *fx_sym;
     uint8_t *ctx_bad;      /* [256]: 1 for a context id >= nctx or with an empty table */
-    int nfx;               /* nctx (0 on a one-state decoder: the _x4 decoders fail there) */
+    int nfx;               /* nctx (0 on a one-state or word decoder: the _x4 decoders fail there) */
     int fx_pb;             /* the pb of every non-empty fx[] (0 if they differ) */
     int fx_empty0;         /* the first context with an empty table, else nctx */
     int fx_dense;          /* the stream read so far takes over 4/3 bits per symbol (a speed hint) */
