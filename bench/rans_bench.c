@@ -1,15 +1,20 @@
 /*
  * rans_bench.c — speed of the rANS coder (src/entropy/rans.c) on a synthetic residual stream.
  *
- *   ddct-rans-bench [N_MI] [REPS] [DENSITY]
+ *   ddct-rans-bench [N_MI] [REPS] [DENSITY] [PROB_BITS]
  *
  * N_MI Mi symbols (default 16) in 16x16 tiles, the context of a symbol its DCT band (six, from
  * u + v as the rd codec's band map), zigzag symbols mostly 0 with per-band spread: about 1 bit
  * per symbol (DENSITY, default 1, scales every band's share of non-zero symbols: 2.5 gives about
- * 2.3 bits per symbol). Prints symbols/s (best of REPS runs, default 5) for encoding (one-state and
- * four-state blobs, and the reference loop) and for decoding: ddct_rans_dec_get (one-state blob),
- * ddct_rans_dec_get_x4, ddct_rans_dec_ctx_x4 (one call per tile, the band map as contexts) and its
- * _ref; then the same decoders on units of 64 Ki symbols, a blob each, init and free included.
+ * 2.3 bits per symbol). PROB_BITS (default 0: each encoder's default) for every blob. Prints
+ * symbols/s (best of REPS runs, default 5) for encoding (one-state, four-state and word blobs, and
+ * the reference loops) and for decoding: ddct_rans_dec_get (one-state blob), ddct_rans_dec_get_x4,
+ * ddct_rans_dec_ctx_x4 (one call per tile, the band map as contexts) and its _ref, and the same for
+ * word blobs: ddct_rans_dec_get_w, ddct_rans_dec_ctx_w_ref, ddct_rans_dec_ctx_w with each kernel
+ * this machine runs (portable, AVX2, AVX-512); then the same decoders on units of 64 Ki symbols, a
+ * blob each, init and free included; then units whose symbols are all in one context, one run
+ * each (ddct_rans_dec_run_x4 and _ref, ddct_rans_dec_run_w with each kernel). Last, the bytes of
+ * four-state and word blobs of 64 Ki-symbol units at about 0.2, 0.5, 1 and 2 bits per symbol.
  * Every decode is checked against the input. Times are the thread's CPU time, so that other work
  * on a shared machine does not count (single-threaded).
  */
