@@ -13,7 +13,8 @@
  *   - for every kernel (portable, AVX2, AVX-512 where they run) and every method (ctx_w, ctx_w_ref,
  *     run_w over runs of one context, run_w_ref, and a mixture of all with get_w in chunks of
  *     seed-chosen lengths), the decoder ends like n calls of ddct_rans_dec_get_w: the same failed
- *     flag and finish result and, where nothing failed, the same symbols, states, lane and position;
+ *     flag and finish result and the same symbols (zeros from a failure on), states, lane and
+ *     position, unless a context is bad (ctx_w then fails before decoding: flags only);
  *   - a blob that decodes and finishes: its symbols re-encoded with ddct_rans_encode_w (and _ref,
  *     the same bytes) decode back to them.
  */
@@ -30,7 +31,7 @@
 #define MAXN 4096
 
 typedef struct {
-    int failed, finish_rc, lane;
+    int failed, finish_rc, lane, ctx_ok; /* ctx_ok: every context decodable */
     uint32_t xw[DDCT_RANS_WLANES];
     size_t pos;
 } w_end;
@@ -67,6 +68,9 @@ static w_end decode(const uint8_t *in, size_t len, const uint8_t *ctx, size_t n,
     ddct_err e;
     FUZZ_ASSERT(ddct_rans_dec_init_w(&d, in, len, &e) == 0, "init_w succeeded once, not now");
     d.wk = k;
+    r.ctx_ok = 1;
+    for (size_t i = 0; i < n; i++) r.ctx_ok &= ctx[i] < d.nwx && d.fx[ctx[i]].pb;
+    memset(out, 0xAA, n * sizeof *out);
     if (m < 5) {
         chunk(&d, ctx, out, 0, n, m);
     } else {
@@ -122,7 +126,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             const w_end r1 = decode(in, len, ctx, n, o1, m, kl, seed);
             FUZZ_ASSERT(r1.failed == r0.failed && r1.finish_rc == r0.finish_rc, "method %d kernel %s: failed %d/%d",
                         m, ddct_simd_name((ddct_simd)kl), r1.failed, r0.failed);
-            if (!r0.failed)
+            if (!r0.failed || r0.ctx_ok)
                 FUZZ_ASSERT(r1.lane == r0.lane && r1.pos == r0.pos && !memcmp(r1.xw, r0.xw, sizeof r0.xw) &&
                                 (!n || !memcmp(o0, o1, n * sizeof *o0)),
                             "method %d kernel %s: another end than get_w", m, ddct_simd_name((ddct_simd)kl));

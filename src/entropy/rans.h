@@ -336,8 +336,9 @@ static inline uint16_t ddct_rans_dec_get_w(ddct_rans_dec *d, int ctx)
     return d->fx_sym[j];
 }
 /* n symbols of a word decoder in the one context ctx into out[0..n): the same symbols, states,
- * position and failure as n calls of ddct_rans_dec_get_w (which _ref makes; on failure out[] is
- * unspecified and failed is latched). Single steps up to lane 0, then rounds of DDCT_RANS_WLANES
+ * position and failure as n calls of ddct_rans_dec_get_w (which _ref makes), on any input: a failure
+ * latches failed and leaves what those calls would (zeros in out[] from the failing symbol on, the
+ * states and position before it). Single steps up to lane 0, then rounds of DDCT_RANS_WLANES
  * symbols, all states at once in SIMD lanes (gathers from the fx tables, the words of a round
  * moved to the lanes that need them by a permutation or an expand), while a round's worth of
  * words (2 DDCT_RANS_WLANES bytes) is left, then single checked steps: never a read outside the
@@ -345,9 +346,10 @@ static inline uint16_t ddct_rans_dec_get_w(ddct_rans_dec *d, int ctx)
 void ddct_rans_dec_run_w(ddct_rans_dec *d, int ctx, uint16_t *out, size_t n);
 void ddct_rans_dec_run_w_ref(ddct_rans_dec *d, int ctx, uint16_t *out, size_t n);
 /* n symbols of a word decoder whose contexts ctx[0..n) are known in advance into out[0..n): the same
- * symbols, states, position and failure as n calls of ddct_rans_dec_get_w (_ref makes them). The
- * contexts are checked once per call (any id >= nctx or of an empty table fails the call before a
- * symbol is decoded); then SIMD rounds as ddct_rans_dec_run_w, each lane with its own context,
+ * symbols, states, position and failure as n calls of ddct_rans_dec_get_w (_ref makes them), failures
+ * of the stream included, except that the contexts are checked once per call: any id >= nctx or of
+ * an empty table fails the call before a symbol is decoded (out[] zeros, the states stay). Then
+ * SIMD rounds as ddct_rans_dec_run_w, each lane with its own context,
  * where every non-empty table has the same pb (what ddct_rans_encode_w writes), else single
  * steps. */
 void ddct_rans_dec_ctx_w(ddct_rans_dec *d, const uint8_t *ctx, uint16_t *out, size_t n);

@@ -231,13 +231,15 @@ static size_t rounds(ddct_rans_dec *d, const uint8_t *ctx, int c1, uint16_t *out
     return rounds_scalar(d, ctx, c1, out, nr);
 }
 
-/* n symbols from the decoder's lane on (checked: ctx[0..n) good, or c1 a good general context). */
+/* n symbols from the decoder's lane on (checked: ctx[0..n) good, or c1 a good general context).
+ * On failure: what n calls of ddct_rans_dec_get_w leave (states, position, zeros from the failing
+ * symbol on). */
 static void w_decode(ddct_rans_dec *d, const uint8_t *ctx, int c1, uint16_t *out, size_t n)
 {
     size_t i = 0;
     for (; i < n && d->lane; i++) {
         out[i] = ddct_rans_dec_get_w(d, ctx ? ctx[i] : c1);
-        if (d->failed) return;
+        if (d->failed) goto fail;
     }
     size_t nr = (n - i) / WL;
     if (nr) {
@@ -246,29 +248,35 @@ static void w_decode(ddct_rans_dec *d, const uint8_t *ctx, int c1, uint16_t *out
         nr -= k;
     }
     if (nr) {
-        /* under 2 WL bytes left: the rounds go on in a copy padded with zeros, while no round has
-         * taken more words than the blob holds */
+        /* under 2 WL bytes left: the rounds go on in a copy padded with zeros; if the last one
+         * took more words than the blob holds, the others are done again and single steps fail
+         * where they run out */
         uint8_t buf[4 * WL];
+        uint32_t x0[WL];
         const uint8_t *p0 = d->p, *end0 = d->end;
         const size_t avail = (size_t)(end0 - p0); /* < 2 WL */
         memset(buf, 0, sizeof buf);
         memcpy(buf, p0, avail);
+        memcpy(x0, d->xw, sizeof x0);
         d->p = buf;
         d->end = buf + avail + 2 * WL;
         size_t k = rounds(d, ctx ? ctx + i : NULL, c1, out + i, nr);
-        const size_t used = (size_t)(d->p - buf);
-        d->p = p0 + (used <= avail ? used : avail);
-        d->end = end0;
-        if (used > avail) {
-            d->failed = 1;
-            return;
+        if ((size_t)(d->p - buf) > avail) {
+            memcpy(d->xw, x0, sizeof x0);
+            d->p = buf;
+            k = rounds(d, ctx ? ctx + i : NULL, c1, out + i, k - 1);
         }
+        d->p = p0 + (d->p - buf);
+        d->end = end0;
         i += k * WL;
     }
     for (; i < n; i++) {
         out[i] = ddct_rans_dec_get_w(d, ctx ? ctx[i] : c1);
-        if (d->failed) return;
+        if (d->failed) goto fail;
     }
+    return;
+fail:
+    memset(out + i, 0, (n - i) * sizeof *out);
 }
 
 void ddct_rans_dec_run_w(ddct_rans_dec *d, int ctx, uint16_t *out, size_t n)
@@ -276,6 +284,7 @@ void ddct_rans_dec_run_w(ddct_rans_dec *d, int ctx, uint16_t *out, size_t n)
     if (!n) return;
     if (d->failed || (unsigned)ctx >= (unsigned)d->nwx || !d->fx[ctx].pb) {
         d->failed = 1;
+        memset(out, 0, n * sizeof *out);
         return;
     }
     const ddct_rans_fx *f = &d->fx[ctx];
@@ -290,8 +299,8 @@ void ddct_rans_dec_run_w(ddct_rans_dec *d, int ctx, uint16_t *out, size_t n)
 
 void ddct_rans_dec_ctx_w(ddct_rans_dec *d, const uint8_t *ctx, uint16_t *out, size_t n)
 {
-    if (!n || d->failed) return;
-    int ok = d->nwx > 0 && d->ctx_bad;
+    if (!n) return;
+    int ok = !d->failed && d->nwx > 0 && d->ctx_bad;
     if (ok) {
         uint8_t m = 0;
         for (size_t i = 0; i < n; i++) m = ctx[i] > m ? ctx[i] : m; /* vectorised */
@@ -303,6 +312,7 @@ void ddct_rans_dec_ctx_w(ddct_rans_dec *d, const uint8_t *ctx, uint16_t *out, si
     }
     if (!ok) {
         d->failed = 1;
+        memset(out, 0, n * sizeof *out);
         return;
     }
     w_decode(d, ctx, 0, out, n);
