@@ -1,15 +1,20 @@
 /*
  * rans_bench.c — speed of the rANS coder (src/entropy/rans.c) on a synthetic residual stream.
  *
- *   ddct-rans-bench [N_MI] [REPS] [DENSITY]
+ *   ddct-rans-bench [N_MI] [REPS] [DENSITY] [PROB_BITS]
  *
  * N_MI Mi symbols (default 16) in 16x16 tiles, the context of a symbol its DCT band (six, from
  * u + v as the rd codec's band map), zigzag symbols mostly 0 with per-band spread: about 1 bit
  * per symbol (DENSITY, default 1, scales every band's share of non-zero symbols: 2.5 gives about
- * 2.3 bits per symbol). Prints symbols/s (best of REPS runs, default 5) for encoding (one-state and
- * four-state blobs, and the reference loop) and for decoding: ddct_rans_dec_get (one-state blob),
- * ddct_rans_dec_get_x4, ddct_rans_dec_ctx_x4 (one call per tile, the band map as contexts) and its
- * _ref; then the same decoders on units of 64 Ki symbols, a blob each, init and free included.
+ * 2.3 bits per symbol). PROB_BITS (default 0: each encoder's default) for every blob. Prints
+ * symbols/s (best of REPS runs, default 5) for encoding (one-state, four-state and word blobs, and
+ * the reference loops) and for decoding: ddct_rans_dec_get (one-state blob), ddct_rans_dec_get_x4,
+ * ddct_rans_dec_ctx_x4 (one call per tile, the band map as contexts) and its _ref, and the same for
+ * word blobs: ddct_rans_dec_get_w, ddct_rans_dec_ctx_w_ref, ddct_rans_dec_ctx_w with each kernel
+ * this machine runs (portable, AVX2, AVX-512); then the same decoders on units of 64 Ki symbols, a
+ * blob each, init and free included; then units whose symbols are all in one context, one run
+ * each (ddct_rans_dec_run_x4 and _ref, ddct_rans_dec_run_w with each kernel). Last, the bytes of
+ * four-state and word blobs of 64 Ki-symbol units at about 0.2, 0.5, 1 and 2 bits per symbol.
  * Every decode is checked against the input. Times are the thread's CPU time, so that other work
  * on a shared machine does not count (single-threaded).
  */
@@ -139,8 +144,9 @@ static size_t unit_bytes(enc_fn f, const uint16_t *sym, const uint8_t *ctx, size
 }
 
 /* Blob sizes of units of 64 Ki symbols at about 0.2, 0.5, 1 and 2 bits per symbol (the density
- * found by bisection on the four-state blobs): four-state blobs at prob_bits 15 and 12, word blobs
- * at 12 and 13 (the most ddct_rans_encode_w codes with), relative to the four-state ones at 15. */
+ * found by bisection on the four-state blobs at 15 bits): four-state blobs at prob_bits 15 (what
+ * the rd codec mostly takes) and 12, word blobs (coded at 12 bits), and the word blobs relative
+ * to each. */
 static void sizes(const uint8_t *bandmap)
 {
     const size_t n = 16 * UNIT;
@@ -149,7 +155,7 @@ static void sizes(const uint8_t *bandmap)
     if (!sym || !ctx) exit(1);
     static const double target[4] = {0.2, 0.5, 1.0, 2.0};
     printf("  blob bytes, units of %zu symbols, 6 band contexts (%zu units):\n", UNIT, n / UNIT);
-    printf("    %-6s %10s %10s %10s %10s %10s\n", "bits", "x4 pb15", "x4 pb12", "word pb12", "word pb13", "word/x4");
+    printf("    %-6s %10s %10s %10s %12s %12s\n", "bits", "x4 pb15", "x4 pb12", "word", "word/x4 pb15", "word/x4 pb12");
     for (int t = 0; t < 4; t++) {
         double lo = 0.001, hi = 10;
         for (int it = 0; it < 24; it++) {
@@ -161,10 +167,9 @@ static void sizes(const uint8_t *bandmap)
         }
         gen(sym, ctx, n, bandmap, sqrt(lo * hi));
         size_t x15 = unit_bytes(ddct_rans_encode_x4, sym, ctx, n, 15), x12 = unit_bytes(ddct_rans_encode_x4, sym, ctx, n, 12);
-        size_t w12 = unit_bytes(ddct_rans_encode_w, sym, ctx, n, 12), w13 = unit_bytes(ddct_rans_encode_w, sym, ctx, n, 13);
-        size_t wd = unit_bytes(ddct_rans_encode_w, sym, ctx, n, 0);
-        printf("    %-6.3f %10zu %10zu %10zu %10zu %+9.3f%%\n", 8.0 * (double)x15 / (double)n, x15, x12, w12, w13,
-               100.0 * ((double)wd - (double)x15) / (double)x15);
+        size_t w = unit_bytes(ddct_rans_encode_w, sym, ctx, n, 0);
+        printf("    %-6.3f %10zu %10zu %10zu %+11.3f%% %+11.3f%%\n", 8.0 * (double)x15 / (double)n, x15, x12, w,
+               100.0 * ((double)w - (double)x15) / (double)x15, 100.0 * ((double)w - (double)x12) / (double)x12);
     }
     free(sym);
     free(ctx);
@@ -175,9 +180,10 @@ int main(int argc, char **argv)
     size_t n = (size_t)(argc > 1 ? atof(argv[1]) : 16) * ((size_t)1 << 20);
     int reps = argc > 2 ? atoi(argv[2]) : 5;
     double dens = argc > 3 ? atof(argv[3]) : 1.0;
+    const int pb = argc > 4 ? atoi(argv[4]) : 0;
     n -= n % UNIT;
     if (n == 0 || reps < 1 || !(dens > 0)) {
-        fprintf(stderr, "usage: ddct-rans-bench [N_MI >= 0.0625] [REPS] [DENSITY > 0]\n");
+        fprintf(stderr, "usage: ddct-rans-bench [N_MI >= 0.0625] [REPS] [DENSITY > 0] [PROB_BITS]\n");
         return 2;
     }
     uint8_t bandmap[TILE * TILE];
@@ -204,7 +210,7 @@ int main(int argc, char **argv)
         for (int r = 0; r < reps; r++) {
             b->len = 0;
             double t = now();
-            int rc = efn[k](sym, ctx, n, 6, 0, b, &e);
+            int rc = efn[k](sym, ctx, n, 6, pb, b, &e);
             t = now() - t;
             if (rc) {
                 fprintf(stderr, "encode: %s\n", e.msg);
@@ -245,7 +251,7 @@ int main(int argc, char **argv)
         int k = (int)(u / nu);
         static const enc_fn uf[5] = {ddct_rans_encode, ddct_rans_encode_x4, ddct_rans_encode_w, ddct_rans_encode_x4,
                                      ddct_rans_encode_w};
-        if (uf[k](sym + off, k < 3 ? ctx + off : NULL, UNIT, k < 3 ? 6 : 1, 0, &ub[u], &e)) {
+        if (uf[k](sym + off, k < 3 ? ctx + off : NULL, UNIT, k < 3 ? 6 : 1, pb, &ub[u], &e)) {
             fprintf(stderr, "encode unit: %s\n", e.msg);
             return 1;
         }

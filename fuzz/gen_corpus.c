@@ -21,6 +21,9 @@
  *   gen_corpus rd DIR               fuzz_rd_roundtrip inputs: small deltas (normal, subnormal,
  *                                   zero, constant, rank-one, outliers, extreme floats) in every
  *                                   shape kind, with budgets, error targets and rescale modes
+ *   gen_corpus rans DIR             fuzz_rans_w inputs: word blobs of residual-like symbols
+ *                                   (every context pattern, 1 to 64 contexts, 0 to 4096 symbols,
+ *                                   sparse to dense), a few cut short
  *
  * Files of the codecs/bitreader/params sets are named by a hash of their content (duplicates
  * collapse); the others by what they hold.
@@ -35,6 +38,8 @@
 #include "codec/codec.h"
 #include "common/buf.h"
 #include "common/dtype.h"
+#include "entropy/rans.h"
+#include "fuzz.h"
 #include "container/container.h"
 #include "io/safetensors.h"
 #include "quant/quant.h"
@@ -686,10 +691,55 @@ static void gen_rd(const char *dir)
 #undef H0
 }
 
+/* fuzz_rans_w seeds: header (pattern, k, n, seed; fuzz_rans_w.c) + a word blob of n symbols in
+ * the contexts fuzz_rans_ctx gives, each context with its own spread; cut: keep that many bytes of
+ * the blob (0: all). */
+static void rans_seed(const char *dir, int pattern, int k, size_t n, uint32_t seed, double spread, size_t cut)
+{
+    uint8_t *ctx = malloc(n ? n : 1);
+    uint16_t *sym = malloc((n ? n : 1) * sizeof *sym);
+    if (!ctx || !sym) die("rans", "out of memory");
+    fuzz_rans_ctx(ctx, n, pattern, k, seed);
+    uint64_t z = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (size_t i = 0; i < n; i++) {
+        z = z * 6364136223846793005ull + 1442695040888963407ull;
+        const double u = (double)(z >> 11) * (1.0 / 9007199254740992.0);
+        const double q = spread / (1.0 + ctx[i]); /* geometric, wider in lower contexts */
+        int a = q > 0 ? (int)(log(1.0 - u) / log(q < 0.99 ? q : 0.99)) : 0;
+        sym[i] = (uint16_t)(a < 4095 ? a : 4095);
+    }
+    ddct_buf b;
+    ddct_buf_init(&b);
+    const uint8_t h[7] = {(uint8_t)(pattern | (k - 1) << 2), (uint8_t)n, (uint8_t)(n >> 8), (uint8_t)seed,
+                          (uint8_t)(seed >> 8), (uint8_t)(seed >> 16), (uint8_t)(seed >> 24)};
+    ddct_buf_put(&b, h, sizeof h);
+    ddct_err e;
+    if (ddct_rans_encode_w(sym, ctx, n, k, 0, &b, &e)) die("rans", e.msg);
+    char name[96];
+    snprintf(name, sizeof name, "w-p%d-k%d-n%zu-s%.2f-%u%s", pattern, k, n, spread, (unsigned)seed, cut ? "-cut" : "");
+    write_file(dir, name, b.p, cut && cut + 7 < b.len ? cut + 7 : b.len);
+    ddct_buf_free(&b);
+    free(ctx);
+    free(sym);
+}
+
+static void gen_rans(const char *dir)
+{
+    static const size_t ns[] = {0, 1, 17, 255, 1000, 4096};
+    for (int t = 0; t < 16; t++) {
+        const int pattern = t % 4, k = t % 5 == 0 ? 1 : t % 7 == 0 ? 64 : 1 + (t * 5) % 12;
+        rans_seed(dir, pattern, k, ns[t % 6], 1000u + (uint32_t)t, t % 3 == 0 ? 0.05 : t % 3 == 1 ? 0.5 : 0.9, 0);
+    }
+    rans_seed(dir, 1, 6, 4096, 7, 0.0, 0);   /* one symbol everywhere: single-symbol tables */
+    rans_seed(dir, 1, 6, 4096, 8, 0.97, 0);  /* wide alphabets */
+    rans_seed(dir, 3, 9, 3000, 9, 0.6, 40);  /* cut short */
+    rans_seed(dir, 2, 3, 2000, 10, 0.3, 300);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: gen_corpus safetensors|pair|container|codecs|bitreader|params|rd DIR [FILE.ddct...]\n");
+        fprintf(stderr, "usage: gen_corpus safetensors|pair|container|codecs|bitreader|params|rd|rans DIR [FILE.ddct...]\n");
         return 2;
     }
     const char *mode = argv[1], *dir = argv[2];
@@ -700,6 +750,7 @@ int main(int argc, char **argv)
     else if (!strcmp(mode, "bitreader")) gen_bitreader(dir);
     else if (!strcmp(mode, "params")) gen_params(dir);
     else if (!strcmp(mode, "rd")) gen_rd(dir);
+    else if (!strcmp(mode, "rans")) gen_rans(dir);
     else {
         fprintf(stderr, "gen_corpus: unknown mode '%s'\n", mode);
         return 2;

@@ -12,6 +12,7 @@
 # fuzz_bitreader    every width, aligned / unaligned, whole / truncated streams
 # fuzz_params       strategies and NAME\0VALUE option strings
 # fuzz_rd_roundtrip small deltas for the rd encoder round trip (gen_corpus rd)
+# fuzz_rans_w       word-blob rANS streams for its decoders (gen_corpus rans)
 # Every file must stay below 64 KiB and the whole corpus below 2 MiB (checked at the end).
 # Output is deterministic: re-running on the same build rewrites identical files.
 set -euo pipefail
@@ -24,7 +25,7 @@ for x in "$DDCT" "$GEN"; do
 done
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 C=$HERE/corpus
-TARGETS="fuzz_safetensors fuzz_container fuzz_codecs fuzz_bitreader fuzz_params fuzz_rd_roundtrip"
+TARGETS="fuzz_safetensors fuzz_container fuzz_codecs fuzz_bitreader fuzz_params fuzz_rd_roundtrip fuzz_rans_w"
 for t in $TARGETS; do rm -rf "${C:?}/$t"; mkdir -p "$C/$t"; done
 
 "$GEN" safetensors "$C/fuzz_safetensors"
@@ -64,6 +65,7 @@ EOF
 "$GEN" bitreader "$C/fuzz_bitreader"
 "$GEN" params "$C/fuzz_params"
 "$GEN" rd "$C/fuzz_rd_roundtrip"
+"$GEN" rans "$C/fuzz_rans_w"
 
 big=$(find "$C" -type f -size +64k)
 [ -z "$big" ] || { echo "make_corpus.sh: files of 64 KiB or more: $big" >&2; exit 1; }

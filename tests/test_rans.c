@@ -802,7 +802,7 @@ enum { W_GET, W_CTX, W_CTX_REF, W_RUN, W_RUN_REF, W_MIX, W_METHODS };
 static const char *wname[W_METHODS] = {"get_w", "ctx_w", "ctx_w_ref", "run_w", "run_w_ref", "mixture"};
 
 typedef struct {
-    int init_rc, failed, finish_rc, lane;
+    int init_rc, failed, finish_rc, lane, ctx_ok; /* ctx_ok: every context decodable */
     uint32_t xw[DDCT_RANS_WLANES];
     size_t pos;
 } w_end;
@@ -837,6 +837,9 @@ static w_end w_decode(const uint8_t *in, size_t len, const uint8_t *ctx, size_t 
     if (r.init_rc) return r;
     CHECK(d.wk == (int)ddct_simd_best(), "word decoder: kernel %d, best %d", d.wk, (int)ddct_simd_best());
     d.wk = k;
+    r.ctx_ok = 1;
+    for (size_t i = 0; i < n; i++) r.ctx_ok &= ctx[i] < d.nwx && d.fx[ctx[i]].pb;
+    memset(out, 0xAA, n * sizeof *out);
     if (m != W_MIX) {
         w_chunk(&d, ctx, out, 0, n, m);
     } else {
@@ -856,8 +859,10 @@ static w_end w_decode(const uint8_t *in, size_t len, const uint8_t *ctx, size_t 
     return r;
 }
 
-/* Every method and every kernel this machine runs on one word blob: the same end (and symbols,
- * where nothing failed) as get_w. good: intact blob. Returns 1 if get_w failed. */
+/* Every method and every kernel this machine runs on one word blob: the same end as get_w (the
+ * failed flag, the finish result, the states, lane, position and symbols, zeros from a failure on),
+ * except that where a context is bad ddct_rans_dec_ctx_w fails before decoding (then only the flags
+ * are compared). good: intact blob. Returns 1 if get_w failed. */
 static int w_all(const char *what, const uint8_t *in, size_t len, const uint8_t *ctx, size_t n, const uint16_t *sym,
                  int good)
 {
@@ -872,7 +877,7 @@ static int w_all(const char *what, const uint8_t *in, size_t len, const uint8_t 
         for (int m = W_CTX; m < W_METHODS; m++) {
             w_end r1 = w_decode(in, len, ctx, n, o1, m, k);
             int same = r1.init_rc == r0.init_rc && r1.failed == r0.failed && r1.finish_rc == r0.finish_rc;
-            if (same && !r0.init_rc && !r0.failed)
+            if (same && !r0.init_rc && (!r0.failed || r0.ctx_ok))
                 same = r1.lane == r0.lane && r1.pos == r0.pos && !memcmp(r1.xw, r0.xw, sizeof r1.xw) &&
                        (!n || !memcmp(o0, o1, n * sizeof *o0));
             CHECK(same, "%s: %s (%s) differs from get_w (failed %d/%d finish %d/%d)", what, wname[m],
@@ -932,9 +937,223 @@ static void test_w_decoders(void)
     free(ctx);
 }
 
+/* Truncated, corrupted and random word blobs, bad contexts: every method and kernel fails or
+ * succeeds like get_w (and ends in the same state), never a crash or a read outside the blob (ASan);
+ * word blobs and the other kinds refuse each other's decoders. */
+static void test_w_corrupt(void)
+{
+    size_t n = 3000;
+    uint16_t *sym = malloc(n * sizeof *sym);
+    uint8_t *ctx = malloc(n), *bctx = malloc(n);
+    int rejected = 0, trials = 0;
+    for (int k = 0; k < 5; k++) {
+        const int nctx = k == 3 ? 1 : 6;
+        gen_stream(sym, ctx, n, nctx, k == 0 ? 16 : 300, k % 3);
+        if (k == 4) /* a sparse stream (about 0.1 bits per symbol): the last bytes cover many rounds */
+            for (size_t i = 0; i < n; i++) sym[i] = rnd(100) == 0 ? (uint16_t)(1 + rnd(5)) : 0;
+        ddct_buf b;
+        ddct_buf_init(&b);
+        ddct_err e;
+        CHECK(ddct_rans_encode_w(sym, ctx, n, nctx, k == 1 ? 12 : 0, &b, &e) == 0, "word corrupt: encode");
+        /* truncations: every one through the tables and states and near the end, then a sample */
+        for (size_t t = 0; t < b.len; t += t < 160 || t + 80 > b.len ? 1 : 1 + rnd(9)) {
+            uint8_t *cp = malloc(t ? t : 1);
+            memcpy(cp, b.p, t);
+            rejected += w_all("word truncated", t ? cp : NULL, t, ctx, n, sym, 0);
+            trials++;
+            free(cp);
+        }
+        /* flips and overwrites */
+        uint8_t *cp = malloc(b.len);
+        for (int rep = 0; rep < 100; rep++) {
+            memcpy(cp, b.p, b.len);
+            for (int j = 1 + (int)rnd(3); j-- > 0;) {
+                size_t at = rep % 4 == 0 ? b.len - 1 - rnd(40 < b.len ? 40 : (unsigned)b.len) : rnd((unsigned)b.len);
+                if (rep % 2) cp[at] ^= (uint8_t)(1u << rnd(8));
+                else cp[at] = (uint8_t)tu_next();
+            }
+            rejected += w_all("word corrupted", cp, b.len, ctx, n, sym, 0);
+            trials++;
+        }
+        /* the intact blob with bad contexts: out of range, empty tables (unused contexts) */
+        memcpy(cp, b.p, b.len);
+        for (int rep = 0; rep < 20; rep++) {
+            memcpy(bctx, ctx, n);
+            for (int j = 1 + (int)rnd(4); j-- > 0;) bctx[rnd((unsigned)n)] = (uint8_t)rnd(rep % 2 ? 256 : 8);
+            rejected += w_all("word bad contexts", cp, b.len, bctx, n, sym, 0);
+            trials++;
+        }
+        /* decoding fewer or more symbols than the blob holds */
+        rejected += w_all("word short", cp, b.len, ctx, n - 1 - rnd(40), sym, 0);
+        memcpy(bctx, ctx, n);
+        trials++;
+        free(cp);
+        /* a byte more at the end: never decodes */
+        cp = malloc(b.len + 1);
+        memcpy(cp, b.p, b.len);
+        cp[b.len] = 0;
+        w_all("word + 1 byte", cp, b.len + 1, ctx, n, sym, 0);
+        ddct_rans_dec d;
+        CHECK(ddct_rans_dec_init_w(&d, cp, b.len + 1, &e) == 0, "word + 1 byte: init");
+        uint16_t *o = malloc(n * sizeof *o);
+        ddct_rans_dec_ctx_w(&d, ctx, o, n);
+        CHECK(ddct_rans_dec_finish(&d, &e) != 0, "word + 1 byte: finish must fail");
+        ddct_rans_dec_free(&d);
+        free(o);
+        free(cp);
+        ddct_buf_free(&b);
+    }
+    /* random blobs */
+    for (int rep = 0; rep < 300; rep++) {
+        size_t len = rnd(300);
+        uint8_t *rb = malloc(len ? len : 1);
+        for (size_t i = 0; i < len; i++) rb[i] = (uint8_t)tu_next();
+        if (len > 0) rb[0] = (uint8_t)(0xC0 | (rb[0] & (rep % 2 ? 63 : 1)));
+        for (size_t i = 0; i < 200; i++) bctx[i] = (uint8_t)rnd(rep % 3 ? 2 : 70);
+        rejected += w_all("word random", len ? rb : NULL, len, bctx, 200, sym, 0);
+        trials++;
+        free(rb);
+    }
+    printf("  word, damaged blobs / bad contexts: %d of %d rejected, every method and kernel the same\n", rejected,
+           trials);
+    /* kind confusion, both ways */
+    for (size_t i = 0; i < 64; i++) ctx[i] = 0, sym[i] = (uint16_t)(i % 3);
+    ddct_buf b1, b4, bw;
+    ddct_buf_init(&b1);
+    ddct_buf_init(&b4);
+    ddct_buf_init(&bw);
+    ddct_err e;
+    ddct_rans_encode(sym, ctx, 64, 1, 0, &b1, &e);
+    ddct_rans_encode_x4(sym, ctx, 64, 1, 0, &b4, &e);
+    ddct_rans_encode_w(sym, ctx, 64, 1, 0, &bw, &e);
+    CHECK(bw.len > 0 && (bw.p[0] >> 6) == 3, "word blob header");
+    ddct_rans_dec d;
+    CHECK(ddct_rans_dec_init(&d, bw.p, bw.len, &e) != 0, "one-state init refuses a word blob");
+    CHECK(ddct_rans_dec_init_x4(&d, bw.p, bw.len, &e) != 0, "four-state init refuses a word blob");
+    CHECK(ddct_rans_dec_init_w(&d, b1.p, b1.len, &e) != 0, "word init refuses a one-state blob");
+    CHECK(ddct_rans_dec_init_w(&d, b4.p, b4.len, &e) != 0, "word init refuses a four-state blob");
+    uint16_t o[64];
+    for (int m = 0; m < 8; m++) {
+        const ddct_buf *b = m < 4 ? &b1 : &b4;
+        CHECK((m < 4 ? ddct_rans_dec_init : ddct_rans_dec_init_x4)(&d, b->p, b->len, &e) == 0, "init");
+        if (m % 4 == 0) (void)ddct_rans_dec_get_w(&d, 0);
+        if (m % 4 == 1) ddct_rans_dec_ctx_w(&d, ctx, o, 40);
+        if (m % 4 == 2) ddct_rans_dec_run_w(&d, 0, o, 40);
+        if (m % 4 == 3) ddct_rans_dec_ctx_w_ref(&d, ctx, o, 8);
+        CHECK(d.failed, "word decoding (%d) of a one- or four-state decoder fails", m);
+        ddct_rans_dec_free(&d);
+    }
+    for (int m = 0; m < 5; m++) {
+        CHECK(ddct_rans_dec_init_w(&d, bw.p, bw.len, &e) == 0, "word init");
+        if (m == 0) (void)ddct_rans_dec_get(&d, 0);
+        if (m == 1) (void)ddct_rans_dec_get_x4(&d, 0);
+        if (m == 2) ddct_rans_dec_ctx_x4(&d, ctx, o, 40);
+        if (m == 3) ddct_rans_dec_run_x4(&d, 0, o, 40);
+        if (m == 4) ddct_rans_dec_run(&d, 0, o, 40);
+        CHECK(d.failed, "one- or four-state decoding (%d) of a word decoder fails", m);
+        ddct_rans_dec_free(&d);
+    }
+    /* a larger prob_bits is lowered to DDCT_RANS_W_PROB_BITS_MAX (the table says so) */
+    for (int pb = 12; pb <= 15; pb++) {
+        ddct_buf_free(&bw);
+        ddct_buf_init(&bw);
+        CHECK(ddct_rans_encode_w(sym, ctx, 64, 1, pb, &bw, &e) == 0, "encode_w pb %d", pb);
+        int want = pb < DDCT_RANS_W_PROB_BITS_MAX ? pb : DDCT_RANS_W_PROB_BITS_MAX;
+        CHECK(bw.len > 1 && 12 + ((bw.p[1] >> 2) & 3) == want, "encode_w pb %d: table pb %d", pb,
+              12 + ((bw.p[1] >> 2) & 3));
+    }
+    ddct_buf_free(&b1);
+    ddct_buf_free(&b4);
+    ddct_buf_free(&bw);
+    free(sym);
+    free(ctx);
+    free(bctx);
+}
+
+/* An independent word-blob encoder (rans.h's layout, plain division), with a precision per context
+ * (pbs[c], 12..15): what ddct_rans_encode_w writes where every pbs[c] is its precision, and blobs it
+ * never writes (other or mixed precisions) for the decoders. */
+static void w_encode_any(const uint16_t *sym, const uint8_t *ctx, size_t n, int nctx, const int *pbs, ddct_buf *out)
+{
+    ddct_rans_table *tab = malloc((size_t)nctx * sizeof *tab);
+    uint64_t *cnt = calloc((size_t)nctx * DDCT_RANS_MAX_SYMBOLS, sizeof *cnt);
+    for (size_t i = 0; i < n; i++) cnt[(size_t)ctx[i] * DDCT_RANS_MAX_SYMBOLS + sym[i]]++;
+    ddct_buf_u8(out, (uint8_t)(0xC0 | (nctx - 1)));
+    for (int c = 0; c < nctx; c++) {
+        ddct_rans_table_build(&tab[c], cnt + (size_t)c * DDCT_RANS_MAX_SYMBOLS, DDCT_RANS_MAX_SYMBOLS, pbs[c], NULL);
+        ddct_rans_table_write(&tab[c], out);
+    }
+    uint8_t *buf = malloc(2 * n + 4 * DDCT_RANS_WLANES), *p = buf + 2 * n + 4 * DDCT_RANS_WLANES;
+    uint32_t x[DDCT_RANS_WLANES];
+    for (int l = 0; l < DDCT_RANS_WLANES; l++) x[l] = 1u << 16;
+    for (size_t i = n; i-- > 0;) {
+        const ddct_rans_table *t = &tab[ctx[i]];
+        uint32_t *xl = &x[i % DDCT_RANS_WLANES], f = t->freq[sym[i]], st = t->cum[sym[i]];
+        if (t->kind == DDCT_RANS_SINGLE) continue;
+        if ((uint64_t)*xl >= ((uint64_t)f << (32 - t->prob_bits))) {
+            p -= 2;
+            p[0] = (uint8_t)*xl;
+            p[1] = (uint8_t)(*xl >> 8);
+            *xl >>= 16;
+        }
+        *xl = (*xl / f << t->prob_bits) + *xl % f + st;
+    }
+    for (int l = DDCT_RANS_WLANES; l-- > 0;) {
+        p -= 4;
+        for (int k = 0; k < 4; k++) p[k] = (uint8_t)(x[l] >> (8 * k));
+    }
+    ddct_buf_put(out, p, (size_t)(buf + 2 * n + 4 * DDCT_RANS_WLANES - p));
+    free(buf);
+    free(cnt);
+    free(tab);
+}
+
+/* Word blobs of every precision 12..15, one for all contexts or one per context (not what
+ * ddct_rans_encode_w writes above 12 bits, but valid): every method and kernel decodes them alike;
+ * at 12 bits the independent encoder writes ddct_rans_encode_w's bytes. */
+static void test_w_precisions(void)
+{
+    size_t nmax = 30000;
+    uint16_t *sym = malloc(nmax * sizeof *sym);
+    uint8_t *ctx = malloc(nmax);
+    int fails = 0, trials = 0;
+    for (int t = 0; t < 24; t++) {
+        size_t n = t < 4 ? (size_t)(t * 37) : 1 + rnd(t % 2 ? 30000 : 3000);
+        int nctx = 1 + (int)rnd(t % 3 ? 8 : 64), A = 1 + (int)rnd(t % 4 ? 40 : 4096), pbs[DDCT_RANS_MAX_CONTEXTS];
+        gen_stream(sym, ctx, n, nctx, A, (int)rnd(4));
+        for (int c = 0; c < nctx; c++) pbs[c] = t % 2 ? 12 + t / 2 % 4 : 12 + (int)rnd(4);
+        ddct_buf b;
+        ddct_buf_init(&b);
+        w_encode_any(sym, ctx, n, nctx, pbs, &b);
+        char what[96];
+        snprintf(what, sizeof what, "word precisions n=%zu nctx=%d A=%d pb=%d%s", n, nctx, A, pbs[0],
+                 t % 2 ? "" : " (mixed)");
+        if (t % 8 == 1) { /* all 12: the library's bytes */
+            ddct_buf lb;
+            ddct_buf_init(&lb);
+            ddct_err e;
+            CHECK(ddct_rans_encode_w(sym, ctx, n, nctx, 12, &lb, &e) == 0, "%s: encode_w", what);
+            CHECK(lb.len == b.len && !memcmp(lb.p, b.p, b.len), "%s: encode_w differs from the plain encoder", what);
+            ddct_buf_free(&lb);
+        }
+        uint8_t *cp = malloc(b.len);
+        memcpy(cp, b.p, b.len);
+        fails += w_all(what, cp, b.len, ctx, n, sym, 1);
+        trials++;
+        free(cp);
+        ddct_buf_free(&b);
+    }
+    CHECK(fails == 0, "word precisions: %d of %d failed", fails, trials);
+    printf("  word blobs at every precision, mixed too: %d streams, every method and kernel agree\n", trials);
+    free(sym);
+    free(ctx);
+}
+
 int main(void)
 {
     test_w_decoders();
+    test_w_corrupt();
+    test_w_precisions();
     test_x4_decoders();
     test_x4_corrupt();
     test_dec_run();

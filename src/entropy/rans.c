@@ -10,6 +10,27 @@
  * Symbols are encoded last to first so they decode first to last. A single-symbol table
  * (f = 2^pb) leaves x unchanged and emits nothing.
  *
+ * Word blobs (rans.h): L = 2^16, x in [L, 2^32), one 16-bit word instead of up to two bytes:
+ *     if (x >= ((L >> pb) << 16) * f) emit x & 0xffff, x >>= 16;   (then the same step)
+ *     decoder: the same step, then if (x < L) x = (x << 16) | next word.
+ * Symbol i on state i mod DDCT_RANS_WLANES; the decoders are in rans_w.c. Choices, measured with
+ * ddct-rans-bench on residual-like units of 64 Ki symbols in 6 band contexts (x86-64, AVX-512):
+ *   - 16 states: a round of 16 symbols is one chain of dependent steps (gather of the table
+ *     entries, multiply, renormalisation), so the lanes decoded at once set the speed: 8 states
+ *     decode at 2.8-3.2 ns/symbol (AVX2), 16 at 1.3 (AVX-512) to 1.5 (AVX2), 32 at 0.75-0.85
+ *     (AVX-512, two chains). Each state costs about 3 bytes a blob (4 stored bytes, about one of
+ *     them information): against 16 states, 8 save 24 bytes a unit (1.4 % at 0.2 bits/symbol,
+ *     0.3 % at 1), 32 cost 49 more (3.0 % at 0.2, 0.6 % at 1, 0.3 % at 2).
+ *   - 12 bits of precision: with L / M = 2 at M = 2^15 the coding step loses little (a word blob
+ *     at 15 bits is 0.46 % larger than a four-state one at 15 bits at 1 bit/symbol, at 12 bits
+ *     0.44 % larger than one at 12), but the decoder's tables take 2^pb entries per context: a
+ *     6-context unit's initialisation costs 7 us at 12 bits, 21 at 13, 43 at 15 (0.1, 0.3 and
+ *     0.65 ns per symbol of the unit), the larger tables decode up to 10 % slower, and their bytes
+ *     make the 12-bit blobs the smallest of a 64 Ki unit (0.2 to 2 bits/symbol: word blobs at
+ *     13, 14, 15 bits are up to 0.2 %, 0.7 %, 1.9 % larger). Only on much longer blobs do
+ *     finer frequencies pay (one 4 Mi-symbol blob: 0.3 % larger at 12 than at 15).
+ *     ddct_rans_encode_w therefore codes at min(prob_bits, 12).
+ *
  * Frequency normalisation (integer only, deterministic):
  *   1. counts are scaled down (c >> k, at least 1) until the largest is <= 2^40, so every
  *      product below fits in 64 bits;
@@ -370,13 +391,22 @@ static inline uint32_t mulhi64(uint64_t a, uint64_t b)
 #endif
 }
 
+static inline void st16le(uint8_t *p, uint16_t v)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(p, &v, 2);
+#else
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+#endif
+}
+
 /* One symbol of a word blob: a word out if x > x_hi, stored without a branch (p - 2 stays inside
  * the output, above the states), p moves by its size. */
 #define ENC_PUT_W(x, q, p)                                                                                             \
     do {                                                                                                               \
         const uint32_t k_ = (x) > (q)->x_hi;                                                                           \
-        (p)[-2] = (uint8_t)(x);                                                                                        \
-        (p)[-1] = (uint8_t)((x) >> 8);                                                                                 \
+        st16le((p)-2, (uint16_t)(x));                                                                                  \
         (p) -= 2 * k_;                                                                                                 \
         (x) >>= 16 * k_;                                                                                               \
         (x) = (x) + (q)->bias + mulhi64((x), (q)->rcp) * (q)->cmpl;                                                    \

@@ -111,12 +111,18 @@ int ddct_rans_encode_x4_ref(const uint16_t *sym, const uint8_t *ctx, size_t n, i
  * never decodes). The one- and four-state functions refuse a word blob, ddct_rans_dec_init_w
  * refuses theirs. Same tables and limits (prob_bits 12..15, 64 contexts, 4096 symbols), but the
  * encoder codes with at most DDCT_RANS_W_PROB_BITS_MAX bits of precision (a larger prob_bits is
- * lowered to it; the table says which): with L = 2^16 a state can be as small as 2^16 / M times
- * the precision, and at M = 2^15 the rounding of the coding step costs measurably (see rans.c).
- * The decoder accepts every precision 12..15. */
+ * lowered to it; the tables say which): on units of tens of thousands of symbols the smaller
+ * tables give smaller blobs and a faster decoder (figures in rans.c). The decoder accepts every
+ * precision 12..15, and different ones per context. Against a four-state blob, a word blob of
+ * 64 Ki residual symbols is -0.4 to +0.1 % larger than one at 15 bits (0.2 to 2 bits/symbol)
+ * and 0.2 to 2 % larger than one at 12 bits (mostly the 48 more bytes of states). */
 #define DDCT_RANS_WLANES 16
 #define DDCT_RANS_WL (1u << 16)
-#define DDCT_RANS_W_PROB_BITS_MAX 13
+#define DDCT_RANS_W_PROB_BITS_MAX 12
+/* Encode sym[0..n) as a word blob and append it to out: arguments and errors as
+ * ddct_rans_encode (prob_bits 0: the default), coded at min(prob_bits, DDCT_RANS_W_PROB_BITS_MAX).
+ * Precomputed reciprocals (64-bit), a branch-free word output; at least as fast as
+ * ddct_rans_encode_x4. */
 int ddct_rans_encode_w(const uint16_t *sym, const uint8_t *ctx, size_t n, int nctx, int prob_bits, ddct_buf *out,
                        ddct_err *e);
 /* ddct_rans_encode_w from the plain coding loop, a division per symbol: the same bytes. */
@@ -127,7 +133,8 @@ int ddct_rans_encode_w_ref(const uint16_t *sym, const uint8_t *ctx, size_t n, in
 #define DDCT_RANS_L (1u << 23)
 
 /* One context as the one-state decoder uses it: slot -> symbol, and per symbol freq | cum << 16.
- * (A four-state decoder leaves every cx[] empty and slot[], fc[] NULL: it decodes from fx[].) */
+ * (Four-state and word decoders leave every cx[] empty and slot[], fc[] NULL: they decode from
+ * fx[].) */
 typedef struct {
     const uint16_t *slot; /* [2^pb] (general tables), else NULL */
     const uint32_t *fc;   /* [nsym] (general tables), else NULL */
@@ -178,7 +185,8 @@ typedef struct {
     const uint8_t *p, *end;
     uint32_t x;            /* the state (one-state blobs) */
     uint32_t xs[4];        /* the states of a four-state blob (ddct_rans_dec_init_x4) */
-    int lanes, lane;       /* states (1 or 4); the state of the next symbol (four-state blobs) */
+    int lanes, lane;       /* states (1, 4 or DDCT_RANS_WLANES); the state of the next symbol (four-state
+                              and word blobs) */
     int nctx;
     int failed;
     ddct_rans_table *tab;  /* [nctx] */
@@ -190,7 +198,7 @@ typedef struct {
     uint32_t *fx_fc;       /* the entries of every fx[] */
     uint16_t *fx_sym;
     uint8_t *ctx_bad;      /* [256]: 1 for a context id >= nctx or with an empty table */
-    int nfx;               /* nctx (0 on a one-state decoder: the _x4 decoders fail there) */
+    int nfx;               /* nctx (0 on a one-state or word decoder: the _x4 decoders fail there) */
     int fx_pb;             /* the pb of every non-empty fx[] (0 if they differ) */
     int fx_empty0;         /* the first context with an empty table, else nctx */
     int fx_dense;          /* the stream read so far takes over 4/3 bits per symbol (a speed hint) */
@@ -328,8 +336,9 @@ static inline uint16_t ddct_rans_dec_get_w(ddct_rans_dec *d, int ctx)
     return d->fx_sym[j];
 }
 /* n symbols of a word decoder in the one context ctx into out[0..n): the same symbols, states,
- * position and failure as n calls of ddct_rans_dec_get_w (which _ref makes; on failure out[] is
- * unspecified and failed is latched). Single steps up to lane 0, then rounds of DDCT_RANS_WLANES
+ * position and failure as n calls of ddct_rans_dec_get_w (which _ref makes), on any input: a failure
+ * latches failed and leaves what those calls would (zeros in out[] from the failing symbol on, the
+ * states and position before it). Single steps up to lane 0, then rounds of DDCT_RANS_WLANES
  * symbols, all states at once in SIMD lanes (gathers from the fx tables, the words of a round
  * moved to the lanes that need them by a permutation or an expand), while a round's worth of
  * words (2 DDCT_RANS_WLANES bytes) is left, then single checked steps: never a read outside the
@@ -337,9 +346,10 @@ static inline uint16_t ddct_rans_dec_get_w(ddct_rans_dec *d, int ctx)
 void ddct_rans_dec_run_w(ddct_rans_dec *d, int ctx, uint16_t *out, size_t n);
 void ddct_rans_dec_run_w_ref(ddct_rans_dec *d, int ctx, uint16_t *out, size_t n);
 /* n symbols of a word decoder whose contexts ctx[0..n) are known in advance into out[0..n): the same
- * symbols, states, position and failure as n calls of ddct_rans_dec_get_w (_ref makes them). The
- * contexts are checked once per call (any id >= nctx or of an empty table fails the call before a
- * symbol is decoded); then SIMD rounds as ddct_rans_dec_run_w, each lane with its own context,
+ * symbols, states, position and failure as n calls of ddct_rans_dec_get_w (_ref makes them), failures
+ * of the stream included, except that the contexts are checked once per call: any id >= nctx or of
+ * an empty table fails the call before a symbol is decoded (out[] zeros, the states stay). Then
+ * SIMD rounds as ddct_rans_dec_run_w, each lane with its own context,
  * where every non-empty table has the same pb (what ddct_rans_encode_w writes), else single
  * steps. */
 void ddct_rans_dec_ctx_w(ddct_rans_dec *d, const uint8_t *ctx, uint16_t *out, size_t n);

@@ -101,6 +101,15 @@ __attribute__((target("avx2,popcnt"))) static size_t rounds_avx2(ddct_rans_dec *
     const __m256i mask = _mm256_set1_epi32((int)((1u << pb) - 1u)), lo16 = _mm256_set1_epi32(0xffff),
                   zero = _mm256_setzero_si256();
     __m256i off = _mm256_set1_epi32((int)d->fx[c1].off), g = _mm256_set1_epi32(d->fx[c1].g);
+    /* up to eight contexts: their off and g in registers, picked by a permutation */
+    const int few = ctx && d->nwx <= 8;
+    __m256i offt = off, gt = g;
+    if (few) {
+        const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        const __m256i in = _mm256_cmpgt_epi32(_mm256_set1_epi32(d->nwx), iota);
+        offt = _mm256_mask_i32gather_epi32(_mm256_setzero_si256(), fxo, iota, in, 8);
+        gt = _mm256_and_si256(_mm256_mask_i32gather_epi32(_mm256_setzero_si256(), fxg, iota, in, 8), lo16);
+    }
     __m256i x[WV];
     for (int v = 0; v < WV; v++) x[v] = _mm256_loadu_si256((const __m256i *)(d->xw + 8 * v));
     const uint8_t *p = d->p, *end = d->end;
@@ -110,16 +119,20 @@ __attribute__((target("avx2,popcnt"))) static size_t rounds_avx2(ddct_rans_dec *
         for (int v = 0; v < WV; v++) {
             if (ctx) {
                 const __m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(ctx + r * WL + 8 * v)));
-                off = _mm256_i32gather_epi32(fxo, c, 8);
-                g = _mm256_and_si256(_mm256_i32gather_epi32(fxg, c, 8), lo16);
+                if (few) {
+                    off = _mm256_permutevar8x32_epi32(offt, c);
+                    g = _mm256_permutevar8x32_epi32(gt, c);
+                } else {
+                    off = _mm256_i32gather_epi32(fxo, c, 8);
+                    g = _mm256_and_si256(_mm256_i32gather_epi32(fxg, c, 8), lo16);
+                }
             }
             const __m256i sl = _mm256_and_si256(x[v], mask);
             const __m256i j = _mm256_add_epi32(off, _mm256_max_epu32(sl, g));
             const __m256i e = _mm256_i32gather_epi32(fc, j, 4);
             s[v] = _mm256_i32gather_epi32(sy, j, 2);
-            x[v] = _mm256_sub_epi32(
-                _mm256_add_epi32(_mm256_mullo_epi32(_mm256_and_si256(e, lo16), _mm256_srl_epi32(x[v], sh)), sl),
-                _mm256_srli_epi32(e, 16));
+            x[v] = _mm256_add_epi32(_mm256_mullo_epi32(_mm256_and_si256(e, lo16), _mm256_srl_epi32(x[v], sh)),
+                                    _mm256_sub_epi32(sl, _mm256_srli_epi32(e, 16)));
         }
         for (int v = 0; v < WV; v++) {
             const __m256i need = _mm256_cmpeq_epi32(_mm256_srli_epi32(x[v], 16), zero);
@@ -129,9 +142,11 @@ __attribute__((target("avx2,popcnt"))) static size_t rounds_avx2(ddct_rans_dec *
             x[v] = _mm256_blendv_epi8(x[v], _mm256_or_si256(_mm256_slli_epi32(x[v], 16), w), need);
             p += 2 * _mm_popcnt_u32(m);
         }
-#if WV == 2
-        const __m256i o = _mm256_packus_epi32(_mm256_and_si256(s[0], lo16), _mm256_and_si256(s[1], lo16));
-        _mm256_storeu_si256((__m256i *)(out + r * WL), _mm256_permute4x64_epi64(o, 0xD8));
+#if WV >= 2
+        for (int v = 0; v < WV; v += 2) {
+            const __m256i o = _mm256_packus_epi32(_mm256_and_si256(s[v], lo16), _mm256_and_si256(s[v + 1], lo16));
+            _mm256_storeu_si256((__m256i *)(out + r * WL + 8 * v), _mm256_permute4x64_epi64(o, 0xD8));
+        }
 #else
         const __m256i o = _mm256_packus_epi32(_mm256_and_si256(s[0], lo16), zero);
         _mm_storeu_si128((__m128i *)(out + r * WL), _mm256_castsi256_si128(_mm256_permute4x64_epi64(o, 0x08)));
@@ -142,7 +157,8 @@ __attribute__((target("avx2,popcnt"))) static size_t rounds_avx2(ddct_rans_dec *
     return r;
 }
 
-#if WL == 16
+#if WL % 16 == 0
+#define WZ (WL / 16) /* vectors of sixteen lanes */
 __attribute__((target("avx512f,popcnt"))) static size_t rounds_avx512(ddct_rans_dec *d, const uint8_t *ctx, int c1,
                                                                       uint16_t *out, size_t nr)
 {
@@ -153,29 +169,49 @@ __attribute__((target("avx512f,popcnt"))) static size_t rounds_avx512(ddct_rans_
     const __m512i mask = _mm512_set1_epi32((int)((1u << pb) - 1u)), lo16 = _mm512_set1_epi32(0xffff),
                   L = _mm512_set1_epi32((int)DDCT_RANS_WL);
     __m512i off = _mm512_set1_epi32((int)d->fx[c1].off), g = _mm512_set1_epi32(d->fx[c1].g);
-    __m512i x = _mm512_loadu_si512(d->xw);
+    /* up to sixteen contexts: their off and g in registers, picked by a permutation */
+    const int few = ctx && d->nwx <= 16;
+    __m512i offt = off, gt = g;
+    if (few) {
+        const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        const __mmask16 in = (__mmask16)((1u << d->nwx) - 1u);
+        offt = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), in, iota, fxo, 8);
+        gt = _mm512_and_si512(_mm512_mask_i32gather_epi32(_mm512_setzero_si512(), in, iota, fxg, 8), lo16);
+    }
+    __m512i x[WZ];
+    for (int z = 0; z < WZ; z++) x[z] = _mm512_loadu_si512(d->xw + 16 * z);
     const uint8_t *p = d->p, *end = d->end;
     size_t r = 0;
     for (; r < nr && end - p >= 2 * WL; r++) {
-        if (ctx) {
-            const __m512i c = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(ctx + r * WL)));
-            off = _mm512_i32gather_epi32(c, fxo, 8);
-            g = _mm512_and_si512(_mm512_i32gather_epi32(c, fxg, 8), lo16);
+        __m512i s[WZ];
+        for (int z = 0; z < WZ; z++) {
+            if (ctx) {
+                const __m512i c = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(ctx + r * WL + 16 * z)));
+                if (few) {
+                    off = _mm512_permutexvar_epi32(c, offt);
+                    g = _mm512_permutexvar_epi32(c, gt);
+                } else {
+                    off = _mm512_i32gather_epi32(c, fxo, 8);
+                    g = _mm512_and_si512(_mm512_i32gather_epi32(c, fxg, 8), lo16);
+                }
+            }
+            const __m512i sl = _mm512_and_si512(x[z], mask);
+            const __m512i j = _mm512_add_epi32(off, _mm512_max_epu32(sl, g));
+            const __m512i e = _mm512_i32gather_epi32(j, fc, 4);
+            s[z] = _mm512_i32gather_epi32(j, sy, 2);
+            x[z] = _mm512_add_epi32(_mm512_mullo_epi32(_mm512_and_si512(e, lo16), _mm512_srl_epi32(x[z], sh)),
+                                    _mm512_sub_epi32(sl, _mm512_srli_epi32(e, 16)));
         }
-        const __m512i sl = _mm512_and_si512(x, mask);
-        const __m512i j = _mm512_add_epi32(off, _mm512_max_epu32(sl, g));
-        const __m512i e = _mm512_i32gather_epi32(j, fc, 4);
-        const __m512i s = _mm512_i32gather_epi32(j, sy, 2);
-        x = _mm512_sub_epi32(
-            _mm512_add_epi32(_mm512_mullo_epi32(_mm512_and_si512(e, lo16), _mm512_srl_epi32(x, sh)), sl),
-            _mm512_srli_epi32(e, 16));
-        const __mmask16 need = _mm512_cmplt_epu32_mask(x, L);
-        const __m512i w = _mm512_maskz_expand_epi32(need, _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)));
-        x = _mm512_mask_or_epi32(x, need, _mm512_slli_epi32(x, 16), w);
-        p += 2 * _mm_popcnt_u32(need);
-        _mm256_storeu_si256((__m256i *)(out + r * WL), _mm512_cvtepi32_epi16(s));
+        for (int z = 0; z < WZ; z++) {
+            const __mmask16 need = _mm512_cmplt_epu32_mask(x[z], L);
+            const __m512i w =
+                _mm512_maskz_expand_epi32(need, _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)));
+            x[z] = _mm512_mask_or_epi32(x[z], need, _mm512_slli_epi32(x[z], 16), w);
+            p += 2 * _mm_popcnt_u32(need);
+            _mm256_storeu_si256((__m256i *)(out + r * WL + 16 * z), _mm512_cvtepi32_epi16(s[z]));
+        }
     }
-    _mm512_storeu_si512(d->xw, x);
+    for (int z = 0; z < WZ; z++) _mm512_storeu_si512(d->xw + 16 * z, x[z]);
     d->p = p;
     return r;
 }
@@ -186,7 +222,7 @@ static size_t rounds(ddct_rans_dec *d, const uint8_t *ctx, int c1, uint16_t *out
 {
 #if DDCT_HAVE_X86_SIMD
     if (!ctx || d->fx_pb) {
-#if WL == 16
+#if WL % 16 == 0
         if (d->wk >= DDCT_SIMD_AVX512) return rounds_avx512(d, ctx, c1, out, nr);
 #endif
         if (d->wk >= DDCT_SIMD_AVX2) return rounds_avx2(d, ctx, c1, out, nr);
@@ -195,13 +231,15 @@ static size_t rounds(ddct_rans_dec *d, const uint8_t *ctx, int c1, uint16_t *out
     return rounds_scalar(d, ctx, c1, out, nr);
 }
 
-/* n symbols from the decoder's lane on (checked: ctx[0..n) good, or c1 a good general context). */
+/* n symbols from the decoder's lane on (checked: ctx[0..n) good, or c1 a good general context).
+ * On failure: what n calls of ddct_rans_dec_get_w leave (states, position, zeros from the failing
+ * symbol on). */
 static void w_decode(ddct_rans_dec *d, const uint8_t *ctx, int c1, uint16_t *out, size_t n)
 {
     size_t i = 0;
     for (; i < n && d->lane; i++) {
         out[i] = ddct_rans_dec_get_w(d, ctx ? ctx[i] : c1);
-        if (d->failed) return;
+        if (d->failed) goto fail;
     }
     size_t nr = (n - i) / WL;
     if (nr) {
@@ -210,29 +248,35 @@ static void w_decode(ddct_rans_dec *d, const uint8_t *ctx, int c1, uint16_t *out
         nr -= k;
     }
     if (nr) {
-        /* under 2 WL bytes left: the rounds go on in a copy padded with zeros, while no round has
-         * taken more words than the blob holds */
+        /* under 2 WL bytes left: the rounds go on in a copy padded with zeros; if the last one
+         * took more words than the blob holds, the others are done again and single steps fail
+         * where they run out */
         uint8_t buf[4 * WL];
+        uint32_t x0[WL];
         const uint8_t *p0 = d->p, *end0 = d->end;
         const size_t avail = (size_t)(end0 - p0); /* < 2 WL */
         memset(buf, 0, sizeof buf);
         memcpy(buf, p0, avail);
+        memcpy(x0, d->xw, sizeof x0);
         d->p = buf;
         d->end = buf + avail + 2 * WL;
         size_t k = rounds(d, ctx ? ctx + i : NULL, c1, out + i, nr);
-        const size_t used = (size_t)(d->p - buf);
-        d->p = p0 + (used <= avail ? used : avail);
-        d->end = end0;
-        if (used > avail) {
-            d->failed = 1;
-            return;
+        if ((size_t)(d->p - buf) > avail) {
+            memcpy(d->xw, x0, sizeof x0);
+            d->p = buf;
+            k = rounds(d, ctx ? ctx + i : NULL, c1, out + i, k - 1);
         }
+        d->p = p0 + (d->p - buf);
+        d->end = end0;
         i += k * WL;
     }
     for (; i < n; i++) {
         out[i] = ddct_rans_dec_get_w(d, ctx ? ctx[i] : c1);
-        if (d->failed) return;
+        if (d->failed) goto fail;
     }
+    return;
+fail:
+    memset(out + i, 0, (n - i) * sizeof *out);
 }
 
 void ddct_rans_dec_run_w(ddct_rans_dec *d, int ctx, uint16_t *out, size_t n)
@@ -240,6 +284,7 @@ void ddct_rans_dec_run_w(ddct_rans_dec *d, int ctx, uint16_t *out, size_t n)
     if (!n) return;
     if (d->failed || (unsigned)ctx >= (unsigned)d->nwx || !d->fx[ctx].pb) {
         d->failed = 1;
+        memset(out, 0, n * sizeof *out);
         return;
     }
     const ddct_rans_fx *f = &d->fx[ctx];
@@ -254,8 +299,8 @@ void ddct_rans_dec_run_w(ddct_rans_dec *d, int ctx, uint16_t *out, size_t n)
 
 void ddct_rans_dec_ctx_w(ddct_rans_dec *d, const uint8_t *ctx, uint16_t *out, size_t n)
 {
-    if (!n || d->failed) return;
-    int ok = d->nwx > 0 && d->ctx_bad;
+    if (!n) return;
+    int ok = !d->failed && d->nwx > 0 && d->ctx_bad;
     if (ok) {
         uint8_t m = 0;
         for (size_t i = 0; i < n; i++) m = ctx[i] > m ? ctx[i] : m; /* vectorised */
@@ -267,6 +312,7 @@ void ddct_rans_dec_ctx_w(ddct_rans_dec *d, const uint8_t *ctx, uint16_t *out, si
     }
     if (!ok) {
         d->failed = 1;
+        memset(out, 0, n * sizeof *out);
         return;
     }
     w_decode(d, ctx, 0, out, n);
