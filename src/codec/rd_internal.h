@@ -43,7 +43,7 @@
 #define RD_FRHO 0.48f    /* factor rounding offset (0.5 = round; see rd_enc.c) */
 #define RD_X4_MIN 16384  /* streams of at least this many symbols use four rANS states */
 /* Version 3 units of tensors of at least this many values are word blobs: sixteen states decoded
- * in SIMD lanes, about 3x faster, for 48 bytes more a unit (0.5 % at 1 bit a value) and 13-bit
+ * in SIMD lanes, about twice as fast, for 48 bytes more a unit (0.5 % at 1 bit a value) and 12-bit
  * probabilities; smaller tensors, whose decoding takes no time worth saving, keep four states. */
 #define RD_WORD_MIN ((uint64_t)1 << 22)
 
