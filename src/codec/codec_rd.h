@@ -25,7 +25,9 @@ double ddct_rd_model_energy(const ddct_rd_model *M); /* ||delta||^2 */
 void ddct_rd_model_set_exact(ddct_rd_model *M, int exact);
 /* Estimated record bytes and squared error at residual step `step` (quick: with one quantizer per
  * band rather than the best of all). */
-void ddct_rd_model_estimate(const ddct_rd_model *M, double step, int quick, double *bytes, double *dist);
+/* Returns the step the estimate used: step, or coarser where so fine a step would clip values at
+ * the largest symbol (then every finer step gives the same estimate). */
+double ddct_rd_model_estimate(const ddct_rd_model *M, double step, int quick, double *bytes, double *dist);
 /* The step an encode at `step` uses: `step`, or a coarser one where the choices made at `step`
  * would clip symbols at the largest magnitude the record holds (finer steps only add error there).
  * Estimates and encodes at `step` are those at this step. */

@@ -38,17 +38,42 @@ typedef struct {
     double ld[RD_CURVE];  /* log2 estimated squared error (+ tiny) */
 } rd_curve;
 
-static void curve_build(const ddct_rd_model *M, rd_curve *c, int quick, int threads)
+/* The curve of M (n values), from the coarsest step to the finest, `threads` points at a time.
+ * Once a point's step had to be coarsened so as not to clip (ddct_rd_model_estimate), every finer
+ * point is that one. cap > 0: once a point costs cap bits a value, the finer ones (the dearest to
+ * estimate, and far beyond any budget that asks cap / 8 of that) follow the high-rate slope
+ * instead: half a bit a value more and half the squared error per RD_DX. */
+static void curve_build(const ddct_rd_model *M, uint64_t n, rd_curve *c, int quick, int threads, double cap)
 {
     double rms = ddct_rd_model_rms(M);
     if (!(rms > 0) || !isfinite(rms)) rms = 1e-30;
     c->x0 = log2(rms) - RD_CURVE_LO;
-#pragma omp parallel for num_threads(threads) schedule(dynamic)
-    for (int g = 0; g < RD_CURVE; g++) {
-        double b = 0, d = 0;
-        ddct_rd_model_estimate(M, exp2(c->x0 + g * RD_DX), quick, &b, &d);
-        c->lb[g] = log2(b > 1 ? b : 1);
-        c->ld[g] = log2(d + 1e-300);
+    int g0 = RD_CURVE; /* points [g0, RD_CURVE) are estimated */
+    while (g0 > 0) {
+        int k = g0 < threads ? g0 : threads, over = 0, flat = -1;
+#pragma omp parallel for num_threads(k) schedule(static) reduction(|| : over) reduction(max : flat)
+        for (int i = 0; i < k; i++) {
+            int g = g0 - 1 - i;
+            double b = 0, d = 0, step = exp2(c->x0 + g * RD_DX);
+            double used = ddct_rd_model_estimate(M, step, quick, &b, &d);
+            c->lb[g] = log2(b > 1 ? b : 1);
+            c->ld[g] = log2(d + 1e-300);
+            over = over || (cap > 0 && 8 * b >= cap * (double)n);
+            if (used > step) flat = g > flat ? g : flat;
+        }
+        if (flat >= 0) { /* the coarsest clipped point of the batch holds for the finer ones */
+            for (int g = flat - 1; g >= 0; g--) {
+                c->lb[g] = c->lb[flat];
+                c->ld[g] = c->ld[flat];
+            }
+            return;
+        }
+        g0 -= k;
+        if (over) break;
+    }
+    for (int g = g0 - 1; g >= 0; g--) {
+        c->lb[g] = log2(exp2(c->lb[g + 1]) + (double)n * RD_DX / 8);
+        c->ld[g] = c->ld[g + 1] - 2 * RD_DX;
     }
 }
 
@@ -98,7 +123,7 @@ static int rd_encode(const ddct_lossy_in *in, ddct_enc_out *out, ddct_err *e)
         return rc;
     }
     rd_curve c;
-    curve_build(M, &c, in->nelem <= RD_QUICK_CURVE, rd_threads(in->threads));
+    curve_build(M, in->nelem, &c, in->nelem <= RD_QUICK_CURVE, rd_threads(in->threads), 0);
     double energy = ddct_rd_model_energy(M);
     double target = P && P->error > 0 ? P->error : 0;
     double budget = (P && P->bpp > 0 ? P->bpp : 1.0) * (double)in->nelem / 8.0;
@@ -339,6 +364,8 @@ static int plan_create(ddct_plan **out, size_t count, ddct_lossy_fn fn, void *op
     int rc = 0, rel = p->rd_measure == DDCT_RD_MEASURE_REL;
     uint64_t nparams = 0;
     double wmax = 0;
+    /* curves estimated up to 12 bits a value, or 8x the budget's */
+    const double curve_cap = fmax(12.0, 8.0 * (p->bpp > 0 ? p->bpp : 1.0));
     for (size_t i = 0; i < count && !rc; i++) {
         pl->pos[i] = SIZE_MAX;
         ddct_lossy_in in;
@@ -358,7 +385,7 @@ static int plan_create(ddct_plan **out, size_t count, ddct_lossy_fn fn, void *op
         double norm = sqrt(ddct_rd_model_energy(M));
         t->lw = rel && norm > 0 && isfinite(norm) ? log2(norm) : 0;
         if (rel && norm > wmax) wmax = norm;
-        curve_build(M, &t->c, in.nelem <= RD_QUICK_CURVE, rd_threads(threads));
+        curve_build(M, in.nelem, &t->c, in.nelem <= RD_QUICK_CURVE, rd_threads(threads), curve_cap);
         ddct_rd_model_free(M);
         pl->pos[i] = pl->nt++;
         nparams += in.nelem;

@@ -43,6 +43,17 @@ ddct_simd ddct_simd_best(void)
     return DDCT_SIMD_REF;
 }
 
+const char *ddct_cpu_blas_coretype(void)
+{
+#if DDCT_HAVE_X86_SIMD
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
+        return "SkylakeX";
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
+#endif
+    return NULL;
+}
+
 const char *ddct_simd_name(ddct_simd s)
 {
     switch (s) {

@@ -17,5 +17,9 @@ typedef enum { DDCT_SIMD_REF = 0, DDCT_SIMD_AVX2, DDCT_SIMD_AVX512, DDCT_SIMD_CO
 int ddct_simd_supported(ddct_simd s); /* 1 if this build and CPU can run level s */
 ddct_simd ddct_simd_best(void);
 const char *ddct_simd_name(ddct_simd s); /* "ref", "avx2", "avx512" */
+/* The OpenBLAS kernel family this CPU runs ("SkylakeX": AVX-512 F/BW/DQ/VL; "Haswell": AVX2 and
+ * FMA), or NULL: for OPENBLAS_CORETYPE where OpenBLAS does not know the CPU's model (as in some
+ * virtual machines) and falls back to its generic "Prescott" kernels, several times slower. */
+const char *ddct_cpu_blas_coretype(void);
 
 #endif
