@@ -460,7 +460,7 @@ static int first_unit_kind(const ddct_enc_out *o)
 }
 
 /* Version 3: a residual unit of >= 16384 symbols of a tensor of >= 2^22 values is a word blob
- * (sixteen states, SIMD decoding), of a smaller tensor a four-state blob; the streamed decoder
+ * (32 states, SIMD decoding), of a smaller tensor a four-state blob; the streamed decoder
  * gives what the whole one does, for 1 and 2 threads. */
 static void test_unit_kinds(void)
 {

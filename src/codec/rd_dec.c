@@ -10,7 +10,7 @@
  * needs the whole rebuild first, are rebuilt whole into a scratch buffer, as before.
  *
  * Units of >= RD_X4_MIN symbols are four-state rANS blobs in version 2 (symbol i on state
- * i mod 4) and word blobs in version 3 (sixteen states, i mod 16, decoded in SIMD lanes): a unit
+ * i mod 4) and word blobs in version 3 (32 states, i mod 32, decoded in SIMD lanes): a unit
  * whose contexts are all one decodes in one run (ddct_rans_dec_run_x4 / _w), a DCT unit with band
  * contexts tile by tile with the tile's context map known in advance (ddct_rans_dec_ctx_x4 / _w),
  * and neighbour contexts symbol by symbol.

@@ -15,12 +15,14 @@
  *     decoder: the same step, then if (x < L) x = (x << 16) | next word.
  * Symbol i on state i mod DDCT_RANS_WLANES; the decoders are in rans_w.c. Choices, measured with
  * ddct-rans-bench on residual-like units of 64 Ki symbols in 6 band contexts (x86-64, AVX-512):
- *   - 16 states: a round of 16 symbols is one chain of dependent steps (gather of the table
+ *   - 32 states: a round of 16 symbols is one chain of dependent steps (gather of the table
  *     entries, multiply, renormalisation), so the lanes decoded at once set the speed: 8 states
  *     decode at 2.8-3.2 ns/symbol (AVX2), 16 at 1.3 (AVX-512) to 1.5 (AVX2), 32 at 0.75-0.85
- *     (AVX-512, two chains). Each state costs about 3 bytes a blob (4 stored bytes, about one of
- *     them information): against 16 states, 8 save 24 bytes a unit (1.4 % at 0.2 bits/symbol,
- *     0.3 % at 1), 32 cost 49 more (3.0 % at 0.2, 0.6 % at 1, 0.3 % at 2).
+ *     (AVX-512, two chains) to 0.9-1.1 (AVX2). Each state costs about 3 bytes a blob (4 stored
+ *     bytes, about one of them information): against 16 states, 8 save 24 bytes a unit (1.4 % at
+ *     0.2 bits/symbol, 0.3 % at 1), 32 cost 49 more (3.0 % at 0.2, 0.6 % at 1, 0.3 % at 2), for a
+ *     rd decoder that takes 15-25 % less CPU (0.5 B Llama-shaped pair, 0.3 % more error at the
+ *     same bytes).
  *   - 12 bits of precision: with L / M = 2 at M = 2^15 the coding step loses little (a word blob
  *     at 15 bits is 0.46 % larger than a four-state one at 15 bits at 1 bit/symbol, at 12 bits
  *     0.44 % larger than one at 12), but the decoder's tables take 2^pb entries per context: a

@@ -113,10 +113,10 @@ int ddct_rans_encode_x4_ref(const uint16_t *sym, const uint8_t *ctx, size_t n, i
  * encoder codes with at most DDCT_RANS_W_PROB_BITS_MAX bits of precision (a larger prob_bits is
  * lowered to it; the tables say which): on units of tens of thousands of symbols the smaller
  * tables give smaller blobs and a faster decoder (figures in rans.c). The decoder accepts every
- * precision 12..15, and different ones per context. Against a four-state blob, a word blob of
- * 64 Ki residual symbols is -0.4 to +0.1 % larger than one at 15 bits (0.2 to 2 bits/symbol)
- * and 0.2 to 2 % larger than one at 12 bits (mostly the 48 more bytes of states). */
-#define DDCT_RANS_WLANES 16
+ * precision 12..15, and different ones per context. Against a four-state blob at 15 bits, a word
+ * blob of 64 Ki residual symbols is 3.1, 0.8, 0.4 and 0.2 % larger at 0.2, 0.5, 1 and 2
+ * bits/symbol (mostly the 112 more bytes of states). */
+#define DDCT_RANS_WLANES 32
 #define DDCT_RANS_WL (1u << 16)
 #define DDCT_RANS_W_PROB_BITS_MAX 12
 /* Encode sym[0..n) as a word blob and append it to out: arguments and errors as

@@ -15,8 +15,9 @@
  * states and position, failures included.
  *
  * The speed is set by one round's chain of dependent operations (table gather, multiply,
- * renormalisation), about 55 cycles, whatever the lanes: 16 states in one AVX-512 vector or two
- * AVX2 vectors decode 16 symbols per chain (rans.c has the figures).
+ * renormalisation), about 55 cycles, whatever the lanes: DDCT_RANS_WLANES states (32: two AVX-512
+ * vectors or four AVX2 ones, two independent chains) decode that many symbols a round (rans.c has
+ * the figures).
  */
 #include <string.h>
 
