@@ -1,6 +1,6 @@
 /*
- * make_old.c — writes the golden .ddct files of versions today's encoder no longer writes (run by
- * tests/golden/make_golden.sh, once; the files are committed):
+ * make_old.c — writes the golden .ddct files of versions today's encoder no longer writes (built as
+ * ddct-make-old; run by tests/golden/make_golden.sh, which tests/cli_golden.sh runs first):
  *
  *   make_old rd BASE OUT      format 1.1: the rd records of parameter versions 0 and 1 kept in
  *                             tests/rd_v0_golden.h and tests/rd_v1_golden.h (tensors rd.v0.a/b/c,
