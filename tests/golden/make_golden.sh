@@ -68,7 +68,7 @@ st(os.path.join(g, "base.safetensors"),
    [(n, dt, s, enc(dt, v)) for n, dt, s, v in base] +
    [(n, "BF16", s, enc("BF16", mat(s[0] * s[1], 0.02))) for n, s in extra], {"format": "pt"})
 ftt = [(n, dt, s, enc(dt, v)) for n, dt, s, v in ft]
-st(os.path.join(w, "ft.safetensors"), ftt, {"format": "pt"})
+st(os.path.join(g, "ft.safetensors"), ftt, {"format": "pt"})
 d = os.path.join(w, "ftdir"); os.makedirs(d)
 st(os.path.join(d, "model-00001-of-00002.safetensors"), ftt[:3], {"format": "pt"})
 st(os.path.join(d, "model-00002-of-00002.safetensors"), ftt[3:], {"format": "pt"})
@@ -80,11 +80,10 @@ with open(os.path.join(d, "config.json"), "w") as f:
 PY
 
 B=$G/base.safetensors
-cp "$W/ft.safetensors" "$G/ft.safetensors"
-"$DDCT" compress "$B" "$W/ft.safetensors" -o "$G/f11_patch.ddct" -q -f -T 1 --method patch
+"$DDCT" compress "$B" "$G/ft.safetensors" -o "$G/f11_patch.ddct" -q -f -T 1 --method patch
 "$DDCT" compress "$B" "$W/ftdir" -o "$G/f11_dir.ddct" -q -f -T 1 --method patch
-"$DDCT" compress "$B" "$W/ft.safetensors" -o "$G/f11_bitdelta.ddct" -q -f -T 1 --method bitdelta
-"$DDCT" compress "$B" "$W/ft.safetensors" -o "$G/f11_svd.ddct" -q -f -T 1 --method svd --bpp 4
-"$DDCT" compress "$B" "$W/ft.safetensors" -o "$G/f11_rd.ddct" -q -f -T 1 --method rd --bpp 2
+"$DDCT" compress "$B" "$G/ft.safetensors" -o "$G/f11_bitdelta.ddct" -q -f -T 1 --method bitdelta
+"$DDCT" compress "$B" "$G/ft.safetensors" -o "$G/f11_svd.ddct" -q -f -T 1 --method svd --bpp 4
+"$DDCT" compress "$B" "$G/ft.safetensors" -o "$G/f11_rd.ddct" -q -f -T 1 --method rd --bpp 2
 "$MAKE_OLD" rd "$B" "$G/f11_rd_v0v1.ddct"
-"$MAKE_OLD" f10 "$B" "$W/ft.safetensors" "$G/f11_patch.ddct" "$G/f10_patch_v0.ddct"
+"$MAKE_OLD" f10 "$B" "$G/ft.safetensors" "$G/f11_patch.ddct" "$G/f10_patch_v0.ddct"
