@@ -58,6 +58,7 @@
 #define RD_NRC 16                        /* candidate ranks at most */
 #define RD_HSHIFT 17                     /* histogram bin = float bits >> 17: 64 bins per octave */
 #define RD_HBINS (1u << (31 - RD_HSHIFT))
+#define RD_HTOP (0x7f800000u >> RD_HSHIFT) /* the bin whose lower edge is +Inf: the bins from RD_HTOP - 1 on have no finite upper edge */
 #define RD_HQ 64                         /* symbols counted one by one for the entropy (rest pooled) */
 #define RD_BLOCK_VALUES ((uint64_t)1 << 18) /* values per block of rows in the analysis passes */
 #define RD_ZGROUPS 4                     /* fixed accumulators of delta^T Q */
@@ -156,6 +157,12 @@ static void hist_merge(rd_dense *dst, const rd_dense *src)
     for (uint32_t i = 0; i < RD_HBINS; i++) dst->c[i] += src->c[i];
 }
 
+static double l2[256]; /* log2(i), for the counts of hist_est's pooled tail */
+static pthread_once_t l2_once = PTHREAD_ONCE_INIT;
+static void l2_init(void)
+{
+    for (int i = 1; i < 256; i++) l2[i] = log2((double)i);
+}
 
 typedef struct {
     double rate, dist;   /* bits (symbols + signs), squared error */
@@ -170,13 +177,6 @@ typedef struct {
  * Values are taken as uniform within their bin, so a bin wider than a quantizer step spreads its
  * count over every q it covers; symbols from RD_HQ on are pooled, each costing the log2 of its
  * share of the density (the entropy of a smooth tail). */
-static double l2[256]; /* log2(i) */
-static pthread_once_t l2_once = PTHREAD_ONCE_INIT;
-static void l2_init(void)
-{
-    for (int i = 1; i < 256; i++) l2[i] = log2((double)i);
-}
-
 static void hist_est(const rd_hist *h, double wt, double st, double rho, int centroid, double per_unit, rd_est *o)
 {
     memset(o, 0, sizeof *o);
@@ -203,9 +203,9 @@ static void hist_est(const rd_hist *h, double wt, double st, double rho, int cen
         double c = h->c[k - h->lo] * wt;
         if (!c) continue;
         double ulo = hedge(k) * inv;
-        if (ulo + rho >= RD_HQ && k + 1 < (0x7f800000u >> RD_HSHIFT)) break; /* the tail, below */
+        if (ulo + rho >= RD_HQ && k + 1 < RD_HTOP) break; /* the tail, below */
         tot += c;
-        double uhi = (k + 1 >= (0x7f800000u >> RD_HSHIFT) ? hedge(k) * 1.0442737824274138 : hedge(k + 1)) * inv;
+        double uhi = (k + 1 >= RD_HTOP ? hedge(k) * 1.0442737824274138 : hedge(k + 1)) * inv;
         double w = uhi - ulo, per = w > 0 ? c / w : 0;
         double qa = ulo + rho, qb = uhi + rho;
         int q0 = qa < RD_QMAX ? (int)qa : RD_QMAX, q1 = qb < RD_QMAX ? (int)qb : RD_QMAX;
@@ -256,14 +256,13 @@ static void hist_est(const rd_hist *h, double wt, double st, double rho, int cen
         const double lwt = log2(wt), linv = log2(inv), m = 0.5 - rho,
                      m2 = (rho * rho - rho * (1 - rho) + (1 - rho) * (1 - rho)) / 3;
         double tc = 0, tq = 0, ta = 0, last = 0;
-        const uint32_t top = 0x7f800000u >> RD_HSHIFT;
         for (; k < h->hi; k++) {
             uint32_t n = h->c[k - h->lo];
             if (!n) continue;
-            double c = n * wt, e0 = hedge(k), e1 = k + 1 >= top ? e0 * 1.0442737824274138 : hedge(k + 1);
+            double c = n * wt, e0 = hedge(k), e1 = k + 1 >= RD_HTOP ? e0 * 1.0442737824274138 : hedge(k + 1);
             double qm = 0.5 * (e0 + e1) * inv;
             int ex = (int)((k << RD_HSHIFT) >> 23) - 127; /* the binade of e0 */
-            double lw = k + 1 >= top ? log2((e1 - e0) * inv) : (double)(ex - (23 - RD_HSHIFT)) + linv;
+            double lw = k + 1 >= RD_HTOP ? log2((e1 - e0) * inv) : (double)(ex - (23 - RD_HSHIFT)) + linv;
             tc += c;
             tq += c * qm * qm;
             ta += c * (lw - (n < 256 ? l2[n] : log2((double)n)) - lwt);
