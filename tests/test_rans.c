@@ -677,6 +677,24 @@ static void gen_stream(uint16_t *sym, uint8_t *ctx, size_t n, int nctx, int A, i
     }
 }
 
+/* One stream through an encoder pair (fast == _ref) and every decoder of its kind, from an
+ * exact-size copy of the blob (ASan sees any read past its end); 1 if a decoder failed. */
+typedef void (*enc_pair_fn)(const char *, const uint16_t *, const uint8_t *, size_t, int, int, ddct_buf *);
+typedef int (*dec_all_fn)(const char *, const uint8_t *, size_t, const uint8_t *, size_t, const uint16_t *, int);
+static int stream_trial(const char *what, enc_pair_fn enc, dec_all_fn all, const uint16_t *sym, const uint8_t *ctx,
+                        size_t n, int nctx, int pb)
+{
+    ddct_buf b;
+    ddct_buf_init(&b);
+    enc(what, sym, ctx, n, nctx, pb, &b);
+    uint8_t *cp = malloc(b.len);
+    memcpy(cp, b.p, b.len);
+    int f = all(what, cp, b.len, ctx, n, sym, 1);
+    free(cp);
+    ddct_buf_free(&b);
+    return f;
+}
+
 static void test_x4_decoders(void)
 {
     static const size_t lens[] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 17, 31, 64, 255, 256, 257, 1023, 4097, 9999,
@@ -694,15 +712,8 @@ static void test_x4_decoders(void)
         gen_stream(sym, ctx, n, nctx, A, pattern);
         char what[96];
         snprintf(what, sizeof what, "x4 n=%zu nctx=%d A=%d pb=%d pattern=%d", n, nctx, A, pb, pattern);
-        ddct_buf b;
-        ddct_buf_init(&b);
-        enc_both(what, sym, ctx, n, nctx, pb, &b);
-        uint8_t *cp = malloc(b.len); /* exact size: ASan sees any read past the end */
-        memcpy(cp, b.p, b.len);
-        fails += x4_all(what, cp, b.len, ctx, n, sym, 1);
+        fails += stream_trial(what, enc_both, x4_all, sym, ctx, n, nctx, pb);
         trials++;
-        free(cp);
-        ddct_buf_free(&b);
     }
     CHECK(fails == 0, "four-state decoders: %d of %d streams failed", fails, trials);
     printf("  four-state decoders: %d streams, every method and mixture agree\n", trials);
@@ -921,15 +932,8 @@ static void test_w_decoders(void)
             for (size_t i = 0; i < n; i++) sym[i] = (uint16_t)rnd(4096); /* the widest alphabet */
         char what[96];
         snprintf(what, sizeof what, "word n=%zu nctx=%d A=%d pb=%d pattern=%d", n, nctx, A, pb, pattern);
-        ddct_buf b;
-        ddct_buf_init(&b);
-        enc_w_both(what, sym, ctx, n, nctx, pb, &b);
-        uint8_t *cp = malloc(b.len); /* exact size: ASan sees any read past the end */
-        memcpy(cp, b.p, b.len);
-        fails += w_all(what, cp, b.len, ctx, n, sym, 1);
+        fails += stream_trial(what, enc_w_both, w_all, sym, ctx, n, nctx, pb);
         trials++;
-        free(cp);
-        ddct_buf_free(&b);
     }
     CHECK(fails == 0, "word decoders: %d of %d streams failed", fails, trials);
     printf("  word decoders: %d streams, every method, kernel and mixture agree\n", trials);
