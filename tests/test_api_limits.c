@@ -62,9 +62,7 @@ static void on_eval(void *opaque, const ddct_tensor_eval *ev)
 
 int main(void)
 {
-    const char *tmp = getenv("TMPDIR");
-    snprintf(g_dir, sizeof g_dir, "%s/ddct_limits.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(g_dir)) return perror("mkdtemp"), 1;
+    if (tu_tmpdir(g_dir, sizeof g_dir, "limits")) return 1;
     char base[512], ft[512], ftnan[512], out[512], bad[512], reb[512];
     snprintf(base, sizeof base, "%s/base.safetensors", g_dir);
     snprintf(ft, sizeof ft, "%s/ft.safetensors", g_dir);

@@ -353,12 +353,7 @@ static void flip_all(const char *label, const char *path)
 
 int main(void)
 {
-    const char *tmp = getenv("TMPDIR");
-    snprintf(g_dir, sizeof g_dir, "%s/ddct_bitflip.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(g_dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (tu_tmpdir(g_dir, sizeof g_dir, "bitflip")) return 1;
     char base[512], ft[512], out[512];
     snprintf(base, sizeof base, "%s/base.safetensors", g_dir);
     snprintf(ft, sizeof ft, "%s/finetuned.safetensors", g_dir);

@@ -212,11 +212,7 @@ static void test_decompress(int threads)
 
 int main(void)
 {
-    snprintf(g_dir, sizeof g_dir, "/tmp/ddct_changed_XXXXXX");
-    if (!mkdtemp(g_dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (tu_tmpdir(g_dir, sizeof g_dir, "changed")) return 1;
     test_map_and_reader();
     for (int threads = 1; threads <= 2; threads++) {
         test_compress(DDCT_METHOD_PATCH, threads);

@@ -221,8 +221,7 @@ static void test_reader_texts(void)
 
 int main(void)
 {
-    snprintf(g_dir, sizeof g_dir, "/tmp/ddct_jscan_XXXXXX");
-    if (!mkdtemp(g_dir)) return 1;
+    if (tu_tmpdir(g_dir, sizeof g_dir, "jscan")) return 1;
     test_nameset();
     test_escape();
     test_string_object();

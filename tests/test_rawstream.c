@@ -1,7 +1,9 @@
 /* test_rawstream.c — the streamed raw codec: chunked records round-trip across chunk edges (with
- * xor, shuffle and odd tails), output does not depend on the thread count, format 1.0 records
- * (whole-tensor shuffle, no chunk) still decode, hostile parameters and frames are refused;
- * and a streamed container record reads back like a buffered one. */
+ * xor, shuffle and odd tails), output does not depend on the thread count, framed records (one
+ * zstd frame per chunk) decode alike on any thread count and show their base in order, one-frame
+ * chunked records and format 1.0 records (whole-tensor shuffle, no chunk) still decode, hostile
+ * parameters and frames are refused; and a streamed container record reads back like a buffered
+ * one. */
 #include <string.h>
 #include <unistd.h>
 #include <zstd.h>
@@ -126,6 +128,95 @@ static void hostile(void)
     free(out);
 }
 
+static int buf_sink(void *opaque, const uint8_t *p, size_t n, ddct_err *e)
+{
+    ddct_buf_put(opaque, p, n);
+    return ddct_buf_check(opaque, e);
+}
+
+/* What a decode's `seen` watcher got: the bytes' count and a position-weighted sum. */
+typedef struct {
+    uint64_t n, sum;
+} seen_acc;
+static void seen_add(void *opaque, const uint8_t *p, size_t n)
+{
+    seen_acc *a = opaque;
+    for (size_t i = 0; i < n; i++) a->sum += (a->n + i + 1) * p[i];
+    a->n += n;
+}
+
+static int decode_threads(const ddct_enc_out *o, const uint8_t *base, uint64_t n, size_t es, int threads,
+                          uint8_t *out, seen_acc *acc, ddct_err *e)
+{
+    ddct_record rec = {.codec = DDCT_CODEC_RAW, .params = o->params.p, .params_len = o->params.len,
+                       .data = o->data.p, .data_len = o->data.len};
+    ddct_mem_sink s = {out, n, 0};
+    ddct_lossless_base lb = {.data = base, .seen = seen_add, .opaque = acc};
+    int rc = ddct_lossless_decode_stream(&rec, &lb, n, es, threads, ddct_mem_sink_write, &s, NULL, e);
+    return rc ? rc : s.pos == n ? 0 : -1;
+}
+
+/* Framed records (more than one chunk): every thread count gives the fine-tune, the base shown to
+ * `seen` whole and in order; a one-frame chunked record (format 1.1 before frames) of the same
+ * bytes still decodes; cut, padded or mis-sized frame sequences are refused. */
+static void framed(void)
+{
+    const uint64_t n = (13u << 20) + 6;
+    uint8_t *ft = bytes(n, 11), *base = bytes(n, 11), *out = malloc(n);
+    for (uint64_t i = 0; i < n; i += 5) base[i] ^= 0x33;
+    seen_acc want = {0};
+    seen_add(&want, base, (size_t)n);
+    ddct_enc_out o;
+    ddct_err e;
+    if (encode(ft, base, n, 2, 1, &o)) return;
+    CHECK(o.params.p[0] & 8, "a record of four chunks is framed (flags 0x%x)", o.params.p[0]);
+    static const int th[] = {1, 2, 3, 7, 64};
+    for (size_t k = 0; k < sizeof th / sizeof *th; k++) {
+        seen_acc got = {0};
+        memset(out, 0, n);
+        ddct_err_clear(&e);
+        CHECK(decode_threads(&o, base, n, 2, th[k], out, &got, &e) == 0 && !memcmp(out, ft, n),
+              "framed decode on %d threads: %s", th[k], e.msg);
+        CHECK(got.n == want.n && got.sum == want.sum, "framed decode on %d threads: base shown %llu of %llu bytes",
+              th[k], (unsigned long long)got.n, (unsigned long long)want.n);
+    }
+    /* the same bytes as one frame (flags without bit 3) */
+    ddct_enc_out one;
+    ddct_enc_out_init(&one);
+    ddct_buf_u8(&one.params, (uint8_t)(o.params.p[0] & ~8u));
+    ddct_buf_put(&one.params, o.params.p + 1, o.params.len - 1);
+    ddct_lossless_in in = {.ft = ft, .base = base, .nbytes = n, .elsize = 2, .level = 3, .threads = 2};
+    ddct_err_clear(&e);
+    CHECK(ddct_raw_stream(&in, one.params.p, one.params.len, buf_sink, &one.data, &e) == 0, "one frame: %s", e.msg);
+    CHECK(ZSTD_findFrameCompressedSize(one.data.p, one.data.len) == one.data.len, "one frame in all");
+    seen_acc got = {0};
+    CHECK(decode_threads(&one, base, n, 2, 4, out, &got, &e) == 0 && !memcmp(out, ft, n), "one frame decodes: %s", e.msg);
+    /* hostile: cut, stray bytes, a tensor of another size */
+    ddct_enc_out bad = o;
+    bad.data.len = o.data.len - 3;
+    CHECK(decode_threads(&bad, base, n, 2, 2, out, &got, &e) == DDCT_ERR_FORMAT, "cut frames accepted");
+    ddct_buf_put(&o.data, "xyz", 3);
+    CHECK(decode_threads(&o, base, n, 2, 2, out, &got, &e) == DDCT_ERR_FORMAT && strstr(e.msg, "stray"),
+          "stray bytes accepted: %s", e.msg);
+    o.data.len -= 3;
+    CHECK(decode_threads(&o, base, n - 2, 2, 2, out, &got, &e) == DDCT_ERR_FORMAT, "a longer last frame accepted");
+    CHECK(decode_threads(&o, base, n + 2, 2, 2, out, &got, &e) == DDCT_ERR_FORMAT, "a shorter last frame accepted");
+    ddct_enc_out nob; /* without a base, so a longer tensor reads nothing past one */
+    uint8_t *big = malloc(n + (4u << 20));
+    if (big && !encode(ft, NULL, n, 2, 2, &nob)) {
+        CHECK(decode_threads(&nob, NULL, n, 2, 3, big, &got, &e) == 0 && !memcmp(big, ft, n), "no base: %s", e.msg);
+        CHECK(decode_threads(&nob, NULL, n + (4u << 20), 2, 2, big, &got, &e) == DDCT_ERR_FORMAT,
+              "a missing frame accepted");
+        ddct_enc_out_free(&nob);
+    }
+    free(big);
+    ddct_enc_out_free(&o);
+    ddct_enc_out_free(&one);
+    free(ft);
+    free(base);
+    free(out);
+}
+
 /* Streamed container record = the same bytes read back; its padded length varint is accepted. */
 static void streamed_record(void)
 {
@@ -216,6 +307,7 @@ int main(void)
     }
     free(ft);
     hostile();
+    framed();
     streamed_record();
     return TEST_SUMMARY();
 }

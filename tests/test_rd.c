@@ -559,11 +559,7 @@ static void test_four_state(void)
 
 int main(void)
 {
-    snprintf(g_dir, sizeof g_dir, "/tmp/ddct_test_rd_XXXXXX");
-    if (!mkdtemp(g_dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (tu_tmpdir(g_dir, sizeof g_dir, "test_rd")) return 1;
     test_roundtrip_budget();
     test_error_target();
     test_auto_rescale();

@@ -706,12 +706,7 @@ static void test_real_files(void)
 
 int main(void)
 {
-    const char *tmp = getenv("TMPDIR");
-    snprintf(g_dir, sizeof g_dir, "%s/ddct_test_st_XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(g_dir)) {
-        fprintf(stderr, "mkdtemp %s: %s\n", g_dir, strerror(errno));
-        return 1;
-    }
+    if (tu_tmpdir(g_dir, sizeof g_dir, "test_st")) return 1;
     test_round_trip();
     test_valid_edges();
     test_hostile_json();

@@ -18,6 +18,17 @@ static int tu_pass, tu_fail;
 #define TEST_SUMMARY()                                                                       \
     (printf("%d passed, %d failed\n", tu_pass, tu_fail), tu_fail ? 1 : 0)
 
+/* A new directory "$TMPDIR/ddct_<tag>.XXXXXX" (TMPDIR unset: /tmp) in dir[n]: 0, or -1 with
+ * the reason on stderr (mkdtemp: the build defines _GNU_SOURCE). */
+static inline int tu_tmpdir(char *dir, size_t n, const char *tag)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, n, "%s/ddct_%s.XXXXXX", tmp && *tmp ? tmp : "/tmp", tag);
+    if (mkdtemp(dir)) return 0;
+    perror(dir);
+    return -1;
+}
+
 /* Deterministic generator (splitmix64) and standard normal via Box-Muller. */
 static unsigned long long tu_rng = 0x9E3779B97F4A7C15ull;
 static inline unsigned long long tu_next(void)

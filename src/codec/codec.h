@@ -129,22 +129,33 @@ typedef struct {
     uint64_t n, pos;
 } ddct_mem_sink;
 int ddct_mem_sink_write(void *opaque, const uint8_t *p, size_t n, ddct_err *e);
-/* Decode a same or raw record: the tensor's nbytes bytes go to sink in order. consumed (may be
- * NULL) is told after each chunk how far the base's bytes and the record's data were read. */
+/* Decode a same or raw record: the tensor's nbytes bytes go to sink in order (on the calling
+ * thread; a framed raw record's chunks are decoded on up to `threads` threads, read_base called
+ * from them). consumed (may be NULL) is told after each chunk, or batch of chunks, how far the
+ * base's bytes and the record's data were read. */
 typedef void (*ddct_consumed_fn)(void *opaque, uint64_t base_upto, uint64_t data_upto);
-/* read_base (may be NULL) copies the base's bytes [off, off + n) into buf and returns 0, so a
+/* A base reader copies the base's bytes [off, off + n) into buf and returns 0, so a
  * caller can read the base with pread instead of through its mapping; or -1: base is read
  * directly (the caller has checked it still can be); or an error code with e set (the base
  * changed while reading): decoding stops. */
 typedef int (*ddct_base_read_fn)(void *opaque, uint64_t off, void *buf, size_t n, ddct_err *e);
-int ddct_lossless_decode_stream(const ddct_record *rec, const uint8_t *base, ddct_base_read_fn read_base,
-                                void *read_opaque, uint64_t nbytes, size_t elsize, ddct_sink_fn sink, void *opaque,
-                                ddct_consumed_fn consumed, ddct_err *e);
+/* The base of a lossless decode. data: its mapped bytes (NULL: no base). read (may be NULL): as
+ * above. seen (may be NULL): shown every base byte the decode uses, in order, on the calling
+ * thread (a caller fingerprints the base as it is read; a record that does not use its base's
+ * bytes, or a raw record not xor-ed with it, shows none). */
+typedef struct {
+    const uint8_t *data;
+    ddct_base_read_fn read;
+    void (*seen)(void *opaque, const uint8_t *p, size_t n);
+    void *opaque; /* read's and seen's */
+} ddct_lossless_base;
+int ddct_lossless_decode_stream(const ddct_record *rec, const ddct_lossless_base *base, uint64_t nbytes, size_t elsize,
+                                int threads, ddct_sink_fn sink, void *opaque, ddct_consumed_fn consumed, ddct_err *e);
 
 /* The same without the base: every stream decoded and its length checked (the zstd frame of a raw
  * record in full), the xor with the base left out; sink (may not be NULL) gets those bytes. A
  * same record: its emptiness and base flag. For `verify` without a base. */
-int ddct_lossless_check_stream(const ddct_record *rec, uint64_t nbytes, size_t elsize, ddct_sink_fn sink,
+int ddct_lossless_check_stream(const ddct_record *rec, uint64_t nbytes, size_t elsize, int threads, ddct_sink_fn sink,
                                void *opaque, ddct_err *e);
 
 /* The raw codec's inverse transform of one m-byte chunk: byte planes of es-byte elements (es = 1:

@@ -10,8 +10,14 @@
  * Files written since format 1.1 are always chunked: encoding and decoding then stream, with
  * memory of a few chunks plus zstd's windows whatever the tensor size (bit 2 clear: format 1.0,
  * the shuffle spans the whole tensor and decoding it needs one tensor-sized buffer).
- * zstd runs with nbWorkers >= 1 above MT_BYTES (a choice made from the size alone), and zstd's
- * multithreaded frames do not depend on the worker count: output is identical for any --threads.
+ * Bit 3, framed (with bit 2, on tensors of more than one chunk, written since the decoder became
+ * parallel): the data is one zstd frame per chunk instead of one frame in all, so chunks are
+ * compressed and decompressed on every thread, a batch of one chunk per thread at a time, and
+ * reach the sink in order. Each frame depends on its chunk alone: output is identical for any
+ * --threads. At levels up to 3 zstd's window (at most 1 MiB) is smaller than a chunk, so
+ * cutting frames costs a few header bytes per 4 MiB. Unframed records (bit 3 clear) are one
+ * frame, decoded on one thread; encoding those ran zstd with nbWorkers >= 1 above MT_BYTES,
+ * whose frames did not depend on the worker count either.
  * Level 0 (--zstd-level 0; the default is 1) is a fast "tensor" setting: zstd's fastest match
  * search (level RAW_FAST_LEVEL) with its literals still Huffman-coded
  * (ZSTD_c_literalCompressionMode, which negative levels otherwise switch off): the xor-ed,
@@ -29,10 +35,14 @@
 #endif
 
 #include "codec.h"
+#include "common/buf.h"
 
 #define RAW_XOR 1u
 #define RAW_SHUFFLE 2u
 #define RAW_CHUNKED 4u
+#define RAW_FRAMES 8u
+#define RAW_FLAGS_ALL 15u
+#define MAX_BATCH 16 /* chunks in flight at most (one per thread): memory of a few chunks each */
 #define SAMPLE_BYTES (4u << 20)
 #define MT_BYTES (8u << 20)
 #define MAX_CHUNK ((uint64_t)64 << 20) /* refuse larger chunks from a file: they set our memory */
@@ -235,8 +245,9 @@ int ddct_raw_params(const ddct_lossless_in *in, ddct_buf *params, ddct_err *e)
     free(rb[0]);
     free(rb[1]);
     FORWARD_IF_ERROR(rc);
-    ddct_buf_u8(params, (uint8_t)(best | RAW_CHUNKED));
-    ddct_buf_varint(params, DDCT_RAW_CHUNK / in->elsize * in->elsize);
+    uint64_t chunk = DDCT_RAW_CHUNK / in->elsize * in->elsize;
+    ddct_buf_u8(params, (uint8_t)(best | RAW_CHUNKED | (n > chunk ? RAW_FRAMES : 0)));
+    ddct_buf_varint(params, chunk);
     return ddct_buf_check(params, e);
 }
 
@@ -248,7 +259,9 @@ static int parse_params(const uint8_t *p, size_t len, size_t elsize, unsigned *f
     *flags = ddct_rd_u8(&rd);
     *chunk = (*flags & RAW_CHUNKED) ? ddct_rd_varint(&rd) : 0;
     RETURN_ERROR_IF(rd.failed || rd.pos != len, e, DDCT_ERR_FORMAT, "raw codec: bad parameters (%zu bytes)", len);
-    RETURN_ERROR_IF(*flags > 7, e, DDCT_ERR_FORMAT, "raw codec: unknown flags 0x%x", *flags);
+    RETURN_ERROR_IF(*flags > RAW_FLAGS_ALL, e, DDCT_ERR_FORMAT, "raw codec: unknown flags 0x%x", *flags);
+    RETURN_ERROR_IF((*flags & RAW_FRAMES) && !(*flags & RAW_CHUNKED), e, DDCT_ERR_FORMAT,
+                    "raw codec: frames without chunks (flags 0x%x)", *flags);
     RETURN_ERROR_IF((*flags & RAW_CHUNKED) && (*chunk == 0 || *chunk > MAX_CHUNK || *chunk % elsize), e,
                     DDCT_ERR_FORMAT, "raw codec: chunk of %llu bytes (must be 1..%llu and a multiple of %zu)",
                     (unsigned long long)*chunk, (unsigned long long)MAX_CHUNK, elsize);
@@ -276,6 +289,81 @@ static int zfeed(zstream *s, const uint8_t *src, size_t n, int end, ddct_err *e)
     return 0;
 }
 
+/* Threads for a batch of chunks: 1..MAX_BATCH. */
+static int batch_of(int threads) { return threads < 1 ? 1 : threads > MAX_BATCH ? MAX_BATCH : threads; }
+
+/* Framed (bit 3): each chunk its own frame, a batch of chunks compressed side by side, each with
+ * its own buffers and context (no thread touches another's), then handed to the sink in order. */
+typedef struct {
+    ZSTD_CCtx *z;
+    uint8_t *rb[2], *tmp, *tmp2, *dst;
+    size_t dcap, csize;
+    int rc;
+    ddct_err err;
+} enc_slot;
+
+static int raw_stream_frames(const ddct_lossless_in *in, unsigned flags, uint64_t chunk, ddct_sink_fn sink,
+                             void *opaque, ddct_err *e)
+{
+    uint64_t n = in->nbytes, nch = (n + chunk - 1) / chunk;
+    int B = batch_of(in->threads);
+    if ((uint64_t)B > nch) B = (int)nch;
+    enc_slot sl[MAX_BATCH];
+    memset(sl, 0, sizeof sl);
+    int rc = 0;
+    for (int k = 0; k < B && !rc; k++) {
+        enc_slot *t = &sl[k];
+        t->z = ZSTD_createCCtx();
+        t->dcap = ZSTD_compressBound((size_t)chunk);
+        t->dst = malloc(t->dcap);
+        t->tmp = malloc((size_t)chunk);
+        t->tmp2 = (flags & RAW_XOR) ? malloc((size_t)chunk) : NULL;
+        t->rb[0] = in->read ? malloc((size_t)chunk) : NULL;
+        t->rb[1] = in->read && (flags & RAW_XOR) ? malloc((size_t)chunk) : NULL;
+        if (!t->z || !t->dst || !t->tmp || ((flags & RAW_XOR) && !t->tmp2) || (in->read && !t->rb[0]) ||
+            (in->read && (flags & RAW_XOR) && !t->rb[1]))
+            rc = ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory (zstd stream)");
+        size_t r = rc ? 0 : zset(t->z, in->level);
+        if (!rc && ZSTD_isError(r)) rc = ddct_seterr(e, DDCT_ERR_INTERNAL, "zstd: %s", ZSTD_getErrorName(r));
+    }
+    for (uint64_t c0 = 0; c0 < nch && !rc; c0 += (uint64_t)B) {
+        int nb = (int)(nch - c0 < (uint64_t)B ? nch - c0 : (uint64_t)B);
+#pragma omp parallel for num_threads(B) schedule(static, 1) if (nb > 1)
+        for (int k = 0; k < nb; k++) {
+            enc_slot *t = &sl[k];
+            uint64_t a = (c0 + (uint64_t)k) * chunk;
+            size_t m = (size_t)(n - a < chunk ? n - a : chunk);
+            ddct_err_clear(&t->err);
+            t->rc = 0;
+            const uint8_t *f = in_bytes(in, 0, a, m, t->rb[0], &t->rc, &t->err);
+            const uint8_t *b = !t->rc && (flags & RAW_XOR) ? in_bytes(in, 1, a, m, t->rb[1], &t->rc, &t->err) : NULL;
+            if (t->rc) continue;
+            prepare(f, b, m, in->elsize, flags, t->tmp, t->tmp2);
+            size_t r = ZSTD_CCtx_setPledgedSrcSize(t->z, m);
+            if (!ZSTD_isError(r)) r = ZSTD_compress2(t->z, t->dst, t->dcap, t->tmp, m);
+            if (ZSTD_isError(r)) t->rc = ddct_seterr(&t->err, DDCT_ERR_INTERNAL, "zstd: %s", ZSTD_getErrorName(r));
+            t->csize = r;
+        }
+        for (int k = 0; k < nb && !rc; k++) {
+            if (sl[k].rc) rc = (*e = sl[k].err).code;
+            else rc = sink(opaque, sl[k].dst, sl[k].csize, e);
+        }
+        if (!rc && in->consumed) {
+            uint64_t upto = (c0 + (uint64_t)nb) * chunk;
+            in->consumed(in->consumed_opaque, upto < n ? upto : n);
+        }
+    }
+    for (int k = 0; k < B; k++) {
+        ZSTD_freeCCtx(sl[k].z);
+        free(sl[k].dst);
+        free(sl[k].tmp);
+        free(sl[k].tmp2);
+        free(sl[k].rb[0]);
+        free(sl[k].rb[1]);
+    }
+    return rc;
+}
+
 int ddct_raw_stream(const ddct_lossless_in *in, const uint8_t *params, size_t params_len, ddct_sink_fn sink,
                     void *opaque, ddct_err *e)
 {
@@ -283,6 +371,7 @@ int ddct_raw_stream(const ddct_lossless_in *in, const uint8_t *params, size_t pa
     uint64_t chunk, n = in->nbytes;
     FORWARD_IF_ERROR(parse_params(params, params_len, in->elsize, &flags, &chunk, e));
     RETURN_ERROR_IF(!chunk || ((flags & RAW_XOR) && !in->base), e, DDCT_ERR_INTERNAL, "raw codec: bad parameters");
+    if ((flags & RAW_FRAMES) && n > 0) return raw_stream_frames(in, flags, chunk, sink, opaque, e);
     size_t cb = (size_t)(chunk < n ? chunk : (n ? n : 1)), ob = ZSTD_CStreamOutSize();
     zstream s = {.z = ZSTD_createCCtx(), .out = {malloc(ob), ob, 0}, .sink = sink, .opaque = opaque};
     uint8_t *tmp = malloc(cb), *tmp2 = (flags & RAW_XOR) ? malloc(cb) : NULL;
@@ -345,18 +434,20 @@ static int raw_decode(const ddct_record *rec, const uint8_t *base, uint64_t nbyt
                       ddct_err *e)
 {
     ddct_mem_sink s = {out, nbytes, 0};
-    FORWARD_IF_ERROR(
-        ddct_lossless_decode_stream(rec, base, NULL, NULL, nbytes, elsize, ddct_mem_sink_write, &s, NULL, e));
+    ddct_lossless_base b = {.data = base};
+    FORWARD_IF_ERROR(ddct_lossless_decode_stream(rec, &b, nbytes, elsize, 1, ddct_mem_sink_write, &s, NULL, e));
     RETURN_ERROR_IF(s.pos != nbytes, e, DDCT_ERR_INTERNAL, "decoded stream shorter than the tensor");
     return 0;
 }
 
 /* ---------------------------------------------------------------- streamed decoding */
 
-/* The base of a lossless decode: mapped bytes, and the caller's reader with a chunk buffer. */
+/* The base of a lossless decode: mapped bytes, the caller's reader and watcher (see
+ * ddct_lossless_base), and a chunk buffer. */
 typedef struct {
     const uint8_t *p;
     ddct_base_read_fn read;
+    void (*seen)(void *opaque, const uint8_t *p, size_t n);
     void *opaque;
     uint8_t *buf;
     int skip_xor; /* checking only (ddct_lossless_check_stream): no base, the xor is left out */
@@ -458,6 +549,7 @@ static int decode_whole_shuffle(const ddct_record *rec, base_in *base, uint64_t 
         size_t m = (size_t)(ne - e0 < E ? ne - e0 : E);
         for (size_t k = 0; k < es && !rc; k++) rc = zfill(z[k], &in[k], planes + k * m, m, &last[k], e);
         const uint8_t *bp = !rc && (flags & RAW_XOR) ? base_at(base, e0 * es, m * es, &rc, e) : NULL;
+        if (bp && base->seen) base->seen(base->opaque, bp, m * es);
         if (!rc) {
             ddct_unshuffle_xor(planes, (uint64_t)m * es, es, bp, out);
             rc = sink(opaque, out, m * es, e);
@@ -466,6 +558,7 @@ static int decode_whole_shuffle(const ddct_record *rec, base_in *base, uint64_t 
     if (!rc && tail) { /* after the last plane, in the last decoder's stream */
         rc = zfill(z[es - 1], &in[es - 1], planes, (size_t)tail, &last[es - 1], e);
         const uint8_t *bp = !rc && (flags & RAW_XOR) ? base_at(base, ne * es, (size_t)tail, &rc, e) : NULL;
+        if (bp && base->seen) base->seen(base->opaque, bp, (size_t)tail);
         for (size_t i = 0; !rc && bp && i < tail; i++) planes[i] ^= bp[i];
         if (!rc) rc = sink(opaque, planes, (size_t)tail, e);
     }
@@ -477,7 +570,109 @@ static int decode_whole_shuffle(const ddct_record *rec, base_in *base, uint64_t 
     return rc;
 }
 
-static int raw_decode_stream(const ddct_record *rec, base_in *base, uint64_t nbytes, size_t es,
+/* Framed (bit 3): the frames of a batch of chunks located (their compressed sizes, serially:
+ * a walk over block headers), decompressed, unshuffled and xor-ed on their own threads, each with
+ * its own buffers, then handed to the sink in order. The batch's buffers take at most
+ * BATCH_BYTES per kind, whatever chunk the file declares. */
+#define BATCH_BYTES ((uint64_t)64 << 20)
+typedef struct {
+    ZSTD_DCtx *z;
+    uint8_t *zb, *tmp, *bb;
+    const uint8_t *src, *outp, *bp;
+    size_t slen;
+    int rc;
+    ddct_err err;
+} dec_slot;
+
+static int raw_decode_frames(const ddct_record *rec, const base_in *base, uint64_t nbytes, size_t es, unsigned flags,
+                             uint64_t chunk, int threads, ddct_sink_fn sink, void *opaque, ddct_consumed_fn consumed,
+                             ddct_err *e)
+{
+    uint64_t nch = (nbytes + chunk - 1) / chunk, cb = chunk < nbytes ? chunk : nbytes;
+    int B = batch_of(threads);
+    if ((uint64_t)B > nch) B = (int)nch;
+    if ((uint64_t)B * cb > BATCH_BYTES) B = (int)(BATCH_BYTES / cb ? BATCH_BYTES / cb : 1);
+    int xf = (flags & (RAW_SHUFFLE | RAW_XOR)) != 0, rd = base->read && (flags & RAW_XOR);
+    dec_slot sl[MAX_BATCH];
+    memset(sl, 0, sizeof sl);
+    int rc = 0;
+    for (int k = 0; k < B && !rc; k++) {
+        dec_slot *t = &sl[k];
+        t->z = ZSTD_createDCtx();
+        t->zb = malloc((size_t)cb);
+        t->tmp = xf ? malloc((size_t)cb) : NULL;
+        t->bb = rd ? malloc((size_t)cb) : NULL;
+        if (!t->z || !t->zb || (xf && !t->tmp) || (rd && !t->bb))
+            rc = ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory (zstd stream)");
+    }
+    size_t pos = 0;
+    for (uint64_t c0 = 0; c0 < nch && !rc; c0 += (uint64_t)B) {
+        int nb = (int)(nch - c0 < (uint64_t)B ? nch - c0 : (uint64_t)B);
+        for (int k = 0; k < nb && !rc; k++) {
+            size_t fs = ZSTD_findFrameCompressedSize(rec->data + pos, rec->data_len - pos);
+            if (ZSTD_isError(fs))
+                rc = ddct_seterr(e, DDCT_ERR_FORMAT, "raw codec: zstd frame %llu of %llu (at byte %zu) corrupt: %s",
+                                 (unsigned long long)(c0 + (uint64_t)k + 1), (unsigned long long)nch, pos,
+                                 ZSTD_getErrorName(fs));
+            sl[k].src = rec->data + pos;
+            sl[k].slen = ZSTD_isError(fs) ? 0 : fs;
+            pos += sl[k].slen;
+        }
+        if (rc) break;
+#pragma omp parallel for num_threads(B) schedule(static, 1) if (nb > 1)
+        for (int k = 0; k < nb; k++) {
+            dec_slot *t = &sl[k];
+            uint64_t a = (c0 + (uint64_t)k) * chunk;
+            size_t m = (size_t)(nbytes - a < chunk ? nbytes - a : chunk);
+            ddct_err_clear(&t->err);
+            t->rc = 0;
+            size_t r = ZSTD_decompressDCtx(t->z, t->zb, m, t->src, t->slen);
+            if (ZSTD_isError(r) || r != m) {
+                t->rc = ZSTD_isError(r) ? ddct_seterr(&t->err, DDCT_ERR_FORMAT, "raw codec: zstd frame %llu corrupt: %s",
+                                                      (unsigned long long)(c0 + (uint64_t)k + 1), ZSTD_getErrorName(r))
+                                        : ddct_seterr(&t->err, DDCT_ERR_FORMAT,
+                                                      "raw codec: zstd frame %llu holds %zu bytes, its chunk %zu",
+                                                      (unsigned long long)(c0 + (uint64_t)k + 1), r, m);
+                continue;
+            }
+            base_in b = *base;
+            b.buf = t->bb;
+            t->bp = (flags & RAW_XOR) ? base_at(&b, a, m, &t->rc, &t->err) : NULL;
+            if (t->rc) continue;
+            t->outp = t->zb;
+            if (xf) {
+                ddct_unshuffle_xor(t->zb, m, flags & RAW_SHUFFLE ? es : 1, t->bp, t->tmp);
+                t->outp = t->tmp;
+            }
+        }
+        for (int k = 0; k < nb && !rc; k++) {
+            uint64_t a = (c0 + (uint64_t)k) * chunk;
+            size_t m = (size_t)(nbytes - a < chunk ? nbytes - a : chunk);
+            if (sl[k].rc) {
+                rc = (*e = sl[k].err).code;
+                break;
+            }
+            if (sl[k].bp && base->seen) base->seen(base->opaque, sl[k].bp, m);
+            rc = sink(opaque, sl[k].outp, m, e);
+        }
+        if (!rc && consumed) {
+            uint64_t upto = (c0 + (uint64_t)nb) * chunk;
+            consumed(opaque, upto < nbytes ? upto : nbytes, pos);
+        }
+    }
+    if (!rc && pos != rec->data_len)
+        rc = ddct_seterr(e, DDCT_ERR_FORMAT, "raw codec: %zu stray bytes after the last zstd frame",
+                         rec->data_len - pos);
+    for (int k = 0; k < B; k++) {
+        ZSTD_freeDCtx(sl[k].z);
+        free(sl[k].zb);
+        free(sl[k].tmp);
+        free(sl[k].bb);
+    }
+    return rc;
+}
+
+static int raw_decode_stream(const ddct_record *rec, base_in *base, uint64_t nbytes, size_t es, int threads,
                              ddct_sink_fn sink, void *opaque, ddct_consumed_fn consumed, ddct_err *e)
 {
     unsigned flags;
@@ -487,6 +682,8 @@ static int raw_decode_stream(const ddct_record *rec, base_in *base, uint64_t nby
     RETURN_ERROR_IF((flags & RAW_XOR) && !base->p && !base->skip_xor, e, DDCT_ERR_FORMAT,
                     "raw codec: xor with a base that is absent");
     if (base->skip_xor) flags &= ~RAW_XOR;
+    if ((flags & RAW_FRAMES) && nbytes > 0)
+        return raw_decode_frames(rec, base, nbytes, es, flags, chunk, threads, sink, opaque, consumed, e);
     unsigned long long fcs = ZSTD_getFrameContentSize(rec->data, rec->data_len);
     RETURN_ERROR_IF(fcs != nbytes, e, DDCT_ERR_FORMAT, "raw codec: frame holds %llu bytes, the tensor needs %llu",
                     fcs, (unsigned long long)nbytes);
@@ -505,6 +702,7 @@ static int raw_decode_stream(const ddct_record *rec, base_in *base, uint64_t nby
         size_t m = (size_t)(nbytes - a < chunk ? nbytes - a : chunk);
         rc = zfill(z, &in, zb, m, &last, e);
         const uint8_t *bp = !rc && (flags & RAW_XOR) ? base_at(base, a, m, &rc, e) : NULL;
+        if (bp && base->seen) base->seen(base->opaque, bp, m);
         if (!rc) rc = emit(zb, m, es, flags, bp, tmp, sink, opaque, e);
         if (!rc && consumed) consumed(opaque, a + m, in.pos);
     }
@@ -525,20 +723,23 @@ static int same_check(const ddct_record *rec, const uint8_t *base, ddct_err *e)
     return 0;
 }
 
-int ddct_lossless_decode_stream(const ddct_record *rec, const uint8_t *base, ddct_base_read_fn read_base,
-                                void *read_opaque, uint64_t nbytes, size_t elsize, ddct_sink_fn sink, void *opaque,
-                                ddct_consumed_fn consumed, ddct_err *e)
+int ddct_lossless_decode_stream(const ddct_record *rec, const ddct_lossless_base *base, uint64_t nbytes, size_t elsize,
+                                int threads, ddct_sink_fn sink, void *opaque, ddct_consumed_fn consumed, ddct_err *e)
 {
-    base_in b = {.p = base, .read = base ? read_base : NULL, .opaque = read_opaque};
-    if (rec->codec == DDCT_CODEC_RAW) return raw_decode_stream(rec, &b, nbytes, elsize, sink, opaque, consumed, e);
+    base_in b = {0};
+    if (base && base->data)
+        b = (base_in){.p = base->data, .read = base->read, .seen = base->seen, .opaque = base->opaque};
+    if (rec->codec == DDCT_CODEC_RAW)
+        return raw_decode_stream(rec, &b, nbytes, elsize, threads, sink, opaque, consumed, e);
     RETURN_ERROR_IF(rec->codec != DDCT_CODEC_SAME, e, DDCT_ERR_INTERNAL, "codec %u is not lossless", rec->codec);
-    FORWARD_IF_ERROR(same_check(rec, base, e));
+    FORWARD_IF_ERROR(same_check(rec, b.p, e));
     b.buf = b.read && nbytes ? malloc(nbytes < DDCT_RAW_CHUNK ? (size_t)nbytes : DDCT_RAW_CHUNK) : NULL;
     RETURN_ERROR_IF(b.read && nbytes && !b.buf, e, DDCT_ERR_NOMEM, "out of memory");
     int rc = 0;
     for (uint64_t a = 0; !rc && a < nbytes; a += DDCT_RAW_CHUNK) {
         uint64_t m = nbytes - a < DDCT_RAW_CHUNK ? nbytes - a : DDCT_RAW_CHUNK;
         const uint8_t *bp = base_at(&b, a, (size_t)m, &rc, e);
+        if (!rc && b.seen) b.seen(b.opaque, bp, (size_t)m);
         if (!rc) rc = sink(opaque, bp, (size_t)m, e);
         if (!rc && consumed) consumed(opaque, a + m, 0);
     }
@@ -546,7 +747,7 @@ int ddct_lossless_decode_stream(const ddct_record *rec, const uint8_t *base, ddc
     return rc;
 }
 
-int ddct_lossless_check_stream(const ddct_record *rec, uint64_t nbytes, size_t elsize, ddct_sink_fn sink,
+int ddct_lossless_check_stream(const ddct_record *rec, uint64_t nbytes, size_t elsize, int threads, ddct_sink_fn sink,
                                void *opaque, ddct_err *e)
 {
     if (rec->codec == DDCT_CODEC_SAME) {
@@ -557,7 +758,7 @@ int ddct_lossless_check_stream(const ddct_record *rec, uint64_t nbytes, size_t e
     }
     RETURN_ERROR_IF(rec->codec != DDCT_CODEC_RAW, e, DDCT_ERR_INTERNAL, "codec %u is not lossless", rec->codec);
     base_in b = {.skip_xor = 1};
-    return raw_decode_stream(rec, &b, nbytes, elsize, sink, opaque, NULL, e);
+    return raw_decode_stream(rec, &b, nbytes, elsize, threads, sink, opaque, NULL, e);
 }
 
 static int same_decode(const ddct_record *rec, const uint8_t *base, uint64_t nbytes, size_t elsize, uint8_t *out,

@@ -21,6 +21,34 @@ uint64_t ddct_tensor_fingerprint(ddct_dtype dt, int ndim, const uint64_t *shape,
     return ddct_tensor_fingerprint_cb(dt, ndim, shape, data, nbytes, NULL, NULL);
 }
 
+/* The state is an XXH3 state, fed the head (dtype, ndim, shape as u64 LE) then the bytes. */
+ddct_fp *ddct_fp_start(ddct_dtype dt, int ndim, const uint64_t *shape)
+{
+    XXH3_state_t *s = XXH3_createState();
+    if (!s) return NULL;
+    XXH3_64bits_reset(s);
+    uint8_t head[2 + 8 * DDCT_MAX_DIMS];
+    head[0] = (uint8_t)dt;
+    head[1] = (uint8_t)ndim;
+    for (int i = 0; i < ndim && i < DDCT_MAX_DIMS; i++) ddct_st64(head + 2 + 8 * i, shape[i]);
+    XXH3_64bits_update(s, head, 2 + 8 * (size_t)ndim);
+    return (ddct_fp *)s;
+}
+
+void ddct_fp_add(ddct_fp *f, const void *p, size_t n)
+{
+    if (f && n) XXH3_64bits_update((XXH3_state_t *)f, p, n);
+}
+
+uint64_t ddct_fp_finish(ddct_fp *f)
+{
+    uint64_t h = f ? XXH3_64bits_digest((XXH3_state_t *)f) : 0;
+    ddct_fp_free(f);
+    return h;
+}
+
+void ddct_fp_free(ddct_fp *f) { XXH3_freeState((XXH3_state_t *)f); }
+
 /* Add data[0..n) to s in 4 MiB pieces, telling done (may be NULL) after each how far it got (so
  * a caller can drop the pages hashed); returns the digest and frees s. */
 static uint64_t hash_pieces(XXH3_state_t *s, const void *data, uint64_t n, void (*done)(void *opaque, uint64_t upto),
@@ -36,25 +64,11 @@ static uint64_t hash_pieces(XXH3_state_t *s, const void *data, uint64_t n, void 
     return h;
 }
 
-/* A state holding the fingerprint's head (dtype, shape), or NULL. */
-static XXH3_state_t *fingerprint_start(ddct_dtype dt, int ndim, const uint64_t *shape)
-{
-    XXH3_state_t *s = XXH3_createState();
-    if (!s) return NULL;
-    XXH3_64bits_reset(s);
-    uint8_t head[2 + 8 * DDCT_MAX_DIMS];
-    head[0] = (uint8_t)dt;
-    head[1] = (uint8_t)ndim;
-    for (int i = 0; i < ndim && i < DDCT_MAX_DIMS; i++) ddct_st64(head + 2 + 8 * i, shape[i]);
-    XXH3_64bits_update(s, head, 2 + 8 * (size_t)ndim);
-    return s;
-}
-
 uint64_t ddct_tensor_fingerprint_cb(ddct_dtype dt, int ndim, const uint64_t *shape, const void *data, uint64_t nbytes,
                                     void (*done)(void *opaque, uint64_t upto), void *opaque)
 {
-    XXH3_state_t *s = fingerprint_start(dt, ndim, shape);
-    return s ? hash_pieces(s, data, nbytes, done, opaque) : 0;
+    ddct_fp *f = ddct_fp_start(dt, ndim, shape);
+    return f ? hash_pieces((XXH3_state_t *)f, data, nbytes, done, opaque) : 0;
 }
 
 int ddct_tensor_fingerprint_read(ddct_dtype dt, int ndim, const uint64_t *shape, uint64_t nbytes,
@@ -62,16 +76,16 @@ int ddct_tensor_fingerprint_read(ddct_dtype dt, int ndim, const uint64_t *shape,
                                  uint64_t *fp)
 {
     const size_t piece = (size_t)256 << 10; /* stays in L2 between the copy and the hash */
-    XXH3_state_t *s = fingerprint_start(dt, ndim, shape);
+    ddct_fp *f = ddct_fp_start(dt, ndim, shape);
     uint8_t *buf = malloc(piece);
-    int rc = s && buf ? 0 : -1;
+    int rc = f && buf ? 0 : -1;
     for (uint64_t a = 0; !rc && a < nbytes; a += piece) {
         size_t m = (size_t)(nbytes - a < piece ? nbytes - a : piece);
         rc = read(opaque, a, buf, m);
-        if (!rc) XXH3_64bits_update(s, buf, m);
+        if (!rc) ddct_fp_add(f, buf, m);
     }
-    if (!rc) *fp = XXH3_64bits_digest(s);
-    XXH3_freeState(s);
+    if (!rc) *fp = ddct_fp_finish(f);
+    else ddct_fp_free(f);
     free(buf);
     return rc;
 }

@@ -109,6 +109,14 @@ uint64_t ddct_tensor_fingerprint(ddct_dtype dt, int ndim, const uint64_t *shape,
  * (done may be NULL), so a caller can drop the pages already read. */
 uint64_t ddct_tensor_fingerprint_cb(ddct_dtype dt, int ndim, const uint64_t *shape, const void *data, uint64_t nbytes,
                                     void (*done)(void *opaque, uint64_t upto), void *opaque);
+/* The same, streamed: start with the tensor's dtype and shape (NULL when out of memory), add its
+ * bytes in order, then finish, which returns the fingerprint and frees the state (free alone
+ * drops it; both take NULL). */
+typedef struct ddct_fp ddct_fp;
+ddct_fp *ddct_fp_start(ddct_dtype dt, int ndim, const uint64_t *shape);
+void ddct_fp_add(ddct_fp *f, const void *p, size_t n);
+uint64_t ddct_fp_finish(ddct_fp *f);
+void ddct_fp_free(ddct_fp *f);
 /* The same from a reader: read(opaque, off, buf, n) copies bytes [off, off + n) into buf
  * (0, or -1 on failure). 0 and *fp set, or -1 (a read failed or no memory). */
 int ddct_tensor_fingerprint_read(ddct_dtype dt, int ndim, const uint64_t *shape, uint64_t nbytes,

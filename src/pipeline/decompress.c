@@ -4,7 +4,11 @@
  * Rebuild of a lossy tensor: delta^ from its codec (with the rescale step if stored or
  * forced), then base (as float32) + delta^, cast to the fine-tune's dtype (round to nearest
  * even). Lossless tensors come back byte-identical. Every base tensor a record depends on is
- * fingerprinted before anything is written, so a wrong base fails early, naming the tensor.
+ * fingerprinted: those of lossless records (and of every record for verify --quick) when the
+ * .ddct is opened; those of lossy records as they are read to be added to (one read of the base,
+ * not two), checked when the tensor is done, before the output is committed. A base of another
+ * shape or dtype, or without a tensor a record needs, fails when opened. Every failure names
+ * the tensor; a failed output is never committed.
  */
 #include <jansson.h>
 #include <math.h>
@@ -75,13 +79,44 @@ static int same_shape(const ddct_ctr_entry *en, const ddct_st_tensor *b)
     return 1;
 }
 
-int ddct_check_base(const ddct_ctr_reader *r, const ddct_model *base, int threads, ddct_err *e)
+/* The error for base tensor bi of record i whose fingerprint is got, not want: the base file
+ * changed while read (ddct_model_check says so), else a wrong base. */
+static int base_differs(const ddct_ctr_reader *r, size_t i, const ddct_model *base, size_t bi, uint64_t got,
+                        uint64_t want, ddct_err *e)
+{
+    const char *name = ddct_ctr_entry_at(r, i)->name;
+    if (ddct_model_check(base, bi, e)) return ddct_err_prefix(e, "tensor '%s': ", name);
+    return ddct_seterr(e, DDCT_ERR_BASE_MISMATCH,
+                       "%s: tensor '%s' of the base %s differs from the one this delta was made against "
+                       "(fingerprint %016llx, expected %016llx): wrong base model",
+                       ddct_ctr_path(r), name, ddct_model_path(base), (unsigned long long)got,
+                       (unsigned long long)want);
+}
+
+/* A lossy record's base tensor must have the record's shape and a float dtype (the encoder
+ * makes deltas only so): anything else is another model. */
+static int lossy_base_fits(const ddct_ctr_entry *en, const ddct_st_tensor *b)
+{
+    return same_shape(en, b) && ddct_dtype_is_lossy_float(b->dtype);
+}
+
+static int base_misfit(const ddct_ctr_reader *r, size_t i, const ddct_model *base, const ddct_st_tensor *b,
+                       ddct_err *e)
+{
+    const ddct_ctr_entry *en = ddct_ctr_entry_at(r, i);
+    return ddct_seterr(e, DDCT_ERR_BASE_MISMATCH,
+                       "%s: tensor '%s' of the base %s is a %s tensor of another shape or dtype than the one this "
+                       "delta was made against: wrong base model",
+                       ddct_ctr_path(r), en->name, ddct_model_path(base), ddct_dtype_name(b->dtype));
+}
+
+int ddct_check_base(const ddct_ctr_reader *r, const ddct_model *base, int threads, int all, ddct_err *e)
 {
     size_t n = ddct_ctr_count(r), m = 0; /* records [0, m) read */
     size_t *bi = malloc((n ? n : 1) * sizeof *bi);
     uint64_t *want = malloc((n ? n : 1) * sizeof *want), *got = malloc((n ? n : 1) * sizeof *got);
-    char *missing = calloc(n ? n : 1, 1);
-    int rc = bi && want && got && missing ? 0 : ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory");
+    char *state = calloc(n ? n : 1, 1); /* 1: missing from the base, 2: of another shape or dtype */
+    int rc = bi && want && got && state ? 0 : ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory");
     if (rc) n = 0;
     for (; m < n && !rc; m++) {
         ddct_record rec;
@@ -90,8 +125,13 @@ int ddct_check_base(const ddct_ctr_reader *r, const ddct_model *base, int thread
         ddct_ctr_release(r, m); /* only its head was read: keep no page of it resident */
         if (rc || !(rec.flags & DDCT_REC_HAS_BASE)) continue;
         want[m] = rec.base_fp;
-        bi[m] = ddct_model_lookup(base, ddct_ctr_entry_at(r, m)->name);
-        missing[m] = bi[m] == DDCT_MODEL_NONE;
+        const ddct_ctr_entry *en = ddct_ctr_entry_at(r, m);
+        size_t k = ddct_model_lookup(base, en->name);
+        const ddct_codec_traits *ct = ddct_codec_get(rec.codec);
+        if (k == DDCT_MODEL_NONE) state[m] = 1;
+        else if (ct && ct->lossy && !lossy_base_fits(en, ddct_model_get(base, k))) state[m] = 2;
+        else if (all || !ct || (!ct->lossy && ddct_model_get(base, k)->nbytes != en->nelem * ddct_dtype_size(en->dtype)))
+            bi[m] = k; /* hashed here; the others as decoded */
     }
     /* fingerprints in parallel (tensors one to a thread, pages dropped as hashed); the first
      * failure in record order is reported */
@@ -102,29 +142,26 @@ int ddct_check_base(const ddct_ctr_reader *r, const ddct_model *base, int thread
     }
     int brc = 0;
     for (size_t i = 0; i < m && !brc; i++) {
-        const char *name = ddct_ctr_entry_at(r, i)->name;
-        if (missing[i])
+        if (state[i] == 1)
             brc = ddct_seterr(e, DDCT_ERR_BASE_MISMATCH, "%s: tensor '%s' is missing from the base %s: wrong base model?",
-                              ddct_ctr_path(r), name, ddct_model_path(base));
-        else if (bi[i] != DDCT_MODEL_NONE && got[i] != want[i] && (brc = ddct_model_check(base, bi[i], e)))
-            ddct_err_prefix(e, "tensor '%s': ", name); /* not a wrong base: it changed while read */
+                              ddct_ctr_path(r), ddct_ctr_entry_at(r, i)->name, ddct_model_path(base));
+        else if (state[i] == 2)
+            brc = base_misfit(r, i, base, ddct_model_get(base, ddct_model_lookup(base, ddct_ctr_entry_at(r, i)->name)), e);
         else if (bi[i] != DDCT_MODEL_NONE && got[i] != want[i])
-            brc = ddct_seterr(e, DDCT_ERR_BASE_MISMATCH,
-                              "%s: tensor '%s' of the base %s differs from the one this delta was made against "
-                              "(fingerprint %016llx, expected %016llx): wrong base model",
-                              ddct_ctr_path(r), name, ddct_model_path(base), (unsigned long long)got[i],
-                              (unsigned long long)want[i]);
+            brc = base_differs(r, i, base, bi[i], got[i], want[i], e);
     }
     free(bi);
     free(want);
     free(got);
-    free(missing);
+    free(state);
     return brc ? brc : rc;
 }
 
 /* Rebuilds a lossy tensor from delta^ (ddct_delta_out): each slice is cast(base + delta^ * s)
  * into an output buffer, piece by piece on any thread, then goes to the sink; the base's pages
- * are dropped once used. */
+ * are dropped once used. The base's bytes of a slice, read into one of two buffers, are added to
+ * its fingerprint by the first piece of the next slice to start (on whichever thread; the others
+ * take more of the slice's pieces meanwhile), or at the slice's end when no piece claimed them. */
 typedef struct {
     const ddct_st_tensor *b;
     const ddct_model *base;
@@ -133,18 +170,30 @@ typedef struct {
     ddct_dec_scratch *ds;
     uint8_t *out;  /* the current slice, in dt */
     uint8_t *braw; /* the base's bytes of the current slice */
+    ddct_fp *fp;   /* the base's fingerprint, fed slice by slice */
+    int bflip;     /* braw is ds->braw[bflip] */
+    const uint8_t *hash_p; /* the previous slice's base bytes, not yet hashed (hash_n: how many) */
+    size_t hash_n;
+    int hash_claimed; /* a piece took them */
     int changed;   /* the base file changed size: its mapping was not read (reported by cast_end) */
     uint64_t saturated; /* values saturated by ddct_add_cast */
     ddct_sink_fn sink;
     void *opaque;
 } cast_job;
 
+/* The previous slice's base bytes into the fingerprint, unless a piece took them. */
+static void cast_hash_pending(cast_job *c)
+{
+    if (!c->hash_claimed) ddct_fp_add(c->fp, c->hash_p, c->hash_n);
+    c->hash_claimed = 1;
+}
+
 static int cast_begin(void *opaque, uint64_t first, uint64_t n, ddct_err *e)
 {
     cast_job *c = opaque;
     (void)first;
     c->out = ddct_scratch_get(&c->ds->out[c->ds->flip], (size_t)(n ? n : 1) * ddct_dtype_size(c->dt));
-    c->braw = ddct_scratch_get(&c->ds->braw, (size_t)(n ? n : 1) * ddct_dtype_size(c->b->dtype));
+    c->braw = ddct_scratch_get(&c->ds->braw[c->bflip], (size_t)(n ? n : 1) * ddct_dtype_size(c->b->dtype));
     RETURN_ERROR_IF(!c->out || !c->braw, e, DDCT_ERR_NOMEM, "out of memory (%llu-value slice)", (unsigned long long)n);
     return 0;
 }
@@ -153,17 +202,24 @@ static void cast_put(void *opaque, uint64_t first, uint64_t rel, const float *d,
 {
     cast_job *c = opaque;
     size_t bs = ddct_dtype_size(c->b->dtype);
+    int claimed;
+#pragma omp atomic capture
+    {
+        claimed = c->hash_claimed;
+        c->hash_claimed = 1;
+    }
+    if (!claimed) ddct_fp_add(c->fp, c->hash_p, c->hash_n);
     /* the base's bytes by pread into this piece's part of the slice's buffer (no page of the
      * mapping touched: see read_delta in compress.c), else (a failed read of a file that still
      * has its size) from the mapping; a base that changed size is not read at all */
-    const uint8_t *b = c->b->data + first * bs;
-    int r = ddct_model_pread(c->base, c->bi, first * bs, c->braw + rel * bs, (size_t)(n * bs), NULL);
-    if (r == 0) b = c->braw + rel * bs;
-    else if (r > 0 || ddct_model_check(c->base, c->bi, NULL)) {
+    uint8_t *b = c->braw + rel * bs;
+    int r = ddct_model_pread(c->base, c->bi, first * bs, b, (size_t)(n * bs), NULL);
+    if (r > 0 || (r < 0 && ddct_model_check(c->base, c->bi, NULL))) {
 #pragma omp atomic write
         c->changed = 1;
         return;
     }
+    if (r < 0) memcpy(b, c->b->data + first * bs, (size_t)(n * bs)); /* in braw too: it is hashed */
     /* fused convert + scale + add + cast (vectorized, same values), saturated to the dtype's range */
     uint64_t sat = ddct_add_cast(c->b->dtype, b, d, s, (size_t)n, c->dt, c->out + rel * ddct_dtype_size(c->dt));
     if (sat) {
@@ -174,13 +230,18 @@ static void cast_put(void *opaque, uint64_t first, uint64_t rel, const float *d,
 
 static int cast_end(void *opaque, uint64_t first, uint64_t n, ddct_err *e)
 {
-    const cast_job *c = opaque;
+    cast_job *c = opaque;
     size_t bs = ddct_dtype_size(c->b->dtype);
     if (c->changed) {
         FORWARD_IF_ERROR(ddct_model_check(c->base, c->bi, e));
         RETURN_ERROR(e, DDCT_ERR_IO, "input changed while reading: %s",
                      ddct_st_path(ddct_model_shard(c->base, ddct_model_shard_of(c->base, c->bi))));
     }
+    cast_hash_pending(c);
+    c->hash_p = c->braw;
+    c->hash_n = (size_t)(n * bs);
+    c->hash_claimed = 0;
+    c->bflip ^= 1;
     ddct_model_release_range(c->base, c->bi, first * bs, n * bs);
     size_t len = (size_t)(n * ddct_dtype_size(c->dt));
     if (!c->ds->aw) return c->sink(c->opaque, c->out, len, e);
@@ -193,7 +254,8 @@ void ddct_dec_scratch_free(ddct_dec_scratch *s)
     ddct_scratch_free(&s->delta);
     ddct_scratch_free(&s->out[0]);
     ddct_scratch_free(&s->out[1]);
-    ddct_scratch_free(&s->braw);
+    ddct_scratch_free(&s->braw[0]);
+    ddct_scratch_free(&s->braw[1]);
 }
 
 /* A lossy record: delta^ from the codec slice by slice (the streaming codecs never hold the
@@ -225,27 +287,43 @@ int ddct_decode_stream(const ddct_ctr_reader *r, size_t i, const ddct_model *bas
         RETURN_ERROR_IF(!b, e, DDCT_ERR_BASE_MISMATCH, "%s: tensor '%s' needs its base tensor", ddct_ctr_path(r),
                         en->name);
     }
-    uint64_t nbytes = en->nelem * ddct_dtype_size(en->dtype);
+    uint64_t nbytes = en->nelem * ddct_dtype_size(en->dtype), fp = 0;
+    int check_fp = 0; /* fp is the base tensor's fingerprint, to be checked */
     if (ct->lossy) {
-        RETURN_ERROR_IF(!b || !same_shape(en, b) || !ddct_dtype_is_lossy_float(b->dtype) ||
-                            !ddct_dtype_is_lossy_float(en->dtype),
-                        e, DDCT_ERR_FORMAT, "%s: tensor '%s': lossy record without a matching float base tensor",
-                        ddct_ctr_path(r), en->name);
+        RETURN_ERROR_IF(!b || !ddct_dtype_is_lossy_float(en->dtype), e, DDCT_ERR_FORMAT,
+                        "%s: tensor '%s': lossy record of a %s tensor%s", ddct_ctr_path(r), en->name,
+                        ddct_dtype_name(en->dtype), b ? "" : " without a base");
+        if (!lossy_base_fits(en, b)) return base_misfit(r, i, base, b, e);
         ddct_dec_scratch own = {0};
-        cast_job c = {.b = b, .base = base, .bi = bi, .dt = en->dtype, .sink = sink, .opaque = opaque};
+        cast_job c = {.b = b, .base = base, .bi = bi, .dt = en->dtype, .sink = sink, .opaque = opaque, .hash_claimed = 1};
+        c.fp = ddct_fp_start(b->dtype, b->ndim, b->shape);
+        RETURN_ERROR_IF(!c.fp, e, DDCT_ERR_NOMEM, "out of memory");
         rc = decode_lossy(ct, &rec, en->nelem, threads, rescale, &c, scratch ? scratch : &own, e);
+        cast_hash_pending(&c); /* before own's buffers go */
         ddct_dec_scratch_free(&own);
+        fp = ddct_fp_finish(c.fp);
+        check_fp = 1;
         if (saturated) *saturated = c.saturated;
     } else {
+        /* a base tensor of the record's size is fingerprinted as the decode reads it (all of it,
+         * or none: then here, after); one of another size was when the .ddct was opened */
         int against = b && b->nbytes == nbytes;
         ddct_piece pr = {.base = base, .bi = bi, .r = r, .data = rec.data, .sink = sink, .opaque = opaque};
-        if (scratch && scratch->aw) rc = ddct_aw_wait(scratch->aw, e); /* its pieces go first */
-        if (!rc) rc = ddct_lossless_decode_stream(&rec, against ? b->data : NULL, ddct_piece_read_base, &pr, nbytes,
-                                                  ddct_dtype_size(en->dtype), ddct_piece_sink, &pr, ddct_piece_release_both, e);
+        if (against && !(pr.fp = ddct_fp_start(b->dtype, b->ndim, b->shape)))
+            rc = ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory");
+        ddct_lossless_base lb = {against ? b->data : NULL, ddct_piece_read_base, ddct_piece_seen, &pr};
+        if (!rc && scratch && scratch->aw) rc = ddct_aw_wait(scratch->aw, e); /* its pieces go first */
+        if (!rc)
+            rc = ddct_lossless_decode_stream(&rec, &lb, nbytes, ddct_dtype_size(en->dtype), threads, ddct_piece_sink,
+                                             &pr, ddct_piece_release_both, e);
+        fp = ddct_fp_finish(pr.fp);
+        if (!rc && against && pr.fp_bytes != b->nbytes) fp = ddct_base_fingerprint(base, bi);
+        check_fp = against;
     }
+    if (rc) ddct_err_prefix(e, "%s: tensor '%s': ", ddct_ctr_path(r), en->name);
+    else if (check_fp && fp != rec.base_fp) rc = base_differs(r, i, base, bi, fp, rec.base_fp, e);
     if (bi != DDCT_MODEL_NONE) ddct_model_release(base, bi);
     ddct_ctr_release(r, i);
-    if (rc) ddct_err_prefix(e, "%s: tensor '%s': ", ddct_ctr_path(r), en->name);
     return rc;
 }
 
@@ -266,14 +344,15 @@ typedef struct {
     ddct_layout L;
 } opened;
 
-static int open_both(opened *o, const char *ddct_path, const char *base_path, int threads, ddct_err *e)
+/* all: every base tensor fingerprinted now (else most as they are decoded: ddct_check_base). */
+static int open_both(opened *o, const char *ddct_path, const char *base_path, int threads, int all, ddct_err *e)
 {
     memset(o, 0, sizeof *o);
     FORWARD_IF_ERROR(ddct_ctr_open(&o->r, ddct_path, e));
     FORWARD_IF_ERROR(ddct_layout_read(&o->L, o->r, e));
     if (!base_path) return 0;
     int rc = ddct_model_open(&o->base, base_path, e);
-    if (!rc) rc = ddct_check_base(o->r, o->base, threads, e);
+    if (!rc) rc = ddct_check_base(o->r, o->base, threads, all, e);
     return rc;
 }
 
@@ -361,7 +440,9 @@ static int write_file(wjob *j, const ddct_layout_file *f, const char *path)
     ddct_ofile *of = NULL;
     int rc = ddct_ofile_open(&of, path, 0, j->inputs, e);
     ddct_piece pr = {.bi = DDCT_MODEL_NONE, .r = j->o->r, .data = rec.data, .sink = ofile_sink, .opaque = of};
-    if (!rc) rc = ddct_lossless_decode_stream(&rec, NULL, NULL, NULL, f->bytes, 1, ddct_piece_sink, &pr, ddct_piece_release_both, e);
+    if (!rc)
+        rc = ddct_lossless_decode_stream(&rec, NULL, f->bytes, 1, j->threads, ddct_piece_sink, &pr,
+                                         ddct_piece_release_both, e);
     if (!rc && ddct_ofile_tell(of) != f->bytes)
         rc = ddct_seterr(e, DDCT_ERR_FORMAT, "decoded %llu bytes, expected %llu",
                          (unsigned long long)ddct_ofile_tell(of), (unsigned long long)f->bytes);
@@ -417,7 +498,7 @@ static int decompress(ddct_DCtx *d, const char *base_path, const char *ddct_path
     ddct_err *e = &d->err;
     RETURN_ERROR_IF(!out_path || !*out_path, e, DDCT_ERR_PARAM, "no output path given");
     opened o;
-    int rc = open_both(&o, ddct_path, base_path, ddct_resolve_threads(d->threads), e);
+    int rc = open_both(&o, ddct_path, base_path, ddct_resolve_threads(d->threads), 0, e);
     const char *inputs[] = {base_path, ddct_path, NULL};
     wjob j = {.d = d, .o = &o, .inputs = inputs, .threads = ddct_resolve_threads(d->threads)};
     for (size_t i = 0; !rc && i < o.L.ntensors; i++) {
@@ -490,7 +571,7 @@ static int check_record_nobase(const ddct_ctr_reader *r, size_t i, int threads, 
             rc = ddct_seterr(e, DDCT_ERR_FORMAT, "decoded %llu values, the tensor has %llu", (unsigned long long)got,
                              (unsigned long long)en->nelem);
     } else {
-        rc = ddct_lossless_check_stream(&rec, nbytes, ddct_dtype_size(en->dtype), count_sink, &got, e);
+        rc = ddct_lossless_check_stream(&rec, nbytes, ddct_dtype_size(en->dtype), threads, count_sink, &got, e);
         if (!rc && rec.codec == DDCT_CODEC_SAME) got = nbytes;
         if (!rc && got != nbytes)
             rc = ddct_seterr(e, DDCT_ERR_FORMAT, "decoded %llu bytes, the tensor has %llu", (unsigned long long)got,
@@ -502,13 +583,14 @@ static int check_record_nobase(const ddct_ctr_reader *r, size_t i, int threads, 
 }
 
 /* Every record decoded, nothing written: with the base, rebuilt as decompress does (the base's
- * fingerprints were checked when it was opened); without, as far as the streams go. */
+ * fingerprints checked as it does); without, as far as the streams go. quick: checksums and the
+ * base's fingerprints only. */
 static int verify(ddct_DCtx *d, const char *ddct_path, const char *base_path, int quick)
 {
     ddct_err *e = &d->err;
     opened o;
     int threads = ddct_resolve_threads(d->threads);
-    int rc = open_both(&o, ddct_path, base_path, threads, e);
+    int rc = open_both(&o, ddct_path, base_path, threads, quick, e);
     ddct_dec_scratch scratch = {0};
     for (size_t i = 0; !rc && i < ddct_ctr_count(o.r); i++) {
         const ddct_ctr_entry *en = ddct_ctr_entry_at(o.r, i);
@@ -581,7 +663,7 @@ static int evaluate(ddct_DCtx *d, const char *base_path, const char *ft_path, co
     ddct_err *e = &d->err;
     opened o;
     ddct_model *ft = NULL;
-    int rc = open_both(&o, ddct_path, base_path, ddct_resolve_threads(d->threads), e);
+    int rc = open_both(&o, ddct_path, base_path, ddct_resolve_threads(d->threads), 0, e);
     if (!rc) rc = ddct_model_open(&ft, ft_path, e);
     int threads = ddct_resolve_threads(d->threads);
     for (size_t i = 0; !rc && i < o.L.ntensors; i++) {

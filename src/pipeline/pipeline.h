@@ -52,6 +52,8 @@ typedef struct {
     const uint8_t *data;
     ddct_sink_fn sink;
     void *opaque;
+    ddct_fp *fp;       /* may be NULL: the base's fingerprint, fed what a decode reads of it */
+    uint64_t fp_bytes; /* bytes fed so far */
 } ddct_piece;
 void ddct_piece_release_base(void *opaque, uint64_t upto);
 void ddct_piece_release_both(void *opaque, uint64_t base_upto, uint64_t data_upto);
@@ -59,16 +61,21 @@ void ddct_piece_release_both(void *opaque, uint64_t base_upto, uint64_t data_upt
  * size), DDCT_ERR_IO when it changed. */
 int ddct_piece_read_base(void *opaque, uint64_t off, void *buf, size_t n, ddct_err *e);
 int ddct_piece_sink(void *opaque, const uint8_t *p, size_t n, ddct_err *e);
+/* ddct_lossless_base.seen: p[0..n) into fp. */
+void ddct_piece_seen(void *opaque, const uint8_t *p, size_t n);
 
 /* ddct_DCtx_setDirectIO's auto mode: rebuilt files with at least this many data bytes are
  * written with O_DIRECT. */
 #define DDCT_DIRECT_MIN_BYTES ((uint64_t)64 << 20)
 
-/* Check the base fingerprints of every record of r against base (the first mismatch in record
- * order fails); tensors are hashed on `threads` threads. */
 /* The fingerprint of base tensor bi (ddct_tensor_fingerprint_cb), its pages dropped as hashed. */
 uint64_t ddct_base_fingerprint(const ddct_model *base, size_t bi);
-int ddct_check_base(const ddct_ctr_reader *r, const ddct_model *base, int threads, ddct_err *e);
+/* Check base against the records of r (the first failure in record order is reported): every
+ * base tensor a record needs is there, with the shape and a float dtype for a lossy record, and
+ * (all, or a lossless record whose base tensor has another size than its own) its fingerprint
+ * matches, hashed on `threads` threads. The others' fingerprints ddct_decode_stream checks as it
+ * reads them. */
+int ddct_check_base(const ddct_ctr_reader *r, const ddct_model *base, int threads, int all, ddct_err *e);
 /* Decode record i into out (the tensor's bytes in its dtype). base may be NULL if unused.
  * saturated (may be NULL): how many values of a lossy tensor were saturated (ddct_add_cast). */
 int ddct_decode_tensor(const ddct_ctr_reader *r, size_t i, const ddct_model *base, int threads, int rescale,
@@ -79,7 +86,7 @@ int ddct_decode_tensor(const ddct_ctr_reader *r, size_t i, const ddct_model *bas
  * aw, output slices alternate between the two out buffers and are written by aw while the next
  * slice is decoded; the sink given to ddct_decode_stream must then be aw's. */
 typedef struct {
-    ddct_scratch delta, out[2], braw;
+    ddct_scratch delta, out[2], braw[2];
     int flip;
     ddct_aw *aw;
 } ddct_dec_scratch;

@@ -84,6 +84,13 @@ int ddct_piece_sink(void *opaque, const uint8_t *p, size_t n, ddct_err *e)
     return pr->sink(pr->opaque, p, n, e);
 }
 
+void ddct_piece_seen(void *opaque, const uint8_t *p, size_t n)
+{
+    ddct_piece *pr = opaque;
+    ddct_fp_add(pr->fp, p, n);
+    pr->fp_bytes += n;
+}
+
 uint64_t ddct_base_fingerprint(const ddct_model *base, size_t bi)
 {
     const ddct_st_tensor *b = ddct_model_get(base, bi);
