@@ -24,6 +24,16 @@
 extern "C" {
 #endif
 
+/* DDCT_API marks the public functions: the only symbols the shared library exports (it is built
+ * with -fvisibility=hidden). */
+#if defined(_WIN32)
+#define DDCT_API
+#elif defined(__GNUC__) && __GNUC__ >= 4
+#define DDCT_API __attribute__((visibility("default")))
+#else
+#define DDCT_API
+#endif
+
 #define DDCT_VERSION_MAJOR 0
 #define DDCT_VERSION_MINOR 3
 #define DDCT_VERSION_PATCH 0
@@ -45,9 +55,9 @@ typedef enum {
     DDCT_ERR_COUNT
 } ddct_ErrorCode;
 
-const char *ddct_getErrorName(ddct_ErrorCode code);
-unsigned ddct_versionNumber(void); /* MAJOR*10000 + MINOR*100 + PATCH */
-const char *ddct_versionString(void);
+DDCT_API const char *ddct_getErrorName(ddct_ErrorCode code);
+DDCT_API unsigned ddct_versionNumber(void); /* MAJOR*10000 + MINOR*100 + PATCH */
+DDCT_API const char *ddct_versionString(void);
 
 /* ---------------------------------------------------------------- params */
 typedef enum { DDCT_METHOD_PATCH = 0, DDCT_METHOD_BITDELTA, DDCT_METHOD_SVD, DDCT_METHOD_RD, DDCT_METHOD_COUNT } ddct_method;
@@ -97,18 +107,18 @@ typedef struct {
                                    search with Huffman-coded literals (faster, about as small) */
 } ddct_params;
 
-void ddct_params_default(ddct_params *p);
+DDCT_API void ddct_params_default(ddct_params *p);
 /* The parameters as a method reads them (out may be in): the options it ignores at their neutral
  * values (DDCT_RESCALE_AUTO is 1 for methods other than rd; bpp 0 for patch and bitdelta; error
  * and rd_measure for methods other than rd), so files do not depend on unread defaults. */
-void ddct_params_effective(const ddct_params *in, ddct_params *out);
+DDCT_API void ddct_params_effective(const ddct_params *in, ddct_params *out);
 /* Parse "2:0.5,0:0.5" into a strategy. Returns DDCT_ERR_PARAM with a message in err (may be NULL). */
-ddct_ErrorCode ddct_strategy_parse(const char *spec, ddct_strategy *out, char *err, size_t errlen);
+DDCT_API ddct_ErrorCode ddct_strategy_parse(const char *spec, ddct_strategy *out, char *err, size_t errlen);
 /* Parse an option value by name ("transform", "wavelet", "dwt-keep", "importance", "qtable", "method",
  * "rd-measure", ...). */
-ddct_ErrorCode ddct_params_set(ddct_params *p, const char *name, const char *value, char *err, size_t errlen);
+DDCT_API ddct_ErrorCode ddct_params_set(ddct_params *p, const char *name, const char *value, char *err, size_t errlen);
 /* Write a canonical one-line description of p (as stored in the file header). */
-void ddct_params_describe(const ddct_params *p, char *out, size_t outlen);
+DDCT_API void ddct_params_describe(const ddct_params *p, char *out, size_t outlen);
 
 /* ---------------------------------------------------------------- progress */
 /* Called after each tensor. Return non-zero to cancel (the call then fails with DDCT_ERR_PARAM). */
@@ -117,56 +127,56 @@ typedef int (*ddct_progress_fn)(void *opaque, size_t tensors_done, size_t tensor
 
 /* ---------------------------------------------------------------- compress */
 typedef struct ddct_CCtx_s ddct_CCtx;
-ddct_CCtx *ddct_createCCtx(void);
-void ddct_freeCCtx(ddct_CCtx *cctx);
-void ddct_CCtx_setProgress(ddct_CCtx *cctx, ddct_progress_fn fn, void *opaque);
+DDCT_API ddct_CCtx *ddct_createCCtx(void);
+DDCT_API void ddct_freeCCtx(ddct_CCtx *cctx);
+DDCT_API void ddct_CCtx_setProgress(ddct_CCtx *cctx, ddct_progress_fn fn, void *opaque);
 /* BASE and FINETUNED: each a .safetensors file, a sharded checkpoint (its *.safetensors.index.json)
  * or a model directory holding either (F32/F16/BF16 lossy; other dtypes lossless). Tensors are
  * matched by name across shards; a directory's other files (config, tokenizer, the index) are
  * carried losslessly. Writes OUT atomically (temporary name, renamed when complete).
  * overwrite=0 refuses an existing OUT. */
-ddct_ErrorCode ddct_compressFiles(ddct_CCtx *cctx, const char *base_path, const char *ft_path,
+DDCT_API ddct_ErrorCode ddct_compressFiles(ddct_CCtx *cctx, const char *base_path, const char *ft_path,
                                   const char *out_path, const ddct_params *params, int overwrite);
-const char *ddct_CCtx_getErrorMessage(const ddct_CCtx *cctx);
+DDCT_API const char *ddct_CCtx_getErrorMessage(const ddct_CCtx *cctx);
 /* Notes from the last compression (e.g. "tensor 'x': holds NaN/Inf, stored losslessly"). */
-size_t ddct_CCtx_noteCount(const ddct_CCtx *cctx);
-const char *ddct_CCtx_note(const ddct_CCtx *cctx, size_t i);
+DDCT_API size_t ddct_CCtx_noteCount(const ddct_CCtx *cctx);
+DDCT_API const char *ddct_CCtx_note(const ddct_CCtx *cctx, size_t i);
 
 /* ---------------------------------------------------------------- decompress */
 typedef struct ddct_DCtx_s ddct_DCtx;
-ddct_DCtx *ddct_createDCtx(void);
-void ddct_freeDCtx(ddct_DCtx *dctx);
-void ddct_DCtx_setProgress(ddct_DCtx *dctx, ddct_progress_fn fn, void *opaque);
+DDCT_API ddct_DCtx *ddct_createDCtx(void);
+DDCT_API void ddct_freeDCtx(ddct_DCtx *dctx);
+DDCT_API void ddct_DCtx_setProgress(ddct_DCtx *dctx, ddct_progress_fn fn, void *opaque);
 /* 0 (default): all cores; 1..DDCT_MAX_THREADS; a value out of range is clamped into 0..DDCT_MAX_THREADS. */
-void ddct_DCtx_setThreads(ddct_DCtx *dctx, int threads);
+DDCT_API void ddct_DCtx_setThreads(ddct_DCtx *dctx, int threads);
 /* Override the rescale flag stored in the file: -1 = as stored (default), 0 = off, 1 = on. */
-void ddct_DCtx_setRescale(ddct_DCtx *dctx, int rescale);
+DDCT_API void ddct_DCtx_setRescale(ddct_DCtx *dctx, int rescale);
 /* How rebuilt .safetensors files reach the disk: -1 = auto (default: O_DIRECT, bypassing the
  * page cache, for files of >= 64 MiB; the page cache for smaller ones), 0 = always through the
  * page cache, 1 = O_DIRECT for every file. O_DIRECT is best effort: a filesystem without it
  * gets buffered writes. The bytes written are the same either way. */
-void ddct_DCtx_setDirectIO(ddct_DCtx *dctx, int direct);
+DDCT_API void ddct_DCtx_setDirectIO(ddct_DCtx *dctx, int direct);
 /* BASE as for compression. The output is a directory (shards, index and carried files as they
  * came, written into a temporary sibling directory renamed at the end) when out_path ends with
  * '/', is an existing directory, or the fine-tune was a directory and out_path does not end in
  * ".safetensors"; otherwise one .safetensors file with every tensor in the fine-tune's order. */
-ddct_ErrorCode ddct_decompressFile(ddct_DCtx *dctx, const char *base_path, const char *ddct_path,
+DDCT_API ddct_ErrorCode ddct_decompressFile(ddct_DCtx *dctx, const char *base_path, const char *ddct_path,
                                    const char *out_path, int overwrite);
 /* Test a .ddct as zstd -t does, writing nothing: its structure and every checksum, then every
  * record decoded. With base_path (may be NULL), the base fingerprints are checked and every
  * tensor is rebuilt against the base as decompression would (notes as for decompression);
  * without, each record's streams are decoded as far as they go without the base (delta^ of a
  * lossy record, the zstd frame of a raw one) and their lengths checked. */
-ddct_ErrorCode ddct_verifyFile(ddct_DCtx *dctx, const char *ddct_path, const char *base_path);
+DDCT_API ddct_ErrorCode ddct_verifyFile(ddct_DCtx *dctx, const char *ddct_path, const char *base_path);
 /* The quick test: structure, every checksum and known codecs (and with base_path the base
  * fingerprints); no record is decoded. */
-ddct_ErrorCode ddct_verifyFileChecksums(ddct_DCtx *dctx, const char *ddct_path, const char *base_path);
-const char *ddct_DCtx_getErrorMessage(const ddct_DCtx *dctx);
+DDCT_API ddct_ErrorCode ddct_verifyFileChecksums(ddct_DCtx *dctx, const char *ddct_path, const char *base_path);
+DDCT_API const char *ddct_DCtx_getErrorMessage(const ddct_DCtx *dctx);
 /* Notes from the last decompress, verify or evaluate, one per tensor concerned: e.g. "tensor 'x':
  * 12 rebuilt values beyond the F16 range saturated to +-65504" (a lossy tensor whose base + delta^
  * overflowed its dtype: such values become the largest finite value, never Inf). */
-size_t ddct_DCtx_noteCount(const ddct_DCtx *dctx);
-const char *ddct_DCtx_note(const ddct_DCtx *dctx, size_t i);
+DDCT_API size_t ddct_DCtx_noteCount(const ddct_DCtx *dctx);
+DDCT_API const char *ddct_DCtx_note(const ddct_DCtx *dctx, size_t i);
 
 /* ---------------------------------------------------------------- info */
 typedef struct {
@@ -183,15 +193,15 @@ typedef struct {
 } ddct_tensor_info;
 
 typedef struct ddct_Info_s ddct_Info;
-ddct_ErrorCode ddct_openInfo(ddct_Info **out, const char *ddct_path, char *err, size_t errlen);
-void ddct_freeInfo(ddct_Info *info);
-size_t ddct_Info_count(const ddct_Info *info);
-const ddct_tensor_info *ddct_Info_tensor(const ddct_Info *info, size_t i);
-uint64_t ddct_Info_fileBytes(const ddct_Info *info);
-uint64_t ddct_Info_containerBytes(const ddct_Info *info); /* header + index + footer */
-const char *ddct_Info_header(const ddct_Info *info);     /* the header's JSON text */
-size_t ddct_Info_removedCount(const ddct_Info *info);
-const char *ddct_Info_removed(const ddct_Info *info, size_t i);
+DDCT_API ddct_ErrorCode ddct_openInfo(ddct_Info **out, const char *ddct_path, char *err, size_t errlen);
+DDCT_API void ddct_freeInfo(ddct_Info *info);
+DDCT_API size_t ddct_Info_count(const ddct_Info *info);
+DDCT_API const ddct_tensor_info *ddct_Info_tensor(const ddct_Info *info, size_t i);
+DDCT_API uint64_t ddct_Info_fileBytes(const ddct_Info *info);
+DDCT_API uint64_t ddct_Info_containerBytes(const ddct_Info *info); /* header + index + footer */
+DDCT_API const char *ddct_Info_header(const ddct_Info *info);     /* the header's JSON text */
+DDCT_API size_t ddct_Info_removedCount(const ddct_Info *info);
+DDCT_API const char *ddct_Info_removed(const ddct_Info *info, size_t i);
 /* How the fine-tune was laid out (one file, or a directory of shards, index and other files,
  * which the .ddct carries). Files written before format 1.1 read as one file. Carried files'
  * records are not tensors: they are counted in files_record_bytes, not in the tensor list nor
@@ -208,7 +218,37 @@ typedef struct {
     const uint64_t *file_bytes;
     uint64_t files_record_bytes;     /* their records' bytes in the .ddct */
 } ddct_layout_info;
-const ddct_layout_info *ddct_Info_layout(const ddct_Info *info);
+DDCT_API const ddct_layout_info *ddct_Info_layout(const ddct_Info *info);
+/* The index of the tensor called name, or DDCT_NOT_FOUND. */
+#define DDCT_NOT_FOUND ((size_t)-1)
+DDCT_API size_t ddct_Info_find(const ddct_Info *info, const char *name);
+
+/* ---------------------------------------------------------------- tensors one at a time
+ * A .ddct opened against its base once, then any tensor rebuilt into a buffer of the caller's, in
+ * the fine-tune's dtype (bytes as in the fine-tune's safetensors file: little-endian, row-major)
+ * or as float32; nothing is written to disk. The DCtx's threads and rescale settings apply; each
+ * lossy tensor's base is fingerprinted as it is read (a wrong base fails on the first tensor that
+ * differs, DDCT_ERR_BASE_MISMATCH, naming it). Memory: the open .ddct is mapped; a decode needs
+ * the same working buffers as ddct_decompressFile, plus nothing tensor-sized but dst. */
+DDCT_API ddct_ErrorCode ddct_DCtx_open(ddct_DCtx *dctx, const char *ddct_path, const char *base_path);
+/* The same from a .ddct in memory (the caller keeps ddct[0..size) unchanged until closed). */
+DDCT_API ddct_ErrorCode ddct_DCtx_openBuffer(ddct_DCtx *dctx, const void *ddct, size_t size, const char *base_path);
+/* What the open .ddct holds (ddct_Info_count, ddct_Info_tensor, ddct_Info_find, ...); NULL when
+ * nothing is open. Valid until the DCtx is closed, reopened or freed. */
+DDCT_API const ddct_Info *ddct_DCtx_info(const ddct_DCtx *dctx);
+typedef enum {
+    DDCT_AS_STORED = 0, /* the fine-tune's dtype */
+    DDCT_AS_F32 = 1     /* float32: the same values, converted exactly (F32, F16 and BF16 tensors only) */
+} ddct_tensor_format;
+/* Bytes tensor i takes in that format; 0 when there is no tensor i or it cannot be given so. */
+DDCT_API uint64_t ddct_DCtx_tensorBytes(const ddct_DCtx *dctx, size_t i, ddct_tensor_format fmt);
+/* Rebuild tensor i into dst[0..capacity): DDCT_ERR_PARAM (nothing written) when capacity is less
+ * than ddct_DCtx_tensorBytes, i is out of range, or the format does not apply. Notes (saturated
+ * values) go to ddct_DCtx_note as for decompress. */
+DDCT_API ddct_ErrorCode ddct_DCtx_decodeTensor(ddct_DCtx *dctx, size_t i, void *dst, size_t capacity,
+                                               ddct_tensor_format fmt);
+/* Close what ddct_DCtx_open opened (ddct_freeDCtx does it too). */
+DDCT_API void ddct_DCtx_close(ddct_DCtx *dctx);
 
 /* ---------------------------------------------------------------- eval */
 typedef struct {
@@ -226,7 +266,7 @@ typedef struct {
  * cb is called once per tensor in file order; it may be NULL. A NaN or infinite value in the
  * fine-tune or base makes that tensor's sums NaN (not a number: the error cannot be measured). */
 typedef void (*ddct_eval_fn)(void *opaque, const ddct_tensor_eval *ev);
-ddct_ErrorCode ddct_evaluate(ddct_DCtx *dctx, const char *base_path, const char *ft_path,
+DDCT_API ddct_ErrorCode ddct_evaluate(ddct_DCtx *dctx, const char *base_path, const char *ft_path,
                              const char *ddct_path, ddct_eval_fn cb, void *opaque);
 
 #ifdef __cplusplus

@@ -394,7 +394,7 @@ static const float *read_strip(const job *j, work *w, uint64_t s, uint64_t *x0)
     ddct_err_clear(&le);
     const float *x = j->src(j->opaque, *x0, strip_first(j->L, s + 1) - *x0, w->strip, 1, &le);
     if (!x && le.code) {
-#pragma omp critical(ddct_patch_srcerr)
+#pragma omp critical /* unnamed: a named one is a global symbol of the shared library */
         {
             if (!*j->srcfail) {
                 *j->srcerr = le;

@@ -328,7 +328,7 @@ static const float *rd_read(const ddct_lossy_in *in, uint64_t first, uint64_t n,
     ddct_err_clear(&e);
     const float *p = in->src(in->src_opaque, first, n, buf, 1, &e);
     if (!p && e.code) {
-#pragma omp critical(rd_ioerr)
+#pragma omp critical /* unnamed: a named one is a global symbol of the shared library */
         if (!io->set) {
             io->set = 1;
             io->e = e;

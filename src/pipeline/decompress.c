@@ -32,6 +32,7 @@ ddct_DCtx *ddct_createDCtx(void)
 void ddct_freeDCtx(ddct_DCtx *d)
 {
     if (!d) return;
+    ddct_DCtx_close(d);
     ddct_notes_clear(&d->notes);
     free(d);
 }
@@ -268,8 +269,30 @@ static int decode_lossy(const ddct_codec_traits *ct, const ddct_record *rec, uin
     return ct->decode_stream(rec, n, threads, rescale, &s->delta, &out, e);
 }
 
+/* A sink converting a float tensor's bytes (whole elements) to float32 for the next sink. */
+typedef struct {
+    ddct_dtype dt;
+    ddct_sink_fn sink;
+    void *opaque;
+} f32_sink;
+
+static int to_f32_sink(void *opaque, const uint8_t *p, size_t n, ddct_err *e)
+{
+    const f32_sink *c = opaque;
+    size_t es = ddct_dtype_size(c->dt);
+    RETURN_ERROR_IF(n % es, e, DDCT_ERR_INTERNAL, "a piece of %zu bytes is not whole %zu-byte values", n, es);
+    float tmp[4096];
+    for (size_t a = 0; a < n / es; a += 4096) {
+        size_t m = n / es - a < 4096 ? n / es - a : 4096;
+        ddct_to_f32(c->dt, p + a * es, m, tmp);
+        FORWARD_IF_ERROR(c->sink(c->opaque, (const uint8_t *)tmp, m * sizeof *tmp, e));
+    }
+    return 0;
+}
+
 int ddct_decode_stream(const ddct_ctr_reader *r, size_t i, const ddct_model *base, int threads, int rescale,
-                       ddct_dec_scratch *scratch, ddct_sink_fn sink, void *opaque, uint64_t *saturated, ddct_err *e)
+                       ddct_dec_scratch *scratch, int as_f32, ddct_sink_fn sink, void *opaque, uint64_t *saturated,
+                       ddct_err *e)
 {
     if (saturated) *saturated = 0;
     const ddct_ctr_entry *en = ddct_ctr_entry_at(r, i);
@@ -289,6 +312,15 @@ int ddct_decode_stream(const ddct_ctr_reader *r, size_t i, const ddct_model *bas
     }
     uint64_t nbytes = en->nelem * ddct_dtype_size(en->dtype), fp = 0;
     int check_fp = 0; /* fp is the base tensor's fingerprint, to be checked */
+    RETURN_ERROR_IF(as_f32 && !ddct_dtype_is_lossy_float(en->dtype), e, DDCT_ERR_PARAM,
+                    "%s: tensor '%s' is %s, not a float tensor: it has no float32 form", ddct_ctr_path(r), en->name,
+                    ddct_dtype_name(en->dtype));
+    /* as float32: the values decompress writes, converted (exactly), whatever the codec */
+    f32_sink conv = {en->dtype, sink, opaque};
+    if (as_f32 && en->dtype != DDCT_DT_F32) {
+        sink = to_f32_sink;
+        opaque = &conv;
+    }
     if (ct->lossy) {
         RETURN_ERROR_IF(!b || !ddct_dtype_is_lossy_float(en->dtype), e, DDCT_ERR_FORMAT,
                         "%s: tensor '%s': lossy record of a %s tensor%s", ddct_ctr_path(r), en->name,
@@ -328,11 +360,12 @@ int ddct_decode_stream(const ddct_ctr_reader *r, size_t i, const ddct_model *bas
 }
 
 int ddct_decode_tensor(const ddct_ctr_reader *r, size_t i, const ddct_model *base, int threads, int rescale,
-                       uint8_t *out, uint64_t *saturated, ddct_err *e)
+                       ddct_dec_scratch *scratch, int as_f32, uint8_t *out, uint64_t *saturated, ddct_err *e)
 {
     const ddct_ctr_entry *en = ddct_ctr_entry_at(r, i);
-    ddct_mem_sink s = {out, en->nelem * ddct_dtype_size(en->dtype), 0};
-    FORWARD_IF_ERROR(ddct_decode_stream(r, i, base, threads, rescale, NULL, ddct_mem_sink_write, &s, saturated, e));
+    ddct_mem_sink s = {out, en->nelem * (as_f32 ? sizeof(float) : ddct_dtype_size(en->dtype)), 0};
+    FORWARD_IF_ERROR(
+        ddct_decode_stream(r, i, base, threads, rescale, scratch, as_f32, ddct_mem_sink_write, &s, saturated, e));
     RETURN_ERROR_IF(s.pos != s.n, e, DDCT_ERR_FORMAT, "%s: tensor '%s': decoded stream shorter than the tensor",
                     ddct_ctr_path(r), en->name);
     return 0;
@@ -405,7 +438,8 @@ static int write_tensors(wjob *j, const char *path, size_t first, size_t count, 
     for (size_t i = first; i < first + count && !rc; i++) {
         const ddct_ctr_entry *en = ddct_ctr_entry_at(j->o->r, i);
         uint64_t sat = 0;
-        rc = ddct_decode_stream(j->o->r, i, j->o->base, j->threads, j->d->rescale, &j->scratch, stw_sink, w, &sat, e);
+        rc = ddct_decode_stream(j->o->r, i, j->o->base, j->threads, j->d->rescale, &j->scratch, 0, stw_sink, w, &sat,
+                                e);
         if (!rc) note_saturated(j->d, j->o->r, i, sat);
         j->done_bytes += en->nelem * ddct_dtype_size(en->dtype);
         j->done++;
@@ -603,7 +637,7 @@ static int verify(ddct_DCtx *d, const char *ddct_path, const char *base_path, in
             ddct_ctr_release(o.r, i);
         } else if (o.base) {
             uint64_t got = 0, sat = 0, nbytes = en->nelem * ddct_dtype_size(en->dtype);
-            rc = ddct_decode_stream(o.r, i, o.base, threads, d->rescale, &scratch, count_sink, &got, &sat, e);
+            rc = ddct_decode_stream(o.r, i, o.base, threads, d->rescale, &scratch, 0, count_sink, &got, &sat, e);
             if (!rc && got != nbytes)
                 rc = ddct_seterr(e, DDCT_ERR_FORMAT, "%s: tensor '%s': decoded %llu bytes, the tensor has %llu",
                                  ddct_path, en->name, (unsigned long long)got, (unsigned long long)nbytes);
@@ -680,7 +714,7 @@ static int evaluate(ddct_DCtx *d, const char *base_path, const char *ft_path, co
             break;
         }
         uint64_t sat = 0;
-        rc = ddct_decode_tensor(o.r, i, o.base, threads, d->rescale, buf, &sat, e);
+        rc = ddct_decode_tensor(o.r, i, o.base, threads, d->rescale, NULL, 0, buf, &sat, e);
         if (!rc) note_saturated(d, o.r, i, sat);
         ddct_record rec;
         if (!rc) rc = ddct_ctr_record(o.r, i, 0, &rec, e);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/dtype.h"
+#include "common/nameset.h"
 #include "layout.h"
 #include "pipeline.h"
 
@@ -21,11 +22,13 @@ struct ddct_Info_s {
     const char **shard_names, **file_names;
     size_t *shard_tensors;
     uint64_t *file_bytes;
+    ddct_nameset by_name; /* ddct_Info_find */
 };
 
 void ddct_freeInfo(ddct_Info *info)
 {
     if (!info) return;
+    ddct_nameset_free(&info->by_name);
     for (size_t i = 0; i < info->nremoved; i++) free(info->removed[i]);
     free(info->removed);
     free(info->shard_names);
@@ -89,9 +92,16 @@ static int load_layout(ddct_Info *info, ddct_err *e)
     return 0;
 }
 
-static int open_info(ddct_Info *info, const char *path, ddct_err *e)
+static const char *tensor_name(const void *ctx, size_t id, size_t *len)
 {
-    FORWARD_IF_ERROR(ddct_ctr_open(&info->r, path, e));
+    const char *s = ((const ddct_Info *)ctx)->t[id].name;
+    *len = strlen(s);
+    return s;
+}
+
+/* info's tables from its open reader info->r. */
+static int fill_info(ddct_Info *info, ddct_err *e)
+{
     FORWARD_IF_ERROR(ddct_layout_read(&info->L, info->r, e));
     FORWARD_IF_ERROR(load_layout(info, e));
     info->n = info->L.ntensors;
@@ -114,7 +124,37 @@ static int open_info(ddct_Info *info, const char *path, ddct_err *e)
         t->payload_bytes = rec.data_len;
         t->side_bytes = en->length - rec.data_len;
     }
+    /* names are unique (the reader checked): every add is new */
+    RETURN_ERROR_IF(ddct_nameset_init(&info->by_name, info->n, tensor_name, info), e, DDCT_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < info->n; i++)
+        RETURN_ERROR_IF(ddct_nameset_add(&info->by_name, i) != DDCT_NAMESET_NONE, e, DDCT_ERR_NOMEM, "out of memory");
     return load_removed(info, e);
+}
+
+int ddct_info_from_reader(ddct_Info **out, ddct_ctr_reader *r, ddct_err *e)
+{
+    *out = NULL;
+    ddct_Info *info = calloc(1, sizeof *info);
+    if (!info) {
+        ddct_ctr_close(r);
+        RETURN_ERROR(e, DDCT_ERR_NOMEM, "out of memory");
+    }
+    info->r = r;
+    int rc = fill_info(info, e);
+    if (rc) {
+        ddct_freeInfo(info);
+        return rc;
+    }
+    *out = info;
+    return 0;
+}
+
+const ddct_ctr_reader *ddct_info_reader(const ddct_Info *info) { return info->r; }
+
+size_t ddct_Info_find(const ddct_Info *info, const char *name)
+{
+    size_t i = info && name && info->n ? ddct_nameset_find(&info->by_name, name, strlen(name)) : DDCT_NAMESET_NONE;
+    return i == DDCT_NAMESET_NONE ? DDCT_NOT_FOUND : i;
 }
 
 ddct_ErrorCode ddct_openInfo(ddct_Info **out, const char *path, char *err, size_t errlen)
@@ -122,15 +162,11 @@ ddct_ErrorCode ddct_openInfo(ddct_Info **out, const char *path, char *err, size_
     *out = NULL;
     ddct_err e;
     ddct_err_clear(&e);
-    ddct_Info *info = calloc(1, sizeof *info);
-    int rc = info ? open_info(info, path, &e) : ddct_seterr(&e, DDCT_ERR_NOMEM, "out of memory");
-    if (rc) {
-        ddct_freeInfo(info);
-        if (err && errlen) snprintf(err, errlen, "%s", e.msg);
-        return (ddct_ErrorCode)rc;
-    }
-    *out = info;
-    return DDCT_OK;
+    ddct_ctr_reader *r = NULL;
+    int rc = ddct_ctr_open(&r, path, &e);
+    if (!rc) rc = ddct_info_from_reader(out, r, &e);
+    if (rc && err && errlen) snprintf(err, errlen, "%s", e.msg);
+    return (ddct_ErrorCode)rc;
 }
 
 size_t ddct_Info_count(const ddct_Info *info) { return info->n; }

@@ -29,15 +29,9 @@ struct ddct_CCtx_s {
     ddct_notes notes;
 };
 
-struct ddct_DCtx_s {
-    ddct_err err;
-    ddct_progress_fn progress;
-    void *progress_opaque;
-    int threads;
-    int rescale;
-    int direct; /* ddct_DCtx_setDirectIO */
-    ddct_notes notes; /* ddct_DCtx_note: from the last decompress, verify or evaluate */
-};
+/* An Info over reader r (owned from here on, closed on failure too); r of an Info. */
+int ddct_info_from_reader(ddct_Info **out, ddct_ctr_reader *r, ddct_err *e);
+const ddct_ctr_reader *ddct_info_reader(const ddct_Info *info);
 
 /* threads <= 0: every processor. */
 int ddct_resolve_threads(int threads);
@@ -76,10 +70,6 @@ uint64_t ddct_base_fingerprint(const ddct_model *base, size_t bi);
  * matches, hashed on `threads` threads. The others' fingerprints ddct_decode_stream checks as it
  * reads them. */
 int ddct_check_base(const ddct_ctr_reader *r, const ddct_model *base, int threads, int all, ddct_err *e);
-/* Decode record i into out (the tensor's bytes in its dtype). base may be NULL if unused.
- * saturated (may be NULL): how many values of a lossy tensor were saturated (ddct_add_cast). */
-int ddct_decode_tensor(const ddct_ctr_reader *r, size_t i, const ddct_model *base, int threads, int rescale,
-                       uint8_t *out, uint64_t *saturated, ddct_err *e);
 
 
 /* State for decoding lossy tensors, reused from one tensor to the next (zero-initialise). With
@@ -90,14 +80,34 @@ typedef struct {
     int flip;
     ddct_aw *aw;
 } ddct_dec_scratch;
+
+struct ddct_DCtx_s {
+    ddct_err err;
+    ddct_progress_fn progress;
+    void *progress_opaque;
+    int threads;
+    int rescale;
+    int direct; /* ddct_DCtx_setDirectIO */
+    ddct_notes notes; /* ddct_DCtx_note: from the last decompress, verify or evaluate */
+    ddct_Info *open;   /* ddct_DCtx_open: the .ddct (its reader inside) */
+    ddct_model *base;  /* and its base */
+    ddct_dec_scratch scratch;
+};
 void ddct_dec_scratch_free(ddct_dec_scratch *s);
+/* Decode record i into out (the tensor's bytes in its dtype; with as_f32, float32). base may be
+ * NULL if unused; scratch may be NULL. saturated (may be NULL): how many values of a lossy tensor
+ * were saturated (ddct_add_cast). */
+int ddct_decode_tensor(const ddct_ctr_reader *r, size_t i, const ddct_model *base, int threads, int rescale,
+                       ddct_dec_scratch *scratch, int as_f32, uint8_t *out, uint64_t *saturated, ddct_err *e);
 /* The same, streamed: the tensor's bytes go to sink in order. Memory: one float32 strip per
  * thread and a slice of about 4 Mi output values of a patch record (version 1; older records and
  * other lossy codecs: a float32 copy of the whole tensor); lossless records stream in DDCT_RAW_CHUNK pieces.
  * The base tensor's pages are dropped as they are used, the record's afterwards. scratch may be
- * NULL (buffers for this call only). */
+ * NULL (buffers for this call only). as_f32: the values as float32 instead of the tensor's dtype
+ * (a float tensor's only). */
 int ddct_decode_stream(const ddct_ctr_reader *r, size_t i, const ddct_model *base, int threads, int rescale,
-                       ddct_dec_scratch *scratch, ddct_sink_fn sink, void *opaque, uint64_t *saturated, ddct_err *e);
+                       ddct_dec_scratch *scratch, int as_f32, ddct_sink_fn sink, void *opaque, uint64_t *saturated,
+                       ddct_err *e);
 /* The note for a lossy tensor rebuilt with n saturated values (ddct_add_cast), or NULL when out
  * of memory: "tensor 'NAME': N rebuilt values beyond the F16 range saturated to +-65504". */
 char *ddct_saturation_note(const char *name, ddct_dtype dt, uint64_t n);
