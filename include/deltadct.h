@@ -52,6 +52,7 @@ typedef enum {
     DDCT_ERR_EXISTS,         /* output exists (and overwrite not allowed) or equals an input */
     DDCT_ERR_UNSUPPORTED,    /* valid but not supported (e.g. unknown codec id) */
     DDCT_ERR_INTERNAL,       /* a bug: please report */
+    DDCT_ERR_CANCELLED,      /* a progress callback asked to stop (nothing committed) */
     DDCT_ERR_COUNT
 } ddct_ErrorCode;
 
@@ -114,8 +115,10 @@ DDCT_API void ddct_params_default(ddct_params *p);
 DDCT_API void ddct_params_effective(const ddct_params *in, ddct_params *out);
 /* Parse "2:0.5,0:0.5" into a strategy. Returns DDCT_ERR_PARAM with a message in err (may be NULL). */
 DDCT_API ddct_ErrorCode ddct_strategy_parse(const char *spec, ddct_strategy *out, char *err, size_t errlen);
-/* Parse an option value by name ("transform", "wavelet", "dwt-keep", "importance", "qtable", "method",
- * "rd-measure", ...). */
+/* Set one parameter from its CLI option name (without "--") and value text, checked as the CLI
+ * checks it: "method", "transform", "wavelet", "dwt-keep", "importance", "qtable", "rd-measure",
+ * "patch", "lowfreq-k", "dwt-levels", "threads", "zstd-level", "bits", "bpp", "error", "rescale"
+ * (auto | on | off). Unknown names and bad values: DDCT_ERR_PARAM with a message in err. */
 DDCT_API ddct_ErrorCode ddct_params_set(ddct_params *p, const char *name, const char *value, char *err, size_t errlen);
 /* Write a canonical one-line description of p (as stored in the file header). */
 DDCT_API void ddct_params_describe(const ddct_params *p, char *out, size_t outlen);

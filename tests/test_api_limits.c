@@ -5,7 +5,10 @@
  * (DDCT_ERR_PARAM, nothing written); ddct_DCtx_setThreads clamps (it returns nothing), so a huge
  * or negative count decompresses, verifies and evaluates like any other (-T 100000 used to reach
  * OpenMP's team setup and crash). ddct_evaluate against a fine-tune holding a NaN reports that
- * tensor's sums as NaN, not as a perfect rebuild.
+ * tensor's sums as NaN, not as a perfect rebuild. Parameters a program fills in directly are
+ * checked as the CLI checks them (rescale, bpp, error, rd measure, lowfreq_k, ...), and
+ * ddct_params_set takes every option by name; a progress callback that asks to stop gives
+ * DDCT_ERR_CANCELLED and leaves no output.
  */
 #include <math.h>
 #include <stdint.h>
@@ -52,6 +55,56 @@ typedef struct {
     int calls;
     ddct_tensor_eval last;
 } eval_seen;
+
+static int stop_at_two(void *opaque, size_t done, size_t total, uint64_t bd, uint64_t bt, const char *name)
+{
+    (void)total, (void)bd, (void)bt, (void)name;
+    ++*(int *)opaque;
+    return done >= 2;
+}
+
+/* Struct fields out of their ranges, set by a program directly: refused, nothing written. */
+static void bad_fields(const char *base, const char *ft, const char *out)
+{
+    for (int k = 0; k < 9; k++) {
+        ddct_params p;
+        ddct_params_default(&p);
+        switch (k) {
+        case 0: p.rescale = 7; break;
+        case 1: p.bpp = -1; break;
+        case 2: p.bpp = 1e300; break;
+        case 3: p.error = 1.5; break;
+        case 4: p.error = -0.1; break;
+        case 5: p.rd_measure = (ddct_rd_measure)9; break;
+        case 6: p.lowfreq_k = 0; break;
+        case 7: p.bpp = NAN; break;
+        case 8: p.zstd_level = 23; break;
+        }
+        ddct_CCtx *c = ddct_createCCtx();
+        ddct_ErrorCode rc = ddct_compressFiles(c, base, ft, out, &p, 1);
+        CHECK(rc == DDCT_ERR_PARAM && access(out, F_OK) != 0, "bad field %d: %s (%s)", k, ddct_getErrorName(rc),
+              ddct_CCtx_getErrorMessage(c));
+        ddct_freeCCtx(c);
+    }
+    /* by name: every option, checked */
+    static const char *const good[][2] = {{"method", "patch"}, {"rescale", "auto"}, {"rescale", "off"},
+                                          {"bpp", "0.5"},      {"error", "0.2"},    {"rd-measure", "rel"},
+                                          {"lowfreq-k", "8"},  {"zstd-level", "0"}, {"bits", "4:0.5,0:0.5"}};
+    static const char *const bad[][2] = {{"rescale", "maybe"}, {"bpp", "0"},        {"error", "1"},
+                                         {"patch", "1"},       {"no-such", "1"},    {"threads", "-1"}};
+    ddct_params p;
+    ddct_params_default(&p);
+    char err[256];
+    for (size_t k = 0; k < sizeof good / sizeof *good; k++)
+        CHECK(ddct_params_set(&p, good[k][0], good[k][1], err, sizeof err) == DDCT_OK, "set %s=%s: %s", good[k][0],
+              good[k][1], err);
+    CHECK(p.rescale == 0 && p.bpp == 0.5 && p.rd_measure == DDCT_RD_MEASURE_REL, "values set");
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+        err[0] = 0;
+        CHECK(ddct_params_set(&p, bad[k][0], bad[k][1], err, sizeof err) == DDCT_ERR_PARAM && err[0],
+              "set %s=%s refused", bad[k][0], bad[k][1]);
+    }
+}
 
 static void on_eval(void *opaque, const ddct_tensor_eval *ev)
 {
@@ -109,6 +162,28 @@ int main(void)
         ddct_freeDCtx(d);
     }
 
+    bad_fields(base, ft, bad);
+    /* cancelled from the progress callback: its own code, no output */
+    {
+        int calls = 0;
+        ddct_params cp;
+        ddct_params_default(&cp);
+        ddct_CCtx *cc = ddct_createCCtx();
+        ddct_CCtx_setProgress(cc, stop_at_two, &calls);
+        ddct_ErrorCode rc = ddct_compressFiles(cc, base, ft, bad, &cp, 1);
+        CHECK(rc == DDCT_ERR_CANCELLED && calls == 2 && access(bad, F_OK) != 0, "compress cancelled: %s, %d calls",
+              ddct_getErrorName(rc), calls);
+        ddct_freeCCtx(cc);
+        ddct_DCtx *dc = ddct_createDCtx();
+        calls = 0;
+        ddct_DCtx_setProgress(dc, stop_at_two, &calls);
+        unlink(reb);
+        rc = ddct_decompressFile(dc, base, out, reb, 1);
+        CHECK(rc == DDCT_ERR_CANCELLED && access(reb, F_OK) != 0, "decompress cancelled: %s", ddct_getErrorName(rc));
+        CHECK(ddct_verifyFile(dc, out, base) == DDCT_ERR_CANCELLED, "verify cancelled");
+        CHECK(!strcmp(ddct_getErrorName(DDCT_ERR_CANCELLED), "cancelled"), "its name");
+        ddct_freeDCtx(dc);
+    }
     /* a NaN in the fine-tune: the sums are NaN, and so is the largest error */
     ddct_DCtx *d = ddct_createDCtx();
     eval_seen s = {0};

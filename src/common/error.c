@@ -16,6 +16,7 @@ static const char *const ddct_error_names[DDCT_ERR_COUNT] = {
     [DDCT_ERR_EXISTS] = "output exists",
     [DDCT_ERR_UNSUPPORTED] = "unsupported",
     [DDCT_ERR_INTERNAL] = "internal error",
+    [DDCT_ERR_CANCELLED] = "cancelled",
 };
 
 const char *ddct_getErrorName(ddct_ErrorCode code)

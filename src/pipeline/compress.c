@@ -410,6 +410,16 @@ static int check_params(const ddct_params *p, ddct_err *e)
                         (unsigned)p->wavelet >= DDCT_WAVELET_COUNT || (unsigned)p->dwt_keep >= DDCT_KEEP_COUNT ||
                         (unsigned)p->importance >= DDCT_IMPORTANCE_COUNT || (unsigned)p->qtable >= DDCT_QTABLE_COUNT,
                     e, DDCT_ERR_PARAM, "invalid enumerated parameter");
+    RETURN_ERROR_IF((unsigned)p->rd_measure >= DDCT_RD_MEASURE_COUNT, e, DDCT_ERR_PARAM, "invalid rd measure %d",
+                    (int)p->rd_measure);
+    RETURN_ERROR_IF(p->rescale != 0 && p->rescale != 1 && p->rescale != DDCT_RESCALE_AUTO, e, DDCT_ERR_PARAM,
+                    "rescale must be 0, 1 or DDCT_RESCALE_AUTO (got %d)", p->rescale);
+    RETURN_ERROR_IF(!(p->bpp == 0 || (p->bpp > 0 && p->bpp <= 32)), e, DDCT_ERR_PARAM,
+                    "--bpp must be in (0, 32], or 0 for unset (got %g)", p->bpp);
+    RETURN_ERROR_IF(!(p->error == 0 || (p->error > 0 && p->error < 1)), e, DDCT_ERR_PARAM,
+                    "--error must be in (0, 1), or 0 for unset (got %g)", p->error);
+    RETURN_ERROR_IF(p->lowfreq_k < 1 || p->lowfreq_k > 128, e, DDCT_ERR_PARAM, "--lowfreq-k must be 1..128 (got %d)",
+                    p->lowfreq_k);
     RETURN_ERROR_IF(p->dwt_levels < 1 || p->dwt_levels > 6, e, DDCT_ERR_PARAM, "--dwt-levels must be 1..6");
     RETURN_ERROR_IF(p->zstd_level < 0 || p->zstd_level > 22, e, DDCT_ERR_PARAM, "--zstd-level must be 0..22");
     RETURN_ERROR_IF(p->threads < 0 || p->threads > DDCT_MAX_THREADS, e, DDCT_ERR_PARAM, "--threads must be 0..%d",
@@ -477,7 +487,7 @@ static int compress(ddct_CCtx *c, const char *base_path, const char *ft_path, co
         release_pair(ft, base, i);
         done_bytes += t->nbytes;
         if (!rc && c->progress && c->progress(c->progress_opaque, i + 1, n, done_bytes, total, t->name))
-            rc = ddct_seterr(e, DDCT_ERR_PARAM, "cancelled");
+            rc = ddct_seterr(e, DDCT_ERR_CANCELLED, "cancelled");
     }
     if (!rc) rc = write_files(&j, ft, e);
     if (!rc) {

@@ -445,7 +445,7 @@ static int write_tensors(wjob *j, const char *path, size_t first, size_t count, 
         j->done++;
         if (!rc && j->d->progress &&
             j->d->progress(j->d->progress_opaque, j->done, j->total, j->done_bytes, j->total_bytes, en->name))
-            rc = ddct_seterr(e, DDCT_ERR_PARAM, "cancelled");
+            rc = ddct_seterr(e, DDCT_ERR_CANCELLED, "cancelled");
     }
     if (j->scratch.aw) {
         ddct_err we;
@@ -647,7 +647,7 @@ static int verify(ddct_DCtx *d, const char *ddct_path, const char *base_path, in
         }
         if (!rc && d->progress &&
             d->progress(d->progress_opaque, i + 1, ddct_ctr_count(o.r), 0, 0, en->name))
-            rc = ddct_seterr(e, DDCT_ERR_PARAM, "cancelled");
+            rc = ddct_seterr(e, DDCT_ERR_CANCELLED, "cancelled");
     }
     ddct_dec_scratch_free(&scratch);
     close_both(&o);

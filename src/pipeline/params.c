@@ -172,6 +172,13 @@ ddct_ErrorCode ddct_params_set(ddct_params *p, const char *name, const char *val
     INT_OPT("zstd-level", 0, 22, zstd_level)
 #undef INT_OPT
     if (!strcmp(name, "bits")) return ddct_strategy_parse(value, &p->bits, err, errlen);
+    if (!strcmp(name, "rescale")) {
+        if (!strcmp(value, "auto")) p->rescale = DDCT_RESCALE_AUTO;
+        else if (!strcmp(value, "on") || !strcmp(value, "1")) p->rescale = 1;
+        else if (!strcmp(value, "off") || !strcmp(value, "0")) p->rescale = 0;
+        else return perr(err, errlen, "--rescale must be auto, on or off, got '%s'", value);
+        return DDCT_OK;
+    }
     if (!strcmp(name, "bpp")) {
         char *end;
         errno = 0;
