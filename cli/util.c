@@ -238,20 +238,18 @@ const char *cli_optval(int argc, char **argv, int *i, const char *name, int *mat
  * strtod alone take " 8", "+8", "0x10", "1e999" as inf, "nan"). */
 typedef struct {
     const char *name;
-    int integer;
-    double lo, hi;
-    int lo_open, hi_open;
+    ddct_cParameter id; /* its bounds: the library's table (ddct_cParam_getBounds) */
     const char *range;
 } num_spec;
 
 static const num_spec NUM_SPECS[] = {
-    {"--patch", 1, 2, 128, 0, 0, "an integer in 2..128"},
-    {"--lowfreq-k", 1, 1, 128, 0, 0, "an integer in 1..128"},
-    {"--dwt-levels", 1, 1, 6, 0, 0, "an integer in 1..6"},
-    {"--zstd-level", 1, 0, 22, 0, 0, "an integer in 0..22"},
-    {"--threads", 1, 0, DDCT_MAX_THREADS, 0, 0, "an integer in 0..1024 (0: all cores)"},
-    {"--bpp", 0, 0, 32, 1, 0, "a number in (0, 32]"},
-    {"--error", 0, 0, 1, 1, 1, "a number in (0, 1)"},
+    {"--patch", DDCT_c_patch, "an integer in 2..128"},
+    {"--lowfreq-k", DDCT_c_lowfreqK, "an integer in 1..128"},
+    {"--dwt-levels", DDCT_c_dwtLevels, "an integer in 1..6"},
+    {"--zstd-level", DDCT_c_zstdLevel, "an integer in 0..22"},
+    {"--threads", DDCT_c_threads, "an integer in 0..1024 (0: all cores)"},
+    {"--bpp", DDCT_c_bpp, "a number in (0, 32]"},
+    {"--error", DDCT_c_error, "a number in (0, 1)"},
 };
 
 static const num_spec *num_spec_of(const char *name)
@@ -287,12 +285,13 @@ int cli_parse_num(const char *name, const char *v, double *out)
 {
     const num_spec *s = num_spec_of(name);
     if (!s) return cli_error("%s: not a numeric option", name), -1; /* a bug in the caller */
+    ddct_bounds b = ddct_cParam_getBounds(s->id); /* as an option, 0 is a value, never "unset" */
     if (!v) return cli_error("%s needs a value: %s", s->name, s->range), -1;
-    if (!decimal_syntax(v, s->integer)) return cli_error("%s needs %s, got '%s'", s->name, s->range, v), -1;
+    if (!decimal_syntax(v, b.integer)) return cli_error("%s needs %s, got '%s'", s->name, s->range, v), -1;
     errno = 0; /* ERANGE: overflow (strtoll saturates, strtod gives inf) or underflow */
-    double x = s->integer ? (double)strtoll(v, NULL, 10) : strtod(v, NULL);
-    if (errno == ERANGE || !isfinite(x) || (s->lo_open ? x <= s->lo : x < s->lo) ||
-        (s->hi_open ? x >= s->hi : x > s->hi))
+    double x = b.integer ? (double)strtoll(v, NULL, 10) : strtod(v, NULL);
+    if (errno == ERANGE || !isfinite(x) || (b.lowerExclusive ? x <= b.lowerBound : x < b.lowerBound) ||
+        (b.upperExclusive ? x >= b.upperBound : x > b.upperBound))
         return cli_error("%s: '%s' is out of range: %s", s->name, v, s->range), -1;
     *out = x;
     return 0;

@@ -123,6 +123,48 @@ DDCT_API ddct_ErrorCode ddct_params_set(ddct_params *p, const char *name, const 
 /* Write a canonical one-line description of p (as stored in the file header). */
 DDCT_API void ddct_params_describe(const ddct_params *p, char *out, size_t outlen);
 
+/* ---------------------------------------------------------------- parameters, zstd style
+ * Every numeric and enumerated field of ddct_params by id, with its bounds; a CCtx holds its own
+ * parameters (ddct_params_default's when created), each set checked against its bounds, and
+ * ddct_CCtx_compress uses them. Values are doubles so that bpp and error fit; the others must be
+ * whole numbers (enumerations: their enum values). */
+typedef enum {
+    DDCT_c_method = 1, /* ddct_method */
+    DDCT_c_bpp,        /* bits per lossy parameter (rd, svd): (0, 32]; 0 = unset */
+    DDCT_c_error,      /* rd: relative error per tensor: (0, 1); 0 = unset (then bpp) */
+    DDCT_c_rdMeasure,  /* ddct_rd_measure */
+    DDCT_c_rescale,    /* 0, 1 or DDCT_RESCALE_AUTO */
+    DDCT_c_threads,    /* 0 (every core) .. DDCT_MAX_THREADS */
+    DDCT_c_zstdLevel,  /* lossless tensors: 0..22 */
+    DDCT_c_transform,  /* ddct_transform (patch method) */
+    DDCT_c_patch,      /* 2..128 */
+    DDCT_c_importance, /* ddct_importance */
+    DDCT_c_lowfreqK,   /* 1..128 */
+    DDCT_c_qtable,     /* ddct_qtable */
+    DDCT_c_wavelet,    /* ddct_wavelet */
+    DDCT_c_dwtLevels,  /* 1..6 */
+    DDCT_c_dwtKeep     /* ddct_dwt_keep */
+} ddct_cParameter;
+typedef struct {
+    ddct_ErrorCode error;    /* DDCT_ERR_PARAM for an unknown parameter */
+    double lowerBound;       /* the smallest value allowed, or the open bound when lowerExclusive */
+    double upperBound;       /* the largest, or the open bound when upperExclusive */
+    int lowerExclusive, upperExclusive;
+    int integer;             /* 1: whole numbers only */
+    int zeroUnset;           /* 1: 0 is also allowed, meaning unset */
+} ddct_bounds;
+DDCT_API ddct_bounds ddct_cParam_getBounds(ddct_cParameter param);
+/* The option name of param as the CLI and ddct_params_set spell it ("bpp", "zstd-level"), or NULL. */
+DDCT_API const char *ddct_cParam_name(ddct_cParameter param);
+/* Set / read one field of p, checked: DDCT_ERR_PARAM (p unchanged) for an unknown id or a value
+ * outside the bounds, with a message in err (may be NULL). */
+DDCT_API ddct_ErrorCode ddct_params_setParameter(ddct_params *p, ddct_cParameter param, double value, char *err,
+                                                 size_t errlen);
+DDCT_API ddct_ErrorCode ddct_params_getParameter(const ddct_params *p, ddct_cParameter param, double *value);
+/* Every field of p within its bounds (and the strategy well formed): DDCT_OK, or DDCT_ERR_PARAM
+ * naming the first one that is not. ddct_compressFiles runs it on the params it is given. */
+DDCT_API ddct_ErrorCode ddct_params_check(const ddct_params *p, char *err, size_t errlen);
+
 /* ---------------------------------------------------------------- progress */
 /* Called after each tensor. Return non-zero to cancel (the call then fails with DDCT_ERR_PARAM). */
 typedef int (*ddct_progress_fn)(void *opaque, size_t tensors_done, size_t tensors_total,
@@ -141,6 +183,16 @@ DDCT_API void ddct_CCtx_setProgress(ddct_CCtx *cctx, ddct_progress_fn fn, void *
 DDCT_API ddct_ErrorCode ddct_compressFiles(ddct_CCtx *cctx, const char *base_path, const char *ft_path,
                                   const char *out_path, const ddct_params *params, int overwrite);
 DDCT_API const char *ddct_CCtx_getErrorMessage(const ddct_CCtx *cctx);
+/* The CCtx's own parameters (ddct_params_default's when created): set one, checked (the error
+ * message names it); read one; the strategy ("2:0.5,0:0.5") and the tensor selection (POSIX EREs,
+ * NULL: the default rule; copied); back to the defaults. ddct_CCtx_compress compresses with them. */
+DDCT_API ddct_ErrorCode ddct_CCtx_setParameter(ddct_CCtx *cctx, ddct_cParameter param, double value);
+DDCT_API ddct_ErrorCode ddct_CCtx_getParameter(const ddct_CCtx *cctx, ddct_cParameter param, double *value);
+DDCT_API ddct_ErrorCode ddct_CCtx_setStrategy(ddct_CCtx *cctx, const char *bits);
+DDCT_API ddct_ErrorCode ddct_CCtx_setSelection(ddct_CCtx *cctx, const char *include_regex, const char *exclude_regex);
+DDCT_API void ddct_CCtx_resetParameters(ddct_CCtx *cctx);
+DDCT_API ddct_ErrorCode ddct_CCtx_compress(ddct_CCtx *cctx, const char *base_path, const char *ft_path,
+                                           const char *out_path, int overwrite);
 /* Notes from the last compression (e.g. "tensor 'x': holds NaN/Inf, stored losslessly"). */
 DDCT_API size_t ddct_CCtx_noteCount(const ddct_CCtx *cctx);
 DDCT_API const char *ddct_CCtx_note(const ddct_CCtx *cctx, size_t i);

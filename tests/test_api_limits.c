@@ -8,7 +8,9 @@
  * tensor's sums as NaN, not as a perfect rebuild. Parameters a program fills in directly are
  * checked as the CLI checks them (rescale, bpp, error, rd measure, lowfreq_k, ...), and
  * ddct_params_set takes every option by name; a progress callback that asks to stop gives
- * DDCT_ERR_CANCELLED and leaves no output.
+ * DDCT_ERR_CANCELLED and leaves no output. The zstd-style parameters: every id has bounds, a set
+ * outside them is refused naming the option, the CCtx's own parameters compress exactly as the
+ * same ddct_params given to ddct_compressFiles.
  */
 #include <math.h>
 #include <stdint.h>
@@ -61,6 +63,81 @@ static int stop_at_two(void *opaque, size_t done, size_t total, uint64_t bd, uin
     (void)total, (void)bd, (void)bt, (void)name;
     ++*(int *)opaque;
     return done >= 2;
+}
+
+static int same_file(const char *a, const char *b)
+{
+    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+    int same = fa && fb, ca = 0, cb = 0;
+    while (same && (ca = fgetc(fa)) == (cb = fgetc(fb)) && ca != EOF) {
+    }
+    same = same && ca == cb;
+    if (fa) fclose(fa);
+    if (fb) fclose(fb);
+    return same;
+}
+
+/* ddct_cParameter: bounds, checked sets, and ddct_CCtx_compress = ddct_compressFiles. */
+static void zstd_style(const char *base, const char *ft, const char *out, const char *out2)
+{
+    for (int id = DDCT_c_method; id <= DDCT_c_dwtKeep; id++) {
+        ddct_bounds b = ddct_cParam_getBounds((ddct_cParameter)id);
+        const char *name = ddct_cParam_name((ddct_cParameter)id);
+        CHECK(b.error == DDCT_OK && name && b.lowerBound <= b.upperBound, "bounds of %d", id);
+        ddct_params p;
+        ddct_params_default(&p);
+        double v = -1;
+        char err[256] = "";
+        CHECK(ddct_params_getParameter(&p, (ddct_cParameter)id, &v) == DDCT_OK, "get %s", name);
+        /* the default is within bounds; just past the upper bound is not, nor NaN */
+        CHECK(ddct_params_setParameter(&p, (ddct_cParameter)id, v, err, sizeof err) == DDCT_OK, "default %s: %s", name,
+              err);
+        double past = b.upperBound + (b.integer ? 1 : 0.5);
+        CHECK(ddct_params_setParameter(&p, (ddct_cParameter)id, past, err, sizeof err) == DDCT_ERR_PARAM &&
+                  strstr(err, name),
+              "%s = %g refused: %s", name, past, err);
+        CHECK(ddct_params_setParameter(&p, (ddct_cParameter)id, NAN, err, sizeof err) == DDCT_ERR_PARAM, "%s NaN", name);
+        if (b.integer)
+            CHECK(ddct_params_setParameter(&p, (ddct_cParameter)id, b.lowerBound + 0.5, err, sizeof err) ==
+                      DDCT_ERR_PARAM,
+                  "%s: a fraction refused", name);
+        double got = -1;
+        CHECK(ddct_params_getParameter(&p, (ddct_cParameter)id, &got) == DDCT_OK && got == v, "%s unchanged", name);
+    }
+    CHECK(ddct_cParam_getBounds((ddct_cParameter)999).error == DDCT_ERR_PARAM && !ddct_cParam_name((ddct_cParameter)999),
+          "unknown id");
+    ddct_CCtx *c = ddct_createCCtx();
+    CHECK(ddct_CCtx_setParameter(c, DDCT_c_patch, 1) == DDCT_ERR_PARAM &&
+              strstr(ddct_CCtx_getErrorMessage(c), "--patch"),
+          "CCtx patch 1: %s", ddct_CCtx_getErrorMessage(c));
+    CHECK(ddct_CCtx_setParameter(c, DDCT_c_bpp, 0) == DDCT_OK, "bpp 0 (unset)");
+    CHECK(ddct_CCtx_setStrategy(c, "4:0.5") == DDCT_ERR_PARAM, "a strategy not summing to 1");
+    CHECK(ddct_CCtx_setSelection(c, "(", NULL) == DDCT_ERR_PARAM, "a bad regex");
+    /* the CCtx's parameters compress as the same struct does */
+    CHECK(ddct_CCtx_setParameter(c, DDCT_c_method, DDCT_METHOD_PATCH) == DDCT_OK &&
+              ddct_CCtx_setParameter(c, DDCT_c_patch, 8) == DDCT_OK && ddct_CCtx_setStrategy(c, "4:0.25,2:0.25,0:0.5") == DDCT_OK &&
+              ddct_CCtx_setSelection(c, NULL, "layers\\.3") == DDCT_OK && ddct_CCtx_setParameter(c, DDCT_c_threads, 2) == DDCT_OK,
+          "sets: %s", ddct_CCtx_getErrorMessage(c));
+    CHECK(ddct_CCtx_compress(c, base, ft, out, 1) == DDCT_OK, "CCtx_compress: %s", ddct_CCtx_getErrorMessage(c));
+    ddct_params p;
+    ddct_params_default(&p);
+    char err[256];
+    CHECK(ddct_params_set(&p, "method", "patch", err, sizeof err) == DDCT_OK &&
+              ddct_params_set(&p, "patch", "8", err, sizeof err) == DDCT_OK &&
+              ddct_params_set(&p, "bits", "4:0.25,2:0.25,0:0.5", err, sizeof err) == DDCT_OK,
+          "params_set: %s", err);
+    p.bpp = 0;
+    p.threads = 2;
+    p.exclude_regex = "layers\\.3";
+    ddct_CCtx *c2 = ddct_createCCtx();
+    CHECK(ddct_compressFiles(c2, base, ft, out2, &p, 1) == DDCT_OK, "compressFiles: %s", ddct_CCtx_getErrorMessage(c2));
+    CHECK(same_file(out, out2), "CCtx parameters = the same struct, byte for byte");
+    ddct_CCtx_resetParameters(c);
+    double m = -1;
+    CHECK(ddct_CCtx_getParameter(c, DDCT_c_method, &m) == DDCT_OK && m == DDCT_METHOD_RD, "reset to the defaults");
+    ddct_freeCCtx(c);
+    ddct_freeCCtx(c2);
+    unlink(out2);
 }
 
 /* Struct fields out of their ranges, set by a program directly: refused, nothing written. */
@@ -163,6 +240,12 @@ int main(void)
     }
 
     bad_fields(base, ft, bad);
+    {
+        char out2[600];
+        snprintf(out2, sizeof out2, "%s.2", out);
+        zstd_style(base, ft, bad, out2);
+        unlink(bad);
+    }
     /* cancelled from the progress callback: its own code, no output */
     {
         int calls = 0;

@@ -21,13 +21,89 @@
 /* Default exclusions: embeddings, LM heads, classifiers, poolers, norms. */
 #define DEFAULT_EXCLUDE "embed|(^|[._])(wte|wpe|lm_head|classifier|pooler|score)([._]|$)|norm|(^|[._])ln(_?[0-9a-z]*)?([._]|$)"
 
-ddct_CCtx *ddct_createCCtx(void) { return calloc(1, sizeof(ddct_CCtx)); }
+ddct_CCtx *ddct_createCCtx(void)
+{
+    ddct_CCtx *c = calloc(1, sizeof(ddct_CCtx));
+    if (c) ddct_params_default(&c->params);
+    return c;
+}
 
 void ddct_freeCCtx(ddct_CCtx *c)
 {
     if (!c) return;
     ddct_notes_clear(&c->notes);
+    free(c->include_re);
+    free(c->exclude_re);
     free(c);
+}
+
+/* ---------------------------------------------------------------- the CCtx's parameters */
+
+ddct_ErrorCode ddct_CCtx_setParameter(ddct_CCtx *c, ddct_cParameter param, double value)
+{
+    ddct_err_clear(&c->err);
+    char msg[256];
+    RETURN_ERROR_IF(ddct_params_setParameter(&c->params, param, value, msg, sizeof msg), &c->err, DDCT_ERR_PARAM,
+                    "%s", msg);
+    return DDCT_OK;
+}
+
+ddct_ErrorCode ddct_CCtx_getParameter(const ddct_CCtx *c, ddct_cParameter param, double *value)
+{
+    return ddct_params_getParameter(&c->params, param, value);
+}
+
+ddct_ErrorCode ddct_CCtx_setStrategy(ddct_CCtx *c, const char *bits)
+{
+    ddct_err_clear(&c->err);
+    char msg[256];
+    ddct_strategy s;
+    RETURN_ERROR_IF(!bits || ddct_strategy_parse(bits, &s, msg, sizeof msg), &c->err, DDCT_ERR_PARAM, "--bits: %s",
+                    bits ? msg : "no strategy given");
+    c->params.bits = s;
+    return DDCT_OK;
+}
+
+/* A copy of a POSIX ERE that compiles (NULL stays NULL); *bad set when it does not compile. */
+static char *regex_copy(const char *re, int *bad)
+{
+    if (!re) return NULL;
+    regex_t r;
+    if (regcomp(&r, re, REG_EXTENDED | REG_NOSUB)) {
+        *bad = 1;
+        return NULL;
+    }
+    regfree(&r);
+    char *s = strdup(re);
+    if (!s) *bad = 2;
+    return s;
+}
+
+ddct_ErrorCode ddct_CCtx_setSelection(ddct_CCtx *c, const char *include_regex, const char *exclude_regex)
+{
+    ddct_err_clear(&c->err);
+    int bad = 0;
+    char *inc = regex_copy(include_regex, &bad), *exc = bad ? NULL : regex_copy(exclude_regex, &bad);
+    if (bad) {
+        free(inc);
+        free(exc);
+        if (bad == 2) RETURN_ERROR(&c->err, DDCT_ERR_NOMEM, "out of memory");
+        RETURN_ERROR(&c->err, DDCT_ERR_PARAM, "not a valid regular expression: '%s'",
+                     inc || !include_regex ? exclude_regex : include_regex);
+    }
+    free(c->include_re);
+    free(c->exclude_re);
+    c->params.include_regex = c->include_re = inc;
+    c->params.exclude_regex = c->exclude_re = exc;
+    return DDCT_OK;
+}
+
+void ddct_CCtx_resetParameters(ddct_CCtx *c)
+{
+    free(c->include_re);
+    free(c->exclude_re);
+    c->include_re = c->exclude_re = NULL;
+    ddct_params_default(&c->params);
 }
 
 void ddct_CCtx_setProgress(ddct_CCtx *c, ddct_progress_fn fn, void *opaque)
@@ -397,33 +473,8 @@ static int encode_tensor(cjob *j, const ddct_st_tensor *t, const ddct_st_tensor 
 
 static int check_params(const ddct_params *p, ddct_err *e)
 {
-    RETURN_ERROR_IF(p->patch < 2 || p->patch > 128, e, DDCT_ERR_PARAM, "--patch must be 2..128 (got %d)", p->patch);
-    RETURN_ERROR_IF(p->bits.n < 1 || p->bits.n > DDCT_MAX_BITS_LEVELS, e, DDCT_ERR_PARAM, "empty --bits strategy");
-    double sum = 0;
-    for (int i = 0; i < p->bits.n; i++) {
-        RETURN_ERROR_IF(p->bits.bits[i] < 0 || p->bits.bits[i] > DDCT_MAX_BITWIDTH, e, DDCT_ERR_PARAM,
-                        "--bits widths must be 0..8");
-        sum += p->bits.frac[i];
-    }
-    RETURN_ERROR_IF(fabs(sum - 1) > 1e-3, e, DDCT_ERR_PARAM, "--bits fractions must sum to 1");
-    RETURN_ERROR_IF((unsigned)p->method >= DDCT_METHOD_COUNT || (unsigned)p->transform >= DDCT_TRANSFORM_COUNT ||
-                        (unsigned)p->wavelet >= DDCT_WAVELET_COUNT || (unsigned)p->dwt_keep >= DDCT_KEEP_COUNT ||
-                        (unsigned)p->importance >= DDCT_IMPORTANCE_COUNT || (unsigned)p->qtable >= DDCT_QTABLE_COUNT,
-                    e, DDCT_ERR_PARAM, "invalid enumerated parameter");
-    RETURN_ERROR_IF((unsigned)p->rd_measure >= DDCT_RD_MEASURE_COUNT, e, DDCT_ERR_PARAM, "invalid rd measure %d",
-                    (int)p->rd_measure);
-    RETURN_ERROR_IF(p->rescale != 0 && p->rescale != 1 && p->rescale != DDCT_RESCALE_AUTO, e, DDCT_ERR_PARAM,
-                    "rescale must be 0, 1 or DDCT_RESCALE_AUTO (got %d)", p->rescale);
-    RETURN_ERROR_IF(!(p->bpp == 0 || (p->bpp > 0 && p->bpp <= 32)), e, DDCT_ERR_PARAM,
-                    "--bpp must be in (0, 32], or 0 for unset (got %g)", p->bpp);
-    RETURN_ERROR_IF(!(p->error == 0 || (p->error > 0 && p->error < 1)), e, DDCT_ERR_PARAM,
-                    "--error must be in (0, 1), or 0 for unset (got %g)", p->error);
-    RETURN_ERROR_IF(p->lowfreq_k < 1 || p->lowfreq_k > 128, e, DDCT_ERR_PARAM, "--lowfreq-k must be 1..128 (got %d)",
-                    p->lowfreq_k);
-    RETURN_ERROR_IF(p->dwt_levels < 1 || p->dwt_levels > 6, e, DDCT_ERR_PARAM, "--dwt-levels must be 1..6");
-    RETURN_ERROR_IF(p->zstd_level < 0 || p->zstd_level > 22, e, DDCT_ERR_PARAM, "--zstd-level must be 0..22");
-    RETURN_ERROR_IF(p->threads < 0 || p->threads > DDCT_MAX_THREADS, e, DDCT_ERR_PARAM, "--threads must be 0..%d",
-                    DDCT_MAX_THREADS);
+    char msg[256];
+    RETURN_ERROR_IF(ddct_params_check(p, msg, sizeof msg), e, DDCT_ERR_PARAM, "%s", msg);
     return 0;
 }
 
@@ -515,4 +566,10 @@ ddct_ErrorCode ddct_compressFiles(ddct_CCtx *c, const char *base_path, const cha
         p = &def;
     }
     return (ddct_ErrorCode)compress(c, base_path, ft_path, out_path, p, overwrite, NULL, NULL);
+}
+
+ddct_ErrorCode ddct_CCtx_compress(ddct_CCtx *c, const char *base_path, const char *ft_path, const char *out_path,
+                                  int overwrite)
+{
+    return ddct_compressFiles(c, base_path, ft_path, out_path, &c->params, overwrite);
 }

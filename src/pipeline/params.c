@@ -1,7 +1,8 @@
 /*
  * params.c — compression parameters: defaults, parsing of option values and of
- * mixed-precision strategies ("2:0.5,0:0.5"), and the canonical description that
- * the file header records.
+ * mixed-precision strategies ("2:0.5,0:0.5"), the one table of every parameter's bounds (used by
+ * the zstd-style setters, by ddct_params_set and by the check before compressing), and the
+ * canonical description that the file header records.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -129,48 +130,163 @@ static const char *name_of(const ddct_enum_name *t, int v)
     return "?";
 }
 
-static int parse_int(const char *v, long lo, long hi, long *out)
+/* ---------------------------------------------------------------- bounds */
+
+typedef struct {
+    ddct_cParameter id;
+    const char *name;          /* the CLI's option name */
+    const ddct_enum_name *names; /* enumerations: their value names, else NULL */
+    ddct_bounds b;
+} param_info;
+
+#define INT_B(lo, hi) {DDCT_OK, lo, hi, 0, 0, 1, 0}
+static const param_info params_tab[] = {
+    {DDCT_c_method, "method", method_names, INT_B(0, DDCT_METHOD_COUNT - 1)},
+    {DDCT_c_bpp, "bpp", NULL, {DDCT_OK, 0, 32, 1, 0, 0, 1}},
+    {DDCT_c_error, "error", NULL, {DDCT_OK, 0, 1, 1, 1, 0, 1}},
+    {DDCT_c_rdMeasure, "rd-measure", measure_names, INT_B(0, DDCT_RD_MEASURE_COUNT - 1)},
+    {DDCT_c_rescale, "rescale", NULL, INT_B(0, DDCT_RESCALE_AUTO)},
+    {DDCT_c_threads, "threads", NULL, INT_B(0, DDCT_MAX_THREADS)},
+    {DDCT_c_zstdLevel, "zstd-level", NULL, INT_B(0, 22)},
+    {DDCT_c_transform, "transform", transform_names, INT_B(0, DDCT_TRANSFORM_COUNT - 1)},
+    {DDCT_c_patch, "patch", NULL, INT_B(2, 128)},
+    {DDCT_c_importance, "importance", importance_names, INT_B(0, DDCT_IMPORTANCE_COUNT - 1)},
+    {DDCT_c_lowfreqK, "lowfreq-k", NULL, INT_B(1, 128)},
+    {DDCT_c_qtable, "qtable", qtable_names, INT_B(0, DDCT_QTABLE_COUNT - 1)},
+    {DDCT_c_wavelet, "wavelet", wavelet_names, INT_B(0, DDCT_WAVELET_COUNT - 1)},
+    {DDCT_c_dwtLevels, "dwt-levels", NULL, INT_B(1, 6)},
+    {DDCT_c_dwtKeep, "dwt-keep", keep_names, INT_B(0, DDCT_KEEP_COUNT - 1)},
+};
+#undef INT_B
+#define NPARAMS (sizeof params_tab / sizeof *params_tab)
+
+static const param_info *param_of(ddct_cParameter id)
 {
-    char *end;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (end == v || *end || errno || x < lo || x > hi) return 0;
-    *out = x;
-    return 1;
+    for (size_t k = 0; k < NPARAMS; k++)
+        if (params_tab[k].id == id) return &params_tab[k];
+    return NULL;
+}
+
+ddct_bounds ddct_cParam_getBounds(ddct_cParameter param)
+{
+    const param_info *pi = param_of(param);
+    if (pi) return pi->b;
+    ddct_bounds none = {DDCT_ERR_PARAM, 0, 0, 0, 0, 0, 0};
+    return none;
+}
+
+const char *ddct_cParam_name(ddct_cParameter param)
+{
+    const param_info *pi = param_of(param);
+    return pi ? pi->name : NULL;
+}
+
+static int in_bounds(const ddct_bounds *b, double v)
+{
+    if (!isfinite(v)) return 0;
+    if (b->zeroUnset && v == 0) return 1;
+    if (b->integer && v != floor(v)) return 0;
+    if (b->lowerExclusive ? !(v > b->lowerBound) : !(v >= b->lowerBound)) return 0;
+    return b->upperExclusive ? v < b->upperBound : v <= b->upperBound;
+}
+
+/* "an integer in 2..128", "a number in (0, 32]", ... */
+static void bounds_text(const ddct_bounds *b, char *out, size_t n)
+{
+    if (b->integer) snprintf(out, n, "an integer in %g..%g", b->lowerBound, b->upperBound);
+    else
+        snprintf(out, n, "a number in %c%g, %g%c%s", b->lowerExclusive ? '(' : '[', b->lowerBound, b->upperBound,
+                 b->upperExclusive ? ')' : ']', b->zeroUnset ? ", or 0 for unset" : "");
+}
+
+static double *dfield(ddct_params *p, ddct_cParameter id)
+{
+    return id == DDCT_c_bpp ? &p->bpp : id == DDCT_c_error ? &p->error : NULL;
+}
+
+static int *ifield(ddct_params *p, ddct_cParameter id)
+{
+    switch (id) {
+    case DDCT_c_method: return (int *)&p->method;
+    case DDCT_c_rdMeasure: return (int *)&p->rd_measure;
+    case DDCT_c_rescale: return &p->rescale;
+    case DDCT_c_threads: return &p->threads;
+    case DDCT_c_zstdLevel: return &p->zstd_level;
+    case DDCT_c_transform: return (int *)&p->transform;
+    case DDCT_c_patch: return &p->patch;
+    case DDCT_c_importance: return (int *)&p->importance;
+    case DDCT_c_lowfreqK: return &p->lowfreq_k;
+    case DDCT_c_qtable: return (int *)&p->qtable;
+    case DDCT_c_wavelet: return (int *)&p->wavelet;
+    case DDCT_c_dwtLevels: return &p->dwt_levels;
+    case DDCT_c_dwtKeep: return (int *)&p->dwt_keep;
+    default: return NULL;
+    }
+}
+
+ddct_ErrorCode ddct_params_getParameter(const ddct_params *p, ddct_cParameter param, double *value)
+{
+    ddct_params *q = (ddct_params *)p; /* the field pointers are only read here */
+    const double *d = dfield(q, param);
+    const int *i = ifield(q, param);
+    if (!param_of(param) || (!d && !i)) return DDCT_ERR_PARAM;
+    *value = d ? *d : (double)*i;
+    return DDCT_OK;
+}
+
+ddct_ErrorCode ddct_params_setParameter(ddct_params *p, ddct_cParameter param, double value, char *err, size_t errlen)
+{
+    const param_info *pi = param_of(param);
+    if (!pi) {
+        if (err && errlen) snprintf(err, errlen, "unknown parameter %d", (int)param);
+        return DDCT_ERR_PARAM;
+    }
+    if (!in_bounds(&pi->b, value)) {
+        char range[96];
+        bounds_text(&pi->b, range, sizeof range);
+        if (err && errlen) snprintf(err, errlen, "--%s must be %s, got %g", pi->name, range, value);
+        return DDCT_ERR_PARAM;
+    }
+    double *d = dfield(p, param);
+    if (d) *d = value;
+    else *ifield(p, param) = (int)value;
+    return DDCT_OK;
+}
+
+ddct_ErrorCode ddct_params_check(const ddct_params *p, char *err, size_t errlen)
+{
+    for (size_t k = 0; k < NPARAMS; k++) {
+        double v = 0;
+        ddct_params tmp = *p;
+        if (ddct_params_getParameter(p, params_tab[k].id, &v) ||
+            ddct_params_setParameter(&tmp, params_tab[k].id, v, err, errlen))
+            return DDCT_ERR_PARAM;
+    }
+    if (p->bits.n < 1 || p->bits.n > DDCT_MAX_BITS_LEVELS)
+        return perr(err, errlen, "%s", "--bits: a strategy needs 1..16 classes");
+    double sum = 0;
+    for (int i = 0; i < p->bits.n; i++) {
+        if (p->bits.bits[i] < 0 || p->bits.bits[i] > DDCT_MAX_BITWIDTH || !(p->bits.frac[i] >= 0))
+            return perr(err, errlen, "%s", "--bits: widths must be 0..8 and fractions >= 0");
+        sum += p->bits.frac[i];
+    }
+    if (!(fabs(sum - 1) <= 1e-3)) return perr(err, errlen, "%s", "--bits: fractions must sum to 1");
+    return DDCT_OK;
 }
 
 ddct_ErrorCode ddct_params_set(ddct_params *p, const char *name, const char *value, char *err, size_t errlen)
 {
     int e;
-    long x;
     if (!value) return perr(err, errlen, "option '%s' needs a value", name);
-#define ENUM_OPT(optname, table, field, type)                                                        \
-    if (!strcmp(name, optname)) {                                                                    \
-        if (!lookup(table, value, &e)) return perr(err, errlen, "invalid value for --" optname ": '%s'", value); \
-        p->field = (type)e;                                                                          \
-        return DDCT_OK;                                                                              \
+    for (size_t k = 0; k < NPARAMS; k++) { /* enumerations by their value names */
+        const param_info *pi = &params_tab[k];
+        if (!pi->names || strcmp(name, pi->name)) continue;
+        if (!lookup(pi->names, value, &e)) {
+            if (err && errlen) snprintf(err, errlen, "invalid value for --%s: '%s'", pi->name, value);
+            return DDCT_ERR_PARAM;
+        }
+        return ddct_params_setParameter(p, pi->id, e, err, errlen);
     }
-    ENUM_OPT("method", method_names, method, ddct_method)
-    ENUM_OPT("transform", transform_names, transform, ddct_transform)
-    ENUM_OPT("wavelet", wavelet_names, wavelet, ddct_wavelet)
-    ENUM_OPT("dwt-keep", keep_names, dwt_keep, ddct_dwt_keep)
-    ENUM_OPT("importance", importance_names, importance, ddct_importance)
-    ENUM_OPT("qtable", qtable_names, qtable, ddct_qtable)
-    ENUM_OPT("rd-measure", measure_names, rd_measure, ddct_rd_measure)
-#undef ENUM_OPT
-#define INT_OPT(optname, lo, hi, field)                                                              \
-    if (!strcmp(name, optname)) {                                                                    \
-        if (!parse_int(value, lo, hi, &x))                                                           \
-            return perr(err, errlen, "--" optname " must be an integer in " #lo ".." #hi ", got '%s'", value); \
-        p->field = (int)x;                                                                           \
-        return DDCT_OK;                                                                              \
-    }
-    INT_OPT("patch", 2, 128, patch)
-    INT_OPT("lowfreq-k", 1, 128, lowfreq_k)
-    INT_OPT("dwt-levels", 1, 6, dwt_levels)
-    INT_OPT("threads", 0, 1024, threads)
-    INT_OPT("zstd-level", 0, 22, zstd_level)
-#undef INT_OPT
     if (!strcmp(name, "bits")) return ddct_strategy_parse(value, &p->bits, err, errlen);
     if (!strcmp(name, "rescale")) {
         if (!strcmp(value, "auto")) p->rescale = DDCT_RESCALE_AUTO;
@@ -179,23 +295,22 @@ ddct_ErrorCode ddct_params_set(ddct_params *p, const char *name, const char *val
         else return perr(err, errlen, "--rescale must be auto, on or off, got '%s'", value);
         return DDCT_OK;
     }
-    if (!strcmp(name, "bpp")) {
+    /* numbers: the table's bounds; as an option, 0 is not "unset" but out of range */
+    for (size_t k = 0; k < NPARAMS; k++) {
+        const param_info *pi = &params_tab[k];
+        if (pi->names || strcmp(name, pi->name)) continue;
         char *end;
         errno = 0;
-        double b = strtod(value, &end);
-        if (end == value || *end || errno || !isfinite(b) || b <= 0 || b > 32)
-            return perr(err, errlen, "--bpp must be a number in (0, 32], got '%s'", value);
-        p->bpp = b;
-        return DDCT_OK;
-    }
-    if (!strcmp(name, "error")) {
-        char *end;
-        errno = 0;
-        double x = strtod(value, &end);
-        if (end == value || *end || errno || !isfinite(x) || x <= 0 || x >= 1)
-            return perr(err, errlen, "--error must be a number in (0, 1), got '%s'", value);
-        p->error = x;
-        return DDCT_OK;
+        double v = strtod(value, &end);
+        ddct_bounds b = pi->b;
+        b.zeroUnset = 0;
+        if (end == value || *end || errno || isspace((unsigned char)*value) || !in_bounds(&b, v)) {
+            char range[96];
+            bounds_text(&b, range, sizeof range);
+            if (err && errlen) snprintf(err, errlen, "--%s must be %s, got '%s'", pi->name, range, value);
+            return DDCT_ERR_PARAM;
+        }
+        return ddct_params_setParameter(p, pi->id, v, err, errlen);
     }
     return perr(err, errlen, "unknown option '%s'", name);
 }

@@ -27,6 +27,8 @@ struct ddct_CCtx_s {
     ddct_progress_fn progress;
     void *progress_opaque;
     ddct_notes notes;
+    ddct_params params;            /* ddct_CCtx_setParameter's, for ddct_CCtx_compress */
+    char *include_re, *exclude_re; /* owned copies (ddct_CCtx_setSelection) */
 };
 
 /* An Info over reader r (owned from here on, closed on failure too); r of an Info. */
