@@ -193,6 +193,24 @@ DDCT_API ddct_ErrorCode ddct_CCtx_setSelection(ddct_CCtx *cctx, const char *incl
 DDCT_API void ddct_CCtx_resetParameters(ddct_CCtx *cctx);
 DDCT_API ddct_ErrorCode ddct_CCtx_compress(ddct_CCtx *cctx, const char *base_path, const char *ft_path,
                                            const char *out_path, int overwrite);
+
+/* A tensor a program holds: its bytes row-major, little-endian, product(shape) x the dtype's
+ * size, read in place (never copied whole) and left unchanged until the call returns. */
+typedef struct {
+    const char *name;      /* unique, UTF-8 */
+    const char *dtype;     /* safetensors dtype name: "F32", "F16", "BF16", "I64", "U8", ... */
+    int ndim;              /* 0..8 */
+    const uint64_t *shape;
+    const void *data;
+} ddct_tensor;
+/* Compress a fine-tune held in memory (ft[0..nft)) against a base read from base_path (a file,
+ * sharded checkpoint or directory) or, with base_path NULL, held in memory too (base[0..nbase)),
+ * with the CCtx's parameters, into out_path, as ddct_CCtx_compress does for files: tensors
+ * matched by name, the same records byte for byte as for the same tensors in a .safetensors
+ * file. The .ddct records one file, model.safetensors, which decompress rebuilds. */
+DDCT_API ddct_ErrorCode ddct_CCtx_compressTensors(ddct_CCtx *cctx, const char *base_path, const ddct_tensor *base,
+                                                  size_t nbase, const ddct_tensor *ft, size_t nft,
+                                                  const char *out_path, int overwrite);
 /* Notes from the last compression (e.g. "tensor 'x': holds NaN/Inf, stored losslessly"). */
 DDCT_API size_t ddct_CCtx_noteCount(const ddct_CCtx *cctx);
 DDCT_API const char *ddct_CCtx_note(const ddct_CCtx *cctx, size_t i);

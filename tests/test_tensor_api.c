@@ -7,7 +7,10 @@
  * conversion (as F32), on 1 and 4 threads, found by name too, from the file and from memory.
  * Refused with DDCT_ERR_PARAM and nothing written: a buffer one byte short, an integer tensor
  * as F32, an index out of range, no .ddct open. A base whose lossy tensor differs fails on that
- * tensor only (DDCT_ERR_BASE_MISMATCH, named); the others still decode.
+ * tensor only (DDCT_ERR_BASE_MISMATCH, named); the others still decode. The other way: the same
+ * tensors compressed from memory (ddct_CCtx_compressTensors, base in memory or from its file)
+ * give the .ddct of the files byte for byte; duplicate names, unknown dtypes and missing data are
+ * refused.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -57,6 +60,80 @@ static int write_model(const char *path, int kind)
         if (rc) return ddct_stw_abort(w), -1;
     }
     return ddct_stw_commit(w, &e) ? -1 : 0;
+}
+
+static uint8_t *slurp(const char *path, long *n)
+{
+    FILE *f = fopen(path, "rb");
+    uint8_t *p = NULL;
+    *n = 0;
+    if (f && fseek(f, 0, SEEK_END) == 0 && (*n = ftell(f)) > 0 && fseek(f, 0, SEEK_SET) == 0 &&
+        (p = malloc((size_t)*n)) && fread(p, 1, (size_t)*n, f) != (size_t)*n) {
+        free(p);
+        p = NULL;
+    }
+    if (f) fclose(f);
+    return p;
+}
+
+/* A safetensors file's tensors as ddct_tensor (pointing into its mapping). */
+static ddct_tensor *as_tensors(const ddct_st_file *f)
+{
+    ddct_tensor *t = calloc(ddct_st_count(f) + 1, sizeof *t);
+    for (size_t i = 0; t && i < ddct_st_count(f); i++) {
+        const ddct_st_tensor *s = ddct_st_get(f, i);
+        t[i] = (ddct_tensor){s->name, ddct_dtype_name(s->dtype), s->ndim, s->shape, s->data};
+    }
+    return t;
+}
+
+/* compressTensors = compressFiles, byte for byte; bad tensor lists refused. */
+static void from_memory(const char *base, const char *ft, const char *want, const char *out)
+{
+    ddct_st_file *bf = NULL, *ff = NULL;
+    ddct_err e;
+    if (ddct_st_open(&bf, base, &e) || ddct_st_open(&ff, ft, &e)) {
+        CHECK(0, "open inputs: %s", e.msg);
+        return;
+    }
+    ddct_tensor *bt = as_tensors(bf), *ftt = as_tensors(ff);
+    size_t nb = ddct_st_count(bf), nf = ddct_st_count(ff);
+    long nw = 0, ng = 0;
+    uint8_t *w = slurp(want, &nw);
+    for (int from_file = 0; from_file < 2; from_file++) {
+        ddct_CCtx *c = ddct_createCCtx();
+        ddct_ErrorCode rc = ddct_CCtx_compressTensors(c, from_file ? base : NULL, bt, nb, ftt, nf, out, 1);
+        CHECK(rc == DDCT_OK, "compressTensors (base %s): %s", from_file ? "file" : "memory", ddct_CCtx_getErrorMessage(c));
+        uint8_t *g = slurp(out, &ng);
+        CHECK(w && g && nw == ng && !memcmp(w, g, (size_t)nw), "compressTensors (base %s) = the files' .ddct",
+              from_file ? "file" : "memory");
+        free(g);
+        ddct_freeCCtx(c);
+    }
+    free(w);
+    /* refused, nothing written */
+    unlink(out);
+    ddct_CCtx *c = ddct_createCCtx();
+    ddct_tensor bad[2] = {ftt[1], ftt[1]};
+    CHECK(ddct_CCtx_compressTensors(c, base, NULL, 0, bad, 2, out, 1) == DDCT_ERR_PARAM &&
+              strstr(ddct_CCtx_getErrorMessage(c), "twice"),
+          "duplicate names: %s", ddct_CCtx_getErrorMessage(c));
+    bad[1].name = "other";
+    bad[1].dtype = "F31";
+    CHECK(ddct_CCtx_compressTensors(c, base, NULL, 0, bad, 2, out, 1) == DDCT_ERR_PARAM &&
+              strstr(ddct_CCtx_getErrorMessage(c), "F31"),
+          "unknown dtype: %s", ddct_CCtx_getErrorMessage(c));
+    bad[1].dtype = "F32";
+    bad[1].data = NULL;
+    CHECK(ddct_CCtx_compressTensors(c, base, NULL, 0, bad, 2, out, 1) == DDCT_ERR_PARAM &&
+              strstr(ddct_CCtx_getErrorMessage(c), "no data"),
+          "no data: %s", ddct_CCtx_getErrorMessage(c));
+    CHECK(access(out, F_OK) != 0, "nothing written");
+    ddct_freeCCtx(c);
+    free(bt);
+    free(ftt);
+    ddct_st_close(bf);
+    ddct_st_close(ff);
 }
 
 /* Every tensor through the API equals the rebuilt file's, in both formats. */
@@ -111,7 +188,8 @@ int main(void)
     static char dir[256];
     if (tu_tmpdir(dir, sizeof dir, "tensor_api")) return 1;
     enum { BASE, FT, OUT, REB, WRONG, NPATH };
-    static const char *const pn[NPATH] = {"base.safetensors", "ft.safetensors", "m.ddct", "r.safetensors",
+    /* the fine-tune named as compressTensors names it, so both .ddct record the same layout */
+    static const char *const pn[NPATH] = {"base.safetensors", "model.safetensors", "m.ddct", "r.safetensors",
                                           "wrong.safetensors"};
     char path[NPATH][300];
     for (int k = 0; k < NPATH; k++) snprintf(path[k], sizeof path[k], "%s/%s", dir, pn[k]);
@@ -172,6 +250,10 @@ int main(void)
     }
     ddct_DCtx_close(d);
     CHECK(ddct_DCtx_info(d) == NULL, "closed");
+    char out2[320];
+    snprintf(out2, sizeof out2, "%s.mem", path[OUT]);
+    from_memory(path[BASE], path[FT], path[OUT], out2);
+    unlink(out2);
     ddct_freeDCtx(d);
     ddct_st_close(rebuilt);
     free(mem);

@@ -444,11 +444,12 @@ static const char *tensor_name(const void *ctx, size_t id, size_t *len)
     return m->t[id].t->name;
 }
 
+static int index_tensors(ddct_model *m, ddct_err *e);
+
 static int open_shards(ddct_model *m, ddct_err *e)
 {
     m->shards = calloc(m->nshards, sizeof *m->shards);
     RETURN_ERROR_IF(!m->shards, e, DDCT_ERR_NOMEM, "out of memory");
-    size_t total = 0;
     for (size_t k = 0; k < m->nshards; k++) {
         dir_file *f = &m->shard_files[k];
         if (m->is_dir) {
@@ -458,8 +459,15 @@ static int open_shards(ddct_model *m, ddct_err *e)
                             f->name);
         }
         FORWARD_IF_ERROR(ddct_st_open(&m->shards[k], f->path, e));
-        total += ddct_st_count(m->shards[k]);
     }
+    return index_tensors(m, e);
+}
+
+/* The tensors of the open shards, in order, by name. */
+static int index_tensors(ddct_model *m, ddct_err *e)
+{
+    size_t total = 0;
+    for (size_t k = 0; k < m->nshards; k++) total += ddct_st_count(m->shards[k]);
     m->t = calloc(total + 1, sizeof *m->t);
     RETURN_ERROR_IF(!m->t || ddct_nameset_init(&m->by_name, total, tensor_name, m), e, DDCT_ERR_NOMEM,
                     "out of memory");
@@ -560,6 +568,31 @@ int ddct_model_open(ddct_model **out, const char *path, ddct_err *e)
     RETURN_ERROR_IF(!m, e, DDCT_ERR_NOMEM, "out of memory");
     m->path = strdup(path);
     int rc = m->path ? model_load(m, path, e) : ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory");
+    if (rc) {
+        ddct_model_close(m);
+        return rc;
+    }
+    *out = m;
+    return 0;
+}
+
+int ddct_model_open_mem(ddct_model **out, const char *label, const char *shard_name, const ddct_st_mem_tensor *t,
+                        size_t n, ddct_err *e)
+{
+    *out = NULL;
+    RETURN_ERROR_IF(!label || !shard_name, e, DDCT_ERR_PARAM, "no model name given");
+    ddct_model *m = calloc(1, sizeof *m);
+    RETURN_ERROR_IF(!m, e, DDCT_ERR_NOMEM, "out of memory");
+    m->nshards = 1;
+    m->path = strdup(label);
+    m->shard_files = calloc(1, sizeof *m->shard_files);
+    m->shards = calloc(1, sizeof *m->shards);
+    int rc = m->path && m->shard_files && m->shards && (m->shard_files[0].path = strdup(label)) &&
+                     (m->shard_files[0].name = strdup(shard_name))
+                 ? 0
+                 : ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory");
+    if (!rc) rc = ddct_st_open_mem(&m->shards[0], label, t, n, e);
+    if (!rc) rc = index_tensors(m, e);
     if (rc) {
         ddct_model_close(m);
         return rc;

@@ -43,6 +43,10 @@
 typedef struct ddct_model ddct_model;
 
 int ddct_model_open(ddct_model **out, const char *path, ddct_err *e);
+/* A model of tensors a program holds (ddct_st_open_mem): one shard called shard_name, no files;
+ * label names it in messages. */
+int ddct_model_open_mem(ddct_model **out, const char *label, const char *shard_name, const ddct_st_mem_tensor *t,
+                        size_t n, ddct_err *e);
 void ddct_model_close(ddct_model *m);
 const char *ddct_model_path(const ddct_model *m);
 int ddct_model_is_dir(const ddct_model *m);

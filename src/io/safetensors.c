@@ -412,6 +412,73 @@ int ddct_st_open(ddct_st_file **out, const char *path, ddct_err *e)
     return 0;
 }
 
+static const char *opened_name(const void *ctx, size_t id, size_t *len);
+
+int ddct_st_open_mem(ddct_st_file **out, const char *label, const ddct_st_mem_tensor *src, size_t n, ddct_err *e)
+{
+    *out = NULL;
+    RETURN_ERROR_IF(!label || (n && !src), e, DDCT_ERR_PARAM, "no tensors given");
+    ddct_st_file *f = calloc(1, sizeof *f);
+    RETURN_ERROR_IF(!f, e, DDCT_ERR_NOMEM, "out of memory");
+    f->map.fd = -1; /* no file: every read falls back to the tensors' own bytes */
+    f->path = strdup(label);
+    size_t names = 0, dims = 0;
+    int rc = f->path ? 0 : ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < n && !rc; i++) {
+        const ddct_st_mem_tensor *s = &src[i];
+        const char *nm = s->name ? s->name : "(null)";
+        uint64_t nelem, nbytes;
+        if (!s->name || !*s->name || !strcmp(s->name, ST_METADATA_KEY) || !ddct_utf8_valid(s->name))
+            rc = ddct_seterr(e, DDCT_ERR_PARAM, "%s: tensor %zu: invalid name (empty, \"%s\" or not UTF-8)", label, i,
+                             ST_METADATA_KEY);
+        else if (ddct_dtype_size(s->dtype) == 0)
+            rc = ddct_seterr(e, DDCT_ERR_PARAM, "%s: tensor '%s': invalid dtype %d", label, nm, (int)s->dtype);
+        else if (s->ndim < 0 || s->ndim > DDCT_MAX_DIMS || (s->ndim && !s->shape))
+            rc = ddct_seterr(e, DDCT_ERR_PARAM, "%s: tensor '%s': invalid shape (%d dimensions)", label, nm, s->ndim);
+        else if (shape_size(s->dtype, s->ndim, s->shape, &nelem, &nbytes) || nbytes > (uint64_t)SIZE_MAX)
+            rc = ddct_seterr(e, DDCT_ERR_PARAM, "%s: tensor '%s': byte count overflows", label, nm);
+        else if (nbytes && !s->data)
+            rc = ddct_seterr(e, DDCT_ERR_PARAM, "%s: tensor '%s': no data given", label, nm);
+        names += rc ? 0 : strlen(s->name) + 1;
+        dims += rc ? 0 : (size_t)s->ndim;
+    }
+    if (!rc) {
+        f->t = calloc(n + 1, sizeof *f->t);
+        f->names = malloc(names + 1);
+        f->dims = malloc((dims + 1) * sizeof *f->dims);
+        if (!f->t || !f->names || !f->dims || ddct_nameset_init(&f->by_name, n, opened_name, f))
+            rc = ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory for %zu tensors", n);
+    }
+    for (size_t i = 0; i < n && !rc; i++) {
+        const ddct_st_mem_tensor *s = &src[i];
+        ddct_st_tensor *t = &f->t[i];
+        size_t len = strlen(s->name) + 1;
+        memcpy(f->names + f->names_len, s->name, len);
+        t->name = f->names + f->names_len;
+        f->names_len += len;
+        if (s->ndim) memcpy(f->dims + f->dims_len, s->shape, (size_t)s->ndim * sizeof *f->dims);
+        t->shape = f->dims + f->dims_len;
+        f->dims_len += (size_t)s->ndim;
+        t->dtype = s->dtype;
+        t->ndim = s->ndim;
+        (void)shape_size(s->dtype, s->ndim, s->shape, &t->nelem, &t->nbytes);
+        t->data = s->data;
+        t->file = f;
+        f->n = i + 1;
+        size_t dup = ddct_nameset_add(&f->by_name, i);
+        if (dup == DDCT_NAMESET_NOMEM) rc = ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory");
+        else if (dup != DDCT_NAMESET_NONE)
+            rc = ddct_seterr(e, DDCT_ERR_PARAM, "%s: tensor '%s' given twice", label, s->name);
+    }
+    f->by_name.name = NULL; /* names are pointers: see ddct_st_find */
+    if (rc) {
+        ddct_st_close(f);
+        return rc;
+    }
+    *out = f;
+    return 0;
+}
+
 void ddct_st_close(ddct_st_file *f)
 {
     if (!f) return;

@@ -38,6 +38,18 @@ typedef struct {
 } ddct_st_tensor;
 
 int ddct_st_open(ddct_st_file **out, const char *path, ddct_err *e);
+/* The same over tensors a program holds (names and shapes copied; the bytes referenced, to stay
+ * unchanged until closed): checked as a header is (names non-empty, UTF-8, unique, not
+ * __metadata__; dtypes; shapes and sizes), no file behind it (reads fall back to the bytes, and
+ * a check never finds it changed). label names it in messages. */
+typedef struct {
+    const char *name;
+    ddct_dtype dtype;
+    int ndim;
+    const uint64_t *shape;
+    const void *data;
+} ddct_st_mem_tensor;
+int ddct_st_open_mem(ddct_st_file **out, const char *label, const ddct_st_mem_tensor *t, size_t n, ddct_err *e);
 void ddct_st_close(ddct_st_file *f);
 const char *ddct_st_path(const ddct_st_file *f);
 size_t ddct_st_count(const ddct_st_file *f);

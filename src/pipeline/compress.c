@@ -490,11 +490,13 @@ static int compress(ddct_CCtx *c, const char *base_path, const char *ft_path, co
     ddct_params_effective(p, &eff);
     p = &eff;
     ddct_err *e = &c->err;
-    FORWARD_IF_ERROR(check_params(p, e));
-    FORWARD_IF_ERROR(ddct_model_open(&base, base_path, e));
-    int rc = ddct_model_open(&ft, ft_path, e);
+    /* base and ft: models already open (owned from here on), else opened from their paths */
+    int rc = check_params(p, e);
+    if (!rc && !base) rc = ddct_model_open(&base, base_path, e);
+    if (!rc && !ft) rc = ddct_model_open(&ft, ft_path, e);
     if (rc) {
         ddct_model_close(base);
+        ddct_model_close(ft);
         return rc;
     }
     selector sel;
@@ -529,7 +531,10 @@ static int compress(ddct_CCtx *c, const char *base_path, const char *ft_path, co
         size_t bi = ddct_model_lookup(base, ddct_model_get(ft, i)->name);
         if (bi != DDCT_MODEL_NONE) j.base_fp[i] = ddct_base_fingerprint(base, bi);
     }
-    const char *inputs[] = {base_path, ft_path, NULL};
+    const char *inputs[3] = {NULL, NULL, NULL}; /* the files read (not tensors in memory) */
+    size_t ni = 0;
+    if (base_path) inputs[ni++] = base_path;
+    if (ft_path) inputs[ni++] = ft_path;
     if (!rc) rc = ddct_ctrw_open(&j.w, out_path, overwrite, inputs, hj, e);
     for (size_t i = 0; i < n && !rc; i++) {
         const ddct_st_tensor *t = ddct_model_get(ft, i);
@@ -566,6 +571,42 @@ ddct_ErrorCode ddct_compressFiles(ddct_CCtx *c, const char *base_path, const cha
         p = &def;
     }
     return (ddct_ErrorCode)compress(c, base_path, ft_path, out_path, p, overwrite, NULL, NULL);
+}
+
+/* tensors[0..n) as ddct_st_mem_tensor (dtypes by name), or DDCT_ERR_PARAM naming a bad dtype. */
+static int mem_tensors(const ddct_tensor *t, size_t n, ddct_st_mem_tensor **out, ddct_err *e)
+{
+    *out = calloc(n + 1, sizeof **out);
+    RETURN_ERROR_IF(!*out, e, DDCT_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        ddct_dtype dt = t[i].dtype ? ddct_dtype_from_name(t[i].dtype, strlen(t[i].dtype)) : DDCT_DT_INVALID;
+        RETURN_ERROR_IF(dt == DDCT_DT_INVALID, e, DDCT_ERR_PARAM, "tensor '%s': unknown dtype '%s'",
+                        t[i].name ? t[i].name : "(null)", t[i].dtype ? t[i].dtype : "(null)");
+        (*out)[i] = (ddct_st_mem_tensor){t[i].name, dt, t[i].ndim, t[i].shape, t[i].data};
+    }
+    return 0;
+}
+
+ddct_ErrorCode ddct_CCtx_compressTensors(ddct_CCtx *c, const char *base_path, const ddct_tensor *base, size_t nbase,
+                                         const ddct_tensor *ft, size_t nft, const char *out_path, int overwrite)
+{
+    ddct_err *e = &c->err;
+    ddct_err_clear(e);
+    ddct_notes_clear(&c->notes);
+    ddct_st_mem_tensor *bt = NULL, *ftt = NULL;
+    ddct_model *bm = NULL, *fm = NULL;
+    int rc = base_path ? 0 : mem_tensors(base, nbase, &bt, e);
+    if (!rc) rc = mem_tensors(ft, nft, &ftt, e);
+    if (!rc && !base_path) rc = ddct_model_open_mem(&bm, "base (in memory)", "model.safetensors", bt, nbase, e);
+    if (!rc) rc = ddct_model_open_mem(&fm, "fine-tune (in memory)", "model.safetensors", ftt, nft, e);
+    free(bt);
+    free(ftt);
+    if (rc) {
+        ddct_model_close(bm);
+        ddct_model_close(fm);
+        return (ddct_ErrorCode)rc;
+    }
+    return (ddct_ErrorCode)compress(c, base_path, NULL, out_path, &c->params, overwrite, bm, fm);
 }
 
 ddct_ErrorCode ddct_CCtx_compress(ddct_CCtx *c, const char *base_path, const char *ft_path, const char *out_path,
