@@ -91,18 +91,22 @@ def _name_bytes(name):
 # ---------------------------------------------------------------- progress
 class _Progress:
     """Wraps a Python progress callable as a ddct_progress_fn. Keep the object alive while the call
-    runs. An exception in the callable cancels the call and is raised again after it."""
+    runs. An exception in the callable cancels the call and is raised again after it. Installed
+    even without a callable: Python code then runs after each tensor, so that Ctrl-C (a
+    KeyboardInterrupt raised there) cancels the call cleanly, as any exception does."""
 
     def __init__(self, fn):
         self.fn = fn
         self.cancelled = False
         self.exc = None
-        self.cfn = _lib.PROGRESS_FN(self._call) if fn is not None else _lib.PROGRESS_FN()
+        self.cfn = _lib.PROGRESS_FN(self._call)
 
     def _call(self, _opaque, done, total, bdone, btotal, name):
         if self.exc is not None or self.cancelled:
             return 1
         try:
+            if self.fn is None:
+                return 0
             stop = self.fn(int(done), int(total), int(bdone), int(btotal), _s(name))
         except BaseException as e:  # noqa: BLE001 - re-raised by check()
             self.exc = e
@@ -137,6 +141,8 @@ def _make_params(options, threads):
     if threads is not None:
         items.append(("threads", threads))
     for key, value in items:
+        if value is None:  # not given
+            continue
         name = key.replace("_", "-")
         if name in _DIRECT:
             if value is not None:
@@ -171,7 +177,8 @@ def compress(base, finetuned, out, *, overwrite=False, threads=0, progress=None,
     options are the CLI's compress options as keywords (underscores for hyphens): method="rd",
     bpp=1.0, error=0.1, rd_measure="rel", patch=16, bits="2:0.5,0:0.5", transform="dct",
     wavelet=, dwt_levels=, dwt_keep=, importance=, lowfreq_k=, qtable=, rescale=True/False/"auto",
-    zstd_level=, include=REGEX, exclude=REGEX. Each goes through ddct_params_set: an unknown name or
+    zstd_level=, include=REGEX, exclude=REGEX (None: not given). Each goes through ddct_params_set
+    (include and exclude, which it does not take, set the struct's regexes): an unknown name or
     a bad value raises Error with the library's message. progress(tensors_done, tensors_total,
     bytes_done, bytes_total, name) is called after each tensor; a true return cancels (Cancelled).
 
@@ -182,8 +189,7 @@ def compress(base, finetuned, out, *, overwrite=False, threads=0, progress=None,
         raise Error("cannot create a compression context", ErrorCode.NOMEM)
     pr = _Progress(progress)
     try:
-        if progress is not None:
-            _L.ddct_CCtx_setProgress(cc, pr.cfn, None)
+        _L.ddct_CCtx_setProgress(cc, pr.cfn, None)
         rc = _L.ddct_compressFiles(cc, _path(base), _path(finetuned), _path(out), ctypes.byref(buf.p),
                                    1 if overwrite else 0)
         msg = _s(_L.ddct_CCtx_getErrorMessage(cc)) if rc else None
@@ -206,8 +212,7 @@ class _DCtx:
         if rescale is not None:
             _L.ddct_DCtx_setRescale(self.d, 1 if rescale else 0)
         self.progress = _Progress(progress)
-        if progress is not None:
-            _L.ddct_DCtx_setProgress(self.d, self.progress.cfn, None)
+        _L.ddct_DCtx_setProgress(self.d, self.progress.cfn, None)
 
     def message(self):
         return _s(_L.ddct_DCtx_getErrorMessage(self.d))
@@ -423,6 +428,9 @@ class Reader(collections.abc.Mapping):
             self.close()
         except Exception:  # noqa: BLE001 - interpreter shutdown
             pass
+
+    __eq__ = object.__eq__  # not Mapping's, which would decode every tensor to compare
+    __hash__ = object.__hash__
 
     @property
     def closed(self):

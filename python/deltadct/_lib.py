@@ -181,16 +181,15 @@ def load():
         if not path:
             tried.append(f"{what}: not found")
             continue
-        if os.sep in path and not os.path.exists(path):
-            tried.append(f"{what}: {path}: no such file")
-            continue
         try:
+            if os.sep in path and not os.path.exists(path):
+                raise OSError("no such file")
             lib = _bind(ctypes.CDLL(path))
         except OSError as e:
             tried.append(f"{what}: {path}: {e}")
             if what == "$DDCT_LIBRARY":
-                warnings.warn(f"deltadct: $DDCT_LIBRARY={path} could not be loaded ({e}); trying the others",
-                              RuntimeWarning, stacklevel=3)
+                warnings.warn(f"deltadct: $DDCT_LIBRARY={path} cannot be loaded ({e}); trying the others",
+                              RuntimeWarning, stacklevel=2)
             continue
         return lib, path
     raise ImportError("deltadct: cannot load libdeltadct; tried, in order:\n  " + "\n  ".join(tried) +
@@ -198,4 +197,26 @@ def load():
                       " or set DDCT_LIBRARY to the path of libdeltadct.so.")
 
 
+def _gomp_loaded():
+    try:
+        with open("/proc/self/maps") as f:
+            return any("libgomp" in line for line in f)
+    except OSError:
+        return True  # cannot tell: leave the environment alone
+
+
+def passive_omp_wait():
+    """As the CLI does (cli/util.c): OpenMP threads that wait sleep rather than spin
+    (OMP_WAIT_POLICY=passive), unless the user chose a policy. libgomp reads it once, when it is
+    loaded, so this only acts when nothing in the process (torch, ...) has loaded it yet. On 2 busy
+    cores it halves the rd encoder's time; the files written are the same."""
+    if any(os.environ.get(v) for v in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")):
+        return False
+    if _gomp_loaded():
+        return False
+    os.environ["OMP_WAIT_POLICY"] = "passive"
+    return True
+
+
+passive_omp_wait()
 lib, library_path = load()

@@ -46,17 +46,27 @@ class Pair:
         return self
 
 
+def _tool(path, var, what):
+    """path when it is an executable; a failure when the variable named it, else a skip."""
+    if os.access(path, os.X_OK):
+        return path
+    if os.environ.get(var):
+        pytest.fail(f"${var}: no {what} at {path}")
+    pytest.skip(f"no {what} at {path} (build it, or set ${var})")
+
+
 @pytest.fixture(scope="session")
 def cli():
-    if not os.access(CLI, os.X_OK):
-        pytest.skip(f"no deltadct CLI at {CLI}")
-    return CLI
+    return _tool(CLI, "DDCT_CLI", "deltadct CLI")
 
 
 @pytest.fixture(scope="session")
-def pairs(tmp_path_factory):
-    if not os.access(GENPAIR, os.X_OK):
-        pytest.skip(f"no ddct-genpair at {GENPAIR}")
+def genpair():
+    return _tool(GENPAIR, "DDCT_GENPAIR", "ddct-genpair")
+
+
+@pytest.fixture(scope="session")
+def pairs(tmp_path_factory, genpair):
     root = str(tmp_path_factory.mktemp("pairs"))
     return {dt: Pair(root, dt).make() for dt in DTYPES}
 
@@ -67,10 +77,8 @@ def pair(request, pairs):
 
 
 @pytest.fixture(scope="session")
-def other_base(tmp_path_factory):
+def other_base(tmp_path_factory, genpair):
     """A base of the same shapes as the pairs' F32 one but other values (seed 4)."""
-    if not os.access(GENPAIR, os.X_OK):
-        pytest.skip(f"no ddct-genpair at {GENPAIR}")
     return Pair(str(tmp_path_factory.mktemp("other")), "F32", seed=4).base
 
 

@@ -124,6 +124,22 @@ def test_options_map_as_the_cli_s(pairs, tmp_path, cli):
     assert {t["codec"] for t in i["tensors"] if t["lossy"]} == {"patch"}
 
 
+def test_selection_options_as_the_cli_s(pairs, tmp_path, cli):
+    p = pairs["BF16"]
+    py, cl = tmp_path / "py.ddct", tmp_path / "cli.ddct"
+    deltadct.compress(p.base, p.ft, py, method="patch", exclude="norm", include="^lm_head", error=None)
+    run(cli, "compress", p.base, p.ft, "-o", cl, "-q", "--method", "patch", "--exclude", "norm",
+        "--include", "^lm_head")
+    assert py.read_bytes() == cl.read_bytes()
+    lossy = {t["name"]: t["lossy"] for t in deltadct.info(py)["tensors"]}
+    assert lossy["model.embed_tokens.weight"] and lossy["lm_head.weight"]
+    assert not lossy["model.norm.weight"]
+    with pytest.raises(deltadct.Error) as ei:
+        deltadct.compress(p.base, p.ft, tmp_path / "x.ddct", exclude="(")
+    assert ei.value.code == deltadct.ErrorCode.PARAM and ei.value.message
+    assert not (tmp_path / "x.ddct").exists()
+
+
 def test_bpp_option(pairs, tmp_path):
     p = pairs["F32"]
     out = tmp_path / "half.ddct"
