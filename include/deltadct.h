@@ -166,7 +166,7 @@ DDCT_API ddct_ErrorCode ddct_params_getParameter(const ddct_params *p, ddct_cPar
 DDCT_API ddct_ErrorCode ddct_params_check(const ddct_params *p, char *err, size_t errlen);
 
 /* ---------------------------------------------------------------- progress */
-/* Called after each tensor. Return non-zero to cancel (the call then fails with DDCT_ERR_PARAM). */
+/* Called after each tensor. Return non-zero to cancel (the call then fails with DDCT_ERR_CANCELLED). */
 typedef int (*ddct_progress_fn)(void *opaque, size_t tensors_done, size_t tensors_total,
                                 uint64_t bytes_done, uint64_t bytes_total, const char *tensor_name);
 
@@ -191,6 +191,8 @@ DDCT_API ddct_ErrorCode ddct_CCtx_getParameter(const ddct_CCtx *cctx, ddct_cPara
 DDCT_API ddct_ErrorCode ddct_CCtx_setStrategy(ddct_CCtx *cctx, const char *bits);
 DDCT_API ddct_ErrorCode ddct_CCtx_setSelection(ddct_CCtx *cctx, const char *include_regex, const char *exclude_regex);
 DDCT_API void ddct_CCtx_resetParameters(ddct_CCtx *cctx);
+/* All of them at once from p (checked by ddct_params_check; its regexes copied). */
+DDCT_API ddct_ErrorCode ddct_CCtx_setParams(ddct_CCtx *cctx, const ddct_params *p);
 DDCT_API ddct_ErrorCode ddct_CCtx_compress(ddct_CCtx *cctx, const char *base_path, const char *ft_path,
                                            const char *out_path, int overwrite);
 

@@ -26,7 +26,7 @@ import numpy as np
 from . import _lib
 from ._lib import lib as _L
 
-__all__ = ["Error", "Cancelled", "ErrorCode", "compress", "decompress", "verify", "info", "evaluate", "open",
+__all__ = ["Error", "Cancelled", "ErrorCode", "compress", "compress_state_dict", "decompress", "verify", "info", "evaluate", "open",
            "Reader", "IncompatibleKeys", "describe_params", "library_path", "__version__"]
 
 __version__ = _L.ddct_versionString().decode()
@@ -200,6 +200,95 @@ def compress(base, finetuned, out, *, overwrite=False, threads=0, progress=None,
     finally:
         _L.ddct_freeCCtx(cc)
         del keep  # the regex strings buf.p pointed at lived until here
+    return {"out": os.fspath(out), "bytes": os.path.getsize(out), "notes": notes}
+
+
+# numpy dtype names -> safetensors dtype names (bfloat16: ml_dtypes' or any numpy type of that name)
+_FROM_NP = {"float64": "F64", "float32": "F32", "float16": "F16", "bfloat16": "BF16", "int64": "I64",
+              "int32": "I32", "int16": "I16", "int8": "I8", "uint64": "U64", "uint32": "U32", "uint16": "U16",
+              "uint8": "U8", "bool": "BOOL"}
+_FROM_TORCH = {"float64": "F64", "float32": "F32", "float16": "F16", "bfloat16": "BF16", "int64": "I64",
+                 "int32": "I32", "int16": "I16", "int8": "I8", "uint8": "U8", "bool": "BOOL"}
+
+
+def _as_bytes_array(name, value):
+    """(numpy array whose memory holds the tensor's bytes, little-endian and C-contiguous; its
+    safetensors dtype name; its shape). A torch tensor is read in place when it is a contiguous CPU
+    tensor (BF16 through an int16 view, so no value is converted)."""
+    import numpy as np
+    mod = type(value).__module__
+    if mod.startswith("torch"):
+        t = value.detach()
+        if t.device.type != "cpu":
+            t = t.cpu()
+        t = t.contiguous()
+        dt = str(t.dtype).replace("torch.", "")
+        if dt not in _FROM_TORCH:
+            raise Error(f"tensor '{name}': torch dtype {t.dtype} has no safetensors equivalent", ErrorCode.PARAM)
+        shape = tuple(t.shape)
+        import torch
+        arr = (t.view(torch.int16) if dt == "bfloat16" else t).reshape(-1).numpy()
+        return arr, _FROM_TORCH[dt], shape
+    a = np.asarray(value)
+    dt = a.dtype.name
+    if dt not in _FROM_NP:
+        raise Error(f"tensor '{name}': numpy dtype {a.dtype} has no safetensors equivalent", ErrorCode.PARAM)
+    if a.dtype.byteorder == ">":
+        a = a.astype(a.dtype.newbyteorder("<"))
+    a = np.ascontiguousarray(a)
+    return a, _FROM_NP[dt], a.shape
+
+
+def _tensor_list(sd):
+    """A ctypes array of ddct_tensor over a state dict, and what must stay alive while it is used."""
+    items = list(sd.items())
+    arr = (_lib.Tensor * max(len(items), 1))()
+    keep = []
+    for k, (name, value) in enumerate(items):
+        if not isinstance(name, str):
+            raise Error(f"tensor names must be strings, got {name!r}", ErrorCode.PARAM)
+        data, dtype, shape = _as_bytes_array(name, value)
+        shp = (ctypes.c_uint64 * max(len(shape), 1))(*shape)
+        nb, db = name.encode("utf-8", "surrogatepass"), dtype.encode()
+        keep += [data, shp, nb, db]
+        arr[k].name, arr[k].dtype, arr[k].ndim = nb, db, len(shape)
+        arr[k].shape = ctypes.cast(shp, ctypes.POINTER(ctypes.c_uint64))
+        arr[k].data = data.ctypes.data if data.size else None
+    return arr, len(items), keep
+
+
+def compress_state_dict(base_sd, finetuned_sd, out, *, overwrite=False, threads=0, progress=None, **options):
+    """Compress a fine-tune held in memory against its base into OUT, without writing either out
+    (ddct_CCtx_compressTensors): finetuned_sd maps names to numpy arrays or torch tensors (any
+    dtype safetensors has; BF16 torch tensors bit for bit); base_sd is such a mapping too, or the
+    path of the base (a .safetensors file, sharded checkpoint or directory). The tensors are read
+    in place (a contiguous CPU torch tensor or numpy array is not copied). options: as compress.
+    The .ddct is the one compress would write for the same tensors in a file model.safetensors.
+    Returns {"out": path, "bytes": its size, "notes": [...]}."""
+    buf, keep = _make_params(options, threads)
+    ft_arr, nft, ft_keep = _tensor_list(finetuned_sd)
+    if isinstance(base_sd, (str, bytes, os.PathLike)):
+        base_path, b_arr, nb, b_keep = _path(base_sd), None, 0, None
+    else:
+        base_path = None
+        b_arr, nb, b_keep = _tensor_list(base_sd)
+    cc = _L.ddct_createCCtx()
+    if not cc:
+        raise Error("cannot create a compression context", ErrorCode.NOMEM)
+    pr = _Progress(progress)
+    try:
+        rc = _L.ddct_CCtx_setParams(cc, ctypes.byref(buf.p))
+        if not rc:
+            _L.ddct_CCtx_setProgress(cc, pr.cfn, None)
+            rc = _L.ddct_CCtx_compressTensors(cc, base_path, b_arr, nb, ft_arr, nft, _path(out), 1 if overwrite else 0)
+        msg = _s(_L.ddct_CCtx_getErrorMessage(cc)) if rc else None
+        pr.check(rc, msg)
+        if rc:
+            raise Error(msg or error_name(rc), rc)
+        notes = _notes(_L.ddct_CCtx_noteCount, _L.ddct_CCtx_note, cc)
+    finally:
+        _L.ddct_freeCCtx(cc)
+        del keep, ft_keep, b_keep
     return {"out": os.fspath(out), "bytes": os.path.getsize(out), "notes": notes}
 
 

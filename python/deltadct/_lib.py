@@ -46,6 +46,17 @@ class Params(Structure):
     ]
 
 
+class Tensor(Structure):
+    """ddct_tensor: a tensor a program holds (compress_state_dict)."""
+    _fields_ = [
+        ("name", c_char_p),
+        ("dtype", c_char_p),
+        ("ndim", c_int),
+        ("shape", POINTER(c_uint64)),
+        ("data", c_void_p),
+    ]
+
+
 class ParamsBuf(Structure):
     """ddct_params with slack behind it: a library whose struct grew cannot write past our memory."""
     _fields_ = [("p", Params), ("_slack", c_char * 1024)]
@@ -114,6 +125,9 @@ PROTOTYPES = {
     "ddct_freeCCtx": (None, [c_void_p]),
     "ddct_CCtx_setProgress": (None, [c_void_p, PROGRESS_FN, c_void_p]),
     "ddct_compressFiles": (_ERR, [c_void_p, c_char_p, c_char_p, c_char_p, POINTER(Params), c_int]),
+    "ddct_CCtx_setParams": (_ERR, [c_void_p, POINTER(Params)]),
+    "ddct_CCtx_compressTensors": (_ERR, [c_void_p, c_char_p, POINTER(Tensor), c_size_t, POINTER(Tensor), c_size_t,
+                                         c_char_p, c_int]),
     "ddct_CCtx_getErrorMessage": (c_char_p, [c_void_p]),
     "ddct_CCtx_noteCount": (c_size_t, [c_void_p]),
     "ddct_CCtx_note": (c_char_p, [c_void_p, c_size_t]),

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import deltadct
-from conftest import run
+from conftest import Pair, run
 from stfile import SafeTensors
 
 NP_DTYPE = {"F32": np.float32, "F16": np.float16, "BF16": np.uint16, "I64": np.int64}
@@ -359,3 +359,74 @@ def test_exception_in_progress_propagates(pairs, tmp_path):
     with pytest.raises(Boom):
         deltadct.decompress(p.base, p.ddct, out, progress=boom)
     assert not out.exists()
+
+
+def _numpy_state_dict(path):
+    """The tensors of a .safetensors file as numpy arrays (BF16 as their uint16 bits, marked)."""
+    import numpy as np
+    st = SafeTensors(path)
+    np_dt = {"F32": np.float32, "F16": np.float16, "F64": np.float64, "I64": np.int64, "I32": np.int32,
+             "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
+    sd = {}
+    for n in st.names():
+        dt = st.dtype(n)
+        if dt == "BF16":
+            continue  # numpy has no bfloat16: the torch test covers it
+        sd[n] = np.frombuffer(st.raw(n), dtype=np_dt[dt]).reshape(st.shape(n))
+    return sd
+
+
+@pytest.mark.parametrize("base_in_memory", [True, False])
+def test_compress_state_dict_equals_the_files(tmp_path, genpair, base_in_memory):
+    """compress_state_dict from numpy arrays writes the .ddct compress writes for the same tensors
+    in a file called model.safetensors, byte for byte; the base in memory or from its path."""
+    p = Pair(str(tmp_path), "F16")
+    ft_sd = _numpy_state_dict(p.ft)
+    base_sd = _numpy_state_dict(p.base)
+    # the same tensors as files: the fine-tune without its BF16 tensors, named model.safetensors
+    import numpy as np
+    d = tmp_path / "files"
+    d.mkdir()
+    _write_safetensors(d / "model.safetensors", ft_sd)
+    _write_safetensors(d / "base.safetensors", base_sd)
+    want, got = tmp_path / "files.ddct", tmp_path / "mem.ddct"
+    deltadct.compress(d / "base.safetensors", d / "model.safetensors", want, method="patch")
+    base_arg = base_sd if base_in_memory else d / "base.safetensors"
+    r = deltadct.compress_state_dict(base_arg, ft_sd, got, method="patch")
+    assert r["bytes"] == os.path.getsize(want)
+    assert open(want, "rb").read() == open(got, "rb").read()
+    with deltadct.open(got, d / "base.safetensors") as m:
+        assert set(m.names()) == set(ft_sd)
+        for n, a in ft_sd.items():
+            if a.dtype == np.int64 or a.dtype == np.uint8:
+                assert np.array_equal(m[n], a)
+
+
+def test_compress_state_dict_refuses(tmp_path, pairs):
+    import numpy as np
+    out = tmp_path / "x.ddct"
+    with pytest.raises(deltadct.Error) as ei:
+        deltadct.compress_state_dict(pairs["F32"].base, {"a": np.zeros(3, dtype=np.complex64)}, out)
+    assert "complex" in str(ei.value) and ei.value.code == deltadct.ErrorCode.PARAM
+    with pytest.raises(deltadct.Error):
+        deltadct.compress_state_dict(pairs["F32"].base, {"": np.zeros(3, dtype=np.float32)}, out)
+    with pytest.raises(deltadct.Error):
+        deltadct.compress_state_dict(pairs["F32"].base, {"a": np.zeros(3, dtype=np.float32)}, out, bpp=-1)
+    assert not out.exists()
+
+
+def _write_safetensors(path, sd):
+    """A .safetensors file of numpy arrays (standard layout, file order = dict order)."""
+    import json
+    import struct
+    np_names = {"float32": "F32", "float16": "F16", "float64": "F64", "int64": "I64", "int32": "I32",
+                "int16": "I16", "int8": "I8", "uint8": "U8", "bool": "BOOL"}
+    header, blobs, off = {}, [], 0
+    for n, a in sd.items():
+        b = a.tobytes()
+        header[n] = {"dtype": np_names[a.dtype.name], "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    h = json.dumps(header, separators=(",", ":")).encode()
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))

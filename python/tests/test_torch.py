@@ -208,3 +208,42 @@ def test_load_into_peak_memory(gpt):
     grew = r["peak"] - r["rss_before"]
     assert grew <= limit, (f"load_into grew the resident set by {grew / MiB:.1f} MiB, more than "
                            f"{limit / MiB:.1f} MiB: {r}")
+
+
+def _torch_state_dict(path):
+    """A .safetensors file's tensors as torch tensors of their own dtype (BF16 from its bits)."""
+    st = SafeTensors(path)
+    np_dt = {"F32": "<f4", "F16": "<f2", "BF16": "<i2", "F64": "<f8", "I64": "<i8", "I32": "<i4", "U8": "u1"}
+    sd = {}
+    for n in st.names():
+        a = np.frombuffer(st.raw(n), dtype=np_dt[st.dtype(n)]).reshape(st.shape(n)).copy()
+        t = torch.from_numpy(a)
+        sd[n] = t.view(torch.bfloat16) if st.dtype(n) == "BF16" else t
+    return sd
+
+
+def test_compress_state_dict_from_torch(pairs, tmp_path):
+    """A BF16 state dict of torch tensors compresses to the .ddct of the same file named
+    model.safetensors, byte for byte, and rebuilds bit for bit as decompress does."""
+    p = pairs["BF16"]
+    model = tmp_path / "model.safetensors"  # the fine-tune's file without its __metadata__
+    raw = open(p.ft, "rb").read()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + n])
+    header.pop("__metadata__", None)
+    h = json.dumps(header, separators=(",", ":")).encode()
+    model.write_bytes(len(h).to_bytes(8, "little") + h + raw[8 + n:])
+    want, got = tmp_path / "want.ddct", tmp_path / "got.ddct"
+    deltadct.compress(p.base, model, want)
+    sd = _torch_state_dict(p.ft)
+    assert any(t.dtype == torch.bfloat16 for t in sd.values())
+    deltadct.compress_state_dict(p.base, sd, got)
+    assert want.read_bytes() == got.read_bytes()
+    # the base as torch tensors too, one of them non-contiguous (a transposed copy's transpose)
+    base_sd = _torch_state_dict(p.base)
+    name = next(n for n, t in base_sd.items() if t.dim() == 2 and t.shape[0] != t.shape[1])
+    base_sd[name] = base_sd[name].t().contiguous().t()
+    assert not base_sd[name].is_contiguous()
+    got2 = tmp_path / "got2.ddct"
+    deltadct.compress_state_dict(base_sd, sd, got2)
+    assert want.read_bytes() == got2.read_bytes()

@@ -98,6 +98,20 @@ ddct_ErrorCode ddct_CCtx_setSelection(ddct_CCtx *c, const char *include_regex, c
     return DDCT_OK;
 }
 
+ddct_ErrorCode ddct_CCtx_setParams(ddct_CCtx *c, const ddct_params *p)
+{
+    ddct_err_clear(&c->err);
+    char msg[256];
+    RETURN_ERROR_IF(!p, &c->err, DDCT_ERR_PARAM, "no parameters given");
+    RETURN_ERROR_IF(ddct_params_check(p, msg, sizeof msg), &c->err, DDCT_ERR_PARAM, "%s", msg);
+    FORWARD_IF_ERROR(ddct_CCtx_setSelection(c, p->include_regex, p->exclude_regex));
+    const char *inc = c->params.include_regex, *exc = c->params.exclude_regex;
+    c->params = *p;
+    c->params.include_regex = inc;
+    c->params.exclude_regex = exc;
+    return DDCT_OK;
+}
+
 void ddct_CCtx_resetParameters(ddct_CCtx *c)
 {
     free(c->include_re);
