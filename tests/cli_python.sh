@@ -46,5 +46,16 @@ else
   bad "pytest python/tests"; cat "$T/pytest.log" >&2
 fi
 
+# The README's Python example, as written, on make demo's pair (build/demo under a scratch directory)
+mkdir -p "$T/readme/build"
+check "make demo's pair" "$GEN" "$T/readme/build/demo"
+"$PY" - "$HERE/../README.md" "$T/readme/example.py" <<'PYEOF'
+import re, sys
+text = open(sys.argv[1], encoding="utf-8").read()
+blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+open(sys.argv[2], "w").write(blocks[0] if blocks else "raise SystemExit('no python example in README.md')\n")
+PYEOF
+check "the README's Python example runs as written" sh -c "cd '$T/readme' && env -u DDCT_LIBRARY '$VPY' example.py"
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
