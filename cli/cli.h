@@ -66,14 +66,9 @@ int cli_parse_num(const char *name, const char *v, double *out);
  * -1 a bad value (message printed). */
 int cli_threads_opt(int argc, char **argv, int *i, int *threads);
 
-/* Which compression options each method reads (options.c). given: the option names (without
- * "--") on the command line; p: the parameters after defaults, so the method is the effective
- * one. An option the effective parameters do not read, or two that exclude each other, is a
- * usage error: message naming it, -1. method_given: whether --method was on the command line
- * (for the message). */
+/* The options given (names without "--") that p's method does not read, or that exclude each
+ * other: a usage error (ddct_params_checkOptions's message), -1; else 0. */
 int cli_check_options(const ddct_params *p, const char *const *given, int ngiven, int method_given);
-/* 1 if a compression with p reads option opt (a name of that table, without "--"), else 0. */
-int cli_option_read(const char *opt, const ddct_params *p);
 
 int cmd_compress(int argc, char **argv);
 int cmd_decompress(int argc, char **argv);

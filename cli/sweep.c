@@ -780,7 +780,7 @@ static int validate(const strlist *l, const char *name)
     return 0;
 }
 
-/* The parameters a sweep method compresses with, for cli_option_read (default values otherwise). */
+/* The parameters a sweep method compresses with, for ddct_params_optionRead (default values otherwise). */
 static void method_params(int m, ddct_params *p)
 {
     ddct_params_default(p);
@@ -789,7 +789,7 @@ static void method_params(int m, ddct_params *p)
     p->transform = m == M_DWT ? DDCT_TRANSFORM_DWT : m == M_NONE ? DDCT_TRANSFORM_NONE : DDCT_TRANSFORM_DCT;
 }
 
-/* A grid option given while no method of --methods reads it (the table of cli_check_options)
+/* A grid option given while no method of --methods reads it (the table of ddct_params_checkOptions)
  * would add no row and change none: a usage error, as the same option is for compress. */
 static int check_grid_option(const grid *g, const char *opt)
 {
@@ -799,11 +799,11 @@ static int check_grid_option(const grid *g, const char *opt)
         snprintf(methods + strlen(methods), sizeof methods - strlen(methods), "%s%s", i ? "," : "", g->methods.v[i]);
     for (int i = 0; i < g->methods.n; i++) {
         method_params(method_of(g->methods.v[i]), &p);
-        if (cli_option_read(opt + 2, &p)) return 0;
+        if (ddct_params_optionRead(&p, opt + 2)) return 0;
     }
     for (int m = 0; m < M_COUNT; m++) {
         method_params(m, &p);
-        if (cli_option_read(opt + 2, &p))
+        if (ddct_params_optionRead(&p, opt + 2))
             snprintf(readers + strlen(readers), sizeof readers - strlen(readers), "%s%s", readers[0] ? "," : "",
                      method_name[m]);
     }

@@ -343,3 +343,10 @@ void cli_passive_omp_wait(char **argv)
     (void)argv;
 #endif
 }
+
+int cli_check_options(const ddct_params *p, const char *const *given, int ngiven, int method_given)
+{
+    char msg[512];
+    if (ddct_params_checkOptions(p, given, ngiven, method_given, msg, sizeof msg) == DDCT_OK) return 0;
+    return cli_error("%s", msg), -1;
+}

@@ -123,6 +123,17 @@ DDCT_API ddct_ErrorCode ddct_params_set(ddct_params *p, const char *name, const 
 /* Write a canonical one-line description of p (as stored in the file header). */
 DDCT_API void ddct_params_describe(const ddct_params *p, char *out, size_t outlen);
 
+/* 1 if the method of p reads option opt (a ddct_params_set name, without "--"), given the rest
+ * of p (--wavelet only with the DWT, --lowfreq-k only with the low-frequency score, ...); options
+ * every method reads (zstd-level, include, exclude, rescale, threads) give 1. */
+DDCT_API int ddct_params_optionRead(const ddct_params *p, const char *opt);
+/* The options given[0..ngiven) (names as above) set on p: DDCT_ERR_PARAM with a message naming
+ * the first one p's method does not read ("--bpp does nothing with --method patch ..."), or that
+ * cannot go with another given one (--error with --bpp). method_given: the method was chosen,
+ * not the default (for the message). The CLI refuses such options as usage errors. */
+DDCT_API ddct_ErrorCode ddct_params_checkOptions(const ddct_params *p, const char *const *given, int ngiven,
+                                                 int method_given, char *err, size_t errlen);
+
 /* ---------------------------------------------------------------- parameters, zstd style
  * Every numeric and enumerated field of ddct_params by id, with its bounds; a CCtx holds its own
  * parameters (ddct_params_default's when created), each set checked against its bounds, and

@@ -131,7 +131,7 @@ def _notes(count_fn, note_fn, ctx):
 _DIRECT = {"include", "exclude"}  # regexes: fields of ddct_params that ddct_params_set does not take
 
 
-def _make_params(options, threads):
+def _make_params(options, threads, check=True):
     buf = _lib.ParamsBuf()
     p = buf.p
     _L.ddct_params_default(ctypes.byref(p))
@@ -157,13 +157,20 @@ def _make_params(options, threads):
         rc = _L.ddct_params_set(ctypes.byref(p), name.encode(), str(value).encode(), err, len(err))
         if rc:
             raise Error(_s(err.value) or f"invalid option '{key}'", rc)
+    if check:  # an option the method does not read is an error, as in the CLI
+        given = [k.replace("_", "-").encode() for k, v in options.items() if v is not None]
+        arr = (ctypes.c_char_p * max(len(given), 1))(*given)
+        rc = _L.ddct_params_checkOptions(ctypes.byref(p), arr, len(given), 1 if options.get("method") else 0, err,
+                                         len(err))
+        if rc:
+            raise Error(_s(err.value), rc)
     return buf, keep
 
 
 def describe_params(**options):
     """The canonical one-line description (ddct_params_describe, as the file header stores it) of the
     parameters these compress options give."""
-    buf, _keep = _make_params(options, None)
+    buf, _keep = _make_params(options, None, check=False)
     out = ctypes.create_string_buffer(1024)
     _L.ddct_params_describe(ctypes.byref(buf.p), out, len(out))
     return _s(out.value)

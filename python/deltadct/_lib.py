@@ -121,6 +121,7 @@ PROTOTYPES = {
     "ddct_params_default": (None, [POINTER(Params)]),
     "ddct_params_set": (_ERR, [POINTER(Params), c_char_p, c_char_p, c_void_p, c_size_t]),
     "ddct_params_describe": (None, [POINTER(Params), c_void_p, c_size_t]),
+    "ddct_params_checkOptions": (_ERR, [POINTER(Params), POINTER(c_char_p), c_int, c_int, c_void_p, c_size_t]),
     "ddct_createCCtx": (c_void_p, []),
     "ddct_freeCCtx": (None, [c_void_p]),
     "ddct_CCtx_setProgress": (None, [c_void_p, PROGRESS_FN, c_void_p]),

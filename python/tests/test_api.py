@@ -100,6 +100,10 @@ def test_every_option_reaches_its_field():
     ({"method": "jpeg"}, "--method"),
     ({"bits": "3:0.5"}, "sum to 1"),
     ({"rescale": "maybe"}, "--rescale"),
+    ({"method": "patch", "bpp": 0.5}, "--bpp does nothing with --method patch"),
+    ({"patch": 8}, "--patch does nothing with --method rd (the default)"),
+    ({"error": 0.2, "bpp": 0.5}, "cannot be combined"),
+    ({"method": "patch", "wavelet": "cdf97"}, "--wavelet does nothing without --transform dwt"),
 ])
 def test_bad_option_raises_with_the_library_message(pairs, tmp_path, options, words):
     p = pairs["F32"]

@@ -1,13 +1,16 @@
 /*
  * options.c — which compression options each method reads, and the check that refuses the
- * others. An option the chosen method ignores used to be accepted and silently did nothing
- * (`--patch 8` with rd, `--bpp 2` with the patch codec); now it is a usage error naming it, so
- * a script that thinks it set something learns that it did not. The method is the effective
- * one, after defaults: an option that the default method ignores is refused without --method.
+ * others (ddct_params_optionRead, ddct_params_checkOptions). An option the chosen method ignores
+ * is an error naming it, not silence (`--patch 8` with rd, `--bpp 2` with the patch codec), so a
+ * program or script that thinks it set something learns that it did not. The method is the
+ * effective one, after defaults: an option that the default method ignores is refused when no
+ * method was given. The CLI and the Python package check through it.
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
-#include "cli.h"
+#include "deltadct.h"
 
 static const char *const METHOD_NAME[DDCT_METHOD_COUNT] = {"patch", "bitdelta", "svd", "rd"};
 
@@ -54,7 +57,7 @@ static int row_of(const char *opt)
     return -1;
 }
 
-int cli_option_read(const char *opt, const ddct_params *p)
+int ddct_params_optionRead(const ddct_params *p, const char *opt)
 {
     int k = row_of(opt);
     if (k < 0) return 1; /* not in the table: every method reads it */
@@ -69,28 +72,41 @@ static int given_has(const char *const *given, int ngiven, const char *opt)
     return 0;
 }
 
-int cli_check_options(const ddct_params *p, const char *const *given, int ngiven, int method_given)
+static ddct_ErrorCode fail(char *err, size_t errlen, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+static ddct_ErrorCode fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (err && errlen) vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return DDCT_ERR_PARAM;
+}
+
+ddct_ErrorCode ddct_params_checkOptions(const ddct_params *p, const char *const *given, int ngiven, int method_given,
+                                        char *err, size_t errlen)
 {
     const char *m = (unsigned)p->method < DDCT_METHOD_COUNT ? METHOD_NAME[p->method] : "?";
     for (int i = 0; i < ngiven; i++) {
         int k = row_of(given[i]);
         if (k < 0) continue;
         if (OPTION_USE[k].excludes && given_has(given, ngiven, OPTION_USE[k].excludes))
-            return cli_error("--%s cannot be combined with --%s: %s", given[i], OPTION_USE[k].excludes,
-                             OPTION_USE[k].excludes_why),
-                   -1;
-        if (cli_option_read(given[i], p)) continue;
+            return fail(err, errlen, "--%s cannot be combined with --%s: %s", given[i], OPTION_USE[k].excludes,
+                        OPTION_USE[k].excludes_why);
+        if (ddct_params_optionRead(p, given[i])) continue;
         if (!(OPTION_USE[k].methods >> p->method & 1)) {
             char readers[64] = "";
             for (int j = 0; j < DDCT_METHOD_COUNT; j++)
                 if (OPTION_USE[k].methods >> j & 1)
                     snprintf(readers + strlen(readers), sizeof readers - strlen(readers), "%s%s",
                              readers[0] ? ", " : "", METHOD_NAME[j]);
-            return cli_error("--%s does nothing with --method %s%s (it is read by --method %s)", given[i], m,
-                             method_given ? "" : " (the default)", readers),
-                   -1;
+            return fail(err, errlen, "--%s does nothing with --method %s%s (it is read by --method %s)", given[i], m,
+                        method_given ? "" : " (the default)", readers);
         }
-        return cli_error("--%s does nothing without %s", given[i], OPTION_USE[k].also_text), -1;
+        return fail(err, errlen, "--%s does nothing without %s", given[i], OPTION_USE[k].also_text);
     }
-    return 0;
+    return DDCT_OK;
 }
