@@ -4,6 +4,7 @@ ctypes over libdeltadct (the shared library is carried inside the package; $DDCT
 it). Mirrors include/deltadct.h:
 
     deltadct.compress(base, finetuned, out, method="rd", bpp=1.0, ...)   # ddct_compressFiles
+    deltadct.compress_state_dict(base, state_dict, out, ...)            # ddct_CCtx_compressTensors
     deltadct.decompress(base, ddct, out)                                # ddct_decompressFile
     deltadct.verify(ddct, base=None, quick=False)                       # ddct_verifyFile[Checksums]
     deltadct.info(ddct)                                                 # ddct_openInfo, as `deltadct info --json`
@@ -26,8 +27,8 @@ import numpy as np
 from . import _lib
 from ._lib import lib as _L
 
-__all__ = ["Error", "Cancelled", "ErrorCode", "compress", "compress_state_dict", "decompress", "verify", "info", "evaluate", "open",
-           "Reader", "IncompatibleKeys", "describe_params", "library_path", "__version__"]
+__all__ = ["Error", "Cancelled", "ErrorCode", "compress", "compress_state_dict", "decompress", "verify", "info",
+           "evaluate", "open", "Reader", "IncompatibleKeys", "describe_params", "library_path", "__version__"]
 
 __version__ = _L.ddct_versionString().decode()
 version_number = _L.ddct_versionNumber()
