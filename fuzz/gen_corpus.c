@@ -404,7 +404,15 @@ static void encode_rd_four_state(const char *dir)
     free(v);
 }
 
-static void encode_raw(const char *dir, uint64_t nbytes, size_t elsize, int with_base)
+static int fill_buf(void *opaque, const uint8_t *p, size_t n, ddct_err *e)
+{
+    ddct_buf_put(opaque, p, n);
+    return ddct_buf_check(opaque, e);
+}
+
+/* A raw record of nbytes: the encoder's own choice (chunk 0), or framed (flags bit 3: one zstd
+ * frame per chunk) with a small chunk, so that a seed holds several frames. */
+static void encode_raw(const char *dir, uint64_t nbytes, size_t elsize, int with_base, uint64_t chunk)
 {
     uint8_t *ft = malloc((size_t)nbytes + 1), *base = malloc((size_t)nbytes + 1);
     if (!ft || !base) die(dir, "out of memory");
@@ -417,40 +425,15 @@ static void encode_raw(const char *dir, uint64_t nbytes, size_t elsize, int with
     ddct_enc_out out;
     ddct_enc_out_init(&out);
     ddct_err e;
-    if (ddct_codec_raw.encode_lossless(&in, &out, &e) || ddct_enc_out_check(&out, &e)) die("raw", e.msg);
-    ddct_record rec = {.codec = DDCT_CODEC_RAW, .params = out.params.p, .params_len = out.params.len,
-                       .data = out.data.p, .data_len = out.data.len};
-    codec_input(dir, DDCT_CODEC_RAW, with_base ? 0x40 : 0, nbytes / elsize, log2_size(elsize), &rec);
-    ddct_enc_out_free(&out);
-    free(ft);
-    free(base);
-}
-
-static int fill_buf(void *opaque, const uint8_t *p, size_t n, ddct_err *e)
-{
-    ddct_buf_put(opaque, p, n);
-    return ddct_buf_check(opaque, e);
-}
-
-/* A framed raw record (flags bit 3: one zstd frame per chunk) with a small chunk, so a seed holds
- * several frames. */
-static void encode_raw_framed(const char *dir, uint64_t nbytes, size_t elsize, int with_base, uint64_t chunk)
-{
-    uint8_t *ft = malloc((size_t)nbytes + 1), *base = malloc((size_t)nbytes + 1);
-    if (!ft || !base) die(dir, "out of memory");
-    for (uint64_t i = 0; i < nbytes; i++) {
-        base[i] = (uint8_t)(i * 131u + 7u);
-        ft[i] = (uint8_t)(rnext() % 4 == 0 ? rnext() : base[i]);
+    int rc;
+    if (!chunk) {
+        rc = ddct_codec_raw.encode_lossless(&in, &out, &e);
+    } else {
+        ddct_buf_u8(&out.params, (uint8_t)((with_base ? 1 : 0) | (elsize > 1 ? 2 : 0) | 4 | 8));
+        ddct_buf_varint(&out.params, chunk);
+        rc = ddct_raw_stream(&in, out.params.p, out.params.len, fill_buf, &out.data, &e);
     }
-    ddct_lossless_in in = {.ft = ft, .base = with_base ? base : NULL, .nbytes = nbytes, .elsize = elsize,
-                           .level = 3, .threads = 1};
-    ddct_enc_out out;
-    ddct_enc_out_init(&out);
-    ddct_buf_u8(&out.params, (uint8_t)((with_base ? 1 : 0) | (elsize > 1 ? 2 : 0) | 4 | 8));
-    ddct_buf_varint(&out.params, chunk);
-    ddct_err e;
-    if (ddct_raw_stream(&in, out.params.p, out.params.len, fill_buf, &out.data, &e) || ddct_enc_out_check(&out, &e))
-        die("raw framed", e.msg);
+    if (rc || ddct_enc_out_check(&out, &e)) die("raw", e.msg);
     ddct_record rec = {.codec = DDCT_CODEC_RAW, .params = out.params.p, .params_len = out.params.len,
                        .data = out.data.p, .data_len = out.data.len};
     codec_input(dir, DDCT_CODEC_RAW, with_base ? 0x40 : 0, nbytes / elsize, log2_size(elsize), &rec);
@@ -533,13 +516,13 @@ static void gen_codecs(const char *dir, int nfiles, char **files)
     static const uint64_t sbig[2] = {64, 48};
     encode_lossy(dir, &ddct_codec_rd, 2, sbig, &p, 0x08);
     /* lossless */
-    encode_raw(dir, 256, 4, 1);
-    encode_raw(dir, 256, 4, 0);
-    encode_raw(dir, 96, 2, 1);
-    encode_raw(dir, 64, 8, 0);
-    encode_raw(dir, 33, 1, 1);
-    encode_raw_framed(dir, 300, 4, 1, 64);
-    encode_raw_framed(dir, 250, 2, 0, 32);
+    encode_raw(dir, 256, 4, 1, 0);
+    encode_raw(dir, 256, 4, 0, 0);
+    encode_raw(dir, 96, 2, 1, 0);
+    encode_raw(dir, 64, 8, 0, 0);
+    encode_raw(dir, 33, 1, 1, 0);
+    encode_raw(dir, 300, 4, 1, 64);
+    encode_raw(dir, 250, 2, 0, 32);
     ddct_record same = {.codec = DDCT_CODEC_SAME, .flags = DDCT_REC_HAS_BASE};
     codec_input(dir, DDCT_CODEC_SAME, 0x40, 16, 2, &same);
     encode_rd_four_state(dir); /* last: the seeds above keep their random streams */

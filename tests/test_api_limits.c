@@ -65,18 +65,6 @@ static int stop_at_two(void *opaque, size_t done, size_t total, uint64_t bd, uin
     return done >= 2;
 }
 
-static int same_file(const char *a, const char *b)
-{
-    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
-    int same = fa && fb, ca = 0, cb = 0;
-    while (same && (ca = fgetc(fa)) == (cb = fgetc(fb)) && ca != EOF) {
-    }
-    same = same && ca == cb;
-    if (fa) fclose(fa);
-    if (fb) fclose(fb);
-    return same;
-}
-
 /* ddct_cParameter: bounds, checked sets, and ddct_CCtx_compress = ddct_compressFiles. */
 static void zstd_style(const char *base, const char *ft, const char *out, const char *out2)
 {
@@ -131,7 +119,7 @@ static void zstd_style(const char *base, const char *ft, const char *out, const 
     p.exclude_regex = "layers\\.3";
     ddct_CCtx *c2 = ddct_createCCtx();
     CHECK(ddct_compressFiles(c2, base, ft, out2, &p, 1) == DDCT_OK, "compressFiles: %s", ddct_CCtx_getErrorMessage(c2));
-    CHECK(same_file(out, out2), "CCtx parameters = the same struct, byte for byte");
+    CHECK(tu_same_file(out, out2), "CCtx parameters = the same struct, byte for byte");
     ddct_CCtx_resetParameters(c);
     double m = -1;
     CHECK(ddct_CCtx_getParameter(c, DDCT_c_method, &m) == DDCT_OK && m == DDCT_METHOD_RD, "reset to the defaults");

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/dtype.h"
 #include "deltadct.h"
 #include "io/safetensors.h"
 #include "testutil.h"
@@ -26,13 +27,6 @@ static char g_dir[256];
 #define E_ROWS 2200
 #define E_COLS 1024
 #define N_NORM 1024
-
-static uint16_t bf16(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-}
 
 /* kind 0: the base; 1: the fine-tune; 2..4: the base with one value changed (2: the lossy
  * tensor's first, 3: its last, 4: the lossless tensor's last); 5: the lossy tensor transposed. */
@@ -52,7 +46,7 @@ static int write_model(const char *path, int kind)
         if (!v) return ddct_stw_abort(w), -1;
         for (uint64_t k = 0; k < n[t]; k++) {
             double b = 0.02 * tu_normal(), d = (t == 0 && k % 97) ? 0 : 0.002 * tu_normal(); /* few embedding rows */
-            v[k] = bf16((float)(b + (kind == 1 ? d : 0)));
+            v[k] = ddct_f32_to_bf16((float)(b + (kind == 1 ? d : 0)));
         }
         if ((kind == 2 && t == 1) || (kind == 3 && t == 1) || (kind == 4 && t == 0)) v[kind == 2 ? 0 : n[t] - 1] ^= 1;
         int rc = ddct_stw_write(w, v, n[t] * sizeof *v, &e);
@@ -60,19 +54,6 @@ static int write_model(const char *path, int kind)
         if (rc) return ddct_stw_abort(w), -1;
     }
     return ddct_stw_commit(w, &e) ? -1 : 0;
-}
-
-static int read_all(const char *path, uint8_t **p, long *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return -1;
-    fseek(f, 0, SEEK_END);
-    *n = ftell(f);
-    rewind(f);
-    *p = malloc((size_t)*n + 1);
-    int ok = *p && fread(*p, 1, (size_t)*n, f) == (size_t)*n;
-    fclose(f);
-    return ok ? 0 : -1;
 }
 
 static void no_op(void *opaque, const ddct_tensor_eval *ev) { (void)opaque, (void)ev; }
@@ -103,12 +84,7 @@ int main(void)
     ddct_DCtx_setThreads(d, 3);
     CHECK(ddct_decompressFile(d, base, out, reb3, 1) == DDCT_OK, "decompress -T 3: %s", ddct_DCtx_getErrorMessage(d));
     CHECK(ddct_verifyFile(d, out, base) == DDCT_OK, "verify: %s", ddct_DCtx_getErrorMessage(d));
-    uint8_t *a = NULL, *b = NULL;
-    long na = 0, nb = 0;
-    CHECK(read_all(reb, &a, &na) == 0 && read_all(reb3, &b, &nb) == 0 && na == nb && !memcmp(a, b, (size_t)na),
-          "threads 1 and 3 rebuild the same bytes");
-    free(a);
-    free(b);
+    CHECK(tu_same_file(reb, reb3), "threads 1 and 3 rebuild the same bytes");
 
     static const struct {
         int kind;

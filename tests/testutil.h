@@ -29,6 +29,32 @@ static inline int tu_tmpdir(char *dir, size_t n, const char *tag)
     return -1;
 }
 
+/* A file's bytes in a new buffer (*n of them; one spare byte after), or NULL when unreadable. */
+static inline unsigned char *tu_slurp(const char *path, long *n)
+{
+    FILE *f = fopen(path, "rb");
+    unsigned char *p = NULL;
+    *n = 0;
+    if (f && fseek(f, 0, SEEK_END) == 0 && (*n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+        (p = malloc((size_t)*n + 1)) && fread(p, 1, (size_t)*n, f) != (size_t)*n) {
+        free(p);
+        p = NULL;
+    }
+    if (f) fclose(f);
+    return p;
+}
+
+/* 1 when both files can be read and hold the same bytes. */
+static inline int tu_same_file(const char *a, const char *b)
+{
+    long na, nb;
+    unsigned char *pa = tu_slurp(a, &na), *pb = tu_slurp(b, &nb);
+    int same = pa && pb && na == nb && __builtin_memcmp(pa, pb, (size_t)na) == 0;
+    free(pa);
+    free(pb);
+    return same;
+}
+
 /* Deterministic generator (splitmix64) and standard normal via Box-Muller. */
 static unsigned long long tu_rng = 0x9E3779B97F4A7C15ull;
 static inline unsigned long long tu_next(void)

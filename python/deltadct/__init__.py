@@ -191,15 +191,20 @@ def compress(base, finetuned, out, *, overwrite=False, threads=0, progress=None,
     bytes_done, bytes_total, name) is called after each tensor; a true return cancels (Cancelled).
 
     Returns {"out": path, "bytes": its size, "notes": [library notes]}."""
-    buf, keep = _make_params(options, threads)
+    buf, keep = _make_params(options, threads)  # keep: the regex strings buf.p points at
+    return _run_cctx(out, progress, lambda cc: _L.ddct_compressFiles(
+        cc, _path(base), _path(finetuned), _path(out), ctypes.byref(buf.p), 1 if overwrite else 0))
+
+
+def _run_cctx(out, progress, call):
+    """call(cctx) -> error code on a new CCtx with progress: the result dict, or Error raised."""
     cc = _L.ddct_createCCtx()
     if not cc:
         raise Error("cannot create a compression context", ErrorCode.NOMEM)
     pr = _Progress(progress)
     try:
         _L.ddct_CCtx_setProgress(cc, pr.cfn, None)
-        rc = _L.ddct_compressFiles(cc, _path(base), _path(finetuned), _path(out), ctypes.byref(buf.p),
-                                   1 if overwrite else 0)
+        rc = call(cc)
         msg = _s(_L.ddct_CCtx_getErrorMessage(cc)) if rc else None
         pr.check(rc, msg)
         if rc:
@@ -207,7 +212,6 @@ def compress(base, finetuned, out, *, overwrite=False, threads=0, progress=None,
         notes = _notes(_L.ddct_CCtx_noteCount, _L.ddct_CCtx_note, cc)
     finally:
         _L.ddct_freeCCtx(cc)
-        del keep  # the regex strings buf.p pointed at lived until here
     return {"out": os.fspath(out), "bytes": os.path.getsize(out), "notes": notes}
 
 
@@ -280,24 +284,10 @@ def compress_state_dict(base_sd, finetuned_sd, out, *, overwrite=False, threads=
     else:
         base_path = None
         b_arr, nb, b_keep = _tensor_list(base_sd)
-    cc = _L.ddct_createCCtx()
-    if not cc:
-        raise Error("cannot create a compression context", ErrorCode.NOMEM)
-    pr = _Progress(progress)
-    try:
-        rc = _L.ddct_CCtx_setParams(cc, ctypes.byref(buf.p))
-        if not rc:
-            _L.ddct_CCtx_setProgress(cc, pr.cfn, None)
-            rc = _L.ddct_CCtx_compressTensors(cc, base_path, b_arr, nb, ft_arr, nft, _path(out), 1 if overwrite else 0)
-        msg = _s(_L.ddct_CCtx_getErrorMessage(cc)) if rc else None
-        pr.check(rc, msg)
-        if rc:
-            raise Error(msg or error_name(rc), rc)
-        notes = _notes(_L.ddct_CCtx_noteCount, _L.ddct_CCtx_note, cc)
-    finally:
-        _L.ddct_freeCCtx(cc)
-        del keep, ft_keep, b_keep
-    return {"out": os.fspath(out), "bytes": os.path.getsize(out), "notes": notes}
+    # keep, ft_keep, b_keep: what the structs point at, alive until the call returns
+    return _run_cctx(out, progress, lambda cc: _L.ddct_CCtx_setParams(cc, ctypes.byref(buf.p)) or
+                     _L.ddct_CCtx_compressTensors(cc, base_path, b_arr, nb, ft_arr, nft, _path(out),
+                                                  1 if overwrite else 0))
 
 
 class _DCtx:

@@ -43,6 +43,7 @@
 #define RAW_FRAMES 8u
 #define RAW_FLAGS_ALL 15u
 #define MAX_BATCH 16 /* chunks in flight at most (one per thread): memory of a few chunks each */
+#define BATCH_BYTES ((uint64_t)64 << 20) /* and at most this many bytes of chunks per buffer kind */
 #define SAMPLE_BYTES (4u << 20)
 #define MT_BYTES (8u << 20)
 #define MAX_CHUNK ((uint64_t)64 << 20) /* refuse larger chunks from a file: they set our memory */
@@ -289,8 +290,15 @@ static int zfeed(zstream *s, const uint8_t *src, size_t n, int end, ddct_err *e)
     return 0;
 }
 
-/* Threads for a batch of chunks: 1..MAX_BATCH. */
-static int batch_of(int threads) { return threads < 1 ? 1 : threads > MAX_BATCH ? MAX_BATCH : threads; }
+/* Chunks in a batch (one per thread) of nch chunks of cb bytes: 1..MAX_BATCH, no more than there
+ * are, and no more than BATCH_BYTES of them, whatever chunk a file declares. */
+static int batch_of(int threads, uint64_t nch, uint64_t cb)
+{
+    uint64_t b = threads < 1 ? 1 : threads > MAX_BATCH ? MAX_BATCH : (uint64_t)threads;
+    if (b > nch) b = nch;
+    if (b * cb > BATCH_BYTES) b = BATCH_BYTES / cb;
+    return b ? (int)b : 1;
+}
 
 /* Framed (bit 3): each chunk its own frame, a batch of chunks compressed side by side, each with
  * its own buffers and context (no thread touches another's), then handed to the sink in order. */
@@ -306,8 +314,7 @@ static int raw_stream_frames(const ddct_lossless_in *in, unsigned flags, uint64_
                              void *opaque, ddct_err *e)
 {
     uint64_t n = in->nbytes, nch = (n + chunk - 1) / chunk;
-    int B = batch_of(in->threads);
-    if ((uint64_t)B > nch) B = (int)nch;
+    int B = batch_of(in->threads, nch, chunk);
     enc_slot sl[MAX_BATCH];
     memset(sl, 0, sizeof sl);
     int rc = 0;
@@ -572,9 +579,7 @@ static int decode_whole_shuffle(const ddct_record *rec, base_in *base, uint64_t 
 
 /* Framed (bit 3): the frames of a batch of chunks located (their compressed sizes, serially:
  * a walk over block headers), decompressed, unshuffled and xor-ed on their own threads, each with
- * its own buffers, then handed to the sink in order. The batch's buffers take at most
- * BATCH_BYTES per kind, whatever chunk the file declares. */
-#define BATCH_BYTES ((uint64_t)64 << 20)
+ * its own buffers, then handed to the sink in order (batch_of bounds the batch's buffers). */
 typedef struct {
     ZSTD_DCtx *z;
     uint8_t *zb, *tmp, *bb;
@@ -589,9 +594,7 @@ static int raw_decode_frames(const ddct_record *rec, const base_in *base, uint64
                              ddct_err *e)
 {
     uint64_t nch = (nbytes + chunk - 1) / chunk, cb = chunk < nbytes ? chunk : nbytes;
-    int B = batch_of(threads);
-    if ((uint64_t)B > nch) B = (int)nch;
-    if ((uint64_t)B * cb > BATCH_BYTES) B = (int)(BATCH_BYTES / cb ? BATCH_BYTES / cb : 1);
+    int B = batch_of(threads, nch, cb);
     int xf = (flags & (RAW_SHUFFLE | RAW_XOR)) != 0, rd = base->read && (flags & RAW_XOR);
     dec_slot sl[MAX_BATCH];
     memset(sl, 0, sizeof sl);

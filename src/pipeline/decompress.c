@@ -4,11 +4,11 @@
  * Rebuild of a lossy tensor: delta^ from its codec (with the rescale step if stored or
  * forced), then base (as float32) + delta^, cast to the fine-tune's dtype (round to nearest
  * even). Lossless tensors come back byte-identical. Every base tensor a record depends on is
- * fingerprinted: those of lossless records (and of every record for verify --quick) when the
- * .ddct is opened; those of lossy records as they are read to be added to (one read of the base,
- * not two), checked when the tensor is done, before the output is committed. A base of another
- * shape or dtype, or without a tensor a record needs, fails when opened. Every failure names
- * the tensor; a failed output is never committed.
+ * fingerprinted from the bytes the decoder reads of it (one read of the base, not two) and
+ * checked when the tensor is done, before the output is committed; those a decode does not read
+ * (and every one for verify --quick) when the .ddct is opened (ddct_check_base). A base of
+ * another shape or dtype, or without a tensor a record needs, fails when opened. Every failure
+ * names the tensor; a failed output is never committed.
  */
 #include <jansson.h>
 #include <math.h>

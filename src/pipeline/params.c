@@ -234,6 +234,16 @@ ddct_ErrorCode ddct_params_getParameter(const ddct_params *p, ddct_cParameter pa
     return DDCT_OK;
 }
 
+/* value for param within its bounds: DDCT_OK, else DDCT_ERR_PARAM with the message. */
+static ddct_ErrorCode check_value(const param_info *pi, double value, char *err, size_t errlen)
+{
+    if (in_bounds(&pi->b, value)) return DDCT_OK;
+    char range[96];
+    bounds_text(&pi->b, range, sizeof range);
+    if (err && errlen) snprintf(err, errlen, "--%s must be %s, got %g", pi->name, range, value);
+    return DDCT_ERR_PARAM;
+}
+
 ddct_ErrorCode ddct_params_setParameter(ddct_params *p, ddct_cParameter param, double value, char *err, size_t errlen)
 {
     const param_info *pi = param_of(param);
@@ -241,12 +251,7 @@ ddct_ErrorCode ddct_params_setParameter(ddct_params *p, ddct_cParameter param, d
         if (err && errlen) snprintf(err, errlen, "unknown parameter %d", (int)param);
         return DDCT_ERR_PARAM;
     }
-    if (!in_bounds(&pi->b, value)) {
-        char range[96];
-        bounds_text(&pi->b, range, sizeof range);
-        if (err && errlen) snprintf(err, errlen, "--%s must be %s, got %g", pi->name, range, value);
-        return DDCT_ERR_PARAM;
-    }
+    if (check_value(pi, value, err, errlen)) return DDCT_ERR_PARAM;
     double *d = dfield(p, param);
     if (d) *d = value;
     else *ifield(p, param) = (int)value;
@@ -257,9 +262,7 @@ ddct_ErrorCode ddct_params_check(const ddct_params *p, char *err, size_t errlen)
 {
     for (size_t k = 0; k < NPARAMS; k++) {
         double v = 0;
-        ddct_params tmp = *p;
-        if (ddct_params_getParameter(p, params_tab[k].id, &v) ||
-            ddct_params_setParameter(&tmp, params_tab[k].id, v, err, errlen))
+        if (ddct_params_getParameter(p, params_tab[k].id, &v) || check_value(&params_tab[k], v, err, errlen))
             return DDCT_ERR_PARAM;
     }
     if (p->bits.n < 1 || p->bits.n > DDCT_MAX_BITS_LEVELS)
