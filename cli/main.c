@@ -15,7 +15,8 @@ static const char *USAGE =
     "usage:\n"
     "  deltadct compress   BASE FINETUNED -o OUT.ddct [options]\n"
     "  deltadct decompress BASE IN.ddct -o REBUILT [options]\n"
-    "  (BASE, FINETUNED: a .safetensors file, a sharded checkpoint's index or a model directory)\n"
+    "  (BASE, FINETUNED: a .safetensors file, a PyTorch checkpoint (.bin/.pt/.pth), a sharded\n"
+    "   checkpoint's index or a model directory)\n"
     "  deltadct info       IN.ddct [--json]\n"
     "  deltadct eval       BASE.safetensors FINETUNED.safetensors IN.ddct [--json]\n"
     "  deltadct verify     IN.ddct [--base BASE.safetensors]\n"
@@ -26,8 +27,10 @@ static const char *USAGE =
 static const char *COMPRESS_HELP =
     "usage: deltadct compress BASE FINETUNED -o OUT.ddct [options]\n"
     "\n"
-    "BASE and FINETUNED: each a .safetensors file, a sharded checkpoint (model.safetensors.index.json)\n"
-    "or a Hugging Face model directory; tensors are matched by name across shards, and the\n"
+    "BASE and FINETUNED: each a .safetensors file, a PyTorch checkpoint (torch.save's format:\n"
+    ".bin, .pt, .pth; read without running any code), a sharded checkpoint (model.safetensors.index.json\n"
+    "or pytorch_model.bin.index.json) or a Hugging Face model directory, in any mix; tensors are\n"
+    "matched by name across shards and formats, and the\n"
     "directory's other files (config, tokenizer, index) are carried losslessly.\n"
     "Stores FINETUNED as a delta against BASE. Floating tensors of >= 2 dims with >= p*p elements\n"
     "(not embeddings, heads, classifiers, poolers or norms) are coded lossily; all others losslessly.\n"
@@ -83,10 +86,16 @@ static const char *DECOMPRESS_HELP =
     "Rebuilds the fine-tune: same tensor names, order, shapes, dtypes and __metadata__. BASE is a\n"
     "file, a sharded checkpoint or a model directory. REBUILT is a directory (the shards, index and\n"
     "other files as they came) when it ends with '/', is an existing directory, or the fine-tune\n"
-    "was a directory and REBUILT does not end in .safetensors; else one .safetensors file.\n"
+    "was a directory and REBUILT does not end in .safetensors, .bin, .pt or .pth; else one file.\n"
+    "A single file is written in the format --format names, else the one REBUILT's extension\n"
+    "names (.safetensors; .bin, .pt, .pth), else the one it came in; a directory's shards in the\n"
+    "formats they came in. PyTorch files are read by torch.load(weights_only=True), tied weights\n"
+    "still sharing their storage.\n"
     "\n"
-    "  -o, --output PATH     output (default: IN without .ddct, plus .safetensors or '/')\n"
+    "  -o, --output PATH     output (default: IN without .ddct, plus the format's extension or '/')\n"
     "  -f, --force           overwrite an existing output\n"
+    "  --format F            safetensors | pytorch: write a single-file fine-tune in that format\n"
+    "                        instead (tied weights written to safetensors are copies)\n"
     "  --no-rescale          rebuild without the rescale step (ablation)\n"
     "  --rescale             force the rescale step on\n"
     "  --direct-io MODE      auto (default: files of >= 64 MiB are written with O_DIRECT, from\n"
@@ -239,7 +248,13 @@ int cmd_compress(int argc, char **argv)
     p.threads = c.threads;
     char *trimmed = strdup(pos[1]);
     for (size_t k = trimmed ? strlen(trimmed) : 0; k > 1 && trimmed[k - 1] == '/'; k--) trimmed[k - 1] = 0;
-    char *dflt = c.output || !trimmed ? NULL : default_name(trimmed, ".safetensors", ".ddct");
+    const char *ext = ".safetensors";
+    static const char *const exts[] = {".safetensors", ".bin", ".pt", ".pth"};
+    for (size_t k = 0; trimmed && k < sizeof exts / sizeof *exts; k++) {
+        size_t n = strlen(trimmed), l = strlen(exts[k]);
+        if (n > l && !strcmp(trimmed + n - l, exts[k])) ext = exts[k];
+    }
+    char *dflt = c.output || !trimmed ? NULL : default_name(trimmed, ext, ".ddct");
     free(trimmed);
     const char *out = c.output ? c.output : dflt;
     ddct_CCtx *cc = ddct_createCCtx();
@@ -266,15 +281,24 @@ int cmd_compress(int argc, char **argv)
     return rc ? 1 : 0;
 }
 
-/* 1 if the .ddct at path records a directory layout (then the default output is a directory). */
-static int from_directory(const char *path)
+/* The default output's ending for the .ddct at path: "/" for a directory layout, else the
+ * extension of the format written (format: --format, or -1). */
+static const char *default_ending(const char *path, int format)
 {
+    static char ext[16];
     ddct_Info *info;
     char err[256];
-    if (ddct_openInfo(&info, path, err, sizeof err)) return 0; /* decompress reports the error */
-    int dir = ddct_Info_layout(info)->directory;
+    if (ddct_openInfo(&info, path, err, sizeof err)) return ".safetensors"; /* decompress reports the error */
+    const ddct_layout_info *li = ddct_Info_layout(info);
+    const char *end = ".safetensors";
+    if (li->directory) end = "/";
+    else if (format == DDCT_FORMAT_PYTORCH || (format < 0 && !strcmp(li->shard_formats[0], "pytorch"))) {
+        const char *dot = strrchr(li->shard_names[0], '.');
+        end = dot && (!strcmp(dot, ".bin") || !strcmp(dot, ".pt") || !strcmp(dot, ".pth")) ? dot : ".bin";
+    }
+    snprintf(ext, sizeof ext, "%s", end);
     ddct_freeInfo(info);
-    return dir;
+    return ext;
 }
 
 int cmd_decompress(int argc, char **argv)
@@ -282,12 +306,19 @@ int cmd_decompress(int argc, char **argv)
     if (wants_help(argc, argv, DECOMPRESS_HELP)) return 0;
     cli_common c = {.rescale = -1};
     const char *pos[2];
-    int npos = 0, direct = -1;
+    int npos = 0, direct = -1, format = DDCT_FORMAT_AS_INPUT;
     for (int i = 1; i < argc; i++) {
         int r = common_opt(argc, argv, &i, &c), m;
         if (r < 0) return EXIT_USAGE;
         if (r) continue;
-        const char *v = cli_optval(argc, argv, &i, "--direct-io", &m);
+        const char *v = cli_optval(argc, argv, &i, "--format", &m);
+        if (m) {
+            if (v && !strcmp(v, "safetensors")) format = DDCT_FORMAT_SAFETENSORS;
+            else if (v && !strcmp(v, "pytorch")) format = DDCT_FORMAT_PYTORCH;
+            else return cli_error("--format needs safetensors or pytorch"), EXIT_USAGE;
+            continue;
+        }
+        v = cli_optval(argc, argv, &i, "--direct-io", &m);
         if (m) {
             if (v && !strcmp(v, "auto")) direct = -1;
             else if (v && !strcmp(v, "on")) direct = 1;
@@ -301,13 +332,14 @@ int cmd_decompress(int argc, char **argv)
         pos[npos++] = argv[i];
     }
     if (npos != 2) return cli_error("decompress needs BASE and IN.ddct (see 'deltadct decompress --help')"), EXIT_USAGE;
-    char *dflt = c.output ? NULL : default_name(pos[1], ".ddct", from_directory(pos[1]) ? "/" : ".safetensors");
+    char *dflt = c.output ? NULL : default_name(pos[1], ".ddct", default_ending(pos[1], format));
     const char *out = c.output ? c.output : dflt;
     ddct_DCtx *d = ddct_createDCtx();
     if (!d || !out) return cli_error("out of memory"), 1;
     ddct_DCtx_setThreads(d, c.threads);
     ddct_DCtx_setRescale(d, c.rescale);
     ddct_DCtx_setDirectIO(d, direct);
+    ddct_DCtx_setFormat(d, format);
     cli_progress pr;
     cli_progress_init(&pr, c.quiet, "decompress");
     ddct_DCtx_setProgress(d, cli_progress_cb, &pr);

@@ -242,6 +242,16 @@ DDCT_API void ddct_DCtx_setRescale(ddct_DCtx *dctx, int rescale);
  * page cache, 1 = O_DIRECT for every file. O_DIRECT is best effort: a filesystem without it
  * gets buffered writes. The bytes written are the same either way. */
 DDCT_API void ddct_DCtx_setDirectIO(ddct_DCtx *dctx, int direct);
+/* The rebuilt fine-tune's file format: by default (DDCT_FORMAT_AS_INPUT) the one it came in;
+ * otherwise every tensor file is written in that format (a single-file fine-tune only: a
+ * directory keeps its shards' formats, as its index names them). DDCT_ERR_PARAM if unknown. */
+typedef enum {
+    DDCT_FORMAT_AS_INPUT = -1,
+    DDCT_FORMAT_SAFETENSORS = 0,
+    DDCT_FORMAT_PYTORCH = 1,
+    DDCT_FORMAT_GGUF = 2
+} ddct_Format;
+DDCT_API ddct_ErrorCode ddct_DCtx_setFormat(ddct_DCtx *dctx, int format);
 /* BASE as for compression. The output is a directory (shards, index and carried files as they
  * came, written into a temporary sibling directory renamed at the end) when out_path ends with
  * '/', is an existing directory, or the fine-tune was a directory and out_path does not end in
@@ -303,6 +313,7 @@ typedef struct {
     const char *const *file_names;
     const uint64_t *file_bytes;
     uint64_t files_record_bytes;     /* their records' bytes in the .ddct */
+    const char *const *shard_formats; /* "safetensors" or "pytorch", per shard */
 } ddct_layout_info;
 DDCT_API const ddct_layout_info *ddct_Info_layout(const ddct_Info *info);
 /* The index of the tensor called name, or DDCT_NOT_FOUND. */

@@ -9,6 +9,8 @@
 #include "io/model.h"
 
 #include "common/nameset.h"
+#include "common/buf.h"
+#include "io/pytorch.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -227,6 +229,8 @@ static void free_names(char **v, size_t n)
     free(v);
 }
 
+static int trainer_file(const char *name);
+
 /* ---------------------------------------------------------------- index */
 
 static const char *shard_name(const void *ctx, size_t id, size_t *len)
@@ -356,33 +360,48 @@ static int check_index(const ddct_model *m, json_t *wm, ddct_err *e)
 
 /* ---------------------------------------------------------------- opening */
 
+/* The index: model.safetensors.index.json, else the only *.safetensors.index.json, else the
+ * same for PyTorch's (pytorch_model.bin.index.json, *.bin.index.json): safetensors first, as a
+ * Hugging Face directory holding both formats has the same weights twice. */
 static int choose_index(ddct_model *m, char **names, size_t n, ddct_err *e)
 {
-    const char *pick = NULL;
-    int count = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!strcmp(names[i], DDCT_INDEX_NAME)) {
-            pick = names[i];
-            count = 1;
-            break;
+    static const char *const tiers[2][2] = {{DDCT_INDEX_NAME, DDCT_INDEX_SUFFIX},
+                                            {DDCT_PT_INDEX_NAME, DDCT_PT_INDEX_SUFFIX}};
+    for (int t = 0; t < 2; t++) {
+        const char *pick = NULL;
+        int count = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (!strcmp(names[i], tiers[t][0])) {
+                pick = names[i];
+                count = 1;
+                break;
+            }
+            if (ends_with(names[i], tiers[t][1])) {
+                pick = names[i];
+                count++;
+            }
         }
-        if (ends_with(names[i], DDCT_INDEX_SUFFIX)) {
-            pick = names[i];
-            count++;
+        RETURN_ERROR_IF(count > 1, e, DDCT_ERR_PARAM, "%s: several *%s files and no %s: name the index to use",
+                        m->path, tiers[t][1], tiers[t][0]);
+        if (pick) {
+            RETURN_ERROR_IF(!(m->index_name = strdup(pick)), e, DDCT_ERR_NOMEM, "out of memory");
+            return 0;
         }
     }
-    RETURN_ERROR_IF(count > 1, e, DDCT_ERR_PARAM, "%s: several *%s files and no %s: name the index to use", m->path,
-                    DDCT_INDEX_SUFFIX, DDCT_INDEX_NAME);
-    if (pick) RETURN_ERROR_IF(!(m->index_name = strdup(pick)), e, DDCT_ERR_NOMEM, "out of memory");
     return 0;
 }
 
+/* Without an index: every *.safetensors file, else every PyTorch checkpoint (*.bin, *.pt, *.pth
+ * but a Trainer's optimizer, scheduler and argument pickles). */
 static int collect_shards_noindex(ddct_model *m, char **names, size_t n, ddct_err *e)
 {
-    for (size_t i = 0; i < n; i++)
-        if (ends_with(names[i], ".safetensors")) FORWARD_IF_ERROR(add_shard_name(m, names[i], e));
-    RETURN_ERROR_IF(m->nshards == 0, e, DDCT_ERR_PARAM, "%s: no .safetensors file and no %s in this directory",
-                    m->path, DDCT_INDEX_NAME);
+    for (int kind = DDCT_ST_SAFETENSORS; kind <= DDCT_ST_PYTORCH && m->nshards == 0; kind++)
+        for (size_t i = 0; i < n; i++)
+            if (ddct_weights_kind(names[i]) == kind && !trainer_file(names[i]))
+                FORWARD_IF_ERROR(add_shard_name(m, names[i], e));
+    RETURN_ERROR_IF(m->nshards == 0, e, DDCT_ERR_PARAM,
+                    "%s: no .safetensors file, PyTorch checkpoint (.bin, .pt, .pth) or index in this directory",
+                    m->path);
     return 0;
 }
 
@@ -399,7 +418,7 @@ static int collect_files(ddct_model *m, char **names, size_t n, ddct_err *e)
     RETURN_ERROR_IF(!m->files || !m->ignored, e, DDCT_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) {
         if (in_shards(m, names[i]) || (m->index_name && !strcmp(names[i], m->index_name))) continue;
-        if (ends_with(names[i], ".safetensors")) { /* kept for a note: escaped */
+        if (ddct_weights_kind(names[i]) >= 0 && !trainer_file(names[i])) { /* kept for a note: escaped */
             char en[DDCT_ESC_NAME];
             RETURN_ERROR_IF(!(m->ignored[m->nignored] = strdup(ddct_escape(names[i], en, sizeof en))), e,
                             DDCT_ERR_NOMEM, "out of memory");
@@ -437,6 +456,36 @@ static int collect_files(ddct_model *m, char **names, size_t n, ddct_err *e)
     return 0;
 }
 
+int ddct_weights_kind(const char *name)
+{
+    if (ends_with(name, ".safetensors")) return DDCT_ST_SAFETENSORS;
+    if (ends_with(name, ".bin") || ends_with(name, ".pt") || ends_with(name, ".pth")) return DDCT_ST_PYTORCH;
+    return -1;
+}
+
+/* Files of a Trainer's output that are pickles but not weights. */
+static int trainer_file(const char *name)
+{
+    static const char *const skip[] = {"training_args.bin", "optimizer.pt", "optimizer.bin", "scheduler.pt",
+                                       "scaler.pt", "rng_state.pth"};
+    for (size_t i = 0; i < sizeof skip / sizeof *skip; i++)
+        if (!strcmp(name, skip[i])) return 1;
+    return !strncmp(name, "rng_state_", 10) && ends_with(name, ".pth");
+}
+
+int ddct_tensor_file_open(ddct_st_file **out, const char *path, ddct_err *e)
+{
+    *out = NULL;
+    ddct_map map;
+    FORWARD_IF_ERROR(ddct_map_open(&map, path, e));
+    /* a ZIP's local header, unless the same bytes start a safetensors header (a length, then '{') */
+    int pt = ddct_pt_sniff(map.p, map.size);
+    if (pt == 1 && map.size > 8 && ddct_le32(map.p + 4) == 0 && map.p[8] == '{') pt = 0;
+    if (pt) return ddct_pt_open(out, path, &map, e);
+    ddct_map_close(&map);
+    return ddct_st_open(out, path, e);
+}
+
 static const char *tensor_name(const void *ctx, size_t id, size_t *len)
 {
     const ddct_model *m = ctx;
@@ -458,7 +507,7 @@ static int open_shards(ddct_model *m, ddct_err *e)
             RETURN_ERROR_IF(!kind, e, DDCT_ERR_FORMAT, "%s: shard '%s' is not a regular file (directory)", m->path,
                             f->name);
         }
-        FORWARD_IF_ERROR(ddct_st_open(&m->shards[k], f->path, e));
+        FORWARD_IF_ERROR(ddct_tensor_file_open(&m->shards[k], f->path, e));
     }
     return index_tensors(m, e);
 }
@@ -530,7 +579,7 @@ static int model_load(ddct_model *m, const char *path, ddct_err *e)
     char **names = NULL;
     size_t nn = 0;
     json_t *wm = NULL;
-    if (S_ISDIR(st.st_mode) || ends_with(path, DDCT_INDEX_SUFFIX)) {
+    if (S_ISDIR(st.st_mode) || ends_with(path, DDCT_INDEX_SUFFIX) || ends_with(path, DDCT_PT_INDEX_SUFFIX)) {
         if (S_ISDIR(st.st_mode)) {
             rc = set_dir(m, path, e);
         } else {
@@ -641,6 +690,10 @@ size_t ddct_model_shard_of(const ddct_model *m, size_t i) { return i < m->n ? m-
 size_t ddct_model_lookup(const ddct_model *m, const char *name)
 {
     size_t i = name && m->n ? ddct_nameset_find(&m->by_name, name, strlen(name)) : DDCT_NAMESET_NONE;
+    for (size_t k = 0; i == DDCT_NAMESET_NONE && name && k < m->nshards; k++) {
+        const ddct_st_tensor *t = ddct_st_alias_count(m->shards[k]) ? ddct_st_find(m->shards[k], name) : NULL;
+        if (t) i = ddct_nameset_find(&m->by_name, t->name, strlen(t->name)); /* tied weights */
+    }
     return i == DDCT_NAMESET_NONE ? DDCT_MODEL_NONE : i;
 }
 

@@ -38,6 +38,8 @@
 
 #define DDCT_INDEX_NAME "model.safetensors.index.json"
 #define DDCT_INDEX_SUFFIX ".safetensors.index.json"
+#define DDCT_PT_INDEX_NAME "pytorch_model.bin.index.json"
+#define DDCT_PT_INDEX_SUFFIX ".bin.index.json"
 #define DDCT_MODEL_NONE ((size_t)-1)
 
 typedef struct ddct_model ddct_model;
@@ -82,6 +84,11 @@ int ddct_model_file_map(const ddct_model *m, size_t k, ddct_map *map, ddct_err *
 /* *.safetensors files of an indexed directory that the index does not name. */
 size_t ddct_model_ignored_count(const ddct_model *m);
 const char *ddct_model_ignored(const ddct_model *m, size_t k);
+
+/* One tensor file, whatever its format: PyTorch (ZIP) by its first bytes, else safetensors. */
+int ddct_tensor_file_open(ddct_st_file **out, const char *path, ddct_err *e);
+/* A weights file's kind by its name: DDCT_ST_SAFETENSORS, DDCT_ST_PYTORCH, or -1. */
+int ddct_weights_kind(const char *name);
 
 /* 1 if name is a plain file name (the rule above). */
 int ddct_plain_file_name(const char *name);

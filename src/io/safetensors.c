@@ -39,6 +39,12 @@ struct ddct_st_file {
     size_t dims_len, dims_cap;
     ddct_nameset by_name; /* ddct_st_find, and duplicate names */
     char *metadata;
+    int kind;
+    void *ext;
+    void (*ext_free)(void *);
+    char **alias;       /* other names of tensors */
+    size_t *alias_to;
+    size_t nalias;
 };
 
 /* ---------------------------------------------------------------- shared helpers */
@@ -414,16 +420,12 @@ int ddct_st_open(ddct_st_file **out, const char *path, ddct_err *e)
 
 static const char *opened_name(const void *ctx, size_t id, size_t *len);
 
-int ddct_st_open_mem(ddct_st_file **out, const char *label, const ddct_st_mem_tensor *src, size_t n, ddct_err *e)
+/* Tensors from a table (memory, or offsets into f's mapping): checked, copied. */
+static int from_table(ddct_st_file *f, const char *label, const ddct_st_mem_tensor *src, const uint64_t *offsets,
+                      size_t n, ddct_err *e)
 {
-    *out = NULL;
-    RETURN_ERROR_IF(!label || (n && !src), e, DDCT_ERR_PARAM, "no tensors given");
-    ddct_st_file *f = calloc(1, sizeof *f);
-    RETURN_ERROR_IF(!f, e, DDCT_ERR_NOMEM, "out of memory");
-    f->map.fd = -1; /* no file: every read falls back to the tensors' own bytes */
-    f->path = strdup(label);
     size_t names = 0, dims = 0;
-    int rc = f->path ? 0 : ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory");
+    int rc = 0;
     for (size_t i = 0; i < n && !rc; i++) {
         const ddct_st_mem_tensor *s = &src[i];
         const char *nm = s->name ? s->name : "(null)";
@@ -437,8 +439,12 @@ int ddct_st_open_mem(ddct_st_file **out, const char *label, const ddct_st_mem_te
             rc = ddct_seterr(e, DDCT_ERR_PARAM, "%s: tensor '%s': invalid shape (%d dimensions)", label, nm, s->ndim);
         else if (shape_size(s->dtype, s->ndim, s->shape, &nelem, &nbytes) || nbytes > (uint64_t)SIZE_MAX)
             rc = ddct_seterr(e, DDCT_ERR_PARAM, "%s: tensor '%s': byte count overflows", label, nm);
-        else if (nbytes && !s->data)
+        else if (!offsets && nbytes && !s->data)
             rc = ddct_seterr(e, DDCT_ERR_PARAM, "%s: tensor '%s': no data given", label, nm);
+        else if (offsets && (offsets[i] > f->map.size || f->map.size - offsets[i] < nbytes))
+            rc = ddct_seterr(e, DDCT_ERR_FORMAT, "%s: tensor '%s': %llu bytes at byte %llu run past the end of the "
+                             "file (%llu bytes; truncated?)", label, nm, (unsigned long long)nbytes,
+                             (unsigned long long)offsets[i], (unsigned long long)f->map.size);
         names += rc ? 0 : strlen(s->name) + 1;
         dims += rc ? 0 : (size_t)s->ndim;
     }
@@ -462,20 +468,90 @@ int ddct_st_open_mem(ddct_st_file **out, const char *label, const ddct_st_mem_te
         t->dtype = s->dtype;
         t->ndim = s->ndim;
         (void)shape_size(s->dtype, s->ndim, s->shape, &t->nelem, &t->nbytes);
-        t->data = s->data;
+        t->data = offsets ? f->map.p + offsets[i] : s->data;
+        t->offset = offsets ? offsets[i] : 0;
         t->file = f;
         f->n = i + 1;
         size_t dup = ddct_nameset_add(&f->by_name, i);
         if (dup == DDCT_NAMESET_NOMEM) rc = ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory");
         else if (dup != DDCT_NAMESET_NONE)
-            rc = ddct_seterr(e, DDCT_ERR_PARAM, "%s: tensor '%s' given twice", label, s->name);
+            rc = ddct_seterr(e, offsets ? DDCT_ERR_FORMAT : DDCT_ERR_PARAM, "%s: tensor '%s' given twice", label,
+                             s->name);
     }
     f->by_name.name = NULL; /* names are pointers: see ddct_st_find */
+    return rc;
+}
+
+int ddct_st_open_mem(ddct_st_file **out, const char *label, const ddct_st_mem_tensor *src, size_t n, ddct_err *e)
+{
+    *out = NULL;
+    RETURN_ERROR_IF(!label || (n && !src), e, DDCT_ERR_PARAM, "no tensors given");
+    ddct_st_file *f = calloc(1, sizeof *f);
+    RETURN_ERROR_IF(!f, e, DDCT_ERR_NOMEM, "out of memory");
+    f->map.fd = -1; /* no file: every read falls back to the tensors' own bytes */
+    f->kind = DDCT_ST_MEMORY;
+    f->path = strdup(label);
+    int rc = f->path ? from_table(f, label, src, NULL, n, e) : ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory");
     if (rc) {
         ddct_st_close(f);
         return rc;
     }
     *out = f;
+    return 0;
+}
+
+int ddct_st_open_table(ddct_st_file **out, const char *path, ddct_map *map, const ddct_st_mem_tensor *t,
+                       const uint64_t *offsets, size_t n, const char *metadata_json, int kind, void *ext,
+                       void (*ext_free)(void *), ddct_err *e)
+{
+    *out = NULL;
+    ddct_st_file *f = calloc(1, sizeof *f);
+    if (!f) {
+        ddct_map_close(map);
+        if (ext_free) ext_free(ext);
+        RETURN_ERROR(e, DDCT_ERR_NOMEM, "out of memory");
+    }
+    f->map = *map;
+    memset(map, 0, sizeof *map);
+    map->fd = -1;
+    f->kind = kind;
+    f->ext = ext;
+    f->ext_free = ext_free;
+    f->path = strdup(path);
+    int rc = f->path ? 0 : ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory");
+    if (!rc && metadata_json && !(f->metadata = strdup(metadata_json)))
+        rc = ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory");
+    if (!rc) rc = from_table(f, path, t, offsets, n, e);
+    if (rc) {
+        ddct_st_close(f);
+        return rc;
+    }
+    *out = f;
+    return 0;
+}
+
+int ddct_st_kind(const ddct_st_file *f) { return f->kind; }
+void *ddct_st_ext(const ddct_st_file *f) { return f->ext; }
+size_t ddct_st_alias_count(const ddct_st_file *f) { return f->nalias; }
+const char *ddct_st_alias_name(const ddct_st_file *f, size_t k, size_t *target)
+{
+    if (k >= f->nalias) return NULL;
+    if (target) *target = f->alias_to[k];
+    return f->alias[k];
+}
+
+int ddct_st_add_alias(ddct_st_file *f, const char *name, size_t target, ddct_err *e)
+{
+    RETURN_ERROR_IF(ddct_st_find(f, name), e, DDCT_ERR_FORMAT, "%s: tensor '%s' given twice", f->path, name);
+    RETURN_ERROR_IF(target >= f->n, e, DDCT_ERR_INTERNAL, "alias target out of range");
+    char **a = realloc(f->alias, (f->nalias + 1) * sizeof *a);
+    if (a) f->alias = a;
+    size_t *to = a ? realloc(f->alias_to, (f->nalias + 1) * sizeof *to) : NULL;
+    if (to) f->alias_to = to;
+    char *s = to ? strdup(name) : NULL;
+    RETURN_ERROR_IF(!s, e, DDCT_ERR_NOMEM, "out of memory");
+    f->alias[f->nalias] = s;
+    f->alias_to[f->nalias++] = target;
     return 0;
 }
 
@@ -489,6 +565,10 @@ void ddct_st_close(ddct_st_file *f)
     free(f->metadata);
     ddct_map_close(&f->map);
     free(f->path);
+    if (f->ext_free) f->ext_free(f->ext);
+    for (size_t k = 0; k < f->nalias; k++) free(f->alias[k]);
+    free(f->alias);
+    free(f->alias_to);
     free(f);
 }
 
@@ -531,7 +611,10 @@ const ddct_st_tensor *ddct_st_find(const ddct_st_file *f, const char *name)
     ddct_nameset s = f->by_name;
     s.name = opened_name;
     size_t i = ddct_nameset_find(&s, name, strlen(name));
-    return i == DDCT_NAMESET_NONE ? NULL : &f->t[i];
+    if (i != DDCT_NAMESET_NONE) return &f->t[i];
+    for (size_t k = 0; k < f->nalias; k++)
+        if (!strcmp(f->alias[k], name)) return &f->t[f->alias_to[k]];
+    return NULL;
 }
 
 /* ---------------------------------------------------------------- writer */

@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include "common/dtype.h"
 #include "common/error_private.h"
+#include "common/mapfile.h"
 
 #define DDCT_MAX_DIMS 8
 
@@ -50,6 +51,24 @@ typedef struct {
     const void *data;
 } ddct_st_mem_tensor;
 int ddct_st_open_mem(ddct_st_file **out, const char *label, const ddct_st_mem_tensor *t, size_t n, ddct_err *e);
+/* A tensor file another reader parsed (PyTorch, GGUF): the mapping is taken over (closed with the
+ * file, also on failure); tensor i's bytes are [offsets[i], + its size) of the file, checked to
+ * lie inside it (t[i].data is ignored). Tensors may share bytes (the reader decides what it
+ * allows). Checked as ddct_st_open_mem checks; metadata_json: as ddct_st_metadata_json, or NULL.
+ * kind: DDCT_ST_PYTORCH, DDCT_ST_GGUF...; ext: the reader's description of the file, freed with
+ * ext_free when the file is closed (also on failure). */
+enum { DDCT_ST_SAFETENSORS = 0, DDCT_ST_PYTORCH, DDCT_ST_GGUF, DDCT_ST_MEMORY };
+int ddct_st_open_table(ddct_st_file **out, const char *path, ddct_map *map, const ddct_st_mem_tensor *t,
+                       const uint64_t *offsets, size_t n, const char *metadata_json, int kind, void *ext,
+                       void (*ext_free)(void *), ddct_err *e);
+int ddct_st_kind(const ddct_st_file *f);
+void *ddct_st_ext(const ddct_st_file *f);
+/* Other names of tensors (tied weights: one storage under two names): found by ddct_st_find and
+ * ddct_st_alias, never listed by ddct_st_get. 0, or DDCT_ERR_NOMEM / DDCT_ERR_FORMAT (a name taken). */
+int ddct_st_add_alias(ddct_st_file *f, const char *name, size_t target, ddct_err *e);
+size_t ddct_st_alias_count(const ddct_st_file *f);
+/* Alias k's name and target (a tensor index). */
+const char *ddct_st_alias_name(const ddct_st_file *f, size_t k, size_t *target);
 void ddct_st_close(ddct_st_file *f);
 const char *ddct_st_path(const ddct_st_file *f);
 size_t ddct_st_count(const ddct_st_file *f);

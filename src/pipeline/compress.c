@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "common/dtype.h"
+#include "io/pytorch.h"
 #include "layout.h"
 #include "pipeline.h"
 
@@ -513,6 +514,18 @@ static int compress(ddct_CCtx *c, const char *base_path, const char *ft_path, co
         ddct_model_close(ft);
         return rc;
     }
+    for (size_t k = 0; !rc && k < ddct_model_shard_count(ft); k++) { /* can it be written back? */
+        const ddct_st_file *sh = ddct_model_shard(ft, k);
+        if (ddct_st_kind(sh) != DDCT_ST_PYTORCH) continue;
+        json_t *lay = ddct_pt_layout(sh);
+        rc = lay ? ddct_pt_layout_check(lay, ddct_st_path(sh), e) : ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory");
+        json_decref(lay);
+    }
+    if (rc) {
+        ddct_model_close(base);
+        ddct_model_close(ft);
+        return rc;
+    }
     selector sel;
     rc = selector_init(&sel, p, e);
     if (rc) {
@@ -521,7 +534,7 @@ static int compress(ddct_CCtx *c, const char *base_path, const char *ft_path, co
         return rc;
     }
     for (size_t k = 0; k < ddct_model_ignored_count(ft); k++)
-        ddct_notes_tensor(&c->notes, ddct_model_ignored(ft, k), "a .safetensors file the index does not name: left out");
+        ddct_notes_tensor(&c->notes, ddct_model_ignored(ft, k), "a weights file the model does not use (not in its index, or the same weights in another format): left out");
     cjob j = {.c = c, .p = p, .sel = &sel, .threads = ddct_resolve_threads(p->threads), .ftm = ft, .basem = base};
     uint64_t total = 0, done_bytes = 0;
     size_t n = ddct_model_count(ft);

@@ -20,13 +20,14 @@
 #include "common/dtype.h"
 #include "common/odir.h"
 #include "common/ofile.h"
+#include "io/pytorch.h"
 #include "layout.h"
 #include "pipeline.h"
 
 ddct_DCtx *ddct_createDCtx(void)
 {
     ddct_DCtx *d = calloc(1, sizeof *d);
-    if (d) d->rescale = d->direct = -1;
+    if (d) d->rescale = d->direct = d->format = -1;
     return d;
 }
 void ddct_freeDCtx(ddct_DCtx *d)
@@ -70,6 +71,15 @@ void ddct_DCtx_setThreads(ddct_DCtx *d, int threads)
 }
 void ddct_DCtx_setRescale(ddct_DCtx *d, int rescale) { d->rescale = rescale < 0 ? -1 : !!rescale; }
 void ddct_DCtx_setDirectIO(ddct_DCtx *d, int direct) { d->direct = direct < 0 ? -1 : !!direct; }
+ddct_ErrorCode ddct_DCtx_setFormat(ddct_DCtx *d, int format)
+{
+    if (format < DDCT_FORMAT_AS_INPUT || format > DDCT_FORMAT_PYTORCH) {
+        ddct_seterr(&d->err, DDCT_ERR_PARAM, "output format %d: not one of as-input, safetensors, pytorch", format);
+        return DDCT_ERR_PARAM;
+    }
+    d->format = format;
+    return DDCT_OK;
+}
 const char *ddct_DCtx_getErrorMessage(const ddct_DCtx *d) { return d->err.msg; }
 
 static int same_shape(const ddct_ctr_entry *en, const ddct_st_tensor *b)
@@ -408,9 +418,18 @@ typedef struct {
     ddct_dec_scratch scratch; /* lossy tensors' buffers, reused */
 } wjob;
 
-static int stw_sink(void *opaque, const uint8_t *p, size_t n, ddct_err *e)
+/* A tensor file being written, in one of the formats (a destination manager: the decoders
+ * only see its sink). */
+typedef struct {
+    int format;
+    ddct_st_writer *st;
+    ddct_pt_writer *pt;
+} tfile;
+
+static int tfile_sink(void *opaque, const uint8_t *p, size_t n, ddct_err *e)
 {
-    return ddct_stw_write(opaque, p, n, e);
+    tfile *t = opaque;
+    return t->format == DDCT_ST_PYTORCH ? ddct_ptw_write(t->pt, p, n, e) : ddct_stw_write(t->st, p, n, e);
 }
 
 static int ofile_sink(void *opaque, const uint8_t *p, size_t n, ddct_err *e)
@@ -418,8 +437,15 @@ static int ofile_sink(void *opaque, const uint8_t *p, size_t n, ddct_err *e)
     return ddct_ofile_write(opaque, p, n, e);
 }
 
-/* One .safetensors file at path holding records [first, first + count). */
-static int write_tensors(wjob *j, const char *path, size_t first, size_t count, const char *meta, int overwrite)
+/* Records that are written again under other names (tied weights into a format that cannot
+ * share: a PyTorch fine-tune written as safetensors): names and their records (absolute). */
+typedef struct {
+    const char **names;
+    size_t *rec, n;
+} copies;
+
+static int open_tfile(wjob *j, tfile *t, const char *path, const ddct_layout_shard *sh, size_t first, size_t count,
+                      int overwrite, copies *cp)
 {
     ddct_err *e = &j->d->err;
     ddct_st_entry *ents = calloc(count + 1, sizeof *ents);
@@ -428,25 +454,85 @@ static int write_tensors(wjob *j, const char *path, size_t first, size_t count, 
         const ddct_ctr_entry *en = ddct_ctr_entry_at(j->o->r, first + i);
         ents[i] = (ddct_st_entry){.name = en->name, .dtype = en->dtype, .ndim = en->ndim, .shape = en->shape};
     }
-    ddct_st_writer *w = NULL;
-    int rc = ddct_stw_open(&w, path, overwrite, j->inputs, ents, count, meta, e);
-    free(ents);
-    if (!rc && (j->d->direct > 0 || (j->d->direct < 0 && ddct_stw_data_bytes(w) >= DDCT_DIRECT_MIN_BYTES)))
-        (void)ddct_stw_set_direct(w);
-    /* with threads, output slices are written on a second thread while the next is rebuilt */
-    if (!rc && j->threads > 1) j->scratch.aw = ddct_aw_create(stw_sink, w);
-    for (size_t i = first; i < first + count && !rc; i++) {
-        const ddct_ctr_entry *en = ddct_ctr_entry_at(j->o->r, i);
-        uint64_t sat = 0;
-        rc = ddct_decode_stream(j->o->r, i, j->o->base, j->threads, j->d->rescale, &j->scratch, 0, stw_sink, w, &sat,
-                                e);
-        if (!rc) note_saturated(j->d, j->o->r, i, sat);
-        j->done_bytes += en->nelem * ddct_dtype_size(en->dtype);
-        j->done++;
-        if (!rc && j->d->progress &&
-            j->d->progress(j->d->progress_opaque, j->done, j->total, j->done_bytes, j->total_bytes, en->name))
-            rc = ddct_seterr(e, DDCT_ERR_CANCELLED, "cancelled");
+    int rc = 0;
+    if (t->format == DDCT_ST_PYTORCH) {
+        json_t *plain = sh->fmt ? NULL : ddct_pt_layout_plain(ents, count);
+        const json_t *lay = sh->fmt ? sh->fmt : plain;
+        rc = lay ? ddct_ptw_open(&t->pt, path, overwrite, j->inputs, lay, ents, count, e)
+                 : ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory");
+        json_decref(plain);
+    } else {
+        size_t na = 0;
+        const char **an = NULL;
+        size_t *ar = NULL;
+        if (sh->fmt) rc = ddct_pt_aliases(sh->fmt, ddct_ctr_path(j->o->r), &an, &ar, &na, e);
+        ddct_st_entry *all = rc ? NULL : realloc(ents, (count + na + 1) * sizeof *ents);
+        if (!rc && !all) rc = ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory");
+        if (all) ents = all;
+        for (size_t k = 0; !rc && k < na; k++) {
+            ents[count + k] = ents[ar[k]];
+            ents[count + k].name = an[k];
+            ar[k] += first;
+        }
+        if (!rc) rc = ddct_stw_open(&t->st, path, overwrite, j->inputs, ents, count + na, sh->metadata, e);
+        if (!rc && (j->d->direct > 0 || (j->d->direct < 0 && ddct_stw_data_bytes(t->st) >= DDCT_DIRECT_MIN_BYTES)))
+            (void)ddct_stw_set_direct(t->st);
+        *cp = (copies){.names = an, .rec = ar, .n = na};
+        if (rc) {
+            free(an);
+            free(ar);
+            *cp = (copies){0};
+        }
     }
+    free(ents);
+    return rc;
+}
+
+static int commit_tfile(tfile *t, ddct_err *e)
+{
+    int rc = t->format == DDCT_ST_PYTORCH ? ddct_ptw_commit(t->pt, e) : ddct_stw_commit(t->st, e);
+    t->pt = NULL;
+    t->st = NULL;
+    return rc;
+}
+
+static void abort_tfile(tfile *t)
+{
+    ddct_ptw_abort(t->pt);
+    ddct_stw_abort(t->st);
+}
+
+/* Record i rebuilt into the sink. */
+static int rebuild_record(wjob *j, size_t i, tfile *t, int count)
+{
+    ddct_err *e = &j->d->err;
+    const ddct_ctr_entry *en = ddct_ctr_entry_at(j->o->r, i);
+    uint64_t sat = 0;
+    int rc = ddct_decode_stream(j->o->r, i, j->o->base, j->threads, j->d->rescale, &j->scratch, 0, tfile_sink, t, &sat,
+                                e);
+    if (!count) return rc;
+    if (!rc) note_saturated(j->d, j->o->r, i, sat);
+    j->done_bytes += en->nelem * ddct_dtype_size(en->dtype);
+    j->done++;
+    if (!rc && j->d->progress &&
+        j->d->progress(j->d->progress_opaque, j->done, j->total, j->done_bytes, j->total_bytes, en->name))
+        rc = ddct_seterr(e, DDCT_ERR_CANCELLED, "cancelled");
+    return rc;
+}
+
+/* One tensor file at path holding records [first, first + count) of shard sh, in the format the
+ * shard came in unless the DCtx asks for another. */
+static int write_tensors(wjob *j, const char *path, const ddct_layout_shard *sh, size_t first, size_t count,
+                         int overwrite)
+{
+    ddct_err *e = &j->d->err;
+    tfile t = {.format = j->d->format >= 0 ? j->d->format : sh->format};
+    copies cp = {0};
+    int rc = open_tfile(j, &t, path, sh, first, count, overwrite, &cp);
+    /* with threads, output slices are written on a second thread while the next is rebuilt */
+    if (!rc && j->threads > 1) j->scratch.aw = ddct_aw_create(tfile_sink, &t);
+    for (size_t i = first; i < first + count && !rc; i++) rc = rebuild_record(j, i, &t, 1);
+    for (size_t k = 0; k < cp.n && !rc; k++) rc = rebuild_record(j, cp.rec[k], &t, 0);
     if (j->scratch.aw) {
         ddct_err we;
         int wrc = ddct_aw_wait(j->scratch.aw, &we);
@@ -454,11 +540,10 @@ static int write_tensors(wjob *j, const char *path, size_t first, size_t count, 
         ddct_aw_free(j->scratch.aw);
         j->scratch.aw = NULL;
     }
-    if (!rc) {
-        rc = ddct_stw_commit(w, e);
-        w = NULL;
-    }
-    ddct_stw_abort(w);
+    free(cp.names);
+    free(cp.rec);
+    if (!rc) rc = commit_tfile(&t, e);
+    else abort_tfile(&t);
     return rc;
 }
 
@@ -503,7 +588,7 @@ static int write_dir(wjob *j, const char *out_path, int overwrite)
         char *p = ddct_odir_file(od, name);
         if (!p) rc = ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory");
         else if (k < L->nshards)
-            rc = write_tensors(j, p, L->shards[k].first, L->shards[k].count, L->shards[k].metadata, 0);
+            rc = write_tensors(j, p, &L->shards[k], L->shards[k].first, L->shards[k].count, 0);
         else
             rc = write_file(j, &L->files[k - L->nshards], p);
         free(p);
@@ -540,9 +625,27 @@ static int decompress(ddct_DCtx *d, const char *base_path, const char *ddct_path
         j.total_bytes += en->nelem * ddct_dtype_size(en->dtype);
     }
     j.total = o.L.ntensors;
-    int to_dir = ends_with(out_path, "/") || is_dir(out_path) || (o.L.directory && !ends_with(out_path, ".safetensors"));
+    int to_dir = ends_with(out_path, "/") || is_dir(out_path) ||
+                 (o.L.directory && ddct_weights_kind(out_path) < 0 && !ends_with(out_path, ".gguf"));
+    for (size_t k = 0; !rc && to_dir && d->format >= 0 && k < o.L.nshards; k++)
+        if (o.L.shards[k].format != d->format)
+            rc = ddct_seterr(e, DDCT_ERR_UNSUPPORTED,
+                             "%s: shard '%s' is %s: a directory is rebuilt in its shards' own formats (its index "
+                             "names them); another format is for a single file",
+                             ddct_path, o.L.shards[k].name, ddct_format_name(o.L.shards[k].format));
     if (!rc && to_dir) rc = write_dir(&j, out_path, overwrite);
-    else if (!rc) rc = write_tensors(&j, out_path, 0, o.L.ntensors, o.L.shards[0].metadata, overwrite);
+    else if (!rc) { /* the whole model as one file: the format asked for, else the output's
+                       * extension's, else the fine-tune's (its shards' when they agree) */
+        ddct_layout_shard one = o.L.shards[0];
+        if (o.L.nshards > 1) one = (ddct_layout_shard){.metadata = o.L.shards[0].metadata, .format = one.format};
+        for (size_t k = 1; k < o.L.nshards; k++)
+            if (o.L.shards[k].format != one.format) one.format = DDCT_ST_SAFETENSORS;
+        int by_name = ddct_weights_kind(out_path);
+        int saved = d->format;
+        if (d->format < 0 && by_name >= 0) d->format = by_name;
+        rc = write_tensors(&j, out_path, &one, 0, o.L.ntensors, overwrite);
+        d->format = saved;
+    }
     ddct_dec_scratch_free(&j.scratch);
     close_both(&o);
     return rc;

@@ -19,7 +19,7 @@ struct ddct_Info_s {
     size_t nremoved;
     ddct_layout L;
     ddct_layout_info li;
-    const char **shard_names, **file_names;
+    const char **shard_names, **file_names, **shard_formats;
     size_t *shard_tensors;
     uint64_t *file_bytes;
     ddct_nameset by_name; /* ddct_Info_find */
@@ -32,6 +32,7 @@ void ddct_freeInfo(ddct_Info *info)
     for (size_t i = 0; i < info->nremoved; i++) free(info->removed[i]);
     free(info->removed);
     free(info->shard_names);
+    free(info->shard_formats);
     free(info->file_names);
     free(info->shard_tensors);
     free(info->file_bytes);
@@ -67,13 +68,15 @@ static int load_layout(ddct_Info *info, ddct_err *e)
     ddct_layout_info *li = &info->li;
     info->shard_names = calloc(L->nshards + 1, sizeof *info->shard_names);
     info->shard_tensors = calloc(L->nshards + 1, sizeof *info->shard_tensors);
+    info->shard_formats = calloc(L->nshards + 1, sizeof *info->shard_formats);
     info->file_names = calloc(L->nfiles + 1, sizeof *info->file_names);
     info->file_bytes = calloc(L->nfiles + 1, sizeof *info->file_bytes);
-    RETURN_ERROR_IF(!info->shard_names || !info->shard_tensors || !info->file_names || !info->file_bytes, e,
+    RETURN_ERROR_IF(!info->shard_names || !info->shard_tensors || !info->shard_formats || !info->file_names || !info->file_bytes, e,
                     DDCT_ERR_NOMEM, "out of memory");
     for (size_t k = 0; k < L->nshards; k++) {
         info->shard_names[k] = L->shards[k].name;
         info->shard_tensors[k] = L->shards[k].count;
+        info->shard_formats[k] = ddct_format_name(L->shards[k].format);
     }
     for (size_t k = 0; k < L->nfiles; k++) {
         info->file_names[k] = L->files[k].name;
@@ -86,6 +89,7 @@ static int load_layout(ddct_Info *info, ddct_err *e)
     li->nshards = L->nshards;
     li->shard_names = info->shard_names;
     li->shard_tensors = info->shard_tensors;
+    li->shard_formats = info->shard_formats;
     li->nfiles = L->nfiles;
     li->file_names = info->file_names;
     li->file_bytes = info->file_bytes;

@@ -9,6 +9,21 @@
 
 #include "common/dtype.h"
 #include "common/nameset.h"
+#include "io/pytorch.h"
+
+static const char *const FORMATS[] = {"safetensors", "pytorch", "gguf"};
+
+const char *ddct_format_name(int format)
+{
+    return format >= 0 && format < (int)(sizeof FORMATS / sizeof *FORMATS) ? FORMATS[format] : "?";
+}
+
+int ddct_format_from_name(const char *name)
+{
+    for (int k = 0; name && k < (int)(sizeof FORMATS / sizeof *FORMATS); k++)
+        if (!strcmp(name, FORMATS[k])) return k;
+    return -1;
+}
 
 /* ---------------------------------------------------------------- writing */
 
@@ -45,6 +60,11 @@ json_t *ddct_layout_json(const ddct_model *ft)
                                               meta ? json_string(meta) : json_null(), "tensors", names)
                                   : NULL;
         free(name);
+        if (o && ddct_st_kind(sh) == DDCT_ST_PYTORCH) { /* what writing it back needs */
+            json_t *pt = ddct_pt_layout(sh);
+            bad |= !pt || json_object_set_new(o, "format", json_string("pytorch")) ||
+                   json_object_set_new(o, "pytorch", pt);
+        }
         bad |= !o || json_array_append_new(shards, o);
     }
     for (size_t k = 0; !bad && k < ddct_model_file_count(ft); k++) {
@@ -68,6 +88,7 @@ void ddct_layout_free(ddct_layout *L)
     for (size_t k = 0; L->shards && k < L->nshards; k++) {
         free(L->shards[k].name);
         free(L->shards[k].metadata);
+        json_decref(L->shards[k].fmt);
     }
     for (size_t k = 0; L->files && k < L->nfiles; k++) free(L->files[k].name);
     free(L->shards);
@@ -143,15 +164,19 @@ static int read_shards(ddct_layout *L, ddct_nameset *set, const ddct_ctr_reader 
         char *name = str_dup(json_object_get(o, "name"));
         int ok = 1;
         opt_text(json_object_get(o, "metadata"), &s->metadata, &ok);
-        /* a directory's shards end in .safetensors; a single input file may be named anything */
+        /* a directory's shards end as their format's files do; a single input file may be named anything */
         s->name = name;
+        const json_t *fm = json_object_get(o, "format");
+        s->format = fm ? ddct_format_from_name(json_string_value(fm)) : DDCT_ST_SAFETENSORS;
+        if (s->format > 0) s->fmt = json_incref(json_object_get(o, ddct_format_name(s->format)));
         int good = name && ok && json_is_array(t) && ddct_plain_file_name(name) && k < DDCT_LAYOUT_FILE_IDS &&
-                   unique_name(set, k) &&
-                   (!L->directory || (strlen(name) > 12 && !strcmp(name + strlen(name) - 12, ".safetensors")));
+                   unique_name(set, k) && s->format >= 0 && s->format != DDCT_ST_MEMORY && (s->format == 0 || s->fmt) &&
+                   (!L->directory || ddct_weights_kind(name) == s->format);
         L->nshards = k + 1;
         RETURN_ERROR_IF(!good, e, DDCT_ERR_FORMAT,
-                        "%s: layout: shard %zu: needs a unique plain file name (ending in .safetensors in a directory), a "
-                        "\"metadata\" string or null and a \"tensors\" array",
+                        "%s: layout: shard %zu: needs a unique plain file name (ending as its format's files do in a "
+                        "directory), a known \"format\" with its object, a \"metadata\" string or null and a "
+                        "\"tensors\" array",
                         path, k);
         s->first = rec;
         s->count = json_array_size(t);

@@ -23,6 +23,8 @@ typedef struct {
     char *name;     /* file name */
     char *metadata; /* its __metadata__ as compact JSON, or NULL */
     size_t first, count; /* its tensors: records [first, first + count) */
+    int format;     /* DDCT_ST_SAFETENSORS, DDCT_ST_PYTORCH (io/safetensors.h) */
+    json_t *fmt;    /* the format's own object ("pytorch": see io/pytorch.h), or NULL */
 } ddct_layout_shard;
 
 typedef struct {
@@ -47,6 +49,9 @@ static inline int ddct_is_file_record(const char *name) { return (unsigned char)
 
 /* The "layout" object for the fine-tune ft (files: sizes as listed). NULL when out of memory. */
 json_t *ddct_layout_json(const ddct_model *ft);
+/* The format names of shards ("safetensors", "pytorch"); DDCT_ST_* from a name, -1 if unknown. */
+const char *ddct_format_name(int format);
+int ddct_format_from_name(const char *name);
 /* Read and check the layout of an open .ddct against its records. A file without "layout"
  * (format 1.0) is one file "model.safetensors" holding every record. */
 int ddct_layout_read(ddct_layout *L, const ddct_ctr_reader *r, ddct_err *e);

@@ -90,6 +90,7 @@ struct ddct_DCtx_s {
     int threads;
     int rescale;
     int direct; /* ddct_DCtx_setDirectIO */
+    int format; /* ddct_DCtx_setFormat */
     ddct_notes notes; /* ddct_DCtx_note: from the last decompress, verify or evaluate */
     ddct_Info *open;   /* ddct_DCtx_open: the .ddct (its reader inside) */
     ddct_model *base;  /* and its base */
