@@ -13,6 +13,8 @@
 # fuzz_params       strategies and NAME\0VALUE option strings
 # fuzz_rd_roundtrip small deltas for the rd encoder round trip (gen_corpus rd)
 # fuzz_rans_w       word-blob rANS streams for its decoders (gen_corpus rans)
+# fuzz_pytorch      the tiny pair rebuilt as torch.save files (decompress --format pytorch), its
+#                   data.pkl alone, and hand-made pickles (globals torch refuses, memo and stack abuse)
 # Every file must stay below 64 KiB and the whole corpus below 2 MiB (checked at the end).
 # Output is deterministic: re-running on the same build rewrites identical files.
 set -euo pipefail
@@ -25,7 +27,7 @@ for x in "$DDCT" "$GEN"; do
 done
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 C=$HERE/corpus
-TARGETS="fuzz_safetensors fuzz_container fuzz_codecs fuzz_bitreader fuzz_params fuzz_rd_roundtrip fuzz_rans_w"
+TARGETS="fuzz_safetensors fuzz_container fuzz_codecs fuzz_bitreader fuzz_params fuzz_rd_roundtrip fuzz_rans_w fuzz_pytorch"
 for t in $TARGETS; do rm -rf "${C:?}/$t"; mkdir -p "$C/$t"; done
 
 "$GEN" safetensors "$C/fuzz_safetensors"
@@ -66,6 +68,20 @@ EOF
 "$GEN" params "$C/fuzz_params"
 "$GEN" rd "$C/fuzz_rd_roundtrip"
 "$GEN" rans "$C/fuzz_rans_w"
+P=$C/fuzz_pytorch
+"$DDCT" decompress "$T/pair/base.safetensors" "$T/lossless.ddct" -o "$P/tiny-finetuned.bin" --format pytorch -q -T 1
+"$DDCT" compress "$T/pair/base.safetensors" "$P/tiny-finetuned.bin" -o "$T/pt.ddct" -q -T 1 --exclude .
+"$DDCT" decompress "$T/pair/base.safetensors" "$T/pt.ddct" -o "$T/rebuilt.bin" -q -T 1
+cmp "$P/tiny-finetuned.bin" "$T/rebuilt.bin" # the writer's output is read and written back byte for byte
+head -c 3000 "$P/tiny-finetuned.bin" >"$P/cut-3000"
+# the first entry is archive/data.pkl, its data at byte 64 (the writer aligns to 64)
+sz=$(od -An -tu4 -j18 -N4 "$P/tiny-finetuned.bin" | tr -d ' ')
+dd if="$P/tiny-finetuned.bin" of="$P/data.pkl" bs=1 skip=64 count="$sz" status=none
+printf '\x80\x02csubprocess\nPopen\n.' >"$P/pkl-subprocess"
+printf '\x80\x02cposix\nsystem\nX\x02\x00\x00\x00ls\x85R.' >"$P/pkl-system"
+printf '\x80\x02h\x05.' >"$P/pkl-memo-unset"
+printf '\x80\x02}(X\x01\x00\x00\x00a]u.' >"$P/pkl-list-value"
+printf '\x80\x04\x95\x05\x00\x00\x00\x00\x00\x00\x00}\x94.' >"$P/pkl-proto4-frame"
 
 big=$(find "$C" -type f -size +64k)
 [ -z "$big" ] || { echo "make_corpus.sh: files of 64 KiB or more: $big" >&2; exit 1; }

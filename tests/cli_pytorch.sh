@@ -64,6 +64,9 @@ check "python zipfile reads the rebuilt .bin" "$PY" -c "import zipfile,sys; sys.
 check "--format onnx is a usage error" sh -c "'$DDCT' decompress p/base.bin bin-bin.ddct -o nothere.bin --format onnx 2>/dev/null; [ \$? = 2 ] && [ ! -e nothere.bin ]"
 reject "a .bin base that is not the base" "base" nope.bin "$DDCT" decompress p/ft.bin bin-bin.ddct -o nope.bin
 
+check "lossless .ddct of a .bin" "$DDCT" compress p/base.bin bin-bin.bin -o ll.ddct --exclude . -q
+check "... rebuilds deltadct's .bin byte for byte" sh -c "'$DDCT' decompress p/base.bin ll.ddct -o ll.bin -q && cmp ll.bin bin-bin.bin"
+
 # ---- sharded directories with pytorch_model.bin.index.json
 check "compress sharded .bin directories" "$DDCT" compress s/base s/ft -o s.ddct -q
 check "training_args.bin is carried, not read as weights" sh -c "'$DDCT' info s.ddct | grep -q training_args.bin"
