@@ -237,15 +237,16 @@ static void test_roundtrip(void)
     unsigned char *p = tu_slurp(path, &n);
     int clean = 1;
     for (long cut = 0; p && cut < n; cut++) {
-        ddct_map m = {.p = malloc((size_t)cut + 1), .size = (uint64_t)cut, .mapped = 0, .fd = -1};
-        memcpy((void *)m.p, p, (size_t)cut);
+        uint8_t *buf = malloc((size_t)cut + 1);
+        ddct_map m = {.p = buf, .size = (uint64_t)cut, .mapped = 0, .fd = -1};
+        memcpy(buf, p, (size_t)cut);
         ddct_st_file *g = NULL;
         ddct_err e2 = {0};
         if (ddct_pt_open(&g, "cut", &m, &e2) == 0) {
             clean = 0;
             ddct_st_close(g);
         }
-        if (!m.size) free((void *)m.p); /* taken over otherwise */
+        if (!cut) free(buf); /* taken over otherwise */
     }
     CHECK(p && clean, "every truncation refused");
     free(p);

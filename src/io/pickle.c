@@ -130,6 +130,7 @@ static int pop_mark(unp *u, size_t *first, size_t *count)
 
 static int add_items(unp *u, val *to, val **src, size_t n)
 {
+    if (!n) return 0;
     if (grow((void **)&to->it, &to->cap, to->n + n, sizeof *to->it)) return fail(u, DDCT_ERR_NOMEM, "out of memory");
     memcpy(to->it + to->n, src, n * sizeof *src);
     to->n += n;
@@ -573,8 +574,9 @@ static json_t *to_json(const val *v, int depth)
             const val *k = v->it[i];
             json_t *x = k->k == V_STR ? to_json(v->it[i + 1], depth + 1) : NULL;
             char *key = x ? strndup(k->s, k->slen) : NULL;
-            int bad = !key || strlen(key) != k->slen || json_object_set_new(o, key, x);
-            if (!key) json_decref(x);
+            int bad = !key || strlen(key) != k->slen;
+            if (bad) json_decref(x);
+            else bad = json_object_set_new(o, key, x);
             free(key);
             if (bad) {
                 json_decref(o);
