@@ -89,7 +89,7 @@ PRE="rm -f $w/r.bin" timed db "$DDCT" decompress "$d/base.bin" "$w/bin.ddct" -o 
 recs() { "$DDCT" info "$1" --json | $PY -c "import json,sys; print([(t['name'], t['bytes']) for t in json.load(sys.stdin)['tensors']])"; }
 same=FAIL; [ "$(recs "$w/st.ddct")" = "$(recs "$w/bin.ddct")" ] && same=PASS
 loads=FAIL
-$PY -c "import torch,sys; sd=torch.load(sys.argv[1], weights_only=True, mmap=True); print(len(sd))" "$w/r.bin" >/dev/null 2>&1 && loads=PASS
+$PY -c "import torch,sys; sd=torch.load(sys.argv[1], weights_only=True); print(len(sd))" "$w/r.bin" >/dev/null 2>&1 && loads=PASS
 row() {  # LABEL st bin
   local l=$1 a=$2 b=$3
   local ta=T_$a tb=T_$b ma=M_$a mb=M_$b
@@ -108,6 +108,6 @@ row() {  # LABEL st bin
   row compress cs cb
   row decompress ds db
   echo
-  echo "same records from both formats: $same; rebuilt .bin read by torch.load(weights_only=True, mmap=True): $loads"
+  echo "same records from both formats: $same; rebuilt .bin read by torch.load(weights_only=True): $loads"
 } | tee "$OUT/pytorch_bench.md"
 rm -f "$w"/r.* "$w"/*.ddct

@@ -60,6 +60,7 @@ for t in 1 3; do
   check "T$t: same .ddct" "$DDCT" compress p/base.bin p/ft.bin -o t$t.ddct -T $t -q
 done
 check "output identical for any thread count" cmp t1.ddct t3.ddct
+check "--direct-io on: the same .bin" sh -c "'$DDCT' decompress p/base.bin bin-bin.ddct -o direct.bin --direct-io on -q && cmp direct.bin bin-bin.bin"
 check "python zipfile reads the rebuilt .bin" "$PY" -c "import zipfile,sys; sys.exit(zipfile.ZipFile('bin-bin.bin').testzip() is not None)"
 check "--format onnx is a usage error" sh -c "'$DDCT' decompress p/base.bin bin-bin.ddct -o nothere.bin --format onnx 2>/dev/null; [ \$? = 2 ] && [ ! -e nothere.bin ]"
 reject "a .bin base that is not the base" "base" nope.bin "$DDCT" decompress p/ft.bin bin-bin.ddct -o nope.bin

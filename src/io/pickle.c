@@ -157,7 +157,8 @@ static const struct {
     {"DoubleStorage", DDCT_DT_F64}, {"FloatStorage", DDCT_DT_F32}, {"HalfStorage", DDCT_DT_F16},
     {"BFloat16Storage", DDCT_DT_BF16}, {"LongStorage", DDCT_DT_I64}, {"IntStorage", DDCT_DT_I32},
     {"ShortStorage", DDCT_DT_I16}, {"CharStorage", DDCT_DT_I8}, {"ByteStorage", DDCT_DT_U8},
-    {"BoolStorage", DDCT_DT_BOOL},
+    {"BoolStorage", DDCT_DT_BOOL}, {"UInt16Storage", DDCT_DT_U16}, {"UInt32Storage", DDCT_DT_U32},
+    {"UInt64Storage", DDCT_DT_U64}, {"Float8_e4m3fnStorage", DDCT_DT_F8_E4M3}, {"Float8_e5m2Storage", DDCT_DT_F8_E5M2},
 };
 
 const char *ddct_pkl_storage_name(ddct_dtype t)
@@ -176,6 +177,9 @@ static const char *const KNOWN_UNSUPPORTED[] = {
     "torch.nn.parameter.Parameter", "torch.Size", "torch.device", "torch.Tensor", "torch.UntypedStorage",
     "torch.storage.UntypedStorage", "torch.serialization._get_layout", "collections.Counter", "builtins.set",
     "builtins.frozenset", "builtins.bytearray", "builtins.slice", "builtins.complex",
+    "torch.ComplexFloatStorage", "torch.ComplexDoubleStorage", "torch.QUInt8Storage", "torch.QInt8Storage",
+    "torch.QInt32Storage", "torch.QUInt4x2Storage", "torch.QUInt2x4Storage", "torch.Float8_e4m3fnuzStorage",
+    "torch.Float8_e5m2fnuzStorage",
 };
 
 static int global(unp *u, const char *mod, size_t ml, const char *name, size_t nl)

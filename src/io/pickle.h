@@ -7,7 +7,8 @@
  * the int/float/bool/None/str/bytes pushes, tuples, lists, dicts, memo GET/PUT/MEMOIZE,
  * GLOBAL/STACK_GLOBAL, REDUCE, BUILD, BINPERSID, STOP) and, as globals, only
  *   collections.OrderedDict, torch._utils._rebuild_tensor_v2, torch._utils._rebuild_parameter
- *   and the typed storages torch.{Double,Float,Half,BFloat16,Long,Int,Short,Char,Byte,Bool}Storage.
+ *   and the typed storages torch.{Double,Float,Half,BFloat16,Long,Int,Short,Char,Byte,Bool,UInt16,UInt32,
+ *   UInt64,Float8_e4m3fn,Float8_e5m2}Storage (complex and quantized storages are refused by name).
  * Any other global is refused by name before anything else happens (the weights-only types that
  * deltadct does not read, sparse, quantized or nested tensors, say so); any other opcode is refused
  * with its byte and offset. Limits: every length is checked against the bytes left; the memo

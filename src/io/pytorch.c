@@ -606,6 +606,7 @@ int ddct_ptw_open(ddct_pt_writer **out, const char *path, int overwrite, const c
 }
 
 uint64_t ddct_ptw_data_bytes(const ddct_pt_writer *w) { return w ? w->total : 0; }
+int ddct_ptw_set_direct(ddct_pt_writer *w) { return w ? ddct_ofile_set_direct(w->of) : 0; }
 
 static int zeros(ddct_pt_writer *w, uint64_t n, ddct_err *e)
 {

@@ -58,6 +58,8 @@ typedef struct ddct_pt_writer ddct_pt_writer;
 int ddct_ptw_open(ddct_pt_writer **out, const char *path, int overwrite, const char *const *inputs,
                   const json_t *layout, const ddct_st_entry *records, size_t n, ddct_err *e);
 uint64_t ddct_ptw_data_bytes(const ddct_pt_writer *w);
+/* Write through O_DIRECT (ddct_ofile_set_direct); right after open. 1 if on. */
+int ddct_ptw_set_direct(ddct_pt_writer *w);
 int ddct_ptw_write(ddct_pt_writer *w, const void *p, size_t n, ddct_err *e);
 int ddct_ptw_commit(ddct_pt_writer *w, ddct_err *e); /* frees w */
 void ddct_ptw_abort(ddct_pt_writer *w);              /* frees w; NULL ok */

@@ -265,10 +265,8 @@ static int end_entry(ddct_zip_writer *w, ddct_err *e)
     wentry *c = &w->v[w->n - 1];
     RETURN_ERROR_IF(w->left, e, DDCT_ERR_INTERNAL, "ZIP entry '%s': %llu bytes missing", c->name,
                     (unsigned long long)w->left);
-    uint8_t crc[4];
-    ddct_st32(crc, c->crc);
     w->open = 0;
-    return ddct_ofile_pwrite(w->of, crc, 4, c->lho + 14, e);
+    return 0;
 }
 
 static void put16(ddct_buf *b, uint32_t v) { ddct_buf_u16(b, (uint16_t)v); }
@@ -344,6 +342,13 @@ int ddct_zipw_write(ddct_zip_writer *w, const void *p, size_t n, ddct_err *e)
 int ddct_zipw_finish(ddct_zip_writer *w, ddct_err *e)
 {
     int rc = end_entry(w, e);
+    /* the CRCs into the local headers, now that the data is written (a pwrite ends an O_DIRECT
+     * file's direct mode: only the directory is left to write) */
+    for (size_t i = 0; i < w->n && !rc; i++) {
+        uint8_t crc[4];
+        ddct_st32(crc, w->v[i].crc);
+        rc = ddct_ofile_pwrite(w->of, crc, 4, w->v[i].lho + 14, e);
+    }
     ddct_buf b;
     ddct_buf_init(&b);
     uint64_t cd_off = ddct_ofile_tell(w->of);

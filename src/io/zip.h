@@ -17,8 +17,8 @@
  *
  * Writer: stored entries only, each entry's data aligned to `align` bytes by padding the local
  * header's extra field (as torch does, id 0x4246 "FB"); the CRC-32 (zlib) of each entry is
- * computed while streaming and written into its local header when the entry ends (pwrite), so
- * entries need no data descriptor. Entry sizes are declared up front. ZIP64 records are written
+ * computed while streaming and written into its local header at the end (pwrite), so entries
+ * need no data descriptor and the data can go out with O_DIRECT. Entry sizes are declared up front. ZIP64 records are written
  * for any size or offset >= 0xFFFFFFFF (or always, with force_zip64, for tests).
  */
 #ifndef DDCT_ZIP_H

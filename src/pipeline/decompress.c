@@ -461,6 +461,8 @@ static int open_tfile(wjob *j, tfile *t, const char *path, const ddct_layout_sha
         rc = lay ? ddct_ptw_open(&t->pt, path, overwrite, j->inputs, lay, ents, count, e)
                  : ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory");
         json_decref(plain);
+        if (!rc && (j->d->direct > 0 || (j->d->direct < 0 && ddct_ptw_data_bytes(t->pt) >= DDCT_DIRECT_MIN_BYTES)))
+            (void)ddct_ptw_set_direct(t->pt);
     } else {
         size_t na = 0;
         const char **an = NULL;
