@@ -15,7 +15,7 @@ static const char *USAGE =
     "usage:\n"
     "  deltadct compress   BASE FINETUNED -o OUT.ddct [options]\n"
     "  deltadct decompress BASE IN.ddct -o REBUILT [options]\n"
-    "  (BASE, FINETUNED: a .safetensors file, a PyTorch checkpoint (.bin/.pt/.pth), a sharded\n"
+    "  (BASE, FINETUNED: a .safetensors file, a PyTorch checkpoint (.bin/.pt/.pth), a .gguf file, a sharded\n"
     "   checkpoint's index or a model directory)\n"
     "  deltadct info       IN.ddct [--json]\n"
     "  deltadct eval       BASE.safetensors FINETUNED.safetensors IN.ddct [--json]\n"
@@ -28,7 +28,8 @@ static const char *COMPRESS_HELP =
     "usage: deltadct compress BASE FINETUNED -o OUT.ddct [options]\n"
     "\n"
     "BASE and FINETUNED: each a .safetensors file, a PyTorch checkpoint (torch.save's format:\n"
-    ".bin, .pt, .pth; read without running any code), a sharded checkpoint (model.safetensors.index.json\n"
+    ".bin, .pt, .pth; read without running any code), a GGUF file (.gguf: F32/F16/BF16 tensors coded\n"
+    "like the others, quantized ones stored bit-exact), a sharded checkpoint (model.safetensors.index.json\n"
     "or pytorch_model.bin.index.json) or a Hugging Face model directory, in any mix; tensors are\n"
     "matched by name across shards and formats, and the\n"
     "directory's other files (config, tokenizer, index) are carried losslessly.\n"
@@ -88,14 +89,15 @@ static const char *DECOMPRESS_HELP =
     "other files as they came) when it ends with '/', is an existing directory, or the fine-tune\n"
     "was a directory and REBUILT does not end in .safetensors, .bin, .pt or .pth; else one file.\n"
     "A single file is written in the format --format names, else the one REBUILT's extension\n"
-    "names (.safetensors; .bin, .pt, .pth), else the one it came in; a directory's shards in the\n"
+    "names (.safetensors; .bin, .pt, .pth; .gguf), else the one it came in; a directory's shards in the\n"
     "formats they came in. PyTorch files are read by torch.load(weights_only=True), tied weights\n"
     "still sharing their storage.\n"
     "\n"
     "  -o, --output PATH     output (default: IN without .ddct, plus the format's extension or '/')\n"
     "  -f, --force           overwrite an existing output\n"
-    "  --format F            safetensors | pytorch: write a single-file fine-tune in that format\n"
-    "                        instead (tied weights written to safetensors are copies)\n"
+    "  --format F            safetensors | pytorch | gguf: write a single-file fine-tune in that\n"
+    "                        format instead (tied weights written to safetensors are copies; GGUF\n"
+    "                        is rebuilt only from GGUF, and only as GGUF)\n"
     "  --no-rescale          rebuild without the rescale step (ablation)\n"
     "  --rescale             force the rescale step on\n"
     "  --direct-io MODE      auto (default: files of >= 64 MiB are written with O_DIRECT, from\n"
@@ -292,6 +294,7 @@ static const char *default_ending(const char *path, int format)
     const ddct_layout_info *li = ddct_Info_layout(info);
     const char *end = ".safetensors";
     if (li->directory) end = "/";
+    else if (format == DDCT_FORMAT_GGUF || (format < 0 && !strcmp(li->shard_formats[0], "gguf"))) end = ".gguf";
     else if (format == DDCT_FORMAT_PYTORCH || (format < 0 && !strcmp(li->shard_formats[0], "pytorch"))) {
         const char *dot = strrchr(li->shard_names[0], '.');
         end = dot && (!strcmp(dot, ".bin") || !strcmp(dot, ".pt") || !strcmp(dot, ".pth")) ? dot : ".bin";
@@ -315,7 +318,8 @@ int cmd_decompress(int argc, char **argv)
         if (m) {
             if (v && !strcmp(v, "safetensors")) format = DDCT_FORMAT_SAFETENSORS;
             else if (v && !strcmp(v, "pytorch")) format = DDCT_FORMAT_PYTORCH;
-            else return cli_error("--format needs safetensors or pytorch"), EXIT_USAGE;
+            else if (v && !strcmp(v, "gguf")) format = DDCT_FORMAT_GGUF;
+            else return cli_error("--format needs safetensors, pytorch or gguf"), EXIT_USAGE;
             continue;
         }
         v = cli_optval(argc, argv, &i, "--direct-io", &m);

@@ -10,6 +10,7 @@
 
 #include "common/nameset.h"
 #include "common/buf.h"
+#include "io/ggufio.h"
 #include "io/pytorch.h"
 
 #include <dirent.h>
@@ -392,15 +393,16 @@ static int choose_index(ddct_model *m, char **names, size_t n, ddct_err *e)
 }
 
 /* Without an index: every *.safetensors file, else every PyTorch checkpoint (*.bin, *.pt, *.pth
- * but a Trainer's optimizer, scheduler and argument pickles). */
+ * but a Trainer's optimizer, scheduler and argument pickles), else every *.gguf file. */
 static int collect_shards_noindex(ddct_model *m, char **names, size_t n, ddct_err *e)
 {
-    for (int kind = DDCT_ST_SAFETENSORS; kind <= DDCT_ST_PYTORCH && m->nshards == 0; kind++)
+    for (int kind = DDCT_ST_SAFETENSORS; kind <= DDCT_ST_GGUF && m->nshards == 0; kind++)
         for (size_t i = 0; i < n; i++)
             if (ddct_weights_kind(names[i]) == kind && !trainer_file(names[i]))
                 FORWARD_IF_ERROR(add_shard_name(m, names[i], e));
     RETURN_ERROR_IF(m->nshards == 0, e, DDCT_ERR_PARAM,
-                    "%s: no .safetensors file, PyTorch checkpoint (.bin, .pt, .pth) or index in this directory",
+                    "%s: no .safetensors file, PyTorch checkpoint (.bin, .pt, .pth), .gguf file or index in this "
+                    "directory",
                     m->path);
     return 0;
 }
@@ -460,6 +462,7 @@ int ddct_weights_kind(const char *name)
 {
     if (ends_with(name, ".safetensors")) return DDCT_ST_SAFETENSORS;
     if (ends_with(name, ".bin") || ends_with(name, ".pt") || ends_with(name, ".pth")) return DDCT_ST_PYTORCH;
+    if (ends_with(name, ".gguf")) return DDCT_ST_GGUF;
     return -1;
 }
 
@@ -482,6 +485,7 @@ int ddct_tensor_file_open(ddct_st_file **out, const char *path, ddct_err *e)
     int pt = ddct_pt_sniff(map.p, map.size);
     if (pt == 1 && map.size > 8 && ddct_le32(map.p + 4) == 0 && map.p[8] == '{') pt = 0;
     if (pt) return ddct_pt_open(out, path, &map, e);
+    if (ddct_ggio_sniff(map.p, map.size)) return ddct_ggio_open(out, path, &map, e);
     ddct_map_close(&map);
     return ddct_st_open(out, path, e);
 }

@@ -85,9 +85,9 @@ int ddct_model_file_map(const ddct_model *m, size_t k, ddct_map *map, ddct_err *
 size_t ddct_model_ignored_count(const ddct_model *m);
 const char *ddct_model_ignored(const ddct_model *m, size_t k);
 
-/* One tensor file, whatever its format: PyTorch (ZIP) by its first bytes, else safetensors. */
+/* One tensor file, whatever its format: PyTorch (ZIP) or GGUF by its first bytes, else safetensors. */
 int ddct_tensor_file_open(ddct_st_file **out, const char *path, ddct_err *e);
-/* A weights file's kind by its name: DDCT_ST_SAFETENSORS, DDCT_ST_PYTORCH, or -1. */
+/* A weights file's kind by its name: DDCT_ST_SAFETENSORS, DDCT_ST_PYTORCH, DDCT_ST_GGUF, or -1. */
 int ddct_weights_kind(const char *name);
 
 /* 1 if name is a plain file name (the rule above). */

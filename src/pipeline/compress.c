@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "common/dtype.h"
+#include "io/ggufio.h"
 #include "io/pytorch.h"
 #include "layout.h"
 #include "pipeline.h"
@@ -516,6 +517,7 @@ static int compress(ddct_CCtx *c, const char *base_path, const char *ft_path, co
     }
     for (size_t k = 0; !rc && k < ddct_model_shard_count(ft); k++) { /* can it be written back? */
         const ddct_st_file *sh = ddct_model_shard(ft, k);
+        if (ddct_st_kind(sh) == DDCT_ST_GGUF) rc = ddct_ggio_writable(sh, e);
         if (ddct_st_kind(sh) != DDCT_ST_PYTORCH) continue;
         json_t *lay = ddct_pt_layout(sh);
         rc = lay ? ddct_pt_layout_check(lay, ddct_st_path(sh), e) : ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory");

@@ -20,6 +20,7 @@
 #include "common/dtype.h"
 #include "common/odir.h"
 #include "common/ofile.h"
+#include "io/ggufio.h"
 #include "io/pytorch.h"
 #include "layout.h"
 #include "pipeline.h"
@@ -73,8 +74,9 @@ void ddct_DCtx_setRescale(ddct_DCtx *d, int rescale) { d->rescale = rescale < 0 
 void ddct_DCtx_setDirectIO(ddct_DCtx *d, int direct) { d->direct = direct < 0 ? -1 : !!direct; }
 ddct_ErrorCode ddct_DCtx_setFormat(ddct_DCtx *d, int format)
 {
-    if (format < DDCT_FORMAT_AS_INPUT || format > DDCT_FORMAT_PYTORCH) {
-        ddct_seterr(&d->err, DDCT_ERR_PARAM, "output format %d: not one of as-input, safetensors, pytorch", format);
+    if (format < DDCT_FORMAT_AS_INPUT || format > DDCT_FORMAT_GGUF) {
+        ddct_seterr(&d->err, DDCT_ERR_PARAM, "output format %d: not one of as-input, safetensors, pytorch, gguf",
+                    format);
         return DDCT_ERR_PARAM;
     }
     d->format = format;
@@ -424,12 +426,15 @@ typedef struct {
     int format;
     ddct_st_writer *st;
     ddct_pt_writer *pt;
+    ddct_ggio_writer *gg;
 } tfile;
 
 static int tfile_sink(void *opaque, const uint8_t *p, size_t n, ddct_err *e)
 {
     tfile *t = opaque;
-    return t->format == DDCT_ST_PYTORCH ? ddct_ptw_write(t->pt, p, n, e) : ddct_stw_write(t->st, p, n, e);
+    return t->format == DDCT_ST_PYTORCH ? ddct_ptw_write(t->pt, p, n, e)
+           : t->format == DDCT_ST_GGUF  ? ddct_ggio_write(t->gg, p, n, e)
+                                        : ddct_stw_write(t->st, p, n, e);
 }
 
 static int ofile_sink(void *opaque, const uint8_t *p, size_t n, ddct_err *e)
@@ -455,7 +460,15 @@ static int open_tfile(wjob *j, tfile *t, const char *path, const ddct_layout_sha
         ents[i] = (ddct_st_entry){.name = en->name, .dtype = en->dtype, .ndim = en->ndim, .shape = en->shape};
     }
     int rc = 0;
-    if (t->format == DDCT_ST_PYTORCH) {
+    if ((t->format == DDCT_ST_GGUF) != (sh->format == DDCT_ST_GGUF))
+        rc = ddct_seterr(e, DDCT_ERR_UNSUPPORTED,
+                         "%s: shard '%s' is %s: GGUF files are rebuilt as GGUF, and only from GGUF (its metadata and "
+                         "tensor types have no place in the other formats)",
+                         ddct_ctr_path(j->o->r), sh->name ? sh->name : "", ddct_format_name(sh->format));
+    else if (t->format == DDCT_ST_GGUF) {
+        rc = sh->fmt ? ddct_ggio_wopen(&t->gg, path, overwrite, j->inputs, sh->fmt, ents, count, e)
+                     : ddct_seterr(e, DDCT_ERR_FORMAT, "%s: a GGUF shard without its layout", ddct_ctr_path(j->o->r));
+    } else if (t->format == DDCT_ST_PYTORCH) {
         json_t *plain = sh->fmt ? NULL : ddct_pt_layout_plain(ents, count);
         const json_t *lay = sh->fmt ? sh->fmt : plain;
         rc = lay ? ddct_ptw_open(&t->pt, path, overwrite, j->inputs, lay, ents, count, e)
@@ -492,9 +505,12 @@ static int open_tfile(wjob *j, tfile *t, const char *path, const ddct_layout_sha
 
 static int commit_tfile(tfile *t, ddct_err *e)
 {
-    int rc = t->format == DDCT_ST_PYTORCH ? ddct_ptw_commit(t->pt, e) : ddct_stw_commit(t->st, e);
+    int rc = t->format == DDCT_ST_PYTORCH ? ddct_ptw_commit(t->pt, e)
+             : t->format == DDCT_ST_GGUF  ? ddct_ggio_commit(t->gg, e)
+                                          : ddct_stw_commit(t->st, e);
     t->pt = NULL;
     t->st = NULL;
+    t->gg = NULL;
     return rc;
 }
 
@@ -502,6 +518,7 @@ static void abort_tfile(tfile *t)
 {
     ddct_ptw_abort(t->pt);
     ddct_stw_abort(t->st);
+    ddct_ggio_abort(t->gg);
 }
 
 /* Record i rebuilt into the sink. */
@@ -627,8 +644,7 @@ static int decompress(ddct_DCtx *d, const char *base_path, const char *ddct_path
         j.total_bytes += en->nelem * ddct_dtype_size(en->dtype);
     }
     j.total = o.L.ntensors;
-    int to_dir = ends_with(out_path, "/") || is_dir(out_path) ||
-                 (o.L.directory && ddct_weights_kind(out_path) < 0 && !ends_with(out_path, ".gguf"));
+    int to_dir = ends_with(out_path, "/") || is_dir(out_path) || (o.L.directory && ddct_weights_kind(out_path) < 0);
     for (size_t k = 0; !rc && to_dir && d->format >= 0 && k < o.L.nshards; k++)
         if (o.L.shards[k].format != d->format)
             rc = ddct_seterr(e, DDCT_ERR_UNSUPPORTED,

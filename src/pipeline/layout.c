@@ -9,6 +9,7 @@
 
 #include "common/dtype.h"
 #include "common/nameset.h"
+#include "io/ggufio.h"
 #include "io/pytorch.h"
 
 static const char *const FORMATS[] = {"safetensors", "pytorch", "gguf"};
@@ -60,10 +61,11 @@ json_t *ddct_layout_json(const ddct_model *ft)
                                               meta ? json_string(meta) : json_null(), "tensors", names)
                                   : NULL;
         free(name);
-        if (o && ddct_st_kind(sh) == DDCT_ST_PYTORCH) { /* what writing it back needs */
-            json_t *pt = ddct_pt_layout(sh);
-            bad |= !pt || json_object_set_new(o, "format", json_string("pytorch")) ||
-                   json_object_set_new(o, "pytorch", pt);
+        int kind = ddct_st_kind(sh);
+        if (o && (kind == DDCT_ST_PYTORCH || kind == DDCT_ST_GGUF)) { /* what writing it back needs */
+            json_t *fo = kind == DDCT_ST_PYTORCH ? ddct_pt_layout(sh) : ddct_ggio_layout(sh);
+            bad |= !fo || json_object_set_new(o, "format", json_string(ddct_format_name(kind))) ||
+                   json_object_set_new(o, ddct_format_name(kind), fo);
         }
         bad |= !o || json_array_append_new(shards, o);
     }
