@@ -93,7 +93,7 @@ typedef struct {
 
 static void items_free(job *J)
 {
-    for (size_t i = 0; i < J->n; i++) {
+    for (size_t i = 0; J->it && i < J->n; i++) {
         free(J->it[i].module);
         free(J->it[i].sv);
         free(J->it[i].bu);
@@ -165,6 +165,12 @@ static int source_changed(const job *J, item *t, const ddct_st_tensor *b, int *c
 static int classify(job *J, ddct_err *e)
 {
     ddct_selector sel;
+    regex_t re;
+    if (J->p->target) {
+        RETURN_ERROR_IF(regcomp(&re, J->p->target, REG_EXTENDED | REG_NOSUB | REG_ICASE), e, DDCT_ERR_PARAM,
+                        "invalid --target regular expression '%s'", J->p->target);
+        regfree(&re);
+    }
     /* --target RE: RE alone (an exclusion that matches every name) */
     FORWARD_IF_ERROR(ddct_selector_init(&sel, J->p->target, J->p->target ? ".*" : NULL, e));
     int rc = 0;
