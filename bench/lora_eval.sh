@@ -3,6 +3,9 @@
 # for each rank rule and adapter size (bits per adapted weight, BF16 factors), the adapter is
 # merged into the base with torch (tools/lora_apply.py: W + (alpha / r) B A, modules_to_save
 # copied) and the merged model's loss on held-out prose measured with ../shared/tools/gpt_eval.py;
+# Sizes are equal across rules: at each size X the uniform rule takes the largest rank that fits in
+# X bits per adapted weight, and every other rule gets exactly the uniform adapter's size as its
+# budget (ranks are whole, so the uniform adapter is often below X).
 # reported: the share of the fine-tune's loss gain kept,
 #   kept = (loss_base - loss_merged) / (loss_base - loss_finetuned),
 # with the adapter's real size, its largest rank and the share of ||delta||^2 it captures.
@@ -32,8 +35,11 @@ for pair in "gpt-prose:base.safetensors:finetuned.safetensors" "gpt-prose-gentle
   echo "| $name | base | – | – | – | $lb | 0 % |"
   echo "| $name | fine-tune | – | – | – | $lf | 100 % |"
   for x in $SIZES; do
+    # the uniform adapter's real size: every rule's budget
+    "$DDCT" export-lora "$F/$b" "$F/$f" -o "$T/a" -f --bpp "$x" --rule uniform --json > "$T/j"
+    budget=$(python3 -c "import json,sys; import math; print('%.9f' % (math.ceil(json.load(open(sys.argv[1]))['bits_per_adapted_weight'] * 1e9) / 1e9))" "$T/j")
     for rule in $RULES; do
-      "$DDCT" export-lora "$F/$b" "$F/$f" -o "$T/a" -f --bpp "$x" --rule "$rule" --modules-to-save --json > "$T/j"
+      "$DDCT" export-lora "$F/$b" "$F/$f" -o "$T/a" -f --bpp "$budget" --rule "$rule" --modules-to-save --json > "$T/j"
       /usr/bin/python3 tools/lora_apply.py "$F/$b" "$T/a" "$T/m.safetensors"
       lr=$(evalw "$T/m.safetensors")
       read -r bpp r cap <<< "$(python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print('%.3f %d %.1f' % (j['bits_per_adapted_weight'], j['r'], 100*j['captured_share']))" "$T/j")"

@@ -83,6 +83,11 @@ if [ -x "$RDSTAT" ]; then
   "$RDSTAT" "$T/d.ddct" | awk 'NR > 1 && $3 > 0 && $1 ~ /proj|odd|conv1\./ {printf "%s\"%s\": %d", n++ ? ", " : "{", $1, $3} END {print "}"}' > "$T/ranks.json"
   check "rd records: B A of the record's rank" /usr/bin/python3 "$CHECK" lowrank "$B" "$T/fd" "$T/ranks.json"
 fi
+# other records: a truncated SVD of the rebuilt delta, at the ranks the options give
+check "compress patch" "$DDCT" compress "$B" "$F" -o "$T/pa.ddct" --method patch -q
+check "decompress patch" "$DDCT" decompress "$B" "$T/pa.ddct" -o "$T/pa.safetensors" -q
+check "export from patch .ddct" "$DDCT" export-lora "$B" "$T/pa.ddct" -o "$T/fp" --rank 3 --dtype f32 -q
+check "patch records: truncated SVD of the rebuilt delta" /usr/bin/python3 "$CHECK" svd "$B" "$T/pa.safetensors" "$T/fp" 1e-3
 check_fails "wrong base for the .ddct" "$DDCT" export-lora "$F" "$T/d.ddct" -o "$T/wb" -q
 [ ! -e "$T/wb" ] && ok || bad "a failed export left its output"
 
