@@ -76,6 +76,7 @@ int cmd_info(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
+int cmd_export_lora(int argc, char **argv);
 
 /* Totals of a .ddct's records (what `info` prints); shared by info, eval, sweep. */
 typedef struct {

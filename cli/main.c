@@ -21,6 +21,7 @@ static const char *USAGE =
     "  deltadct eval       BASE.safetensors FINETUNED.safetensors IN.ddct [--json]\n"
     "  deltadct verify     IN.ddct [--base BASE.safetensors]\n"
     "  deltadct sweep      BASE.safetensors FINETUNED.safetensors [grid options]\n"
+    "  deltadct export-lora BASE FINETUNED|IN.ddct -o ADAPTER_DIR [options]\n"
     "\n"
     "Run 'deltadct COMMAND --help' for a command's options. -V/--version prints the version.\n";
 
@@ -141,6 +142,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
     if (!strcmp(cmd, "verify")) return cmd_verify(argc - 1, argv + 1);
     if (!strcmp(cmd, "sweep")) return cmd_sweep(argc - 1, argv + 1);
+    if (!strcmp(cmd, "export-lora")) return cmd_export_lora(argc - 1, argv + 1);
     cli_error("unknown command '%s' (try 'deltadct --help')", cmd);
     return EXIT_USAGE;
 }

@@ -186,15 +186,17 @@ static void view_of(int ndim, const uint64_t *shape, uint64_t n, uint64_t *rows,
 
 /* Thin SVD of the row-major rows x cols matrix a (destroyed). LAPACK sees it as the column-major
  * cols x rows matrix A^T = V S U^T, so: vecs_v (cols x k, column-major: v_i contiguous) and
- * ut (k x rows, column-major: u_i is row i, stride k). */
-int ddct_svd_thin(float *a, uint64_t rows, uint64_t cols, float *s, float *vecs_v, float *ut, ddct_err *e)
+ * ut (k x rows, column-major: u_i is row i, stride k). jobz 'N': the singular values only
+ * (vecs_v and ut not used). */
+static int svd_run(float *a, uint64_t rows, uint64_t cols, float *s, float *vecs_v, float *ut, char jobz, ddct_err *e)
 {
     lapack_int m = (lapack_int)cols, nn = (lapack_int)rows, k = (lapack_int)min_u64(rows, cols);
+    lapack_int ldu = jobz == 'N' ? 1 : m, ldvt = jobz == 'N' ? 1 : k;
     float wq = 0;
     lapack_int *iwork = malloc((size_t)8 * (size_t)k * sizeof *iwork);
     RETURN_ERROR_IF(!iwork, e, DDCT_ERR_NOMEM, "svd codec: out of memory");
     int prev = ddct_blas_serial_begin();
-    lapack_int info = LAPACKE_sgesdd_work(LAPACK_COL_MAJOR, 'S', m, nn, a, m, s, vecs_v, m, ut, k, &wq, -1, iwork);
+    lapack_int info = LAPACKE_sgesdd_work(LAPACK_COL_MAJOR, jobz, m, nn, a, m, s, vecs_v, ldu, ut, ldvt, &wq, -1, iwork);
     /* the workspace size comes back as a float; it must fit LAPACK's 32-bit integers */
     if (info != 0 || !(wq >= 1) || wq >= (float)INT_MAX / 2) {
         ddct_blas_serial_end(prev);
@@ -209,12 +211,22 @@ int ddct_svd_thin(float *a, uint64_t rows, uint64_t cols, float *s, float *vecs_
         free(iwork);
         RETURN_ERROR(e, DDCT_ERR_NOMEM, "svd codec: out of memory (SVD workspace of %d floats)", (int)lwork);
     }
-    info = LAPACKE_sgesdd_work(LAPACK_COL_MAJOR, 'S', m, nn, a, m, s, vecs_v, m, ut, k, work, lwork, iwork);
+    info = LAPACKE_sgesdd_work(LAPACK_COL_MAJOR, jobz, m, nn, a, m, s, vecs_v, ldu, ut, ldvt, work, lwork, iwork);
     ddct_blas_serial_end(prev);
     free(work);
     free(iwork);
     RETURN_ERROR_IF(info != 0, e, DDCT_ERR_INTERNAL, "svd codec: LAPACK sgesdd failed (info %d)", (int)info);
     return 0;
+}
+
+int ddct_svd_thin(float *a, uint64_t rows, uint64_t cols, float *s, float *vecs_v, float *ut, ddct_err *e)
+{
+    return svd_run(a, rows, cols, s, vecs_v, ut, 'S', e);
+}
+
+int ddct_svd_values(float *a, uint64_t rows, uint64_t cols, float *s, ddct_err *e)
+{
+    return svd_run(a, rows, cols, s, NULL, NULL, 'N', e);
 }
 
 /* out[0..n) = the row-major rows x cols matrix U V^T (uc: rows x r column-major, u_i contiguous;
@@ -540,6 +552,36 @@ done:
         return rc;
     }
     F->rows = rows, F->cols = cols, F->rr = rr, F->uc = uc, F->vc = vc;
+    return 0;
+}
+
+void ddct_lr_factors_free(ddct_lr_factors *F)
+{
+    free(F->uc);
+    free(F->vc);
+    F->uc = F->vc = NULL;
+}
+
+int ddct_svd_record_factors(const ddct_record *rec, uint64_t n, int threads, int rescale, ddct_lr_factors *out,
+                            ddct_err *e)
+{
+    svd_factors F;
+    memset(out, 0, sizeof *out);
+    FORWARD_IF_ERROR(factors_open(rec, n, threads, &F, e));
+    out->rows = (size_t)F.L.rows, out->cols = (size_t)F.L.cols, out->r = F.rr, out->uc = F.uc, out->vc = F.vc;
+    out->scale = 1.0f;
+    if (n && F.rr && (rescale < 0 ? F.L.rescale : rescale)) {
+        /* the decoder's factor: the stored mean |delta| over the product's */
+        float *buf = malloc((size_t)n * sizeof *buf);
+        int rc = buf ? ddct_lowrank_product(F.uc, F.vc, F.rows, F.cols, F.rr, n, buf, threads, e)
+                     : ddct_seterr(e, DDCT_ERR_NOMEM, "svd codec: out of memory (%llu values)", (unsigned long long)n);
+        if (!rc) out->scale = ddct_rescale_factor(F.L.mean_abs, ddct_mean_abs(buf, n, nthreads(threads)));
+        free(buf);
+        if (rc) {
+            ddct_lr_factors_free(out);
+            return rc;
+        }
+    }
     return 0;
 }
 

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "common/error_private.h"
+#include "container/container.h"
 
 /* One OpenBLAS thread until ddct_blas_serial_end(previous count). Process-global. */
 int ddct_blas_serial_begin(void);
@@ -19,6 +20,24 @@ void ddct_blas_serial_end(int prev);
  * s[k] descending, vecs_v (cols x k column-major: v_i contiguous at vecs_v + i * cols),
  * ut (k x rows column-major: element j of u_i at ut[j * k + i]). rows, cols <= INT_MAX. */
 int ddct_svd_thin(float *a, uint64_t rows, uint64_t cols, float *s, float *vecs_v, float *ut, ddct_err *e);
+
+/* The singular values only (s[k] descending) of the same matrix (destroyed). */
+int ddct_svd_values(float *a, uint64_t rows, uint64_t cols, float *s, ddct_err *e);
+
+/* A record's low-rank part as the decoder sees it: delta^ (or, for rd, its low-rank part) =
+ * scale * U V^T over the record's rows x cols view (the svd codec's view_of, rd's ddct_rd_view),
+ * uc: rows x r, vc: cols x r, column-major (vectors contiguous); r may be 0 (uc, vc NULL). scale:
+ * the rescale the decoder applies with `rescale` (-1 as stored, 0 off, 1 on), else 1. */
+typedef struct {
+    size_t rows, cols, r;
+    float *uc, *vc;
+    float scale;
+} ddct_lr_factors;
+void ddct_lr_factors_free(ddct_lr_factors *F);
+int ddct_svd_record_factors(const ddct_record *rec, uint64_t n, int threads, int rescale, ddct_lr_factors *F,
+                            ddct_err *e);
+int ddct_rd_record_factors(const ddct_record *rec, uint64_t n, int threads, int rescale, ddct_lr_factors *F,
+                           ddct_err *e);
 
 /* out[0..n) = row-major U V^T, uc rows x r and vc cols x r column-major (vectors contiguous),
  * n <= rows * cols; fixed blocks of rows, so the result does not depend on threads. */

@@ -343,6 +343,36 @@ int ddct_rd_decode(const ddct_record *rec, uint64_t n, int threads, int rescale,
     return decode_whole(rec, n, threads, rescale, out, NULL, e);
 }
 
+int ddct_rd_record_factors(const ddct_record *rec, uint64_t n, int threads, int rescale, ddct_lr_factors *F,
+                           ddct_err *e)
+{
+    memset(F, 0, sizeof *F);
+    threads = rd_threads(threads);
+    rd_dec D;
+    FORWARD_IF_ERROR(dec_open(&D, rec, n, NULL, e));
+    const rd_layout *L = &D.L;
+    int rc = 0;
+    F->scale = 1.0f;
+    if (n && L->r && (rescale < 0 ? L->rescale : rescale)) {
+        if (L->has_scale) {
+            F->scale = L->scale;
+        } else { /* versions 0 and 1: the factor of the whole rebuild */
+            float *buf = malloc((size_t)n * sizeof *buf);
+            rc = buf ? decode_whole(rec, n, threads, 0, buf, NULL, e)
+                     : ddct_seterr(e, DDCT_ERR_NOMEM, "rd codec: out of memory (%llu values)", (unsigned long long)n);
+            if (!rc) F->scale = ddct_rescale_factor(L->mean_abs, ddct_mean_abs(buf, n, threads));
+            free(buf);
+        }
+    }
+    if (!rc) {
+        F->rows = (size_t)L->rows, F->cols = (size_t)L->cols, F->r = (size_t)L->r;
+        F->uc = D.uc, F->vc = D.vc;
+        D.uc = D.vc = NULL;
+    }
+    dec_free(&D);
+    return rc;
+}
+
 int ddct_rd_decode_observed(const ddct_record *rec, uint64_t n, float *out, const ddct_rd_observer *ob, ddct_err *e)
 {
     return decode_whole(rec, n, 1, 0, out, ob, e);

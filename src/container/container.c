@@ -14,6 +14,8 @@
 static const uint8_t MAGIC[8] = {0x89, 'D', 'D', 'C', 'T', '\r', '\n', 0x1a};
 static const uint8_t MAGIC_END[8] = {'D', 'D', 'C', 'T', 'E', 'N', 'D', 0};
 #define HEADER_FIXED 20 /* magic + major + minor + flags + json_len */
+
+int ddct_ctr_has_magic(const void *p, size_t n) { return n >= 8 && !memcmp(p, MAGIC, 8); }
 #define MAX_HEADER_JSON (64u << 20)
 
 uint64_t ddct_tensor_fingerprint(ddct_dtype dt, int ndim, const uint64_t *shape, const void *data, uint64_t nbytes)

@@ -96,6 +96,8 @@ uint64_t ddct_ctr_index_size(const ddct_ctr_reader *r);
 const char *ddct_ctr_header_json(const ddct_ctr_reader *r); /* NUL-terminated copy */
 size_t ddct_ctr_count(const ddct_ctr_reader *r);
 const ddct_ctr_entry *ddct_ctr_entry_at(const ddct_ctr_reader *r, size_t i);
+/* 1 if p[0..n) starts with the .ddct magic. */
+int ddct_ctr_has_magic(const void *p, size_t n);
 /* Parse record i. verify=1 checks its checksum first. */
 int ddct_ctr_record(const ddct_ctr_reader *r, size_t i, int verify, ddct_record *rec, ddct_err *e);
 /* Drop record i's mapped pages (or those of [p, p + len), which must lie in the file) from this

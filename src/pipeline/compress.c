@@ -132,31 +132,32 @@ const char *ddct_CCtx_getErrorMessage(const ddct_CCtx *c) { return c->err.msg; }
 size_t ddct_CCtx_noteCount(const ddct_CCtx *c) { return c->notes.n; }
 const char *ddct_CCtx_note(const ddct_CCtx *c, size_t i) { return ddct_notes_at(&c->notes, i); }
 
-typedef struct {
-    regex_t inc, exc;
-    int has_inc;
-} selector;
-
-static int selector_init(selector *s, const ddct_params *p, ddct_err *e)
+int ddct_selector_init(ddct_selector *s, const char *include_regex, const char *exclude_regex, ddct_err *e)
 {
     memset(s, 0, sizeof *s);
-    const char *ex = p->exclude_regex ? p->exclude_regex : DEFAULT_EXCLUDE;
+    const char *ex = exclude_regex ? exclude_regex : DEFAULT_EXCLUDE;
     RETURN_ERROR_IF(regcomp(&s->exc, ex, REG_EXTENDED | REG_NOSUB | REG_ICASE), e, DDCT_ERR_PARAM,
                     "invalid --exclude regular expression '%s'", ex);
-    if (p->include_regex) {
-        if (regcomp(&s->inc, p->include_regex, REG_EXTENDED | REG_NOSUB | REG_ICASE)) {
+    if (include_regex) {
+        if (regcomp(&s->inc, include_regex, REG_EXTENDED | REG_NOSUB | REG_ICASE)) {
             regfree(&s->exc);
-            RETURN_ERROR(e, DDCT_ERR_PARAM, "invalid --include regular expression '%s'", p->include_regex);
+            RETURN_ERROR(e, DDCT_ERR_PARAM, "invalid --include regular expression '%s'", include_regex);
         }
         s->has_inc = 1;
     }
     return 0;
 }
 
-static void selector_free(selector *s)
+void ddct_selector_free(ddct_selector *s)
 {
     regfree(&s->exc);
     if (s->has_inc) regfree(&s->inc);
+}
+
+int ddct_selector_selects(const ddct_selector *s, const char *name)
+{
+    if (s->has_inc && regexec(&s->inc, name, 0, NULL, 0) == 0) return 1;
+    return regexec(&s->exc, name, 0, NULL, 0) != 0;
 }
 
 static int same_shape(const ddct_st_tensor *a, const ddct_st_tensor *b)
@@ -168,13 +169,12 @@ static int same_shape(const ddct_st_tensor *a, const ddct_st_tensor *b)
 }
 
 /* Lossy: float ft and base of the same shape, >= 2 dims, >= p^2 elements, name selected. */
-static int is_lossy(const selector *s, const ddct_params *p, const ddct_st_tensor *t, const ddct_st_tensor *b)
+static int is_lossy(const ddct_selector *s, const ddct_params *p, const ddct_st_tensor *t, const ddct_st_tensor *b)
 {
     if (!b || !same_shape(t, b)) return 0;
     if (!ddct_dtype_is_lossy_float(t->dtype) || !ddct_dtype_is_lossy_float(b->dtype)) return 0;
     if (t->ndim < 2 || t->nelem < (uint64_t)p->patch * (uint64_t)p->patch) return 0;
-    if (s->has_inc && regexec(&s->inc, t->name, 0, NULL, 0) == 0) return 1;
-    return regexec(&s->exc, t->name, 0, NULL, 0) != 0;
+    return ddct_selector_selects(s, t->name);
 }
 
 /* delta = ft - base in float32 for values [first, first + n) into d; returns 0 if any value
@@ -231,7 +231,7 @@ static char *header_json(const ddct_params *p, const ddct_model *base, const ddc
 typedef struct {
     ddct_CCtx *c;
     const ddct_params *p;
-    const selector *sel;
+    const ddct_selector *sel;
     int threads;
     ddct_ctr_writer *w;
     const ddct_codec_traits *ct; /* the method's lossy codec */
@@ -528,8 +528,8 @@ static int compress(ddct_CCtx *c, const char *base_path, const char *ft_path, co
         ddct_model_close(ft);
         return rc;
     }
-    selector sel;
-    rc = selector_init(&sel, p, e);
+    ddct_selector sel;
+    rc = ddct_selector_init(&sel, p->include_regex, p->exclude_regex, e);
     if (rc) {
         ddct_model_close(base);
         ddct_model_close(ft);
@@ -583,7 +583,7 @@ static int compress(ddct_CCtx *c, const char *base_path, const char *ft_path, co
     free(hj);
     if (j.plan) j.ct->plan->free(j.plan);
     free(j.base_fp);
-    selector_free(&sel);
+    ddct_selector_free(&sel);
     ddct_model_close(base);
     ddct_model_close(ft);
     return rc;

@@ -9,6 +9,7 @@
 #include "container/container.h"
 #include "io/model.h"
 #include "io/safetensors.h"
+#include <regex.h>
 
 /* Notes of the last call of a context (ddct_CCtx_note, ddct_DCtx_note). */
 typedef struct {
@@ -30,6 +31,17 @@ struct ddct_CCtx_s {
     ddct_params params;            /* ddct_CCtx_setParameter's, for ddct_CCtx_compress */
     char *include_re, *exclude_re; /* owned copies (ddct_CCtx_setSelection) */
 };
+
+/* compress's rule of which tensors are lossy, by name (POSIX EREs, case-insensitive): selected
+ * when include_regex matches, else when exclude_regex (NULL: the default exclusions of
+ * embeddings, heads, classifiers, poolers and norms) does not. */
+typedef struct {
+    regex_t inc, exc;
+    int has_inc;
+} ddct_selector;
+int ddct_selector_init(ddct_selector *s, const char *include_regex, const char *exclude_regex, ddct_err *e);
+void ddct_selector_free(ddct_selector *s);
+int ddct_selector_selects(const ddct_selector *s, const char *name);
 
 /* An Info over reader r (owned from here on, closed on failure too); r of an Info. */
 int ddct_info_from_reader(ddct_Info **out, ddct_ctr_reader *r, ddct_err *e);
