@@ -239,7 +239,7 @@ typedef struct ddct_Base_s ddct_Base;
 DDCT_API ddct_ErrorCode ddct_openBase(ddct_Base **out, const char *base_path, char *err, size_t errlen);
 DDCT_API void ddct_freeBase(ddct_Base *base);
 DDCT_API const char *ddct_Base_path(const ddct_Base *base);
-/* Base tensors fingerprinted so far (for tests and statistics). */
+/* Fingerprints computed through the handle so far: each base tensor's at most once. */
 DDCT_API size_t ddct_Base_fingerprinted(const ddct_Base *base);
 /* ddct_compressFiles with the base given by its handle. */
 DDCT_API ddct_ErrorCode ddct_compressWithBase(ddct_CCtx *cctx, ddct_Base *base, const char *ft_path,

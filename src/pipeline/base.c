@@ -53,17 +53,13 @@ void ddct_freeBase(ddct_Base *b)
 
 const char *ddct_Base_path(const ddct_Base *b) { return b ? b->path : NULL; }
 
-size_t ddct_Base_fingerprinted(const ddct_Base *b)
-{
-    size_t k = 0;
-    for (size_t i = 0; b && i < b->n; i++) k += __atomic_load_n(&b->have[i], __ATOMIC_ACQUIRE) != 0;
-    return k;
-}
+size_t ddct_Base_fingerprinted(const ddct_Base *b) { return b ? __atomic_load_n(&b->computed, __ATOMIC_RELAXED) : 0; }
 
 uint64_t ddct_base_fp_cached(ddct_Base *b, size_t bi)
 {
     if (__atomic_load_n(&b->have[bi], __ATOMIC_ACQUIRE)) return __atomic_load_n(&b->fp[bi], __ATOMIC_RELAXED);
     uint64_t fp = ddct_base_fingerprint(b->m, bi);
+    __atomic_add_fetch(&b->computed, 1, __ATOMIC_RELAXED);
     /* 0: the file changed size and was not read (the caller reports it); not kept */
     if (fp == 0 && ddct_model_check(b->m, bi, NULL)) return 0;
     __atomic_store_n(&b->fp[bi], fp, __ATOMIC_RELAXED);

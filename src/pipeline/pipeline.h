@@ -46,6 +46,7 @@ struct ddct_Base_s {
     size_t n;
     uint64_t *fp;
     unsigned char *have;
+    size_t computed; /* fingerprints computed (ddct_Base_fingerprinted) */
 };
 /* The fingerprint of base tensor bi (ddct_base_fingerprint), computed once. */
 uint64_t ddct_base_fp_cached(ddct_Base *b, size_t bi);
