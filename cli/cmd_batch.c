@@ -162,6 +162,15 @@ static int parse_line(const char *text, const char *dir, entry *e, char *msg, si
     return 0;
 }
 
+/* By output, then line. */
+static int by_output(const void *a, const void *b)
+{
+    const entry *x = *(const entry *const *)a, *y = *(const entry *const *)b;
+    int c = strcmp(x->out, y->out);
+    if (c) return c;
+    return x->line < y->line ? -1 : x->line > y->line;
+}
+
 /* The manifest's entries into *out (*n): 0, or EXIT_USAGE after a message naming the line. */
 static int read_manifest(const char *path, entry **out, size_t *n)
 {
@@ -207,11 +216,15 @@ static int read_manifest(const char *path, entry **out, size_t *n)
     fclose(f);
     free(dirc);
     /* one output per line: two shards writing one file would race, and one would be lost */
-    for (size_t i = 0; !rc && i < *n; i++)
-        for (size_t j = 0; !rc && j < i; j++)
-            if (!strcmp(v[i].out, v[j].out))
-                rc = EXIT_USAGE, cli_error("%s:%zu: output '%s' is also line %zu's", path, v[i].line, v[i].out,
-                                           v[j].line);
+    entry **byout = rc || !*n ? NULL : malloc(*n * sizeof *byout);
+    if (!rc && *n && !byout) rc = 1, cli_error("out of memory");
+    for (size_t i = 0; byout && i < *n; i++) byout[i] = &v[i];
+    if (byout) qsort(byout, *n, sizeof *byout, by_output);
+    for (size_t i = 1; byout && !rc && i < *n; i++)
+        if (!strcmp(byout[i]->out, byout[i - 1]->out))
+            rc = EXIT_USAGE, cli_error("%s:%zu: output '%s' is also line %zu's", path, byout[i]->line, byout[i]->out,
+                                       byout[i - 1]->line);
+    free(byout);
     if (rc) {
         free_entries(v, *n);
         *n = 0;
