@@ -88,7 +88,7 @@ static char *resolve(const char *dir, const char *path)
     if (path[0] == '/' || !dir[0]) return strdup(path);
     size_t n = strlen(dir) + strlen(path) + 2;
     char *s = malloc(n);
-    if (s) snprintf(s, n, "%s/%s", dir, path);
+    if (s) snprintf(s, n, "%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/", path);
     return s;
 }
 
