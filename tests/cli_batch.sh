@@ -2,7 +2,7 @@
 # deltadct batch: a manifest of two bases with several fine-tunes each (relative paths, relative
 # to the manifest's directory, run from elsewhere), per-line options; every output byte-identical
 # to what `deltadct compress` writes alone and verifying against its base; shards (I/N for N = 1,
-# 2, 3, 7: each line in exactly one shard, contiguous runs); a rerun skips what is done (files
+# 2 writing the outputs, 3 and 7 finding them done: each line in exactly one shard, contiguous); a rerun skips what is done (files
 # untouched); an output that does not verify, or was made with other options, fails the line (-f
 # rewrites it); a failing line stops the shard, or with --keep-going not; the log's JSON (names
 # escaped); manifest errors name the line (bad JSON, unknown option, missing field, refused or
@@ -77,8 +77,10 @@ grep -q "0 ok, 6 skipped, 0 failed" "$W/err2" && ok || { bad "rerun: summary on 
 check_fails "-q: nothing on stderr" grep -q . <("$DDCT" batch "$M" -q 2>&1)
 
 # ---------------------------------------------------------------- shards
+# 2 shards write the outputs again; 3 and 7 find them done (a skipped line is logged too)
+rm -f "$W"/m/out/*.ddct
 for n in 2 3 7; do
-  rm -f "$W"/m/out/*.ddct "$W"/shard*.jsonl
+  rm -f "$W"/shard*.jsonl
   for ((i = 0; i < n; i++)); do
     check "shard $i/$n" "$DDCT" batch "$M" --shard $i/$n --log "$W/shard$i.jsonl" -T 1 -q
   done
