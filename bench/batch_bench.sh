@@ -9,15 +9,17 @@
 # (tests/tools/ft_variant.py: base + s_i * delta per tensor, a different s_i per fine-tune),
 # every input read once so the page cache is warm; then, with the default options and
 # -T $THREADS:
-#   separate   COUNT runs of `deltadct compress BASE FT_k -o OUT_k`: the sum of their wall times,
-#              the largest peak RSS (each opens the base and fingerprints all of its tensors)
-#   batch      one `deltadct batch MANIFEST` over the same COUNT lines: wall time, peak RSS (the
-#              base opened and fingerprinted once)
+#   separate   COUNT runs of `deltadct compress BASE FT_k -o OUT_k`: the sums of their wall and
+#              CPU (user + system) times, the largest peak RSS (each opens the base and
+#              fingerprints all of its tensors)
+#   batch      one `deltadct batch MANIFEST` over the same COUNT lines: wall and CPU time, peak
+#              RSS (the base opened and fingerprinted once)
 #   base read  `deltadct verify --quick --base BASE OUT_1`: what opening and fingerprinting the
 #              base costs alone (the checksums of one small .ddct besides)
 # and checks that every batch output is byte-identical to the separate run's. Prints a Markdown
 # table (also bench/out/batch_bench.md). Environment: THREADS (default: all cores), BUILD (default
-# build), OUT (default bench/out), REPEAT=N keeps the fastest of N runs of each (default 1).
+# build), OUT (default bench/out), REPEAT=N rounds (each: the separate runs, then the batch, so
+# both see the same machine), the fastest round of each kept (default 1).
 # Needs: make (build/deltadct, build/ddct-genpair), /usr/bin/time, /usr/bin/python3 with numpy.
 # Disk: 2 bytes per parameter for each fine-tune and the base (0.5B, 8 fine-tunes: ~9 GB).
 set -euo pipefail
@@ -64,44 +66,50 @@ for ((k = 0; k < COUNT; k++)); do
 done
 cat "$B" "${FT[@]}" >/dev/null # warm the page cache
 
-# timed OUTFILE CMD...: runs CMD under /usr/bin/time; prints "wall_s rss_kib" (fastest of REPEAT)
+# timed CMD...: runs CMD under /usr/bin/time once; prints "wall_s cpu_s rss_kib"
 timed() {
-  local best="" r w m
-  for ((r = 0; r < REPEAT; r++)); do
-    "$TIME" -f '%e %M' -o "$V/time" "$@" >/dev/null 2>"$V/err" || { cat "$V/err" >&2; exit 1; }
-    read -r w m <"$V/time"
-    if [ -z "$best" ] || awk -v a="$w" -v b="${best% *}" 'BEGIN { exit !(a < b) }'; then best="$w $m"; fi
-  done
-  echo "$best"
+  "$TIME" -f '%e %U %S %M' -o "$V/time" "$@" >/dev/null 2>"$V/err" || { cat "$V/err" >&2; exit 1; }
+  awk '{ printf "%s %.2f %s\n", $1, $2 + $3, $4 }' "$V/time"
 }
+# keep NAME "wall cpu rss": the fastest (by wall time) of the rounds, per NAME
+declare -A BEST
+keep() { local b=${BEST[$1]:-}; if [ -z "$b" ] || awk -v a="${2%% *}" -v b="${b%% *}" 'BEGIN { exit !(a < b) }'; then BEST[$1]=$2; fi; }
 
-sep_wall=0; sep_rss=0; rows=""
-for ((k = 0; k < COUNT; k++)); do
-  rm -f "$V/sep/$k.ddct"
-  read -r w m < <(timed "$DDCT" compress "$B" "${FT[$k]}" -o "$V/sep/$k.ddct" -f -q -T "$THREADS")
-  sep_wall=$(awk -v a="$sep_wall" -v b="$w" 'BEGIN { print a + b }')
-  [ "$m" -gt "$sep_rss" ] && sep_rss=$m
-  rows+="| compress $k | $w | $((m / 1024)) |"$'\n'
+# REPEAT rounds, each: the COUNT separate runs, then the batch (so both see the same machine)
+for ((r = 0; r < REPEAT; r++)); do
+  for ((k = 0; k < COUNT; k++)); do
+    keep "sep$k" "$(timed "$DDCT" compress "$B" "${FT[$k]}" -o "$V/sep/$k.ddct" -f -q -T "$THREADS")"
+  done
+  rm -f "$V"/batch/*.ddct
+  keep batch "$(timed "$DDCT" batch "$V/manifest.jsonl" -q -T "$THREADS")"
+  keep base "$(timed "$DDCT" verify --quick --base "$B" "$V/sep/0.ddct" -q -T "$THREADS")"
 done
-rm -f "$V"/batch/*.ddct
-read -r bw bm < <(timed "$DDCT" batch "$V/manifest.jsonl" -q -T "$THREADS")
-read -r vw vm < <(timed "$DDCT" verify --quick --base "$B" "$V/sep/0.ddct" -q -T "$THREADS")
+sep_wall=0; sep_cpu=0; sep_rss=0; rows=""
+for ((k = 0; k < COUNT; k++)); do
+  read -r w c m <<<"${BEST[sep$k]}"
+  sep_wall=$(awk -v a="$sep_wall" -v b="$w" 'BEGIN { print a + b }')
+  sep_cpu=$(awk -v a="$sep_cpu" -v b="$c" 'BEGIN { print a + b }')
+  [ "$m" -gt "$sep_rss" ] && sep_rss=$m
+  rows+="| compress $k | $w | $c | $((m / 1024)) |"$'\n'
+done
+read -r bw bc bm <<<"${BEST[batch]}"
+read -r vw vc vm <<<"${BEST[base]}"
 same=yes
 for ((k = 0; k < COUNT; k++)); do cmp -s "$V/sep/$k.ddct" "$V/batch/$k.ddct" || same=no; done
 
 {
-  echo "### deltadct batch: $COUNT fine-tunes of the $SIZE BF16 bench base, -T $THREADS"
+  echo "### deltadct batch: $COUNT fine-tunes of the $SIZE BF16 bench base, -T $THREADS, fastest of $REPEAT round(s)"
   echo
-  echo "| run | wall s | peak RSS MiB |"
-  echo "|---|---|---|"
+  echo "| run | wall s | CPU s | peak RSS MiB |"
+  echo "|---|---|---|---|"
   printf '%s' "$rows"
-  echo "| **$COUNT separate compress runs (sum; largest RSS)** | **$sep_wall** | **$((sep_rss / 1024))** |"
-  echo "| **one batch process** | **$bw** | **$((bm / 1024))** |"
-  echo "| opening + fingerprinting the base alone (verify --quick --base) | $vw | $((vm / 1024)) |"
+  echo "| **$COUNT separate compress runs (sum; largest RSS)** | **$sep_wall** | **$sep_cpu** | **$((sep_rss / 1024))** |"
+  echo "| **one batch process** | **$bw** | **$bc** | **$((bm / 1024))** |"
+  echo "| opening + fingerprinting the base alone (verify --quick --base) | $vw | $vc | $((vm / 1024)) |"
   echo
-  awk -v s="$sep_wall" -v b="$bw" -v n="$COUNT" -v v="$vw" 'BEGIN {
-    printf "batch saves %.1f s of %.1f s (%.1f %%; %.2f s per fine-tune after the first; the base alone: %.2f s)\n",
-           s - b, s, 100 * (s - b) / s, (s - b) / (n - 1), v }'
+  awk -v s="$sep_wall" -v b="$bw" -v sc="$sep_cpu" -v bc="$bc" -v n="$COUNT" -v v="$vw" -v vc="$vc" 'BEGIN {
+    printf "batch saves %.1f s of %.1f s wall (%.1f %%) and %.1f s of %.1f s CPU (%.1f %%): %.2f CPU s per fine-tune after the first (the base alone: %.2f s wall, %.2f CPU s)\n",
+           s - b, s, 100 * (s - b) / s, sc - bc, sc, 100 * (sc - bc) / sc, (sc - bc) / (n - 1), v, vc }'
   echo "outputs byte-identical to the separate runs': $same"
 } | tee "$OUT/batch_bench.md"
 [ "$same" = yes ]

@@ -96,7 +96,11 @@ static char *resolve(const char *dir, const char *path)
  * decimal that reads back to the same double, true/false only for rescale. */
 static int value_text(const char *key, json_t *v, char *buf, size_t n, const char **out, char *msg, size_t len)
 {
-    if (json_is_string(v)) return *out = json_string_value(v), 0;
+    if (json_is_string(v)) {
+        if (strlen(json_string_value(v)) != json_string_length(v))
+            return snprintf(msg, len, "\"%s\": holds a NUL character", key), -1;
+        return *out = json_string_value(v), 0;
+    }
     if (json_is_integer(v)) return snprintf(buf, n, "%lld", (long long)json_integer_value(v)), *out = buf, 0;
     if (json_is_real(v)) {
         double x = json_real_value(v);
