@@ -62,15 +62,31 @@ int cli_is_num_option(const char *name);
 /* Parse v for the numeric option name strictly and check its range: 0 and *out, or -1 after a
  * message naming the option and what it accepts (the caller exits with EXIT_USAGE). */
 int cli_parse_num(const char *name, const char *v, double *out);
+/* The same with the message in msg (len bytes) instead of printed. */
+int cli_parse_num_msg(const char *name, const char *v, double *out, char *msg, size_t len);
 /* -T N / --threads N / --threads=N at argv[*i]: 1 consumed (into *threads), 0 not this option,
  * -1 a bad value (message printed). */
 int cli_threads_opt(int argc, char **argv, int *i, int *threads);
 
-/* The options given (names without "--") that p's method does not read, or that exclude each
- * other: a usage error (ddct_params_checkOptions's message), -1; else 0. */
-int cli_check_options(const ddct_params *p, const char *const *given, int ngiven, int method_given);
+
+/* compress's options (copts.c), shared by compress's flags and batch's manifest lines so that
+ * names, bounds and refusals are the same: CLI_COPT_NAMES (without "--"); cli_copts_set takes one
+ * (value as text, numbers checked by cli_parse_num's rules), cli_copts_check refuses what the
+ * method does not read (ddct_params_checkOptions); each -1 with a message in msg. */
+#define CLI_COPT_MAX 32
+extern const char *const CLI_COPT_NAMES[];
+typedef struct {
+    ddct_params p;
+    const char *given[CLI_COPT_MAX]; /* the options given, once each */
+    int ngiven;
+} cli_copts;
+void cli_copts_init(cli_copts *o);
+int cli_copts_is_name(const char *name);
+int cli_copts_set(cli_copts *o, const char *name, const char *v, char *msg, size_t len);
+int cli_copts_check(const cli_copts *o, char *msg, size_t len);
 
 int cmd_compress(int argc, char **argv);
+int cmd_batch(int argc, char **argv);
 int cmd_decompress(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_eval(int argc, char **argv);

@@ -22,6 +22,7 @@ static const char *USAGE =
     "  deltadct verify     IN.ddct [--base BASE.safetensors]\n"
     "  deltadct sweep      BASE.safetensors FINETUNED.safetensors [grid options]\n"
     "  deltadct export-lora BASE FINETUNED|IN.ddct -o ADAPTER_DIR [options]\n"
+    "  deltadct batch      MANIFEST.jsonl [--shard I/N] [--log RESULTS.jsonl] [--keep-going]\n"
     "\n"
     "Run 'deltadct COMMAND --help' for a command's options. -V/--version prints the version.\n";
 
@@ -143,6 +144,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "verify")) return cmd_verify(argc - 1, argv + 1);
     if (!strcmp(cmd, "sweep")) return cmd_sweep(argc - 1, argv + 1);
     if (!strcmp(cmd, "export-lora")) return cmd_export_lora(argc - 1, argv + 1);
+    if (!strcmp(cmd, "batch")) return cmd_batch(argc - 1, argv + 1);
     cli_error("unknown command '%s' (try 'deltadct --help')", cmd);
     return EXIT_USAGE;
 }
@@ -202,11 +204,10 @@ int cmd_compress(int argc, char **argv)
 {
     if (wants_help(argc, argv, COMPRESS_HELP)) return 0;
     cli_common c = {.rescale = -1};
-    ddct_params p;
-    ddct_params_default(&p);
+    cli_copts o;
+    cli_copts_init(&o);
     const char *pos[2];
-    const char *given[32]; /* the compression options given, once each, for cli_check_options */
-    int npos = 0, ngiven = 0;
+    int npos = 0;
     char err[512];
     for (int i = 1; i < argc; i++) {
         int r = common_opt(argc, argv, &i, &c);
@@ -214,26 +215,16 @@ int cmd_compress(int argc, char **argv)
         if (r) continue;
         const char *a = argv[i];
         if (a[0] == '-' && a[1] == '-' && a[2]) {
-            static const char *const names[] = {"method", "transform", "patch", "bits", "importance", "lowfreq-k",
-                                                "qtable", "wavelet", "dwt-levels", "dwt-keep", "bpp", "error", "rd-measure", "zstd-level",
-                                                "include", "exclude", NULL};
             int done = 0;
-            for (int k = 0; names[k] && !done; k++) {
+            for (int k = 0; CLI_COPT_NAMES[k] && !done; k++) {
                 char opt[32];
-                snprintf(opt, sizeof opt, "--%s", names[k]);
+                snprintf(opt, sizeof opt, "--%s", CLI_COPT_NAMES[k]);
                 int m;
                 const char *v = cli_optval(argc, argv, &i, opt, &m);
                 if (!m) continue;
                 done = 1;
                 if (!v) return cli_error("%s needs a value", opt), EXIT_USAGE;
-                double x;
-                if (cli_is_num_option(opt) && cli_parse_num(opt, v, &x)) return EXIT_USAGE;
-                if (!strcmp(names[k], "include")) p.include_regex = v;
-                else if (!strcmp(names[k], "exclude")) p.exclude_regex = v;
-                else if (ddct_params_set(&p, names[k], v, err, sizeof err)) return cli_error("%s", err), EXIT_USAGE;
-                int seen = 0;
-                for (int g = 0; g < ngiven; g++) seen |= given[g] == names[k];
-                if (!seen) given[ngiven++] = names[k];
+                if (cli_copts_set(&o, CLI_COPT_NAMES[k], v, err, sizeof err)) return cli_error("%s", err), EXIT_USAGE;
             }
             if (!done) return cli_error("unknown option '%s' (see 'deltadct compress --help')", a), EXIT_USAGE;
         } else if (a[0] == '-' && a[1]) {
@@ -245,9 +236,8 @@ int cmd_compress(int argc, char **argv)
         }
     }
     if (npos != 2) return cli_error("compress needs BASE and FINETUNED (see 'deltadct compress --help')"), EXIT_USAGE;
-    int method_given = 0;
-    for (int g = 0; g < ngiven; g++) method_given |= !strcmp(given[g], "method");
-    if (cli_check_options(&p, given, ngiven, method_given)) return EXIT_USAGE;
+    if (cli_copts_check(&o, err, sizeof err)) return cli_error("%s", err), EXIT_USAGE;
+    ddct_params p = o.p;
     if (c.rescale >= 0) p.rescale = c.rescale;
     p.threads = c.threads;
     char *trimmed = strdup(pos[1]);

@@ -281,19 +281,26 @@ static int decimal_syntax(const char *v, int integer)
     return *c == 0;
 }
 
-int cli_parse_num(const char *name, const char *v, double *out)
+int cli_parse_num_msg(const char *name, const char *v, double *out, char *msg, size_t len)
 {
     const num_spec *s = num_spec_of(name);
-    if (!s) return cli_error("%s: not a numeric option", name), -1; /* a bug in the caller */
+    if (!s) return snprintf(msg, len, "%s: not a numeric option", name), -1; /* a bug in the caller */
     ddct_bounds b = ddct_cParam_getBounds(s->id); /* as an option, 0 is a value, never "unset" */
-    if (!v) return cli_error("%s needs a value: %s", s->name, s->range), -1;
-    if (!decimal_syntax(v, b.integer)) return cli_error("%s needs %s, got '%s'", s->name, s->range, v), -1;
+    if (!v) return snprintf(msg, len, "%s needs a value: %s", s->name, s->range), -1;
+    if (!decimal_syntax(v, b.integer)) return snprintf(msg, len, "%s needs %s, got '%s'", s->name, s->range, v), -1;
     errno = 0; /* ERANGE: overflow (strtoll saturates, strtod gives inf) or underflow */
     double x = b.integer ? (double)strtoll(v, NULL, 10) : strtod(v, NULL);
     if (errno == ERANGE || !isfinite(x) || (b.lowerExclusive ? x <= b.lowerBound : x < b.lowerBound) ||
         (b.upperExclusive ? x >= b.upperBound : x > b.upperBound))
-        return cli_error("%s: '%s' is out of range: %s", s->name, v, s->range), -1;
+        return snprintf(msg, len, "%s: '%s' is out of range: %s", s->name, v, s->range), -1;
     *out = x;
+    return 0;
+}
+
+int cli_parse_num(const char *name, const char *v, double *out)
+{
+    char msg[512];
+    if (cli_parse_num_msg(name, v, out, msg, sizeof msg)) return cli_error("%s", msg), -1;
     return 0;
 }
 
@@ -342,11 +349,4 @@ void cli_passive_omp_wait(char **argv)
 #else
     (void)argv;
 #endif
-}
-
-int cli_check_options(const ddct_params *p, const char *const *given, int ngiven, int method_given)
-{
-    char msg[512];
-    if (ddct_params_checkOptions(p, given, ngiven, method_given, msg, sizeof msg) == DDCT_OK) return 0;
-    return cli_error("%s", msg), -1;
 }

@@ -228,6 +228,22 @@ DDCT_API ddct_ErrorCode ddct_CCtx_compressTensors(ddct_CCtx *cctx, const char *b
 DDCT_API size_t ddct_CCtx_noteCount(const ddct_CCtx *cctx);
 DDCT_API const char *ddct_CCtx_note(const ddct_CCtx *cctx, size_t i);
 
+/* ---------------------------------------------------------------- a base opened once
+ * For many fine-tunes of one base (deltadct batch): the base is opened once (its files mapped,
+ * its safetensors headers parsed and checked) and each base tensor's fingerprint is computed the
+ * first time a call needs it, then kept. ddct_compressWithBase writes exactly the bytes
+ * ddct_compressFiles writes for the same base path, fine-tune and params. The base's files must
+ * not change while the handle is open (a file that changes size is still detected and refused).
+ * A handle is used by one call at a time; free it when done. */
+typedef struct ddct_Base_s ddct_Base;
+DDCT_API ddct_ErrorCode ddct_openBase(ddct_Base **out, const char *base_path, char *err, size_t errlen);
+DDCT_API void ddct_freeBase(ddct_Base *base);
+DDCT_API const char *ddct_Base_path(const ddct_Base *base);
+/* Fingerprints computed through the handle so far: each base tensor's at most once. */
+DDCT_API size_t ddct_Base_fingerprinted(const ddct_Base *base);
+/* ddct_compressFiles with the base given by its handle. */
+DDCT_API ddct_ErrorCode ddct_compressWithBase(ddct_CCtx *cctx, ddct_Base *base, const char *ft_path,
+                                              const char *out_path, const ddct_params *params, int overwrite);
 /* ---------------------------------------------------------------- decompress */
 typedef struct ddct_DCtx_s ddct_DCtx;
 DDCT_API ddct_DCtx *ddct_createDCtx(void);
@@ -267,6 +283,9 @@ DDCT_API ddct_ErrorCode ddct_verifyFile(ddct_DCtx *dctx, const char *ddct_path, 
 /* The quick test: structure, every checksum and known codecs (and with base_path the base
  * fingerprints); no record is decoded. */
 DDCT_API ddct_ErrorCode ddct_verifyFileChecksums(ddct_DCtx *dctx, const char *ddct_path, const char *base_path);
+/* ddct_verifyFileChecksums (quick != 0) or ddct_verifyFile against a base opened once (the
+ * fingerprints it already holds are not computed again). */
+DDCT_API ddct_ErrorCode ddct_verifyWithBase(ddct_DCtx *dctx, const char *ddct_path, ddct_Base *base, int quick);
 DDCT_API const char *ddct_DCtx_getErrorMessage(const ddct_DCtx *dctx);
 /* Notes from the last decompress, verify or evaluate, one per tensor concerned: e.g. "tensor 'x':
  * 12 rebuilt values beyond the F16 range saturated to +-65504" (a lossy tensor whose base + delta^

@@ -9,6 +9,7 @@ it). Mirrors include/deltadct.h:
     deltadct.verify(ddct, base=None, quick=False)                       # ddct_verifyFile[Checksums]
     deltadct.info(ddct)                                                 # ddct_openInfo, as `deltadct info --json`
     deltadct.evaluate(base, finetuned, ddct)                            # ddct_evaluate
+    deltadct.compress_many("manifest.jsonl", client=dask_client)       # `deltadct batch`, on Dask
     with deltadct.open(ddct, base) as m:                                # ddct_DCtx_open + decodeTensor
         w = m["model.layers.0.mlp.up_proj.weight"]                      # numpy, decoded on access
         m.load_into(torch_module)                                       # one tensor at a time
@@ -28,7 +29,8 @@ from . import _lib
 from ._lib import lib as _L
 
 __all__ = ["Error", "Cancelled", "ErrorCode", "compress", "compress_state_dict", "decompress", "verify", "info",
-           "evaluate", "open", "Reader", "IncompatibleKeys", "describe_params", "library_path", "__version__"]
+           "evaluate", "open", "Reader", "IncompatibleKeys", "describe_params", "compress_many", "library_path",
+           "__version__"]
 
 __version__ = _L.ddct_versionString().decode()
 version_number = _L.ddct_versionNumber()
@@ -680,3 +682,7 @@ def open(ddct, base, *, threads=0, rescale=None):  # noqa: A001 - mirrors the li
     (ddct_DCtx_open / ddct_DCtx_openBuffer). Returns a Reader: a mapping name -> numpy array; use it
     as a context manager or close() it. threads: 0 all cores; rescale: None as stored, or force."""
     return Reader(ddct, base, threads=threads, rescale=rescale)
+
+
+# ---------------------------------------------------------------- many fine-tunes (deltadct batch)
+from ._batch import base_stats, close_bases, compress_many  # noqa: E402 - uses the definitions above

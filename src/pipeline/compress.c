@@ -500,18 +500,24 @@ static int check_params(const ddct_params *p, ddct_err *e)
  * read. Peak RSS therefore does not grow with the model or tensor size (README.md, "Scale").
  * The other lossy methods hold one float32 copy of the largest lossy tensor. */
 static int compress(ddct_CCtx *c, const char *base_path, const char *ft_path, const char *out_path,
-                    const ddct_params *p, int overwrite, ddct_model *base, ddct_model *ft)
+                    const ddct_params *p, int overwrite, ddct_model *base, ddct_model *ft, ddct_Base *bh)
 {
     ddct_params eff;
     ddct_params_effective(p, &eff);
     p = &eff;
     ddct_err *e = &c->err;
-    /* base and ft: models already open (owned from here on), else opened from their paths */
+    /* base and ft: models already open (owned from here on), else opened from their paths; bh: a
+     * base opened once (kept open, its fingerprints reused) */
+    if (bh) {
+        base = bh->m;
+        base_path = bh->path;
+    }
+    ddct_model *own_base = bh ? NULL : base;
     int rc = check_params(p, e);
-    if (!rc && !base) rc = ddct_model_open(&base, base_path, e);
+    if (!rc && !base) rc = ddct_model_open(&base, base_path, e), own_base = base;
     if (!rc && !ft) rc = ddct_model_open(&ft, ft_path, e);
     if (rc) {
-        ddct_model_close(base);
+        ddct_model_close(own_base);
         ddct_model_close(ft);
         return rc;
     }
@@ -524,14 +530,14 @@ static int compress(ddct_CCtx *c, const char *base_path, const char *ft_path, co
         json_decref(lay);
     }
     if (rc) {
-        ddct_model_close(base);
+        ddct_model_close(own_base);
         ddct_model_close(ft);
         return rc;
     }
     ddct_selector sel;
     rc = ddct_selector_init(&sel, p->include_regex, p->exclude_regex, e);
     if (rc) {
-        ddct_model_close(base);
+        ddct_model_close(own_base);
         ddct_model_close(ft);
         return rc;
     }
@@ -558,7 +564,7 @@ static int compress(ddct_CCtx *c, const char *base_path, const char *ft_path, co
     for (size_t i = 0; i < n; i++) {
         if (rc) continue;
         size_t bi = ddct_model_lookup(base, ddct_model_get(ft, i)->name);
-        if (bi != DDCT_MODEL_NONE) j.base_fp[i] = ddct_base_fingerprint(base, bi);
+        if (bi != DDCT_MODEL_NONE) j.base_fp[i] = bh ? ddct_base_fp_cached(bh, bi) : ddct_base_fingerprint(base, bi);
     }
     const char *inputs[3] = {NULL, NULL, NULL}; /* the files read (not tensors in memory) */
     size_t ni = 0;
@@ -584,7 +590,7 @@ static int compress(ddct_CCtx *c, const char *base_path, const char *ft_path, co
     if (j.plan) j.ct->plan->free(j.plan);
     free(j.base_fp);
     ddct_selector_free(&sel);
-    ddct_model_close(base);
+    ddct_model_close(own_base);
     ddct_model_close(ft);
     return rc;
 }
@@ -599,7 +605,21 @@ ddct_ErrorCode ddct_compressFiles(ddct_CCtx *c, const char *base_path, const cha
         ddct_params_default(&def);
         p = &def;
     }
-    return (ddct_ErrorCode)compress(c, base_path, ft_path, out_path, p, overwrite, NULL, NULL);
+    return (ddct_ErrorCode)compress(c, base_path, ft_path, out_path, p, overwrite, NULL, NULL, NULL);
+}
+
+ddct_ErrorCode ddct_compressWithBase(ddct_CCtx *c, ddct_Base *base, const char *ft_path, const char *out_path,
+                                     const ddct_params *p, int overwrite)
+{
+    ddct_err_clear(&c->err);
+    ddct_notes_clear(&c->notes);
+    RETURN_ERROR_IF(!base, &c->err, DDCT_ERR_PARAM, "no base given");
+    ddct_params def;
+    if (!p) {
+        ddct_params_default(&def);
+        p = &def;
+    }
+    return (ddct_ErrorCode)compress(c, NULL, ft_path, out_path, p, overwrite, NULL, NULL, base);
 }
 
 /* tensors[0..n) as ddct_st_mem_tensor (dtypes by name), or DDCT_ERR_PARAM naming a bad dtype. */
@@ -635,7 +655,7 @@ ddct_ErrorCode ddct_CCtx_compressTensors(ddct_CCtx *c, const char *base_path, co
         ddct_model_close(fm);
         return (ddct_ErrorCode)rc;
     }
-    return (ddct_ErrorCode)compress(c, base_path, NULL, out_path, &c->params, overwrite, bm, fm);
+    return (ddct_ErrorCode)compress(c, base_path, NULL, out_path, &c->params, overwrite, bm, fm, NULL);
 }
 
 ddct_ErrorCode ddct_CCtx_compress(ddct_CCtx *c, const char *base_path, const char *ft_path, const char *out_path,

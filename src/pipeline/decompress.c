@@ -125,6 +125,12 @@ static int base_misfit(const ddct_ctr_reader *r, size_t i, const ddct_model *bas
 
 int ddct_check_base(const ddct_ctr_reader *r, const ddct_model *base, int threads, int all, ddct_err *e)
 {
+    return ddct_check_base_cached(r, base, NULL, threads, all, e);
+}
+
+int ddct_check_base_cached(const ddct_ctr_reader *r, const ddct_model *base, ddct_Base *cache, int threads, int all,
+                           ddct_err *e)
+{
     size_t n = ddct_ctr_count(r), m = 0; /* records [0, m) read */
     size_t *bi = malloc((n ? n : 1) * sizeof *bi);
     uint64_t *want = malloc((n ? n : 1) * sizeof *want), *got = malloc((n ? n : 1) * sizeof *got);
@@ -151,7 +157,7 @@ int ddct_check_base(const ddct_ctr_reader *r, const ddct_model *base, int thread
     (void)threads;
 #pragma omp parallel for num_threads(threads) schedule(dynamic) if (m > 1)
     for (size_t i = 0; i < m; i++) {
-        if (bi[i] != DDCT_MODEL_NONE) got[i] = ddct_base_fingerprint(base, bi[i]);
+        if (bi[i] != DDCT_MODEL_NONE) got[i] = cache ? ddct_base_fp_cached(cache, bi[i]) : ddct_base_fingerprint(base, bi[i]);
     }
     int brc = 0;
     for (size_t i = 0; i < m && !brc; i++) {
@@ -387,14 +393,22 @@ typedef struct {
     ddct_ctr_reader *r;
     ddct_model *base;
     ddct_layout L;
+    ddct_Base *bh; /* the base opened once (then base is bh->m, not closed here) */
 } opened;
 
-/* all: every base tensor fingerprinted now (else most as they are decoded: ddct_check_base). */
-static int open_both(opened *o, const char *ddct_path, const char *base_path, int threads, int all, ddct_err *e)
+/* all: every base tensor fingerprinted now (else most as they are decoded: ddct_check_base).
+ * bh: a base opened once instead of base_path. */
+static int open_both(opened *o, const char *ddct_path, const char *base_path, ddct_Base *bh, int threads, int all,
+                     ddct_err *e)
 {
     memset(o, 0, sizeof *o);
     FORWARD_IF_ERROR(ddct_ctr_open(&o->r, ddct_path, e));
     FORWARD_IF_ERROR(ddct_layout_read(&o->L, o->r, e));
+    if (bh) {
+        o->bh = bh;
+        o->base = bh->m;
+        return ddct_check_base_cached(o->r, o->base, bh, threads, all, e);
+    }
     if (!base_path) return 0;
     int rc = ddct_model_open(&o->base, base_path, e);
     if (!rc) rc = ddct_check_base(o->r, o->base, threads, all, e);
@@ -405,7 +419,7 @@ static void close_both(opened *o)
 {
     ddct_layout_free(&o->L);
     ddct_ctr_close(o->r);
-    ddct_model_close(o->base);
+    if (!o->bh) ddct_model_close(o->base);
 }
 
 /* ---------------------------------------------------------------- writing the fine-tune */
@@ -636,7 +650,7 @@ static int decompress(ddct_DCtx *d, const char *base_path, const char *ddct_path
     ddct_err *e = &d->err;
     RETURN_ERROR_IF(!out_path || !*out_path, e, DDCT_ERR_PARAM, "no output path given");
     opened o;
-    int rc = open_both(&o, ddct_path, base_path, ddct_resolve_threads(d->threads), 0, e);
+    int rc = open_both(&o, ddct_path, base_path, NULL, ddct_resolve_threads(d->threads), 0, e);
     const char *inputs[] = {base_path, ddct_path, NULL};
     wjob j = {.d = d, .o = &o, .inputs = inputs, .threads = ddct_resolve_threads(d->threads)};
     for (size_t i = 0; !rc && i < o.L.ntensors; i++) {
@@ -740,12 +754,12 @@ static int check_record_nobase(const ddct_ctr_reader *r, size_t i, int threads, 
 /* Every record decoded, nothing written: with the base, rebuilt as decompress does (the base's
  * fingerprints checked as it does); without, as far as the streams go. quick: checksums and the
  * base's fingerprints only. */
-static int verify(ddct_DCtx *d, const char *ddct_path, const char *base_path, int quick)
+static int verify(ddct_DCtx *d, const char *ddct_path, const char *base_path, ddct_Base *bh, int quick)
 {
     ddct_err *e = &d->err;
     opened o;
     int threads = ddct_resolve_threads(d->threads);
-    int rc = open_both(&o, ddct_path, base_path, threads, quick, e);
+    int rc = open_both(&o, ddct_path, base_path, bh, threads, quick, e);
     ddct_dec_scratch scratch = {0};
     for (size_t i = 0; !rc && i < ddct_ctr_count(o.r); i++) {
         const ddct_ctr_entry *en = ddct_ctr_entry_at(o.r, i);
@@ -779,14 +793,22 @@ ddct_ErrorCode ddct_verifyFile(ddct_DCtx *d, const char *ddct_path, const char *
 {
     ddct_err_clear(&d->err);
     ddct_notes_clear(&d->notes);
-    return (ddct_ErrorCode)verify(d, ddct_path, base_path, 0);
+    return (ddct_ErrorCode)verify(d, ddct_path, base_path, NULL, 0);
 }
 
 ddct_ErrorCode ddct_verifyFileChecksums(ddct_DCtx *d, const char *ddct_path, const char *base_path)
 {
     ddct_err_clear(&d->err);
     ddct_notes_clear(&d->notes);
-    return (ddct_ErrorCode)verify(d, ddct_path, base_path, 1);
+    return (ddct_ErrorCode)verify(d, ddct_path, base_path, NULL, 1);
+}
+
+ddct_ErrorCode ddct_verifyWithBase(ddct_DCtx *d, const char *ddct_path, ddct_Base *base, int quick)
+{
+    ddct_err_clear(&d->err);
+    ddct_notes_clear(&d->notes);
+    RETURN_ERROR_IF(!base, &d->err, DDCT_ERR_PARAM, "no base given");
+    return (ddct_ErrorCode)verify(d, ddct_path, NULL, base, quick != 0);
 }
 
 static void compare(const ddct_st_tensor *ft, const ddct_st_tensor *b, const uint8_t *rebuilt, ddct_tensor_eval *ev)
@@ -818,7 +840,7 @@ static int evaluate(ddct_DCtx *d, const char *base_path, const char *ft_path, co
     ddct_err *e = &d->err;
     opened o;
     ddct_model *ft = NULL;
-    int rc = open_both(&o, ddct_path, base_path, ddct_resolve_threads(d->threads), 0, e);
+    int rc = open_both(&o, ddct_path, base_path, NULL, ddct_resolve_threads(d->threads), 0, e);
     if (!rc) rc = ddct_model_open(&ft, ft_path, e);
     int threads = ddct_resolve_threads(d->threads);
     for (size_t i = 0; !rc && i < o.L.ntensors; i++) {

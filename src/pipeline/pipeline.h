@@ -50,6 +50,19 @@ const ddct_ctr_reader *ddct_info_reader(const ddct_Info *info);
 /* threads <= 0: every processor. */
 int ddct_resolve_threads(int threads);
 
+/* A base opened once (ddct_openBase): the model and its tensors' fingerprints, computed on first
+ * use (have[i] set once fp[i] holds it; both accessed atomically). */
+struct ddct_Base_s {
+    ddct_model *m;
+    char *path;
+    size_t n;
+    uint64_t *fp;
+    unsigned char *have;
+    size_t computed; /* fingerprints computed (ddct_Base_fingerprinted) */
+};
+/* The fingerprint of base tensor bi (ddct_base_fingerprint), computed once. */
+uint64_t ddct_base_fp_cached(ddct_Base *b, size_t bi);
+
 /* A base tensor (bi of base; DDCT_MODEL_NONE: none) and a record's data (may be NULL) read by a
  * streamed pass, their pages dropped as it goes through them, so even a tensor larger than memory
  * costs a few chunks of resident memory; sink/opaque: where the pass's bytes go. */
@@ -84,6 +97,9 @@ uint64_t ddct_base_fingerprint(const ddct_model *base, size_t bi);
  * matches, hashed on `threads` threads. The others' fingerprints ddct_decode_stream checks as it
  * reads them. */
 int ddct_check_base(const ddct_ctr_reader *r, const ddct_model *base, int threads, int all, ddct_err *e);
+/* The same with the fingerprints of a base opened once (cache->m is base; may be NULL). */
+int ddct_check_base_cached(const ddct_ctr_reader *r, const ddct_model *base, ddct_Base *cache, int threads, int all,
+                           ddct_err *e);
 
 
 /* State for decoding lossy tensors, reused from one tensor to the next (zero-initialise). With

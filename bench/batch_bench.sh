@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# batch_bench.sh — many fine-tunes of one base: `deltadct batch` in one process against the same
+# fine-tunes compressed by separate `deltadct compress` runs, in one run.
+#
+#   bench/batch_bench.sh [SIZE] [COUNT]      (default: 0.5B 8)
+#
+# The BF16 Llama-shaped pair of SIZE (build/ddct-genpair --kind llama; cached under bench/out/,
+# git-ignored, as scale_bench.sh does) and COUNT-1 more fine-tunes of its base
+# (tests/tools/ft_variant.py: base + s_i * delta per tensor, a different s_i per fine-tune),
+# every input read once so the page cache is warm; then, with the default options and
+# -T $THREADS:
+#   separate   COUNT runs of `deltadct compress BASE FT_k -o OUT_k`: the sums of their wall and
+#              CPU (user + system) times, the largest peak RSS (each opens the base and
+#              fingerprints all of its tensors)
+#   batch      one `deltadct batch MANIFEST` over the same COUNT lines: wall and CPU time, peak
+#              RSS (the base opened and fingerprinted once)
+#   base read  `deltadct verify --quick --base BASE OUT_1`: what opening and fingerprinting the
+#              base costs alone (the checksums of one small .ddct besides)
+# and checks that every batch output is byte-identical to the separate run's. Prints a Markdown
+# table (also bench/out/batch_bench.md). Environment: THREADS (default: all cores), BUILD (default
+# build), OUT (default bench/out), REPEAT=N rounds (each: the separate runs, then the batch, so
+# both see the same machine), the fastest round of each kept (default 1).
+# Needs: make (build/deltadct, build/ddct-genpair), /usr/bin/time, /usr/bin/python3 with numpy.
+# Disk: 2 bytes per parameter for each fine-tune and the base (0.5B, 8 fine-tunes: ~9 GB).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+SIZE=${1:-0.5B}
+COUNT=${2:-8}
+BUILD=${BUILD:-build}
+OUT=${OUT:-bench/out}
+THREADS=${THREADS:-$(nproc)}
+REPEAT=${REPEAT:-1}
+case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
+case $OUT in /*) ;; *) OUT=$ROOT/$OUT ;; esac
+DDCT=$BUILD/deltadct
+GEN=$BUILD/ddct-genpair
+PY=/usr/bin/python3
+TIME=/usr/bin/time
+for t in "$DDCT" "$GEN" "$TIME" "$PY"; do
+  command -v "$t" >/dev/null || { echo "batch_bench: $t not found (make; ./scripts/setup.sh --bench)" >&2; exit 1; }
+done
+$PY -c 'import numpy' 2>/dev/null || { echo "batch_bench: $PY lacks numpy" >&2; exit 1; }
+
+P=$OUT/llama-$SIZE-bf16
+if [ ! -e "$P/finetuned.safetensors" ]; then
+  echo "batch_bench: generating $P (once; cached)" >&2
+  rm -rf "$P"
+  "$GEN" "$P" --kind llama --params "$SIZE" --dtype BF16 >&2
+fi
+B=$P/base.safetensors
+V=$OUT/batch-$SIZE
+mkdir -p "$V/sep" "$V/batch"
+FT=("$P/finetuned.safetensors")
+for ((k = 1; k < COUNT; k++)); do
+  f=$V/ft$k.safetensors
+  if [ ! -e "$f" ]; then
+    echo "batch_bench: fine-tune $k of the base (once; cached)" >&2
+    $PY tests/tools/ft_variant.py "$B" "$P/finetuned.safetensors" "$f.part" "$k" && mv "$f.part" "$f"
+  fi
+  FT+=("$f")
+done
+: >"$V/manifest.jsonl"
+for ((k = 0; k < COUNT; k++)); do
+  printf '{"base": "%s", "finetune": "%s", "output": "%s"}\n' "$B" "${FT[$k]}" "$V/batch/$k.ddct" >>"$V/manifest.jsonl"
+done
+cat "$B" "${FT[@]}" >/dev/null # warm the page cache
+
+# timed CMD...: runs CMD under /usr/bin/time once; prints "wall_s cpu_s rss_kib"
+timed() {
+  "$TIME" -f '%e %U %S %M' -o "$V/time" "$@" >/dev/null 2>"$V/err" || { cat "$V/err" >&2; exit 1; }
+  awk '{ printf "%s %.2f %s\n", $1, $2 + $3, $4 }' "$V/time"
+}
+# keep NAME "wall cpu rss": the fastest (by wall time) of the rounds, per NAME
+declare -A BEST
+keep() { local b=${BEST[$1]:-}; if [ -z "$b" ] || awk -v a="${2%% *}" -v b="${b%% *}" 'BEGIN { exit !(a < b) }'; then BEST[$1]=$2; fi; }
+
+# REPEAT rounds, each: the COUNT separate runs, then the batch (so both see the same machine)
+for ((r = 0; r < REPEAT; r++)); do
+  for ((k = 0; k < COUNT; k++)); do
+    keep "sep$k" "$(timed "$DDCT" compress "$B" "${FT[$k]}" -o "$V/sep/$k.ddct" -f -q -T "$THREADS")"
+  done
+  rm -f "$V"/batch/*.ddct
+  keep batch "$(timed "$DDCT" batch "$V/manifest.jsonl" -q -T "$THREADS")"
+  keep base "$(timed "$DDCT" verify --quick --base "$B" "$V/sep/0.ddct" -q -T "$THREADS")"
+done
+sep_wall=0; sep_cpu=0; sep_rss=0; rows=""
+for ((k = 0; k < COUNT; k++)); do
+  read -r w c m <<<"${BEST[sep$k]}"
+  sep_wall=$(awk -v a="$sep_wall" -v b="$w" 'BEGIN { print a + b }')
+  sep_cpu=$(awk -v a="$sep_cpu" -v b="$c" 'BEGIN { print a + b }')
+  [ "$m" -gt "$sep_rss" ] && sep_rss=$m
+  rows+="| compress $k | $w | $c | $((m / 1024)) |"$'\n'
+done
+read -r bw bc bm <<<"${BEST[batch]}"
+read -r vw vc vm <<<"${BEST[base]}"
+same=yes
+for ((k = 0; k < COUNT; k++)); do cmp -s "$V/sep/$k.ddct" "$V/batch/$k.ddct" || same=no; done
+
+{
+  echo "### deltadct batch: $COUNT fine-tunes of the $SIZE BF16 bench base, -T $THREADS, fastest of $REPEAT round(s)"
+  echo
+  echo "| run | wall s | CPU s | peak RSS MiB |"
+  echo "|---|---|---|---|"
+  printf '%s' "$rows"
+  echo "| **$COUNT separate compress runs (sum; largest RSS)** | **$sep_wall** | **$sep_cpu** | **$((sep_rss / 1024))** |"
+  echo "| **one batch process** | **$bw** | **$bc** | **$((bm / 1024))** |"
+  echo "| opening + fingerprinting the base alone (verify --quick --base) | $vw | $vc | $((vm / 1024)) |"
+  echo
+  awk -v s="$sep_wall" -v b="$bw" -v sc="$sep_cpu" -v bc="$bc" -v n="$COUNT" -v v="$vw" -v vc="$vc" 'BEGIN {
+    printf "batch saves %.1f s of %.1f s wall (%.1f %%) and %.1f s of %.1f s CPU (%.1f %%): %.2f CPU s per fine-tune after the first (the base alone: %.2f s wall, %.2f CPU s)\n",
+           s - b, s, 100 * (s - b) / s, sc - bc, sc, 100 * (sc - bc) / sc, (sc - bc) / (n - 1), v, vc }'
+  echo "outputs byte-identical to the separate runs': $same"
+} | tee "$OUT/batch_bench.md"
+[ "$same" = yes ]
