@@ -4,6 +4,9 @@ set -euo pipefail
 PKGS="build-essential cmake pkg-config libzstd-dev libjansson-dev libxxhash-dev liblapacke-dev libopenblas-dev zstd clang libclang-rt-14-dev libomp-14-dev time groff-base"
 # the Python package (python/) and its tests: Debian's interpreter, numpy, torch, pytest
 PKGS="$PKGS python3 python3-venv python3-setuptools python3-wheel python3-pip python3-numpy python3-pytest python3-torch"
+# tests/cli_gguf.sh: npm installs @huggingface/gguf, an independent GGUF reader (an npm already on
+# PATH, e.g. the one bundled with a nodejs package that conflicts with Debian's npm, is kept)
+command -v npm >/dev/null 2>&1 || PKGS="$PKGS npm"
 if [ "${1:-}" = "--bench" ]; then PKGS="$PKGS python3-numpy python3-scipy python3-torch libopenblas0-pthread time bc"; fi
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
