@@ -13,6 +13,9 @@
 # fuzz_params       strategies and NAME\0VALUE option strings
 # fuzz_rd_roundtrip small deltas for the rd encoder round trip (gen_corpus rd)
 # fuzz_rans_w       word-blob rANS streams for its decoders (gen_corpus rans)
+# fuzz_gguf         small GGUF files of every kind (every ggml type, every value type, nested
+#                   arrays, alignments 1..256, versions 2 and 3) and a few broken ones, written by
+#                   tests/gguf_tool.py (needs /usr/bin/python3 with numpy)
 # Every file must stay below 64 KiB and the whole corpus below 2 MiB (checked at the end).
 # Output is deterministic: re-running on the same build rewrites identical files.
 set -euo pipefail
@@ -25,7 +28,7 @@ for x in "$DDCT" "$GEN"; do
 done
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 C=$HERE/corpus
-TARGETS="fuzz_safetensors fuzz_container fuzz_codecs fuzz_bitreader fuzz_params fuzz_rd_roundtrip fuzz_rans_w"
+TARGETS="fuzz_safetensors fuzz_container fuzz_codecs fuzz_bitreader fuzz_params fuzz_rd_roundtrip fuzz_rans_w fuzz_gguf"
 for t in $TARGETS; do rm -rf "${C:?}/$t"; mkdir -p "$C/$t"; done
 
 "$GEN" safetensors "$C/fuzz_safetensors"
@@ -66,6 +69,7 @@ EOF
 "$GEN" params "$C/fuzz_params"
 "$GEN" rd "$C/fuzz_rd_roundtrip"
 "$GEN" rans "$C/fuzz_rans_w"
+/usr/bin/python3 "$HERE/../tests/gguf_tool.py" corpus "$C/fuzz_gguf"
 
 big=$(find "$C" -type f -size +64k)
 [ -z "$big" ] || { echo "make_corpus.sh: files of 64 KiB or more: $big" >&2; exit 1; }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GGUF files written by tests/gguf_tool.py (an independent Python writer: F32, F16, BF16 and
 # ggml-quantized Q8_0 tensors, metadata of every value type, alignments 32 and 64, a gap between
-# tensors, versions 2 and 3, a base/fine-tune pair) rebuilt through deltadct's GGUF writer
+# tensors, versions 2 and 3, a base/fine-tune pair, the fuzz seeds' files: a tensor of every ggml
+# type, nested arrays, a scalar, no tensors) rebuilt through deltadct's GGUF writer
 # (ddct-ggufdump --rewrite) byte for byte; deltadct's reader's view of each rebuilt file
 # (ddct-ggufdump) the same as the Python reader's; and, with npm, the same as @huggingface/gguf's
 # (installed with npm into BUILD/npm-cache; skipped with a message without npm or the registry).
@@ -20,7 +21,11 @@ TOOL=$HERE/gguf_tool.py
 check "sample (align 32, v3)" "$PY" "$TOOL" sample "$T/a.gguf" --seed 1
 check "sample (align 64, v2, gap)" "$PY" "$TOOL" sample "$T/b.gguf" --seed 2 --align 64 --version 2 --gap
 check "pair" "$PY" "$TOOL" pair "$T/pair" --seed 3
+check "fuzz seeds" "$PY" "$TOOL" corpus "$T/seeds"
 FILES="$T/a.gguf $T/b.gguf $T/pair/base.gguf $T/pair/finetuned.gguf"
+for n in every-type nested scalar-and-empty empty kv-only small-align1 small-align256; do
+  cp "$T/seeds/$n" "$T/$n.gguf"; FILES="$FILES $T/$n.gguf"
+done
 for f in $FILES; do
   n=$(basename "$f" .gguf)
   check "$n: rebuilt through the writer" "$DUMP" "$f" --rewrite "$T/$n.re.gguf"
@@ -33,6 +38,10 @@ check_fails "base's view differs from the fine-tune's" "$PY" "$TOOL" compare "$T
 check_fails "base and fine-tune differ" cmp -s "$T/pair/base.gguf" "$T/pair/finetuned.gguf"
 
 # broken files: exit 1 with a message naming the file, no output left behind
+for f in "$T"/seeds/bad-*; do
+  if "$DUMP" "$f" 2>"$T/err" >/dev/null; then bad "$(basename "$f") accepted"
+  elif grep -q "$(basename "$f")" "$T/err"; then ok; else bad "$(basename "$f"): $(cat "$T/err")"; fi
+done
 head -c 1000 "$T/a.gguf" > "$T/cut.gguf"
 if "$DUMP" "$T/cut.gguf" --rewrite "$T/cut.re.gguf" 2>"$T/err"; then bad "truncated file accepted"
 elif grep -q "cut.gguf" "$T/err" && [ ! -e "$T/cut.re.gguf" ]; then ok; else bad "truncated: $(cat "$T/err")"; fi

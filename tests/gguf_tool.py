@@ -8,6 +8,8 @@ code, for tests.
   gguf_tool.py pair DIR [--seed N] [--scale S]
         DIR/base.gguf and DIR/finetuned.gguf: the same tensors, the fine-tune = base + S * noise
         (its Q8_0 tensors quantized from the fine-tuned values), metadata differing in one string
+  gguf_tool.py corpus DIR
+        the seed corpus of fuzz/fuzz_gguf.c (fuzz/make_corpus.sh)
   gguf_tool.py dump FILE
         JSON: version, alignment, data_start, metadata {key: {"type", "value"[, "elem_type"]}},
         tensors [{"name", "type", "ne", "offset", "nbytes"}] (integers that do not fit a double
@@ -34,10 +36,16 @@ VT_NAMES = ["u8", "i8", "u16", "i16", "u32", "i32", "f32", "bool", "string", "ar
 _FMT = {U8: "<B", I8: "<b", U16: "<H", I16: "<h", U32: "<I", I32: "<i", F32: "<f", BOOL: "<?",
         U64: "<Q", I64: "<q", F64: "<d"}
 
-# ggml types used here: id -> (name, block size, bytes a block)
-GGML = {0: ("F32", 1, 4), 1: ("F16", 1, 2), 8: ("Q8_0", 32, 34), 30: ("BF16", 1, 2),
-        24: ("I8", 1, 1), 25: ("I16", 1, 2), 26: ("I32", 1, 4), 27: ("I64", 1, 8), 28: ("F64", 1, 8),
-        12: ("Q4_K", 256, 144)}
+# ggml types: id -> (name, block size, bytes a block), as ggml's type_traits
+GGML = {0: ("F32", 1, 4), 1: ("F16", 1, 2), 2: ("Q4_0", 32, 18), 3: ("Q4_1", 32, 20), 6: ("Q5_0", 32, 22),
+        7: ("Q5_1", 32, 24), 8: ("Q8_0", 32, 34), 9: ("Q8_1", 32, 36), 10: ("Q2_K", 256, 84),
+        11: ("Q3_K", 256, 110), 12: ("Q4_K", 256, 144), 13: ("Q5_K", 256, 176), 14: ("Q6_K", 256, 210),
+        15: ("Q8_K", 256, 292), 16: ("IQ2_XXS", 256, 66), 17: ("IQ2_XS", 256, 74), 18: ("IQ3_XXS", 256, 98),
+        19: ("IQ1_S", 256, 50), 20: ("IQ4_NL", 32, 18), 21: ("IQ3_S", 256, 110), 22: ("IQ2_S", 256, 82),
+        23: ("IQ4_XS", 256, 136), 24: ("I8", 1, 1), 25: ("I16", 1, 2), 26: ("I32", 1, 4), 27: ("I64", 1, 8),
+        28: ("F64", 1, 8), 29: ("IQ1_M", 256, 56), 30: ("BF16", 1, 2), 34: ("TQ1_0", 256, 54),
+        35: ("TQ2_0", 256, 66), 39: ("MXFP4", 32, 17), 40: ("NVFP4", 64, 36), 41: ("Q1_0", 128, 18),
+        42: ("Q2_0", 64, 18)}
 GGML_ID = {v[0]: k for k, v in GGML.items()}
 
 
@@ -72,7 +80,7 @@ def write_gguf(path, kvs, tensors, align=32, version=3, gap=0):
         t = GGML_ID[tname]
         _, blk, tsz = GGML[t]
         n = int(np.prod(ne, dtype=np.int64)) if ne else 1
-        assert ne[0] % blk == 0 and len(raw) == n // blk * tsz, (name, len(raw))
+        assert (not ne or ne[0] % blk == 0) and len(raw) == n // blk * tsz, (name, len(raw))
         if i == 1:
             pos += gap * align
         infos += _str(name) + struct.pack("<I", len(ne)) + b"".join(struct.pack("<Q", d) for d in ne)
@@ -136,13 +144,15 @@ def encode(tname, x):
     raise ValueError(tname)
 
 
-def sample_model(seed=1, scale=0.0, base_seed=None):
+def sample_model(seed=1, scale=0.0, base_seed=None, small=False):
     """tensors (name, type, row-major float values) of a tiny llama-like model; with scale > 0,
     the fine-tune of the model of base_seed: its values plus scale * noise from seed"""
     spec = [("token_embd.weight", "F16", (16, 64)), ("blk.0.attn_q.weight", "Q8_0", (32, 64)),
             ("blk.0.attn_norm.weight", "F32", (64,)), ("blk.0.ffn_up.weight", "BF16", (48, 64)),
             ("blk.0.ffn_down.weight", "Q8_0", (64, 96)), ("output_norm.weight", "F32", (64,)),
             ("output.weight", "F16", (16, 64))]
+    if small:
+        spec = [(n, t, (2,) * (len(sh) - 1) + (32,)) for n, t, sh in spec[:4]]
     rng = np.random.default_rng(seed if base_seed is None else base_seed)
     vals = [(n, t, (rng.standard_normal(s) * 0.05).astype(np.float32)) for n, t, s in spec]
     if scale:
@@ -171,10 +181,45 @@ def sample_kvs(name="tiny"):
     ]
 
 
-def write_sample(path, seed=1, align=32, version=3, gap=0, scale=0.0, base_seed=None, name="tiny"):
-    vals = sample_model(seed, scale, base_seed)
+def write_sample(path, seed=1, align=32, version=3, gap=0, scale=0.0, base_seed=None, name="tiny", small=False):
+    vals = sample_model(seed, scale, base_seed, small)
     tensors = [(n, t, list(reversed(v.shape)), encode(t, v)) for n, t, v in vals]
     write_gguf(path, sample_kvs(name), tensors, align=align, version=version, gap=gap)
+
+
+def write_corpus(d):
+    """seeds for fuzz/fuzz_gguf.c: small valid files of every kind, and a few broken ones"""
+    import os
+    os.makedirs(d, exist_ok=True)
+    P = lambda n: os.path.join(d, n)  # noqa: E731
+    write_sample(P("small-v3"), 1, small=True)
+    write_sample(P("small-v2-align64-gap"), 2, align=64, version=2, gap=1, small=True)
+    write_sample(P("small-align1"), 3, align=1, small=True)
+    write_sample(P("small-align256"), 4, align=256, small=True)
+    write_gguf(P("empty"), [], [])
+    write_gguf(P("kv-only"), sample_kvs(), [])
+    rng = np.random.default_rng(5)
+    # one tensor of every ggml type: one block a row, two rows
+    ts = [("t.%s" % nm, nm, [blk, 2], rng.integers(0, 256, 2 * tsz, dtype=np.uint8).tobytes())
+          for _, (nm, blk, tsz) in sorted(GGML.items())]
+    write_gguf(P("every-type"), [("general.architecture", STRING, "x")], ts)
+    write_gguf(P("scalar-and-empty"), [], [("s", "F32", [], b"\0\0\x80\x3f"), ("e", "Q8_0", [0, 3], b""),
+                                           ("d4", "I8", [1, 2, 1, 3], bytes(range(6)))])
+    nest = (ARRAY, [(ARRAY, [(I64, [1, -1]), (F64, [0.5])]), (STRING, ["a", "\u00e9"]), (BOOL, [True, False])])
+    write_gguf(P("nested"), [("n", ARRAY, nest), ("s", ARRAY, (STRING, ["t%d" % i for i in range(200)]))],
+               [("w", "F16", [4], b"\0\x3c" * 4)])
+    with open(P("small-v3"), "rb") as f:
+        good = f.read()
+    broken = {
+        "cut-header": good[:300], "cut-data": good[:-5],
+        "version1": good[:4] + struct.pack("<I", 1) + good[8:],
+        "big-endian": good[:4] + struct.pack(">I", 3) + good[8:],
+        "magic": b"GGUG" + good[4:],
+        "huge-counts": good[:8] + struct.pack("<QQ", 2**62, 2**61) + good[24:],
+    }
+    for n, b in broken.items():
+        with open(P("bad-" + n), "wb") as f:
+            f.write(b)
 
 
 # ------------------------------------------------------------------ reading
@@ -342,6 +387,8 @@ def main(argv):
     p.add_argument("dir")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--scale", type=float, default=0.01)
+    k = sub.add_parser("corpus")
+    k.add_argument("dir")
     d = sub.add_parser("dump")
     d.add_argument("file")
     c = sub.add_parser("compare")
@@ -360,6 +407,8 @@ def main(argv):
         write_sample(os.path.join(a.dir, "base.gguf"), a.seed, name="tiny-base")
         write_sample(os.path.join(a.dir, "finetuned.gguf"), a.seed + 1000, scale=a.scale, base_seed=a.seed,
                      name="tiny-finetuned")
+    elif a.cmd == "corpus":
+        write_corpus(a.dir)
     elif a.cmd == "dump":
         g = read_gguf(a.file)
         del g["_bytes"]
