@@ -15,6 +15,9 @@
 # fuzz_rans_w       word-blob rANS streams for its decoders (gen_corpus rans)
 # fuzz_pytorch      the tiny pair rebuilt as torch.save files (decompress --format pytorch), its
 #                   data.pkl alone, and hand-made pickles (globals torch refuses, memo and stack abuse)
+# fuzz_gguf         small GGUF files of every kind (every ggml type, every value type, nested
+#                   arrays, alignments 1..256, versions 2 and 3) and a few broken ones, written by
+#                   tests/gguf_tool.py (needs /usr/bin/python3 with numpy)
 # Every file must stay below 64 KiB and the whole corpus below 2 MiB (checked at the end).
 # Output is deterministic: re-running on the same build rewrites identical files.
 set -euo pipefail
@@ -27,7 +30,8 @@ for x in "$DDCT" "$GEN"; do
 done
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 C=$HERE/corpus
-TARGETS="fuzz_safetensors fuzz_container fuzz_codecs fuzz_bitreader fuzz_params fuzz_rd_roundtrip fuzz_rans_w fuzz_pytorch"
+TARGETS="fuzz_safetensors fuzz_container fuzz_codecs fuzz_bitreader fuzz_params fuzz_rd_roundtrip fuzz_rans_w fuzz_pytorch
+  fuzz_gguf"
 for t in $TARGETS; do rm -rf "${C:?}/$t"; mkdir -p "$C/$t"; done
 
 "$GEN" safetensors "$C/fuzz_safetensors"
@@ -82,6 +86,7 @@ printf '\x80\x02cposix\nsystem\nX\x02\x00\x00\x00ls\x85R.' >"$P/pkl-system"
 printf '\x80\x02h\x05.' >"$P/pkl-memo-unset"
 printf '\x80\x02}(X\x01\x00\x00\x00a]u.' >"$P/pkl-list-value"
 printf '\x80\x04\x95\x05\x00\x00\x00\x00\x00\x00\x00}\x94.' >"$P/pkl-proto4-frame"
+/usr/bin/python3 "$HERE/../tests/gguf_tool.py" corpus "$C/fuzz_gguf"
 
 big=$(find "$C" -type f -size +64k)
 [ -z "$big" ] || { echo "make_corpus.sh: files of 64 KiB or more: $big" >&2; exit 1; }

@@ -14,7 +14,7 @@ SECS=${1:-120}
 JOBS=${2:-2}
 BIN=${FUZZ_BUILD:-$HERE/../build-fuzz}/fuzz
 OUT=$HERE/out
-TARGETS="fuzz_safetensors fuzz_container fuzz_codecs fuzz_bitreader fuzz_params fuzz_rd_roundtrip"
+TARGETS="fuzz_safetensors fuzz_container fuzz_codecs fuzz_bitreader fuzz_params fuzz_rd_roundtrip fuzz_gguf"
 [ $# -gt 2 ] && TARGETS="${*:3}"
 mkdir -p "$OUT"
 run_one() {

@@ -17,7 +17,7 @@
  *
  * Reader: every count and length is checked against the bytes left before anything is
  * allocated (memory is bounded by what the file can back: a tensor info takes 24 bytes at
- * least, a KV 13), keys and tensor names unique and free of NUL bytes, arrays nested at most
+ * least, a KV 13, and each costs about 100 and 60 bytes in memory, plus its name), keys and tensor names unique and free of NUL bytes, arrays nested at most
  * DDCT_GGUF_MAX_NEST deep, n_dims 1..4, ne[0] a multiple of the type's block size, element and
  * byte counts overflow-checked, every tensor's offset aligned and its bytes inside the file, no
  * two tensors overlapping (zero-byte tensors overlap nothing). Errors name the file, the tensor
@@ -30,6 +30,17 @@
  * file equals the original byte for byte when the original's gaps are all zeros and the tensor
  * bytes are the same; ddct_gguf_gaps_zero says whether they are (a caller refuses such a file, or
  * keeps it whole, when they are not: they would be rebuilt as zeros).
+ *
+ * Typical use (a rebuild with some tensors' values replaced):
+ *     ddct_gguf *f; ddct_gguf_open(&f, in, &e);              // or the base's layout stored elsewhere
+ *     ddct_gguf_layout l; ddct_gguf_layout_of(f, &l);        // same metadata, infos, offsets, length
+ *     ddct_gguf_writer *w; ddct_ggw_open(&w, out, overwrite, inputs, &l, &e);
+ *     for (size_t i; (i = ddct_ggw_next(w)) != (size_t)-1;) {
+ *         const ddct_gguf_tensor *t = ddct_gguf_get(f, i);  // ddct_gguf_dtype(t->type): F32/F16/BF16
+ *         ... ddct_ggw_write(w, bytes, t->nbytes, &e) ...    // are lossy-capable, others kept as bytes
+ *     }                                                      // (shape for the codecs: ddct_gguf_shape)
+ *     ddct_ggw_commit(w, &e);
+ * Tensors go in file-offset order (ddct_ggw_next), not necessarily header order.
  */
 #ifndef DDCT_GGUF_H
 #define DDCT_GGUF_H
