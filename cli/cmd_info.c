@@ -71,7 +71,7 @@ static void print_json(const ddct_Info *info, int tensors)
     for (size_t k = 0; k < L->nshards; k++) {
         printf("%s{\"name\":", k ? "," : "");
         cli_json_str(stdout, L->shard_names[k]);
-        printf(",\"tensors\":%zu}", L->shard_tensors[k]);
+        printf(",\"tensors\":%zu,\"format\":\"%s\"}", L->shard_tensors[k], L->shard_formats[k]);
     }
     printf("],\"files\":[");
     for (size_t k = 0; k < L->nfiles; k++) {
@@ -139,12 +139,14 @@ static void print_table(const ddct_Info *info, int tensors)
         printf("layout:           directory, %zu shard%s%s%s\n", L->nshards, L->nshards == 1 ? "" : "s",
                L->index_name ? ", index " : "", L->index_name ? cli_esc(L->index_name, nm, sizeof nm) : "");
         for (size_t k = 0; k < L->nshards; k++)
-            printf("  shard %-40s %zu tensors\n", cli_esc(L->shard_names[k], nm, sizeof nm), L->shard_tensors[k]);
+            printf("  shard %-40s %zu tensors (%s)\n", cli_esc(L->shard_names[k], nm, sizeof nm), L->shard_tensors[k],
+                   L->shard_formats[k]);
         for (size_t k = 0; k < L->nfiles; k++)
             printf("  file  %-40s %llu bytes\n", cli_esc(L->file_names[k], nm, sizeof nm),
                    (unsigned long long)L->file_bytes[k]);
     } else {
-        printf("layout:           one file (%s)\n", L->nshards ? cli_esc(L->shard_names[0], nm, sizeof nm) : "?");
+        printf("layout:           one file (%s, %s)\n", L->nshards ? cli_esc(L->shard_names[0], nm, sizeof nm) : "?",
+               L->nshards ? L->shard_formats[0] : "?");
     }
 }
 

@@ -338,6 +338,11 @@ DDCT_API const ddct_layout_info *ddct_Info_layout(const ddct_Info *info);
 /* The index of the tensor called name, or DDCT_NOT_FOUND. */
 #define DDCT_NOT_FOUND ((size_t)-1)
 DDCT_API size_t ddct_Info_find(const ddct_Info *info, const char *name);
+/* Tied names (a PyTorch fine-tune's weights that share one storage, such as an embedding and the
+ * LM head): each has no record of its own and decodes as tensor *tensor (ddct_Info_find finds them
+ * too). ddct_Info_alias returns NULL when k is out of range. */
+DDCT_API size_t ddct_Info_aliasCount(const ddct_Info *info);
+DDCT_API const char *ddct_Info_alias(const ddct_Info *info, size_t k, size_t *tensor);
 
 /* ---------------------------------------------------------------- tensors one at a time
  * A .ddct opened against its base once, then any tensor rebuilt into a buffer of the caller's, in

@@ -39,7 +39,7 @@ check "records from .bin = records from safetensors" cmp bin-bin.recs safetensor
 check "records, .bin base + safetensors fine-tune" cmp bin-safetensors.recs safetensors-safetensors.recs
 check "records, safetensors base + .bin fine-tune" cmp safetensors-bin.recs safetensors-safetensors.recs
 check "the tied name is stored once" sh -c "! grep -q '^head.weight' bin-bin.recs && [ \$(wc -l < bin-bin.recs) = 11 ]"
-check "info names the layout's file" sh -c "'$DDCT' info bin-bin.ddct | grep -q 'one file (ft.bin)'"
+check "info names the layout's file" sh -c "'$DDCT' info bin-bin.ddct | grep -q 'one file (ft.bin, pytorch)'"
 
 # ---- rebuilt .bin: torch.load(weights_only=True), equal to the rebuilt safetensors, ties kept
 check "decompress to .bin by default" "$DDCT" decompress p/base.bin bin-bin.ddct -q

@@ -409,7 +409,8 @@ def _info_dict(h):
         "directory": bool(L.directory),
         "index": _s(L.index_name),
         "index_metadata": _json_or_text(L.index_metadata),
-        "shards": [{"name": _s(L.shard_names[k]), "tensors": int(L.shard_tensors[k])} for k in range(L.nshards)],
+        "shards": [{"name": _s(L.shard_names[k]), "tensors": int(L.shard_tensors[k]), "format": _s(L.shard_formats[k])}
+                   for k in range(L.nshards)],
         "files": [{"name": _s(L.file_names[k]), "bytes": int(L.file_bytes[k])} for k in range(L.nfiles)],
         "files_record_bytes": int(L.files_record_bytes),
     }
@@ -495,6 +496,14 @@ class Reader(collections.abc.Mapping):
             self._buffer = None
             raise
         self._index = {t["name"]: i for i, t in enumerate(self._tensors)}
+        # tied names (a PyTorch fine-tune's shared storages): found, and in state_dict(), as the
+        # tensor they share
+        self._aliases = {}
+        for k in range(_L.ddct_Info_aliasCount(self._info)):
+            to = ctypes.c_size_t()
+            name = _s(_L.ddct_Info_alias(self._info, k, ctypes.byref(to)))
+            self._aliases[name] = to.value
+            self._index[name] = to.value
         self.path = None if self._buffer is not None else os.fspath(ddct)
         self.base = os.fspath(base)
 
@@ -614,9 +623,13 @@ class Reader(collections.abc.Mapping):
         """Every tensor, decoded now: torch tensors in their own dtypes (BF16 as torch.bfloat16, the
         stored bits exactly), or with torch=False numpy arrays as the mapping gives them."""
         if not torch:
-            return {n: self[n] for n in self}
+            out = {n: self[n] for n in self}
+            out.update({a: out[self._tensors[i]["name"]] for a, i in self._aliases.items()})
+            return out
         import torch as _torch
-        return {t["name"]: self._torch_tensor(_torch, i) for i, t in enumerate(self._tensors)}
+        out = {t["name"]: self._torch_tensor(_torch, i) for i, t in enumerate(self._tensors)}
+        out.update({a: out[self._tensors[i]["name"]] for a, i in self._aliases.items()})  # one tensor, two names
+        return out
 
     def load_into(self, module, strict=True):
         """Copy the tensors of this file into module's parameters and buffers in place, one tensor at a

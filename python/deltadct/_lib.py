@@ -89,6 +89,7 @@ class LayoutInfo(Structure):
         ("file_names", POINTER(c_char_p)),
         ("file_bytes", POINTER(c_uint64)),
         ("files_record_bytes", c_uint64),
+        ("shard_formats", POINTER(c_char_p)),
     ]
 
 
@@ -160,6 +161,8 @@ PROTOTYPES = {
     "ddct_Info_removed": (c_char_p, [c_void_p, c_size_t]),
     "ddct_Info_layout": (POINTER(LayoutInfo), [c_void_p]),
     "ddct_Info_find": (c_size_t, [c_void_p, c_char_p]),
+    "ddct_Info_aliasCount": (c_size_t, [c_void_p]),
+    "ddct_Info_alias": (c_char_p, [c_void_p, c_size_t, POINTER(c_size_t)]),
     "ddct_DCtx_open": (_ERR, [c_void_p, c_char_p, c_char_p]),
     "ddct_DCtx_openBuffer": (_ERR, [c_void_p, c_void_p, c_size_t, c_char_p]),
     "ddct_DCtx_info": (c_void_p, [c_void_p]),

@@ -8,6 +8,7 @@
 
 #include "common/dtype.h"
 #include "common/nameset.h"
+#include "io/pytorch.h"
 #include "layout.h"
 #include "pipeline.h"
 
@@ -23,6 +24,8 @@ struct ddct_Info_s {
     size_t *shard_tensors;
     uint64_t *file_bytes;
     ddct_nameset by_name; /* ddct_Info_find */
+    const char **alias;   /* tied names (a PyTorch fine-tune's): no record of their own */
+    size_t *alias_to, nalias;
 };
 
 void ddct_freeInfo(ddct_Info *info)
@@ -32,6 +35,8 @@ void ddct_freeInfo(ddct_Info *info)
     for (size_t i = 0; i < info->nremoved; i++) free(info->removed[i]);
     free(info->removed);
     free(info->shard_names);
+    free(info->alias);
+    free(info->alias_to);
     free(info->shard_formats);
     free(info->file_names);
     free(info->shard_tensors);
@@ -103,6 +108,31 @@ static const char *tensor_name(const void *ctx, size_t id, size_t *len)
     return s;
 }
 
+/* The tied names of PyTorch shards, each with the record it shares (names point into the layout). */
+static int load_aliases(ddct_Info *info, ddct_err *e)
+{
+    for (size_t k = 0; k < info->L.nshards; k++) {
+        const ddct_layout_shard *sh = &info->L.shards[k];
+        if (sh->format != DDCT_ST_PYTORCH || !sh->fmt) continue;
+        const char **an;
+        size_t *ar, na;
+        FORWARD_IF_ERROR(ddct_pt_aliases(sh->fmt, ddct_ctr_path(info->r), &an, &ar, &na, e));
+        const char **a = na ? realloc(info->alias, (info->nalias + na) * sizeof *a) : info->alias;
+        if (a) info->alias = a;
+        size_t *to = a && na ? realloc(info->alias_to, (info->nalias + na) * sizeof *to) : info->alias_to;
+        if (to) info->alias_to = to;
+        int ok = !na || (a && to);
+        for (size_t j = 0; ok && j < na; j++) {
+            info->alias[info->nalias] = an[j];
+            info->alias_to[info->nalias++] = sh->first + ar[j];
+        }
+        free(an);
+        free(ar);
+        RETURN_ERROR_IF(!ok, e, DDCT_ERR_NOMEM, "out of memory");
+    }
+    return 0;
+}
+
 /* info's tables from its open reader info->r. */
 static int fill_info(ddct_Info *info, ddct_err *e)
 {
@@ -132,6 +162,7 @@ static int fill_info(ddct_Info *info, ddct_err *e)
     RETURN_ERROR_IF(ddct_nameset_init(&info->by_name, info->n, tensor_name, info), e, DDCT_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < info->n; i++)
         RETURN_ERROR_IF(ddct_nameset_add(&info->by_name, i) != DDCT_NAMESET_NONE, e, DDCT_ERR_NOMEM, "out of memory");
+    FORWARD_IF_ERROR(load_aliases(info, e));
     return load_removed(info, e);
 }
 
@@ -158,7 +189,17 @@ const ddct_ctr_reader *ddct_info_reader(const ddct_Info *info) { return info->r;
 size_t ddct_Info_find(const ddct_Info *info, const char *name)
 {
     size_t i = info && name && info->n ? ddct_nameset_find(&info->by_name, name, strlen(name)) : DDCT_NAMESET_NONE;
+    for (size_t k = 0; i == DDCT_NAMESET_NONE && name && k < info->nalias; k++)
+        if (!strcmp(info->alias[k], name)) i = info->alias_to[k];
     return i == DDCT_NAMESET_NONE ? DDCT_NOT_FOUND : i;
+}
+
+size_t ddct_Info_aliasCount(const ddct_Info *info) { return info->nalias; }
+const char *ddct_Info_alias(const ddct_Info *info, size_t k, size_t *tensor)
+{
+    if (k >= info->nalias) return NULL;
+    if (tensor) *tensor = info->alias_to[k];
+    return info->alias[k];
 }
 
 ddct_ErrorCode ddct_openInfo(ddct_Info **out, const char *path, char *err, size_t errlen)
