@@ -81,6 +81,8 @@ def _entry(obj, where):
         v = obj[k]
         if not isinstance(v, str) or not v:
             raise dd.Error(f'"{k}": needs a path (a non-empty string)', dd.ErrorCode.PARAM)
+        if "\0" in v:
+            raise dd.Error(f'"{k}": holds a NUL character', dd.ErrorCode.PARAM)
         e[k] = v if os.path.isabs(v) or not where else os.path.join(where, v)
     opts = {k: v for k, v in obj.items() if k in OPTION_KEYS}
     for k, v in opts.items():
@@ -89,6 +91,8 @@ def _entry(obj, where):
         if not isinstance(v, (str, int, float)):
             raise dd.Error(f'"{k}": needs a string{", true or false" if k == "rescale" else " or a number"}',
                            dd.ErrorCode.PARAM)
+        if isinstance(v, str) and "\0" in v:
+            raise dd.Error(f'"{k}": holds a NUL character', dd.ErrorCode.PARAM)
     dd._make_params(opts, None)  # the checks compress's keywords get: unknown values, refused options
     e["options"] = opts
     return e
@@ -197,7 +201,7 @@ def run_line(line, entry, threads=0, overwrite=False):
                 r["status"] = "ok"
         del keep
         r["bytes"], r["bpp"] = _sizes(out)
-    except dd.Error as e:
+    except (dd.Error, OSError) as e:
         r["status"], r["error"] = "failed", str(e)
     r["seconds"] = round(time.monotonic() - t0, 3)
     return r

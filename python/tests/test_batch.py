@@ -118,6 +118,7 @@ def test_compress_many_line_failures(manifest, tmp_path):
     ('{"base": "a", "finetune": "f", "output": "o", "bpp": 1, "error": 0.1}', ":2: --error cannot be combined"),
     ('{"base": "a", "finetune": "f", "output": "o", "base": "b"}', ":2: not JSON"),
     ('{"base": "a", "finetune": "f", "output": "out/z.ddct"}', ":2: output"),
+    ('{"base": "a\\u0000b", "finetune": "f", "output": "o"}', ':2: "base": holds a NUL character'),
 ])
 def test_manifest_errors_name_the_line(tmp_path, bad, message):
     m = tmp_path / "m.jsonl"
