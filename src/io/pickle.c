@@ -645,10 +645,14 @@ static int result(unp *u, ddct_pkl_dict *d)
 int ddct_pkl_read(ddct_pkl_dict *d, const uint8_t *p, size_t n, const char *label, ddct_err *e)
 {
     memset(d, 0, sizeof *d);
+    ddct_err local;
+    if (!e) e = &local;
+    ddct_err_clear(e);
     unp u = {.p = p, .n = n, .label = label, .e = e, .limit = n + 16};
     int rc = 0, stop = 0;
     while (!rc && !stop) rc = step(&u, &stop);
     if (!rc) rc = result(&u, d);
+    if (rc < 0) rc = e->code ? e->code : ddct_seterr(e, DDCT_ERR_FORMAT, "%s: data.pkl: invalid", label); /* -1: set by fail() */
     for (size_t i = 0; i < u.nall; i++) {
         free(u.all[i]->it);
         free(u.all[i]->t);
