@@ -360,7 +360,7 @@ static int op_tuple(unp *u, size_t n, int from_mark)
     for (size_t i = first; i < first + count; i++)
         if (u->st[i]->k == V_MARK) return fail(u, DDCT_ERR_FORMAT, "MARK inside a tuple");
     val *v = mk(u, V_TUPLE);
-    if (!v || add_items(u, v, u->st + first, count)) return -1;
+    if (!v || (count && add_items(u, v, u->st + first, count))) return -1; /* st is NULL while empty */
     u->nst = from_mark ? first - 1 : first;
     return push(u, v);
 }
