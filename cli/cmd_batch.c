@@ -96,11 +96,7 @@ static char *resolve(const char *dir, const char *path)
  * decimal that reads back to the same double, true/false only for rescale. */
 static int value_text(const char *key, json_t *v, char *buf, size_t n, const char **out, char *msg, size_t len)
 {
-    if (json_is_string(v)) {
-        if (strlen(json_string_value(v)) != json_string_length(v))
-            return snprintf(msg, len, "\"%s\": holds a NUL character", key), -1;
-        return *out = json_string_value(v), 0;
-    }
+    if (json_is_string(v)) return *out = json_string_value(v), 0; /* jansson refuses \u0000 */
     if (json_is_integer(v)) return snprintf(buf, n, "%lld", (long long)json_integer_value(v)), *out = buf, 0;
     if (json_is_real(v)) {
         double x = json_real_value(v);
@@ -134,8 +130,6 @@ static int parse_line(const char *text, const char *dir, entry *e, char *msg, si
         if (pk >= 0) {
             if (!json_is_string(v) || !json_string_value(v)[0])
                 return snprintf(msg, len, "\"%s\": needs a path (a non-empty string)", key), -1;
-            if (strlen(json_string_value(v)) != json_string_length(v))
-                return snprintf(msg, len, "\"%s\": holds a NUL character", key), -1;
             paths[pk] = json_string_value(v);
             continue;
         }

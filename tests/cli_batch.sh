@@ -164,8 +164,8 @@ bad_line "unknown method" '{"base": "a", "finetune": "b", "output": "c", "method
 bad_line "rescale value" '{"base": "a", "finetune": "b", "output": "c", "rescale": 3}' "rescale"
 bad_line "duplicate key" '{"base": "a", "base": "b", "finetune": "b", "output": "c"}' "not JSON"
 bad_line "empty path" '{"base": "", "finetune": "b", "output": "c"}' 'needs a path'
-bad_line "NUL in a path" '{"base": "a\u0000b", "finetune": "b", "output": "c"}' '"base": holds a NUL'
-bad_line "NUL in an option" '{"base": "a", "finetune": "b", "output": "c", "exclude": "x\u0000"}' '"exclude": holds a NUL'
+bad_line "NUL in a path" '{"base": "a\u0000b", "finetune": "b", "output": "c"}' 'not JSON: .u0000 is not allowed'
+bad_line "NUL in an option" '{"base": "a", "finetune": "b", "output": "c", "exclude": "x\u0000"}' 'not JSON: .u0000 is not allowed'
 bad_line "one output twice" '{"base": "a", "finetune": "b", "output": "out/y.ddct"}' "also line 1"
 for s in 2/2 1/0 x 1 -1/2 0/ 1/2x; do
   check_fails "--shard $s refused" "$DDCT" batch "$M" --shard "$s"
