@@ -91,6 +91,18 @@ check "patch records: truncated SVD of the rebuilt delta" /usr/bin/python3 "$CHE
 check_fails "wrong base for the .ddct" "$DDCT" export-lora "$F" "$T/d.ddct" -o "$T/wb" -q
 [ ! -e "$T/wb" ] && ok || bad "a failed export left its output"
 
+# names that drive a terminal: escaped in the report, valid in the JSON and the config
+mkdir -p "$T/odd"
+check "odd names pair" python3 "$HERE/tools/oddnames.py" pair "$T/odd"
+check "odd names: export" "$DDCT" export-lora "$T/odd/base.safetensors" "$T/odd/finetuned.safetensors" -o "$T/oa" --rank 2 --target .
+if grep -q $'\x1b' "$T/out"; then bad "a raw ESC in the report"; else ok; fi
+check "odd names: --json" "$DDCT" export-lora "$T/odd/base.safetensors" "$T/odd/finetuned.safetensors" -o "$T/oa" -f --rank 2 --target . --json
+cp "$T/out" "$T/oa.json"
+check "odd names: JSON and config valid, names kept" python3 -c "
+import json; j = json.load(open('$T/oa.json')); c = json.load(open('$T/oa/adapter_config.json'))
+names = json.load(open('$T/odd/names.json'))
+assert names['esc'][:-len('.weight')] in c['target_modules'], c['target_modules']"
+
 # usage errors (2) and failures (1)
 "$DDCT" export-lora "$B" "$F" --rank 2 -q >/dev/null 2>&1; [ $? -eq 2 ] && ok || bad "no -o: exit 2"
 "$DDCT" export-lora "$B" "$F" -o "$T/x" --rank 2 --bpp 1 >/dev/null 2>&1; [ $? -eq 2 ] && ok || bad "--rank with --bpp: exit 2"

@@ -71,6 +71,7 @@ typedef struct {
     char *module;           /* the name without its last component (NULL: none) */
     uint64_t out, in, k;    /* adapted: the matrix and min(out, in) */
     int fixed;              /* the rank is the record's (svd, rd) */
+    int nosave;             /* left out, and not to be saved either */
     float *sv;              /* pass A: singular values (k) */
     double energy, wnorm2, captured;
     int nonfinite;
@@ -202,8 +203,11 @@ static int classify(job *J, ddct_err *e)
         if (rc) break;
         const char *why = NULL;
         if (!changed) t->kind = -1;
-        else if (!b) t->kind = DDCT_LORA_LEFT, t->how = "not in the base";
-        else if (!same_shape(t->ndim, t->shape, b->ndim, b->shape)) t->kind = DDCT_LORA_LEFT, t->how = "shape differs from the base";
+        else if (!b) t->kind = DDCT_LORA_LEFT, t->how = "not in the base", t->nosave = 1;
+        else if (!same_shape(t->ndim, t->shape, b->ndim, b->shape))
+            t->kind = DDCT_LORA_LEFT, t->how = "shape differs from the base", t->nosave = 1;
+        else if (!ddct_utf8_valid(t->name)) /* a PEFT config is JSON */
+            t->kind = DDCT_LORA_LEFT, t->how = "name is not UTF-8", t->nosave = 1;
         else if (adaptable(J, &sel, t, b, &why)) t->kind = DDCT_LORA_ADAPTED;
         else t->kind = DDCT_LORA_LEFT, t->how = why;
     }
@@ -227,15 +231,15 @@ static void choose_saved(job *J)
     char *mark = calloc(J->n ? J->n : 1, 1);
     for (size_t i = 0; i < J->n; i++) {
         item *t = &J->it[i];
-        if (t->kind != DDCT_LORA_LEFT || t->bi == DDCT_MODEL_NONE || !strcmp(t->how, "shape differs from the base"))
-            continue;
+        if (t->kind != DDCT_LORA_LEFT || t->nosave) continue;
         if (!t->module) t->how = "no module to save";
         else if (module_adapted(J, t->module)) t->how = "its module is adapted by LoRA";
         else if (mark) mark[i] = 1;
     }
     for (size_t i = 0; mark && i < J->n; i++) {
         item *t = &J->it[i];
-        if (t->kind == DDCT_LORA_ADAPTED || !t->module || t->bi == DDCT_MODEL_NONE || t->kind == DDCT_LORA_SAVED)
+        if (t->kind == DDCT_LORA_ADAPTED || !t->module || t->nosave || t->bi == DDCT_MODEL_NONE ||
+            t->kind == DDCT_LORA_SAVED || !ddct_utf8_valid(t->name))
             continue;
         for (size_t j = 0; j < J->n; j++)
             if (mark[j] && !strcmp(J->it[j].module, t->module)) {
@@ -331,12 +335,11 @@ static int pass_a(const job *J, item *t, int threads, ddct_err *e)
 static void round_to(ddct_dtype dt, float *x, size_t n)
 {
     uint8_t buf[4 * 1024];
-    size_t es = ddct_dtype_size(dt), per = sizeof buf / 4;
+    size_t per = sizeof buf / 4;
     for (size_t a = 0; a < n; a += per) {
         size_t m = n - a < per ? n - a : per;
         ddct_from_f32(dt, x + a, m, buf);
         ddct_to_f32(dt, buf, m, x + a);
-        (void)es;
     }
 }
 

@@ -28,7 +28,7 @@ typedef enum {
     DDCT_LORA_DELTA_REL = 2, /* the same with each module's ||delta||^2 as its unit (equal relative error) */
     DDCT_LORA_WEIGHT_REL = 3 /* the same with each module's ||W||^2 (base weight) as its unit */
 } ddct_lora_rule;
-#define DDCT_LORA_RULE_DEFAULT DDCT_LORA_UNIFORM
+#define DDCT_LORA_RULE_DEFAULT DDCT_LORA_UNIFORM /* the best on task loss (docs/results/lora.md) */
 /* "uniform", "energy", "delta-rel", "weight-rel"; -1 for another name. */
 int ddct_lora_rule_from_name(const char *s);
 const char *ddct_lora_rule_name(ddct_lora_rule r);
