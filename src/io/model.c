@@ -486,8 +486,7 @@ int ddct_tensor_file_open(ddct_st_file **out, const char *path, ddct_err *e)
     if (pt == 1 && map.size > 8 && ddct_le32(map.p + 4) == 0 && map.p[8] == '{') pt = 0;
     if (pt) return ddct_pt_open(out, path, &map, e);
     if (ddct_ggio_sniff(map.p, map.size)) return ddct_ggio_open(out, path, &map, e);
-    ddct_map_close(&map);
-    return ddct_st_open(out, path, e);
+    return ddct_st_open_map(out, path, &map, e); /* mapped once: a change from here on is seen as one */
 }
 
 static const char *tensor_name(const void *ctx, size_t id, size_t *len)

@@ -396,18 +396,20 @@ static int check_tiling(const ddct_st_file *f, ddct_err *e)
 
 static int st_load(ddct_st_file *f, ddct_err *e)
 {
-    FORWARD_IF_ERROR(ddct_map_open(&f->map, f->path, e));
     FORWARD_IF_ERROR(read_header_len(f, e));
     FORWARD_IF_ERROR(parse_header(f, e));
     return check_tiling(f, e);
 }
 
-int ddct_st_open(ddct_st_file **out, const char *path, ddct_err *e)
+int ddct_st_open_map(ddct_st_file **out, const char *path, ddct_map *map, ddct_err *e)
 {
     *out = NULL;
-    RETURN_ERROR_IF(!path, e, DDCT_ERR_PARAM, "no safetensors path given");
     ddct_st_file *f = calloc(1, sizeof *f);
+    if (!f) ddct_map_close(map);
     RETURN_ERROR_IF(!f, e, DDCT_ERR_NOMEM, "%s: out of memory", path);
+    f->map = *map;
+    memset(map, 0, sizeof *map);
+    map->fd = -1;
     f->path = strdup(path);
     int rc = f->path ? st_load(f, e) : ddct_seterr(e, DDCT_ERR_NOMEM, "%s: out of memory", path);
     if (rc) {
@@ -416,6 +418,15 @@ int ddct_st_open(ddct_st_file **out, const char *path, ddct_err *e)
     }
     *out = f;
     return 0;
+}
+
+int ddct_st_open(ddct_st_file **out, const char *path, ddct_err *e)
+{
+    *out = NULL;
+    RETURN_ERROR_IF(!path, e, DDCT_ERR_PARAM, "no safetensors path given");
+    ddct_map map;
+    FORWARD_IF_ERROR(ddct_map_open(&map, path, e));
+    return ddct_st_open_map(out, path, &map, e);
 }
 
 static const char *opened_name(const void *ctx, size_t id, size_t *len);

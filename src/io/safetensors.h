@@ -39,6 +39,8 @@ typedef struct {
 } ddct_st_tensor;
 
 int ddct_st_open(ddct_st_file **out, const char *path, ddct_err *e);
+/* The same over a mapping of path already open (taken over: closed with the file, also on failure). */
+int ddct_st_open_map(ddct_st_file **out, const char *path, ddct_map *map, ddct_err *e);
 /* The same over tensors a program holds (names and shapes copied; the bytes referenced, to stay
  * unchanged until closed): checked as a header is (names non-empty, UTF-8, unique, not
  * __metadata__; dtypes; shapes and sizes), no file behind it (reads fall back to the bytes, and
