@@ -18,14 +18,7 @@
 
 static char g_dir[512];
 
-static const char *tpath(const char *name)
-{
-    static char bufs[8][1024];
-    static int k;
-    char *p = bufs[k++ & 7];
-    snprintf(p, sizeof bufs[0], "%s/%s", g_dir, name);
-    return p;
-}
+static const char *tpath(const char *name) { return tu_path(g_dir, name); }
 
 static uint64_t file_size(const char *path)
 {

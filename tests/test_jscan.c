@@ -113,12 +113,7 @@ static void test_string_object(void)
     }
 }
 
-static const char *tpath(const char *name)
-{
-    static char buf[512];
-    snprintf(buf, sizeof buf, "%s/%s", g_dir, name);
-    return buf;
-}
+static const char *tpath(const char *name) { return tu_path(g_dir, name); }
 
 /* The written header is what jansson's json_dumps (compact, in order) of the same object gave. */
 static void test_writer_header(void)

@@ -25,21 +25,11 @@ static char g_dir[512];
 
 /* ---------------------------------------------------------------- file helpers */
 
-static const char *tpath(const char *name)
-{
-    static char bufs[4][1024];
-    static int k;
-    char *p = bufs[k++ & 3];
-    snprintf(p, sizeof bufs[0], "%s/%s", g_dir, name);
-    return p;
-}
+static const char *tpath(const char *name) { return tu_path(g_dir, name); }
 
 static void write_bytes(const char *path, const void *p, size_t n)
 {
-    FILE *fp = fopen(path, "wb");
-    int ok = fp && fwrite(p, 1, n, fp) == n;
-    if (fp && fclose(fp) != 0) ok = 0;
-    if (!ok) CHECK(0, "cannot write %s", path);
+    CHECK(tu_write(path, p, n) == 0, "cannot write %s", path);
 }
 
 static uint8_t *read_bytes(const char *path, size_t *n)

@@ -29,6 +29,25 @@ static inline int tu_tmpdir(char *dir, size_t n, const char *tag)
     return -1;
 }
 
+/* dir/name, in one of 8 buffers used in turn (so a few such paths can be live at once). */
+static inline const char *tu_path(const char *dir, const char *name)
+{
+    static char bufs[8][1024];
+    static int k;
+    char *p = bufs[k++ & 7];
+    snprintf(p, sizeof bufs[0], "%s/%s", dir, name);
+    return p;
+}
+
+/* n bytes into a new file at path: 0, or -1 when it cannot be written. */
+static inline int tu_write(const char *path, const void *p, size_t n)
+{
+    FILE *fp = fopen(path, "wb");
+    int ok = fp && fwrite(p, 1, n, fp) == n;
+    if (fp && fclose(fp) != 0) ok = 0;
+    return ok ? 0 : -1;
+}
+
 /* A file's bytes in a new buffer (*n of them; one spare byte after), or NULL when unreadable. */
 static inline unsigned char *tu_slurp(const char *path, long *n)
 {
