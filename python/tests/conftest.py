@@ -55,17 +55,17 @@ def _tool(path, var, what):
     pytest.skip(f"no {what} at {path} (build it, or set ${var})")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def cli():
     return _tool(CLI, "DDCT_CLI", "deltadct CLI")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def genpair():
     return _tool(GENPAIR, "DDCT_GENPAIR", "ddct-genpair")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def pairs(tmp_path_factory, genpair):
     root = str(tmp_path_factory.mktemp("pairs"))
     return {dt: Pair(root, dt).make() for dt in DTYPES}
@@ -76,13 +76,13 @@ def pair(request, pairs):
     return pairs[request.param]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def other_base(tmp_path_factory, genpair):
     """A base of the same shapes as the pairs' F32 one but other values (seed 4)."""
     return Pair(str(tmp_path_factory.mktemp("other")), "F32", seed=4).base
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def shared():
     fx = os.path.join(SHARED, "fixtures", "gpt-prose")
     tool = os.path.join(SHARED, "tools", "gpt_eval.py")
