@@ -26,29 +26,17 @@
 # Disk: 2 bytes per parameter for each fine-tune and the base (0.5B, 8 fine-tunes: ~9 GB).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
+source bench/lib.sh
 SIZE=${1:-0.5B}
 COUNT=${2:-8}
-BUILD=${BUILD:-build}
-OUT=${OUT:-bench/out}
-THREADS=${THREADS:-$(nproc)}
-REPEAT=${REPEAT:-1}
-case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
-case $OUT in /*) ;; *) OUT=$ROOT/$OUT ;; esac
-DDCT=$BUILD/deltadct
-GEN=$BUILD/ddct-genpair
-PY=/usr/bin/python3
 for t in "$DDCT" "$GEN" "$PY"; do
   command -v "$t" >/dev/null || { echo "batch_bench: $t not found (make; ./scripts/setup.sh --bench)" >&2; exit 1; }
 done
 $PY -c 'import numpy' 2>/dev/null || { echo "batch_bench: $PY lacks numpy" >&2; exit 1; }
 
-P=$OUT/llama-$SIZE-bf16
-if [ ! -e "$P/finetuned.safetensors" ]; then
-  echo "batch_bench: generating $P (once; cached)" >&2
-  rm -rf "$P"
-  "$GEN" "$P" --kind llama --params "$SIZE" --dtype BF16 >&2
-fi
+mkdir -p "$OUT"
+P=$(pair_dir "$SIZE")
+[ -e "$P/base.safetensors" ] || { echo "batch_bench: $P is sharded; use a single-file size (0.5B, 1B)" >&2; exit 1; }
 B=$P/base.safetensors
 V=$OUT/batch-$SIZE
 mkdir -p "$V/sep" "$V/batch"

@@ -1,6 +1,19 @@
-# lib.sh — shared by the bench scripts (sourced, from the repository root): the cached Llama-shaped
-# bench pairs and the timing helper. The caller sets GEN (ddct-genpair), OUT (cache folder), WORK
-# (scratch folder), TIME (/usr/bin/time), PY (/usr/bin/python3) and REPEAT.
+# lib.sh — shared by the bench scripts, sourced right after they cd to the repository root: the
+# environment's defaults, the cached Llama-shaped bench pairs and the timing helper. A caller
+# that wants another default REPEAT sets it before sourcing.
+#   BUILD (build folder, default build), OUT (cache, default bench/out), THREADS (default: all
+#   cores), REPEAT (default 1); sets ROOT, DDCT, GEN, PY, TIME. timed() writes under WORK.
+ROOT=$PWD
+BUILD=${BUILD:-build}
+OUT=${OUT:-bench/out}
+THREADS=${THREADS:-$(nproc)}
+REPEAT=${REPEAT:-1}
+case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
+case $OUT in /*) ;; *) OUT=$ROOT/$OUT ;; esac
+DDCT=$BUILD/deltadct
+GEN=$BUILD/ddct-genpair
+PY=/usr/bin/python3
+TIME=/usr/bin/time
 
 # Shards like the originals: Llama-3.2-1B is one file, 3B two, Llama-3.1-8B four.
 shards_for() { case $1 in 3B) echo 2 ;; 8B) echo 4 ;; *) echo 1 ;; esac; }

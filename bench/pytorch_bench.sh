@@ -14,16 +14,8 @@
 # Environment: THREADS (default: all cores), BUILD (default build), OUT (default bench/out), REPEAT (default 3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
-BUILD=${BUILD:-build}
-OUT=${OUT:-bench/out}
-THREADS=${THREADS:-$(nproc)}
 REPEAT=${REPEAT:-3}
-case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
-DDCT=$BUILD/deltadct
-GEN=$BUILD/ddct-genpair
-PY=/usr/bin/python3
-TIME=/usr/bin/time
+source bench/lib.sh
 SIZE=${1:-0.5B}
 for t in "$DDCT" "$GEN" "$TIME" bc; do
   command -v "$t" >/dev/null || { echo "pytorch_bench: $t not found (make; ./scripts/setup.sh --bench)" >&2; exit 1; }
@@ -32,7 +24,6 @@ $PY -c 'import torch, numpy' 2>/dev/null || { echo "pytorch_bench: $PY lacks tor
 mkdir -p "$OUT"
 WORK=$OUT/work
 mkdir -p "$WORK"
-source bench/lib.sh
 
 d=$(pair_dir "$SIZE")
 [ -e "$d/base.safetensors" ] || { echo "pytorch_bench: $d is sharded; use a single-file size (0.5B, 1B)" >&2; exit 1; }

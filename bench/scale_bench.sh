@@ -27,18 +27,9 @@
 # (base + fine-tune + one rebuilt copy at a time, BF16), i.e. ~15 GB for 3B.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
-BUILD=${BUILD:-build}
-OUT=${OUT:-bench/out}
-THREADS=${THREADS:-$(nproc)}
-REPEAT=${REPEAT:-1}
+source bench/lib.sh
 NUMPY=${NUMPY:-1}
 KEEP=${KEEP:-0}
-case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
-DDCT=$BUILD/deltadct
-GEN=$BUILD/ddct-genpair
-PY=/usr/bin/python3
-TIME=/usr/bin/time
 [ $# -gt 0 ] || set -- 0.5B 1B 3B
 for t in "$DDCT" "$GEN" "$TIME" zstd; do
   command -v "$t" >/dev/null || { echo "scale_bench: $t not found (make; ./scripts/setup.sh --bench)" >&2; exit 1; }
@@ -49,7 +40,6 @@ fi
 mkdir -p "$OUT"
 WORK=$OUT/work
 mkdir -p "$WORK"
-source bench/lib.sh
 
 # input PAIRDIR base|finetuned -> what to pass to deltadct (a file, or a directory when sharded)
 input() { if [ -e "$1/$2.safetensors" ]; then echo "$1/$2.safetensors"; else echo "$1/$2"; fi; }

@@ -152,12 +152,32 @@ static int plan_order(pt_plan *p, char *why, size_t cap)
     return overlap;
 }
 
+/* The storage, if any, that holds more than PT_MAX_GAP bytes no view covers (the span its views
+ * use, [lo, hi)), said in why: 0, or -1 when out of memory. */
+static int gaps_why(const pt_plan *p, char *why, size_t cap)
+{
+    uint64_t *covered = calloc(p->ns + 1, sizeof *covered);
+    if (!covered) return -1;
+    for (size_t r = 0; r < p->nrec; r++) covered[p->v[p->order[r]].storage] += p->v[p->order[r]].nelem;
+    for (size_t s = 0; s < p->ns; s++) {
+        const pt_storage *st = &p->s[s];
+        uint64_t span = st->lo == UINT64_MAX ? 0 : st->hi - st->lo;
+        if ((span - covered[s]) * ddct_dtype_size(st->dt) > PT_MAX_GAP) {
+            snprintf(why, cap, "storage '%s' is mostly gaps", st->key);
+            break;
+        }
+    }
+    free(covered);
+    return 0;
+}
+
 /* ---------------------------------------------------------------- reader */
 
 typedef struct {
     ddct_pkl_dict d;
     char *root;
     pt_plan plan;
+    char why[512]; /* why it cannot be written back ("": it can) */
 } pt_ext;
 
 static void ext_free(void *x)
@@ -300,8 +320,9 @@ int ddct_pt_open(ddct_st_file **out, const char *path, ddct_map *map, ddct_err *
     }
     if (!rc) rc = ddct_pkl_read(&x->d, map->p + pkl->data, (size_t)pkl->size, path, e);
     if (!rc) rc = read_views(x, &z, path, &ent, e);
-    char why[512] = "";
-    if (!rc && plan_order(&x->plan, why, sizeof why) < 0) rc = ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory");
+    int ov = rc ? 0 : plan_order(&x->plan, x->why, sizeof x->why);
+    if (ov < 0 || (!rc && !ov && gaps_why(&x->plan, x->why, sizeof x->why)))
+        rc = ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory");
     if (!rc) {
         tab = calloc(x->plan.nrec + 1, sizeof *tab);
         offs = calloc(x->plan.nrec + 1, sizeof *offs);
@@ -491,6 +512,7 @@ static int read_layout(ddct_pt_writer *w, const char *path, const json_t *L, ddc
         uint64_t sb;
         if (!ddct_pkl_storage_name(s->dt)) return lay_fail(e, path, "a storage dtype torch has no storage for");
         if (ddct_mul_overflow(s->numel, ddct_dtype_size(s->dt), &sb)) return lay_fail(e, path, "storage size overflows");
+        s->hi = s->numel; /* a layout's storage is the span its views use */
         memcpy(at, ks, kl + 1);
         s->key = at;
         at += kl + 1;
@@ -538,22 +560,13 @@ static int read_layout(ddct_pt_writer *w, const char *path, const json_t *L, ddc
         memcpy(t->stride, stride, (size_t)v->ndim * sizeof *stride);
     }
     p->nv = nv;
-    char why[512];
+    char why[512] = "";
     int ov = plan_order(p, why, sizeof why);
     RETURN_ERROR_IF(ov < 0, e, DDCT_ERR_NOMEM, "out of memory");
     if (ov) return lay_fail(e, path, why);
     /* every storage is mostly its tensors: its gaps are written as zeros */
-    uint64_t *covered = calloc(ns + 1, sizeof *covered);
-    RETURN_ERROR_IF(!covered, e, DDCT_ERR_NOMEM, "out of memory");
-    for (size_t r = 0; r < p->nrec; r++) {
-        const pt_view *v = &p->v[p->order[r]];
-        covered[v->storage] += v->nelem * ddct_dtype_size(p->s[v->storage].dt);
-    }
-    int rc = 0;
-    for (size_t s = 0; s < ns && !rc; s++)
-        if (p->s[s].numel * ddct_dtype_size(p->s[s].dt) - covered[s] > PT_MAX_GAP) rc = lay_fail(e, path, "a storage that is mostly gaps");
-    free(covered);
-    return rc;
+    RETURN_ERROR_IF(gaps_why(p, why, sizeof why), e, DDCT_ERR_NOMEM, "out of memory");
+    return why[0] ? lay_fail(e, path, why) : 0;
 }
 
 int ddct_ptw_open(ddct_pt_writer **out, const char *path, int overwrite, const char *const *inputs,
@@ -713,6 +726,12 @@ void ddct_ptw_abort(ddct_pt_writer *w)
     if (!w) return;
     writer_fields_free(w);
     free(w);
+}
+
+int ddct_pt_writable(const ddct_st_file *f, ddct_err *e)
+{
+    const pt_ext *x = ddct_st_ext(f);
+    return x && x->why[0] ? lay_fail(e, ddct_st_path(f), x->why) : 0;
 }
 
 int ddct_pt_layout_check(const json_t *layout, const char *path, ddct_err *e)

@@ -45,6 +45,10 @@ json_t *ddct_pt_layout(const ddct_st_file *f);
  * records, in order). */
 json_t *ddct_pt_layout_plain(const ddct_st_entry *t, size_t n);
 
+/* 0, or DDCT_ERR_FORMAT naming why an open checkpoint could not be written back (views of one
+ * storage that overlap without being the same, a storage that is mostly gaps): what compress
+ * refuses in a fine-tune before anything is written. */
+int ddct_pt_writable(const ddct_st_file *f, ddct_err *e);
 /* A layout checked as the writer checks it (at compression: what cannot be written back, such
  * as overlapping views of one storage, is refused before anything is written). */
 int ddct_pt_layout_check(const json_t *layout, const char *path, ddct_err *e);

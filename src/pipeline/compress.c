@@ -523,11 +523,8 @@ static int compress(ddct_CCtx *c, const char *base_path, const char *ft_path, co
     }
     for (size_t k = 0; !rc && k < ddct_model_shard_count(ft); k++) { /* can it be written back? */
         const ddct_st_file *sh = ddct_model_shard(ft, k);
-        if (ddct_st_kind(sh) == DDCT_ST_GGUF) rc = ddct_ggio_writable(sh, e);
-        if (ddct_st_kind(sh) != DDCT_ST_PYTORCH) continue;
-        json_t *lay = ddct_pt_layout(sh);
-        rc = lay ? ddct_pt_layout_check(lay, ddct_st_path(sh), e) : ddct_seterr(e, DDCT_ERR_NOMEM, "out of memory");
-        json_decref(lay);
+        int kind = ddct_st_kind(sh);
+        rc = kind == DDCT_ST_GGUF ? ddct_ggio_writable(sh, e) : kind == DDCT_ST_PYTORCH ? ddct_pt_writable(sh, e) : 0;
     }
     if (rc) {
         ddct_model_close(own_base);
