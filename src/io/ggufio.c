@@ -118,7 +118,10 @@ int ddct_ggio_writable(const ddct_st_file *f, ddct_err *e)
 {
     const gg_ext *x = ddct_st_ext(f);
     uint64_t at = 0;
-    if (!x || ddct_gguf_gaps_zero(x->g, &at)) return 0;
+    int zero = !x || ddct_gguf_gaps_zero(x->g, &at);
+    /* the padding read lies between the tensors: its pages leave the resident set */
+    for (size_t i = 0; x && i < ddct_st_count(f); i++) ddct_st_release(f, ddct_st_get(f, i), 0, UINT64_MAX);
+    if (zero) return 0;
     RETURN_ERROR(e, DDCT_ERR_UNSUPPORTED,
                  "%s: byte %llu, outside the header and the tensors (alignment padding), is not zero: such a GGUF "
                  "fine-tune would not be rebuilt byte for byte",

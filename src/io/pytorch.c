@@ -304,7 +304,7 @@ int ddct_pt_open(ddct_st_file **out, const char *path, ddct_map *map, ddct_err *
                          "with a current torch.save",
                          path);
     if (!rc && kind != 1) rc = ddct_seterr(e, DDCT_ERR_FORMAT, "%s: not a PyTorch checkpoint (no ZIP header)", path);
-    if (!rc) rc = ddct_zip_read(&z, map->p, map->size, path, e);
+    if (!rc) rc = ddct_zip_read(&z, map, path, e);
     if (!rc) rc = find_root(&z, path, &x->root, &pkl, e);
     if (!rc) rc = stored(pkl, path, e);
     if (!rc && pkl->size > PT_MAX_PICKLE)
@@ -335,6 +335,9 @@ int ddct_pt_open(ddct_st_file **out, const char *path, ddct_map *map, ddct_err *
         offs[r] = ent[v->storage]->data + v->offset * ddct_dtype_size(s->dt);
     }
     ddct_st_file *f = NULL;
+    /* the pages validation touched (a local header before every storage: with fault-around and
+     * large folios, tens of MB of a 7B file) leave the resident set; tensors are read later */
+    if (!rc) ddct_map_dontneed(map, 0, map->size);
     if (!rc) {
         rc = ddct_st_open_table(&f, path, map, tab, offs, x->plan.nrec, NULL, DDCT_ST_PYTORCH, x, ext_free, e);
         x = NULL; /* owned by f, or freed */

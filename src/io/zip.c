@@ -149,8 +149,10 @@ static int check_unique(const ddct_zip *z, const char *label, ddct_err *e)
     return rc;
 }
 
-int ddct_zip_read(ddct_zip *z, const uint8_t *p, uint64_t size, const char *label, ddct_err *e)
+int ddct_zip_read(ddct_zip *z, const ddct_map *m, const char *label, ddct_err *e)
 {
+    const uint8_t *p = m->p;
+    uint64_t size = m->size;
     memset(z, 0, sizeof *z);
     zip_end end = {0, 0, 0, 0};
     FORWARD_IF_ERROR(find_end(p, size, label, &end, e));
@@ -188,10 +190,18 @@ int ddct_zip_read(ddct_zip *z, const uint8_t *p, uint64_t size, const char *labe
         RETURN_ERROR_IF(ddct_le16(c + 34) != 0, e, DDCT_ERR_FORMAT, "%s: ZIP entry '%s' is on another disk", label,
                         ddct_escape(name, esc, sizeof esc));
         /* its local header and data */
-        RETURN_ERROR_IF(lho > end.cd_off || end.cd_off - lho < LOCAL_FIXED || ddct_le32(p + lho) != SIG_LOCAL, e,
-                        DDCT_ERR_FORMAT, "%s: ZIP entry '%s': no local header at byte %llu", label,
-                        ddct_escape(name, esc, sizeof esc), (unsigned long long)lho);
-        uint64_t data = lho + LOCAL_FIXED + ddct_le16(p + lho + 26) + ddct_le16(p + lho + 28);
+        RETURN_ERROR_IF(lho > end.cd_off || end.cd_off - lho < LOCAL_FIXED, e, DDCT_ERR_FORMAT,
+                        "%s: ZIP entry '%s': no local header at byte %llu", label, ddct_escape(name, esc, sizeof esc),
+                        (unsigned long long)lho);
+        /* read, not touched through the mapping: one header before every storage would fault
+         * in the pages around it (tens of MB of a large checkpoint) */
+        uint8_t lh[LOCAL_FIXED];
+        int pr = ddct_map_pread(m, lho, lh, LOCAL_FIXED);
+        RETURN_ERROR_IF(pr == DDCT_MAP_CHANGED, e, DDCT_ERR_IO, "input changed while reading: %s", label);
+        const uint8_t *h = pr == 0 ? lh : p + lho;
+        RETURN_ERROR_IF(ddct_le32(h) != SIG_LOCAL, e, DDCT_ERR_FORMAT, "%s: ZIP entry '%s': no local header at byte %llu",
+                        label, ddct_escape(name, esc, sizeof esc), (unsigned long long)lho);
+        uint64_t data = lho + LOCAL_FIXED + ddct_le16(h + 26) + ddct_le16(h + 28);
         RETURN_ERROR_IF(data > end.cd_off || end.cd_off - data < csize, e, DDCT_ERR_FORMAT,
                         "%s: ZIP entry '%s': %llu bytes of data at byte %llu run past the central directory (byte "
                         "%llu; truncated file?)",

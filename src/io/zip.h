@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "common/error_private.h"
+#include "common/mapfile.h"
 #include "common/ofile.h"
 
 typedef struct {
@@ -47,8 +48,9 @@ typedef struct {
 
 /* 1 if the bytes start like a ZIP file (local header signature). */
 int ddct_zip_sniff(const uint8_t *p, uint64_t size);
-/* Read the directory of p[0, size); label names the file in errors. */
-int ddct_zip_read(ddct_zip *z, const uint8_t *p, uint64_t size, const char *label, ddct_err *e);
+/* Read the directory of the bytes m holds (local headers by pread when m is a file's mapping);
+ * label names the file in errors. */
+int ddct_zip_read(ddct_zip *z, const ddct_map *m, const char *label, ddct_err *e);
 void ddct_zip_free(ddct_zip *z);
 /* The entry of that name, or NULL (linear: directories of torch files are small). */
 const ddct_zip_entry *ddct_zip_find(const ddct_zip *z, const char *name);
