@@ -365,34 +365,21 @@ static int op_tuple(unp *u, size_t n, int from_mark)
     return push(u, v);
 }
 
-static int op_setitems(unp *u, int from_mark)
+/* SETITEM(S) (into a dict, values in pairs) and APPEND(S) (into a list): the values above the
+ * mark, or the last `one` values, added to the container below them. */
+static int op_add(unp *u, int from_mark, vkind into, size_t one)
 {
+    const char *what = into == V_DICT ? "SETITEM(S) on something not a dict" : "APPEND(S) on something not a list";
     size_t first = 0, count = 0;
     if (from_mark) FORWARD_IF_ERROR(pop_mark(u, &first, &count));
     else {
-        if (u->nst < 3) return fail(u, DDCT_ERR_FORMAT, "stack underflow");
-        first = u->nst - 2;
-        count = 2;
+        if (u->nst < one + 1) return fail(u, DDCT_ERR_FORMAT, "stack underflow");
+        first = u->nst - one;
+        count = one;
     }
-    if (count % 2) return fail(u, DDCT_ERR_FORMAT, "SETITEMS with an odd number of values");
+    if (count % one) return fail(u, DDCT_ERR_FORMAT, "SETITEMS with an odd number of values");
     size_t below = from_mark ? first - 1 : first;
-    if (!below || u->st[below - 1]->k != V_DICT) return fail(u, DDCT_ERR_FORMAT, "SETITEM(S) on something not a dict");
-    FORWARD_IF_ERROR(add_items(u, u->st[below - 1], u->st + first, count));
-    u->nst = below;
-    return 0;
-}
-
-static int op_appends(unp *u, int from_mark)
-{
-    size_t first = 0, count = 0;
-    if (from_mark) FORWARD_IF_ERROR(pop_mark(u, &first, &count));
-    else {
-        if (u->nst < 2) return fail(u, DDCT_ERR_FORMAT, "stack underflow");
-        first = u->nst - 1;
-        count = 1;
-    }
-    size_t below = from_mark ? first - 1 : first;
-    if (!below || u->st[below - 1]->k != V_LIST) return fail(u, DDCT_ERR_FORMAT, "APPEND(S) on something not a list");
+    if (!below || u->st[below - 1]->k != into) return fail(u, DDCT_ERR_FORMAT, "%s", what);
     FORWARD_IF_ERROR(add_items(u, u->st[below - 1], u->st + first, count));
     u->nst = below;
     return 0;
@@ -508,8 +495,8 @@ static int step(unp *u, int *stop)
         u->nst = first - 1;
         return push(u, v);
     }
-    case 'a': return op_appends(u, 0);
-    case 'e': return op_appends(u, 1);
+    case 'a': return op_add(u, 0, V_LIST, 1);
+    case 'e': return op_add(u, 1, V_LIST, 1);
     case '}': return push(u, mk(u, V_DICT));
     case 'd': {
         size_t first = 0, count = 0;
@@ -520,8 +507,8 @@ static int step(unp *u, int *stop)
         u->nst = first - 1;
         return push(u, v);
     }
-    case 's': return op_setitems(u, 0);
-    case 'u': return op_setitems(u, 1);
+    case 's': return op_add(u, 0, V_DICT, 2);
+    case 'u': return op_add(u, 1, V_DICT, 2);
     case 'c': return op_global(u);
     case 0x93: {
         val *name = pop(u), *mod = name ? pop(u) : NULL;
